@@ -1,0 +1,176 @@
+/* lws — the Vulkan runtime: devices, memory, pipelines, command recording.
+ *
+ * Tensors live in a few large device allocations and are addressed by buffer
+ * device address: a shader receives 64-bit addresses and shapes in its push
+ * constants, so there are no descriptor sets and no per-binding size cap. */
+#ifndef LWS_VK_H
+#define LWS_VK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <volk.h>
+
+#include "lws/status.h"
+
+/* ---- devices ---------------------------------------------------------- */
+
+typedef struct lws_memory_heap {
+    uint64_t size;
+    int device_local;
+} lws_memory_heap;
+
+typedef struct lws_device_caps {
+    uint32_t index; /* position in vkEnumeratePhysicalDevices */
+    char name[256];
+    uint32_t vendor_id, device_id;
+    const char *vendor;      /* "NVIDIA", "AMD", "Intel", "Mesa (CPU)", ... */
+    const char *device_type; /* "discrete GPU", "integrated GPU", "CPU", ... */
+    char driver_name[256];
+    char driver_info[256];
+    uint32_t driver_version; /* raw, vendor encoded */
+    uint32_t api_version;
+    uint8_t uuid[16];
+    uint32_t subgroup_size;
+    uint32_t min_subgroup_size, max_subgroup_size; /* subgroup size control range */
+    int subgroup_size_control;
+    uint32_t max_shared_memory;
+    uint32_t max_workgroup_invocations;
+    uint32_t max_workgroup_size[3];
+    uint32_t max_workgroup_count[3];
+    uint32_t max_push_constants;
+    uint64_t max_storage_buffer_range;
+    uint64_t max_allocation_size;
+    uint32_t heap_count;
+    lws_memory_heap heaps[16];
+    uint64_t device_local_bytes; /* largest device-local heap */
+    float timestamp_period_ns;   /* 0 when timestamps are not supported */
+    int shader_float16, shader_int8, float_atomic_add, buffer_device_address;
+    int nv_cooperative_matrix;
+} lws_device_caps;
+
+/* Lists the Vulkan devices (a temporary instance is created). *out is malloc'd. */
+lws_status lws_list_devices(lws_device_caps **out, uint32_t *count);
+
+/* ---- context ---------------------------------------------------------- */
+
+typedef struct lws_context lws_context;
+
+typedef struct lws_context_options {
+    const char *device; /* index ("1") or name substring; NULL or "" = first */
+    int validation;     /* 1 on, 0 off, -1 from LWS_VALIDATION */
+    int pipeline_cache; /* 1 use the on-disk cache, 0 not, -1 from LWS_PIPELINE_CACHE (default on) */
+} lws_context_options;
+
+lws_status lws_context_create(const lws_context_options *options, lws_context **out);
+void lws_context_destroy(lws_context *ctx);
+const lws_device_caps *lws_context_caps(const lws_context *ctx);
+VkDevice lws_context_device(const lws_context *ctx);
+
+/* Validation messages (warnings and errors) seen by the debug messenger of
+ * any context in this process; tests fail when it is non-zero. */
+uint32_t lws_validation_message_count(void);
+/* Whether the validation layer is active in this context. */
+int lws_context_validation(const lws_context *ctx);
+
+/* ---- memory ----------------------------------------------------------- */
+
+/* A range of a device buffer. addr is the buffer device address of offset. */
+typedef struct lws_buffer {
+    VkBuffer buffer;
+    VkDeviceSize offset;
+    VkDeviceSize size;
+    VkDeviceAddress addr;
+} lws_buffer;
+
+/* Sub-allocates size bytes (aligned to 256) from the context's arena. */
+lws_status lws_alloc(lws_context *ctx, VkDeviceSize size, lws_buffer *out);
+/* A view of bytes [offset, offset+size) of b. */
+lws_buffer lws_buffer_slice(lws_buffer b, VkDeviceSize offset, VkDeviceSize size);
+/* Arena marks: everything allocated after a mark is released by reset. */
+typedef struct lws_arena_mark {
+    uint32_t block;
+    VkDeviceSize used;
+} lws_arena_mark;
+lws_arena_mark lws_arena_get_mark(lws_context *ctx);
+void lws_arena_reset(lws_context *ctx, lws_arena_mark mark);
+VkDeviceSize lws_memory_in_use(const lws_context *ctx);
+VkDeviceSize lws_memory_peak(const lws_context *ctx);
+/* Bytes reserved from the driver by the arena (blocks), staging excluded. */
+VkDeviceSize lws_memory_reserved(const lws_context *ctx);
+
+/* Copies host memory to a buffer and back, through a host-visible staging
+ * buffer; both wait for completion. */
+lws_status lws_upload(lws_context *ctx, lws_buffer dst, const void *src, size_t bytes);
+lws_status lws_download(lws_context *ctx, lws_buffer src, void *dst, size_t bytes);
+/* Fills a buffer with a 32-bit pattern (used to poison outputs in tests). */
+lws_status lws_fill(lws_context *ctx, lws_buffer dst, uint32_t pattern);
+
+/* ---- pipelines -------------------------------------------------------- */
+
+/* Every pipeline shares one layout: LWS_PUSH_BYTES of push constants. */
+#define LWS_PUSH_BYTES 128
+
+typedef struct lws_pipeline lws_pipeline;
+
+/* The pipeline for an embedded shader, specialised with constants 0..n-1
+ * (by convention 0,1,2 are local_size_x/y/z). Created once, then cached. */
+lws_status lws_pipeline_get(lws_context *ctx, const char *shader, const uint32_t *spec,
+                            uint32_t spec_count, lws_pipeline **out);
+
+/* Embedded SPIR-V lookup (generated at build time). */
+typedef struct lws_spirv {
+    const char *name;
+    const uint32_t *code;
+    size_t bytes;
+} lws_spirv;
+const lws_spirv *lws_spirv_find(const char *name);
+const lws_spirv *lws_spirv_all(size_t *count);
+
+/* ---- command recording ------------------------------------------------ */
+
+typedef struct lws_cmd lws_cmd;
+typedef struct lws_timer lws_timer;
+
+/* Begins a command buffer. reusable = 1 records once for many submissions.
+ * Every command buffer starts with a full compute/transfer barrier, so
+ * command buffers submitted one after another see each other's writes. */
+lws_status lws_cmd_begin(lws_context *ctx, int reusable, lws_cmd **out);
+lws_context *lws_cmd_context(lws_cmd *cmd);
+VkCommandBuffer lws_cmd_handle(lws_cmd *cmd);
+/* Dispatches a (gx, gy, gz) grid of workgroups, split into several
+ * vkCmdDispatchBase calls where a dimension exceeds maxComputeWorkGroupCount
+ * (shaders see the global gl_WorkGroupID either way). */
+void lws_cmd_dispatch(lws_cmd *cmd, lws_pipeline *pipe, const void *push, uint32_t push_bytes,
+                      uint32_t gx, uint32_t gy, uint32_t gz);
+/* Makes earlier compute and transfer writes visible to later reads. */
+void lws_cmd_barrier(lws_cmd *cmd);
+void lws_cmd_fill(lws_cmd *cmd, lws_buffer dst, uint32_t pattern);
+void lws_cmd_copy(lws_cmd *cmd, lws_buffer src, lws_buffer dst, VkDeviceSize bytes);
+/* Records a failure during recording (a launcher that cannot get its
+ * pipeline); lws_cmd_end then returns it. */
+lws_status lws_cmd_fail(lws_cmd *cmd, lws_status s);
+lws_status lws_cmd_end(lws_cmd *cmd);
+/* Submits command buffers in order and waits for them. */
+lws_status lws_submit(lws_context *ctx, lws_cmd *const *cmds, uint32_t count);
+void lws_cmd_destroy(lws_cmd *cmd);
+
+/* ---- timestamps ------------------------------------------------------- */
+
+/* Named time regions measured with timestamp queries. */
+lws_status lws_timer_create(lws_context *ctx, uint32_t max_regions, lws_timer **out);
+void lws_timer_destroy(lws_timer *timer);
+/* Returns the region index, or -1 when the timer is full or the device has
+ * no timestamps. */
+int lws_cmd_region_begin(lws_cmd *cmd, lws_timer *timer, const char *name);
+void lws_cmd_region_end(lws_cmd *cmd, lws_timer *timer, int region);
+uint32_t lws_timer_count(const lws_timer *timer);
+const char *lws_timer_name(const lws_timer *timer, uint32_t region);
+/* Milliseconds of each region after its command buffer completed. */
+lws_status lws_timer_read(lws_context *ctx, lws_timer *timer, double *ms, uint32_t count);
+
+/* ---- helpers ---------------------------------------------------------- */
+
+const char *lws_vk_result_name(VkResult r);
+
+#endif

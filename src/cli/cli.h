@@ -1,0 +1,12 @@
+/* Subcommands of the lws command line: one file each in src/cli/. Each takes
+ * the arguments after its name and returns the process exit status. */
+#ifndef LWS_CLI_H
+#define LWS_CLI_H
+
+int lws_cli_devices(int argc, char **argv);
+
+/* Prints "lws: <message>" for a failed status and returns 1 (or 2 for usage). */
+int lws_cli_error(void);
+int lws_cli_usage(const char *usage, const char *fmt, ...);
+
+#endif

@@ -1,0 +1,121 @@
+/* lws devices [--json]: the Vulkan devices and what lws will use on each. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "cli/cli.h"
+#include "lws/vk.h"
+
+static const char *usage = "lws devices [--json]";
+
+static void api_string(uint32_t v, char *out, size_t n) {
+    snprintf(out, n, "%u.%u.%u", VK_API_VERSION_MAJOR(v), VK_API_VERSION_MINOR(v),
+             VK_API_VERSION_PATCH(v));
+}
+
+static const char *yes(int b) { return b ? "yes" : "no"; }
+
+static void print_table(const lws_device_caps *d, uint32_t n) {
+    for (uint32_t i = 0; i < n; i++) {
+        const lws_device_caps *c = &d[i];
+        char api[32];
+        api_string(c->api_version, api, sizeof api);
+        printf("device %u: %s\n", c->index, c->name);
+        printf("  vendor            %s (0x%04x), %s, device 0x%04x\n", c->vendor, c->vendor_id,
+               c->device_type, c->device_id);
+        printf("  driver            %s %s, Vulkan %s\n", c->driver_name, c->driver_info, api);
+        if (c->subgroup_size_control)
+            printf("  subgroup size     %u (size control %u..%u)\n", c->subgroup_size,
+                   c->min_subgroup_size, c->max_subgroup_size);
+        else printf("  subgroup size     %u\n", c->subgroup_size);
+        printf("  shared memory     %u KiB per workgroup\n", c->max_shared_memory / 1024);
+        printf("  workgroup         %u invocations, size %u x %u x %u, count %u x %u x %u\n",
+               c->max_workgroup_invocations, c->max_workgroup_size[0], c->max_workgroup_size[1],
+               c->max_workgroup_size[2], c->max_workgroup_count[0], c->max_workgroup_count[1],
+               c->max_workgroup_count[2]);
+        printf("  storage buffer    %.0f MiB per binding (lws uses device addresses instead)\n",
+               c->max_storage_buffer_range / 1048576.0);
+        for (uint32_t h = 0; h < c->heap_count; h++)
+            printf("  memory heap %u     %.2f GiB%s\n", h, c->heaps[h].size / 1073741824.0,
+                   c->heaps[h].device_local ? ", device local" : "");
+        if (c->timestamp_period_ns > 0)
+            printf("  timestamps        yes, %.3g ns per tick\n", c->timestamp_period_ns);
+        else printf("  timestamps        no (per-layer times unavailable)\n");
+        printf("  features          fp16 %s, int8 %s, float atomic add %s, buffer device "
+               "address %s, VK_NV_cooperative_matrix %s\n",
+               yes(c->shader_float16), yes(c->shader_int8), yes(c->float_atomic_add),
+               yes(c->buffer_device_address), yes(c->nv_cooperative_matrix));
+        printf("  lws paths         portable fp32 kernels%s\n",
+               c->buffer_device_address ? "" : " (unusable: no buffer device address)");
+    }
+}
+
+static cJSON *caps_json(const lws_device_caps *c) {
+    cJSON *o = cJSON_CreateObject();
+    char api[32];
+    api_string(c->api_version, api, sizeof api);
+    cJSON_AddNumberToObject(o, "index", c->index);
+    cJSON_AddStringToObject(o, "name", c->name);
+    cJSON_AddStringToObject(o, "vendor", c->vendor);
+    cJSON_AddNumberToObject(o, "vendor_id", c->vendor_id);
+    cJSON_AddNumberToObject(o, "device_id", c->device_id);
+    cJSON_AddStringToObject(o, "device_type", c->device_type);
+    cJSON_AddStringToObject(o, "driver_name", c->driver_name);
+    cJSON_AddStringToObject(o, "driver_info", c->driver_info);
+    cJSON_AddNumberToObject(o, "driver_version", c->driver_version);
+    cJSON_AddStringToObject(o, "api_version", api);
+    cJSON_AddNumberToObject(o, "subgroup_size", c->subgroup_size);
+    cJSON_AddNumberToObject(o, "min_subgroup_size", c->min_subgroup_size);
+    cJSON_AddNumberToObject(o, "max_subgroup_size", c->max_subgroup_size);
+    cJSON_AddNumberToObject(o, "max_shared_memory", c->max_shared_memory);
+    cJSON_AddNumberToObject(o, "max_workgroup_invocations", c->max_workgroup_invocations);
+    cJSON *size = cJSON_AddArrayToObject(o, "max_workgroup_size");
+    cJSON *count = cJSON_AddArrayToObject(o, "max_workgroup_count");
+    for (int i = 0; i < 3; i++) {
+        cJSON_AddItemToArray(size, cJSON_CreateNumber(c->max_workgroup_size[i]));
+        cJSON_AddItemToArray(count, cJSON_CreateNumber(c->max_workgroup_count[i]));
+    }
+    cJSON_AddNumberToObject(o, "max_storage_buffer_range", (double)c->max_storage_buffer_range);
+    cJSON *heaps = cJSON_AddArrayToObject(o, "memory_heaps");
+    for (uint32_t h = 0; h < c->heap_count; h++) {
+        cJSON *heap = cJSON_CreateObject();
+        cJSON_AddNumberToObject(heap, "bytes", (double)c->heaps[h].size);
+        cJSON_AddBoolToObject(heap, "device_local", c->heaps[h].device_local);
+        cJSON_AddItemToArray(heaps, heap);
+    }
+    cJSON_AddNumberToObject(o, "timestamp_period_ns", c->timestamp_period_ns);
+    cJSON_AddBoolToObject(o, "shader_float16", c->shader_float16);
+    cJSON_AddBoolToObject(o, "shader_int8", c->shader_int8);
+    cJSON_AddBoolToObject(o, "float_atomic_add", c->float_atomic_add);
+    cJSON_AddBoolToObject(o, "buffer_device_address", c->buffer_device_address);
+    cJSON_AddBoolToObject(o, "nv_cooperative_matrix", c->nv_cooperative_matrix);
+    return o;
+}
+
+int lws_cli_devices(int argc, char **argv) {
+    int json = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0) json = 1;
+        else if (strcmp(argv[i], "--help") == 0) {
+            printf("usage: %s\n", usage);
+            return 0;
+        } else return lws_cli_usage(usage, "unknown option '%s'", argv[i]);
+    }
+    lws_device_caps *devices = NULL;
+    uint32_t n = 0;
+    if (lws_list_devices(&devices, &n) != LWS_OK) return lws_cli_error();
+    if (json) {
+        cJSON *arr = cJSON_CreateArray();
+        for (uint32_t i = 0; i < n; i++) cJSON_AddItemToArray(arr, caps_json(&devices[i]));
+        char *text = cJSON_Print(arr);
+        printf("%s\n", text);
+        free(text);
+        cJSON_Delete(arr);
+    } else {
+        print_table(devices, n);
+    }
+    free(devices);
+    return 0;
+}

@@ -1,0 +1,23 @@
+/* out = alpha * x + beta * y (shaders/axpby.comp). */
+#include "ops/common.h"
+
+typedef struct axpby_push {
+    uint64_t out, x, y;
+    uint32_t n;
+    float alpha, beta;
+} axpby_push;
+
+lws_status lws_op_axpby(lws_cmd *cmd, lws_buffer out, lws_buffer x, lws_buffer y, float alpha,
+                        float beta, uint32_t n) {
+    LWS_OP_REQUIRE(cmd, out.size >= 4ull * n && x.size >= 4ull * n && y.size >= 4ull * n,
+                   "axpby: buffers smaller than n = %u floats", n);
+    lws_tuning t = lws_tuning_get(lws_cmd_context(cmd));
+    uint32_t spec[1] = {t.elementwise_wg};
+    lws_pipeline *pipe;
+    LWS_OP_PIPELINE(cmd, "axpby", spec, 1, &pipe);
+    axpby_push push = {out.addr, x.addr, y.addr, n, alpha, beta};
+    uint32_t groups = lws_div_up(n, t.elementwise_wg);
+    if (groups > t.max_groups_1d) groups = t.max_groups_1d;
+    lws_cmd_dispatch(cmd, pipe, &push, sizeof push, groups, 1, 1);
+    return LWS_OK;
+}

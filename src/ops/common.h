@@ -1,0 +1,22 @@
+/* Helpers shared by the launchers in src/ops/. */
+#ifndef LWS_OPS_COMMON_H
+#define LWS_OPS_COMMON_H
+
+#include "ops/ops.h"
+
+/* Gets a pipeline or marks the command buffer failed and returns. */
+#define LWS_OP_PIPELINE(cmd, name, spec, count, out)                                               \
+    do {                                                                                           \
+        lws_status lws_op_s_ = lws_pipeline_get(lws_cmd_context(cmd), name, spec, count, out);     \
+        if (lws_op_s_ != LWS_OK) return lws_cmd_fail(cmd, lws_op_s_);                              \
+    } while (0)
+
+/* Fails the command buffer when a condition on the arguments does not hold. */
+#define LWS_OP_REQUIRE(cmd, cond, ...)                                                             \
+    do {                                                                                           \
+        if (!(cond)) return lws_cmd_fail(cmd, lws_fail(LWS_ERR_INVALID, __VA_ARGS__));             \
+    } while (0)
+
+static inline uint32_t lws_div_up(uint64_t a, uint64_t b) { return (uint32_t)((a + b - 1) / b); }
+
+#endif

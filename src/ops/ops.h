@@ -1,0 +1,153 @@
+/* Host launchers: each records one op (one or more dispatches) into a command
+ * buffer. Tensors are fp32, row-major, addressed as lws_buffer ranges; shapes
+ * are in elements. A launcher orders its own passes with barriers; the caller
+ * puts a barrier (lws_cmd_barrier) between an op and a later op that reads its
+ * output. On failure (no pipeline) a launcher returns the status and also
+ * marks the command buffer failed, so lws_cmd_end reports it. */
+#ifndef LWS_OPS_H
+#define LWS_OPS_H
+
+#include "lws/vk.h"
+#include "ops/tuning.h"
+
+/* ---- elementwise and reductions (ops/axpby.c, ops/sumsq.c) -------------- */
+
+/* out[i] = alpha * x[i] + beta * y[i], i < n; out may alias x or y. */
+lws_status lws_op_axpby(lws_cmd *cmd, lws_buffer out, lws_buffer x, lws_buffer y, float alpha,
+                        float beta, uint32_t n);
+
+/* out[slot] (+)= sum of x[i]^2 over i < n, in a fixed order (bit-identical
+ * between runs). scratch holds lws_sumsq_scratch_floats(ctx, n) floats. */
+uint32_t lws_sumsq_scratch_floats(lws_context *ctx, uint32_t n);
+lws_status lws_op_sumsq(lws_cmd *cmd, lws_buffer out, uint32_t slot, lws_buffer x, uint32_t n,
+                        lws_buffer scratch, int accumulate);
+
+/* ---- matmul (ops/matmul.c) ------------------------------------------------ */
+
+typedef enum lws_mm_layout {
+    LWS_MM_NT, /* C[M,N] = A[M,K] . B[N,K]^T   forward:  y = x . W^T      */
+    LWS_MM_NN, /* C[M,N] = A[M,K] . B[K,N]     backward: dx = dy . W      */
+    LWS_MM_TN, /* C[M,N] = A[K,M]^T . B[K,N]   backward: dW = dy^T . x    */
+} lws_mm_layout;
+
+/* C (+)= op(A) . op(B) for any M, N, K >= 1; accumulate adds into C. */
+lws_status lws_op_matmul(lws_cmd *cmd, lws_mm_layout layout, lws_buffer c, lws_buffer a,
+                         lws_buffer b, uint32_t m, uint32_t n, uint32_t k, int accumulate);
+/* The same over `batch` independent problems whose operands start every
+ * stride_* elements. */
+lws_status lws_op_matmul_batched(lws_cmd *cmd, lws_mm_layout layout, lws_buffer c, lws_buffer a,
+                                 lws_buffer b, uint32_t m, uint32_t n, uint32_t k, int accumulate,
+                                 uint32_t batch, uint64_t stride_c, uint64_t stride_a,
+                                 uint64_t stride_b);
+
+/* ---- embedding (ops/embedding.c) -------------------------------------------- */
+
+/* out[t, :] = table[tokens[t], :]; tokens are uint32 [n_tokens], table [vocab, dim]. */
+lws_status lws_op_embedding_fwd(lws_cmd *cmd, lws_buffer out, lws_buffer table,
+                                lws_buffer tokens, uint32_t n_tokens, uint32_t dim,
+                                uint32_t vocab);
+/* dtable[v, :] += sum over t with tokens[t] == v of dout[t, :], in token
+ * order (deterministic, no float atomics). */
+lws_status lws_op_embedding_bwd(lws_cmd *cmd, lws_buffer dtable, lws_buffer dout,
+                                lws_buffer tokens, uint32_t n_tokens, uint32_t dim,
+                                uint32_t vocab);
+
+/* ---- RMSNorm (ops/rmsnorm.c) ---------------------------------------------- */
+
+/* y[r, :] = x[r, :] * rstd[r] * w, rstd[r] = 1 / sqrt(mean(x[r, :]^2) + eps);
+ * x, y [rows, cols], w [cols], rstd [rows] (saved for the backward). */
+lws_status lws_op_rmsnorm_fwd(lws_cmd *cmd, lws_buffer y, lws_buffer rstd, lws_buffer x,
+                              lws_buffer w, uint32_t rows, uint32_t cols, float eps);
+/* dx (+)= d/dx, dw += d/dw (dw summed over rows in a fixed order).
+ * scratch holds lws_rmsnorm_scratch_floats(ctx, rows, cols) floats. */
+uint32_t lws_rmsnorm_scratch_floats(lws_context *ctx, uint32_t rows, uint32_t cols);
+lws_status lws_op_rmsnorm_bwd(lws_cmd *cmd, lws_buffer dx, lws_buffer dw, lws_buffer dy,
+                              lws_buffer x, lws_buffer w, lws_buffer rstd, lws_buffer scratch,
+                              uint32_t rows, uint32_t cols, int accumulate_dx);
+
+/* ---- RoPE (ops/rope.c) ------------------------------------------------------ */
+
+/* x, y [n_tokens, heads, head_dim]; token t has position t % seq_len.
+ * Rotate-half pairing: element j rotates with j + head_dim/2, angle
+ * pos * theta^(-2j/head_dim). inverse = 1 rotates by -angle (the backward).
+ * y may alias x. */
+lws_status lws_op_rope(lws_cmd *cmd, lws_buffer y, lws_buffer x, uint32_t n_tokens,
+                       uint32_t seq_len, uint32_t heads, uint32_t head_dim, float theta,
+                       int inverse);
+
+/* ---- causal GQA attention (ops/attention.c) -------------------------------------------- */
+
+/* q [batch*seq, q_heads*head_dim], k, v [batch*seq, kv_heads*head_dim] (token-major, as
+ * the projections write them); o like q; lse [batch, q_heads, seq] (log-sum-exp of each
+ * score row, saved for the backward). Query head h reads KV head h / (q_heads/kv_heads). */
+lws_status lws_op_attention_fwd(lws_cmd *cmd, lws_buffer o, lws_buffer lse, lws_buffer q,
+                                lws_buffer k, lws_buffer v, uint32_t batch, uint32_t seq,
+                                uint32_t q_heads, uint32_t kv_heads, uint32_t head_dim,
+                                float scale);
+/* dq, dk, dv written (not accumulated); dk, dv sum over the query heads of their group in
+ * a fixed order. delta: scratch [batch, q_heads, seq]. */
+lws_status lws_op_attention_bwd(lws_cmd *cmd, lws_buffer dq, lws_buffer dk, lws_buffer dv,
+                                lws_buffer dout, lws_buffer q, lws_buffer k, lws_buffer v,
+                                lws_buffer o, lws_buffer lse, lws_buffer delta, uint32_t batch,
+                                uint32_t seq, uint32_t q_heads, uint32_t kv_heads,
+                                uint32_t head_dim, float scale);
+
+/* ---- SwiGLU (ops/swiglu.c) ------------------------------------------------- */
+
+/* h = silu(a) * b elementwise over n. */
+lws_status lws_op_swiglu_fwd(lws_cmd *cmd, lws_buffer h, lws_buffer a, lws_buffer b, uint32_t n);
+/* da = dh * b * silu'(a), db = dh * silu(a). */
+lws_status lws_op_swiglu_bwd(lws_cmd *cmd, lws_buffer da, lws_buffer db, lws_buffer dh,
+                             lws_buffer a, lws_buffer b, uint32_t n);
+
+/* ---- softmax cross-entropy (ops/cross_entropy.c) ------------------------------------ */
+
+/* logits [rows, vocab], targets uint32 [rows]. Writes losses[r] = lse - logit[target]
+ * (+ z_loss * lse^2), 0 where targets[r] == ignore_index, and
+ * dlogits = (softmax - onehot + 2 z_loss lse softmax) * grad_scale / n_valid, with n_valid
+ * the count of non-ignored rows, counted on the device; zero rows where ignored.
+ * dlogits may alias logits. scratch: lws_cross_entropy_scratch_floats(ctx, rows, vocab). */
+uint32_t lws_cross_entropy_scratch_floats(lws_context *ctx, uint32_t rows, uint32_t vocab);
+lws_status lws_op_cross_entropy(lws_cmd *cmd, lws_buffer losses, lws_buffer dlogits,
+                                lws_buffer logits, lws_buffer targets, lws_buffer scratch,
+                                uint32_t rows, uint32_t vocab, uint32_t ignore_index,
+                                float z_loss, float grad_scale);
+
+/* ---- optimizer (ops/adamw.c) ---------------------------------------------------- */
+
+/* Device-side hyperparameters, read by the kernels at run time so a schedule
+ * changes them without re-recording (std430, 16 floats). */
+typedef struct lws_optim_hyper {
+    float lr;
+    float beta1, beta2, eps;
+    float weight_decay;
+    float bias_correction1; /* 1 - beta1^step */
+    float bias_correction2; /* 1 - beta2^step */
+    float max_grad_norm;    /* <= 0: no clipping */
+    float grad_norm;        /* written by lws_op_grad_norm */
+    float clip_scale;       /* written by lws_op_grad_norm: min(1, max / (norm + 1e-6)) */
+    float pad[6];
+} lws_optim_hyper;
+
+/* One row of the device table that the multi-tensor ops walk. Each tensor is
+ * cut into chunks of LWS_OPTIM_CHUNK elements; first_chunk is the running sum. */
+#define LWS_OPTIM_CHUNK 4096u
+typedef struct lws_optim_entry {
+    uint64_t param, grad, m, v; /* buffer device addresses */
+    uint32_t n;                 /* elements */
+    uint32_t decay;             /* 1: apply weight decay */
+    uint32_t first_chunk;
+    uint32_t pad;
+} lws_optim_entry;
+
+/* Sum of squares of all gradients (table order, fixed tree: deterministic),
+ * then hyper.grad_norm and hyper.clip_scale. scratch: total_chunks floats. */
+lws_status lws_op_grad_norm(lws_cmd *cmd, lws_buffer hyper, lws_buffer table,
+                            uint32_t n_tensors, uint32_t total_chunks, lws_buffer scratch);
+/* AdamW on every tensor of the table (PyTorch's formulation: p *= 1 - lr*wd
+ * where decay, then the Adam step with bias correction), gradients scaled by
+ * hyper.clip_scale first; the gradients are zeroed for the next accumulation. */
+lws_status lws_op_adamw(lws_cmd *cmd, lws_buffer hyper, lws_buffer table, uint32_t n_tensors,
+                        uint32_t total_chunks);
+
+#endif

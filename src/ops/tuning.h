@@ -1,0 +1,26 @@
+/* Per-device kernel parameters: workgroup and tile sizes, passed to shaders
+ * as specialization constants. Chosen in one place, lws_tuning_for(). */
+#ifndef LWS_OPS_TUNING_H
+#define LWS_OPS_TUNING_H
+
+#include "lws/vk.h"
+
+typedef struct lws_tuning {
+    uint32_t elementwise_wg; /* workgroup size of elementwise kernels */
+    uint32_t reduce_wg;      /* workgroup size of reductions (a power of two) */
+    uint32_t reduce_chunk;   /* elements per workgroup in the first pass of a reduction */
+    uint32_t max_groups_1d;  /* cap on a grid-stride 1-D grid */
+    /* matmul: a workgroup computes a TILE_M x TILE_N block of C, stepping TILE_K */
+    uint32_t mm_tile_m, mm_tile_n, mm_tile_k;
+    uint32_t mm_wg_x, mm_wg_y; /* invocations; each owns (TILE_M/wg_y) x (TILE_N/wg_x) */
+    /* attention: BLOCK_Q query rows x BLOCK_KV key rows per step */
+    uint32_t attn_block_q, attn_block_kv;
+    uint32_t row_wg; /* workgroup size of per-row kernels (norms, softmax rows) */
+} lws_tuning;
+
+/* The parameters for this context's device (cheap: a few assignments). */
+lws_tuning lws_tuning_get(lws_context *ctx);
+/* The choice itself, from a capability record (tests call it directly). */
+void lws_tuning_for(const lws_device_caps *caps, lws_tuning *out);
+
+#endif

@@ -1,0 +1,223 @@
+/* Command recording: dispatches, barriers, submission, timestamp regions. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "vk/internal.h"
+
+struct lws_cmd {
+    lws_context *ctx;
+    VkCommandBuffer cb;
+    VkPipeline bound;
+    lws_status status;
+};
+
+struct lws_timer {
+    lws_context *ctx;
+    VkQueryPool pool;
+    uint32_t max_regions, count;
+    char **names;
+};
+
+static void full_barrier(VkCommandBuffer cb) {
+    VkMemoryBarrier barrier = {
+        .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+        .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+        .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT |
+                         VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+    };
+    VkPipelineStageFlags stages =
+        VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
+    vkCmdPipelineBarrier(cb, stages, stages, 0, 1, &barrier, 0, NULL, 0, NULL);
+}
+
+lws_status lws_cmd_begin(lws_context *ctx, int reusable, lws_cmd **out) {
+    lws_cmd *cmd = calloc(1, sizeof *cmd);
+    if (!cmd) return lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory");
+    cmd->ctx = ctx;
+    VkCommandBufferAllocateInfo alloc = {
+        .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
+        .commandPool = ctx->pool,
+        .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
+        .commandBufferCount = 1,
+    };
+    VkResult r = vkAllocateCommandBuffers(ctx->device, &alloc, &cmd->cb);
+    if (r != VK_SUCCESS) {
+        free(cmd);
+        return lws_vk_fail(r, "vkAllocateCommandBuffers");
+    }
+    VkCommandBufferBeginInfo begin = {
+        .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
+        .flags = reusable ? 0 : VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT,
+    };
+    r = vkBeginCommandBuffer(cmd->cb, &begin);
+    if (r != VK_SUCCESS) {
+        lws_cmd_destroy(cmd);
+        return lws_vk_fail(r, "vkBeginCommandBuffer");
+    }
+    full_barrier(cmd->cb);
+    *out = cmd;
+    return LWS_OK;
+}
+
+lws_context *lws_cmd_context(lws_cmd *cmd) { return cmd->ctx; }
+VkCommandBuffer lws_cmd_handle(lws_cmd *cmd) { return cmd->cb; }
+
+void lws_cmd_dispatch(lws_cmd *cmd, lws_pipeline *pipe, const void *push, uint32_t push_bytes,
+                      uint32_t gx, uint32_t gy, uint32_t gz) {
+    if (cmd->status != LWS_OK || gx == 0 || gy == 0 || gz == 0) return;
+    if (push_bytes > LWS_PUSH_BYTES) {
+        cmd->status = lws_fail(LWS_ERR_INVALID, "push constants of %u bytes exceed %d (%s)",
+                               push_bytes, LWS_PUSH_BYTES, pipe->shader);
+        return;
+    }
+    if (cmd->bound != pipe->pipeline) {
+        vkCmdBindPipeline(cmd->cb, VK_PIPELINE_BIND_POINT_COMPUTE, pipe->pipeline);
+        cmd->bound = pipe->pipeline;
+    }
+    if (push_bytes) {
+        /* Push the whole range so the layout's bytes are always defined. */
+        uint8_t block[LWS_PUSH_BYTES] = {0};
+        memcpy(block, push, push_bytes);
+        vkCmdPushConstants(cmd->cb, cmd->ctx->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0,
+                           LWS_PUSH_BYTES, block);
+    }
+    const uint32_t *max = cmd->ctx->caps.max_workgroup_count;
+    for (uint32_t z = 0; z < gz; z += max[2])
+        for (uint32_t y = 0; y < gy; y += max[1])
+            for (uint32_t x = 0; x < gx; x += max[0]) {
+                uint32_t nx = gx - x < max[0] ? gx - x : max[0];
+                uint32_t ny = gy - y < max[1] ? gy - y : max[1];
+                uint32_t nz = gz - z < max[2] ? gz - z : max[2];
+                vkCmdDispatchBase(cmd->cb, x, y, z, nx, ny, nz);
+            }
+}
+
+void lws_cmd_barrier(lws_cmd *cmd) { full_barrier(cmd->cb); }
+
+void lws_cmd_fill(lws_cmd *cmd, lws_buffer dst, uint32_t pattern) {
+    vkCmdFillBuffer(cmd->cb, dst.buffer, dst.offset, (dst.size + 3) / 4 * 4, pattern);
+}
+
+void lws_cmd_copy(lws_cmd *cmd, lws_buffer src, lws_buffer dst, VkDeviceSize bytes) {
+    VkBufferCopy region = {.srcOffset = src.offset, .dstOffset = dst.offset, .size = bytes};
+    vkCmdCopyBuffer(cmd->cb, src.buffer, dst.buffer, 1, &region);
+}
+
+lws_status lws_cmd_fail(lws_cmd *cmd, lws_status s) {
+    if (cmd->status == LWS_OK) cmd->status = s;
+    return s;
+}
+
+lws_status lws_cmd_end(lws_cmd *cmd) {
+    full_barrier(cmd->cb);
+    VkResult r = vkEndCommandBuffer(cmd->cb);
+    if (cmd->status != LWS_OK) return cmd->status;
+    if (r != VK_SUCCESS) return lws_vk_fail(r, "vkEndCommandBuffer");
+    return LWS_OK;
+}
+
+lws_status lws_submit(lws_context *ctx, lws_cmd *const *cmds, uint32_t count) {
+    VkCommandBuffer stack[64];
+    VkCommandBuffer *cbs = count <= 64 ? stack : malloc(count * sizeof *cbs);
+    if (!cbs) return lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory");
+    for (uint32_t i = 0; i < count; i++) cbs[i] = cmds[i]->cb;
+    VkSubmitInfo submit = {
+        .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,
+        .commandBufferCount = count,
+        .pCommandBuffers = cbs,
+    };
+    VkResult r = vkQueueSubmit(ctx->queue, 1, &submit, ctx->fence);
+    if (cbs != stack) free(cbs);
+    if (r != VK_SUCCESS) return lws_vk_fail(r, "vkQueueSubmit");
+    r = vkWaitForFences(ctx->device, 1, &ctx->fence, VK_TRUE, UINT64_MAX);
+    vkResetFences(ctx->device, 1, &ctx->fence);
+    if (r != VK_SUCCESS) return lws_vk_fail(r, "vkWaitForFences");
+    return LWS_OK;
+}
+
+void lws_cmd_destroy(lws_cmd *cmd) {
+    if (!cmd) return;
+    if (cmd->cb) vkFreeCommandBuffers(cmd->ctx->device, cmd->ctx->pool, 1, &cmd->cb);
+    free(cmd);
+}
+
+lws_status lws_timer_create(lws_context *ctx, uint32_t max_regions, lws_timer **out) {
+    lws_timer *t = calloc(1, sizeof *t);
+    if (!t) return lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory");
+    t->ctx = ctx;
+    t->max_regions = max_regions;
+    t->names = calloc(max_regions ? max_regions : 1, sizeof *t->names);
+    if (!t->names) {
+        free(t);
+        return lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory");
+    }
+    if (ctx->caps.timestamp_period_ns > 0 && max_regions > 0) {
+        VkQueryPoolCreateInfo info = {
+            .sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
+            .queryType = VK_QUERY_TYPE_TIMESTAMP,
+            .queryCount = 2 * max_regions,
+        };
+        VkResult r = vkCreateQueryPool(ctx->device, &info, NULL, &t->pool);
+        if (r != VK_SUCCESS) {
+            free(t->names);
+            free(t);
+            return lws_vk_fail(r, "vkCreateQueryPool");
+        }
+    }
+    *out = t;
+    return LWS_OK;
+}
+
+void lws_timer_destroy(lws_timer *t) {
+    if (!t) return;
+    if (t->pool) vkDestroyQueryPool(t->ctx->device, t->pool, NULL);
+    for (uint32_t i = 0; i < t->count; i++) free(t->names[i]);
+    free(t->names);
+    free(t);
+}
+
+int lws_cmd_region_begin(lws_cmd *cmd, lws_timer *t, const char *name) {
+    if (!t || !t->pool || t->count == t->max_regions) return -1;
+    uint32_t i = t->count++;
+    size_t len = strlen(name);
+    t->names[i] = malloc(len + 1);
+    if (t->names[i]) memcpy(t->names[i], name, len + 1);
+    /* Reset inside the command buffer, so a recorded-once buffer can be
+     * replayed: each submission resets and rewrites its own queries. */
+    vkCmdResetQueryPool(cmd->cb, t->pool, 2 * i, 2);
+    vkCmdWriteTimestamp(cmd->cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, t->pool, 2 * i);
+    return (int)i;
+}
+
+void lws_cmd_region_end(lws_cmd *cmd, lws_timer *t, int region) {
+    if (!t || !t->pool || region < 0) return;
+    vkCmdWriteTimestamp(cmd->cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, t->pool,
+                        2 * (uint32_t)region + 1);
+}
+
+uint32_t lws_timer_count(const lws_timer *t) { return t ? t->count : 0; }
+const char *lws_timer_name(const lws_timer *t, uint32_t region) {
+    return region < t->count && t->names[region] ? t->names[region] : "?";
+}
+
+lws_status lws_timer_read(lws_context *ctx, lws_timer *t, double *ms, uint32_t count) {
+    if (!t->pool || t->count == 0) {
+        for (uint32_t i = 0; i < count; i++) ms[i] = 0.0;
+        return LWS_OK;
+    }
+    uint32_t n = count < t->count ? count : t->count;
+    uint64_t *stamps = malloc(2 * n * sizeof *stamps);
+    if (!stamps) return lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory");
+    VkResult r = vkGetQueryPoolResults(ctx->device, t->pool, 0, 2 * n, 2 * n * sizeof *stamps,
+                                       stamps, sizeof *stamps,
+                                       VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT);
+    if (r != VK_SUCCESS) {
+        free(stamps);
+        return lws_vk_fail(r, "vkGetQueryPoolResults");
+    }
+    for (uint32_t i = 0; i < n; i++)
+        ms[i] = (double)(stamps[2 * i + 1] - stamps[2 * i]) * ctx->caps.timestamp_period_ns * 1e-6;
+    for (uint32_t i = n; i < count; i++) ms[i] = 0.0;
+    free(stamps);
+    return LWS_OK;
+}

@@ -1,0 +1,310 @@
+/* Device capabilities, selection and the context (device, queue, pools). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vk/internal.h"
+
+static int tolower_ascii(int c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
+
+static const char *vendor_name(uint32_t id) {
+    switch (id) {
+    case 0x10DE: return "NVIDIA";
+    case 0x1002: return "AMD";
+    case 0x8086: return "Intel";
+    case 0x13B5: return "ARM";
+    case 0x5143: return "Qualcomm";
+    case 0x106B: return "Apple";
+    case 0x10005: return "Mesa (CPU)";
+    default: return "unknown";
+    }
+}
+
+static const char *type_name(VkPhysicalDeviceType t) {
+    switch (t) {
+    case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: return "discrete GPU";
+    case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: return "integrated GPU";
+    case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: return "virtual GPU";
+    case VK_PHYSICAL_DEVICE_TYPE_CPU: return "CPU";
+    default: return "other";
+    }
+}
+
+static int has_extension(VkExtensionProperties *exts, uint32_t n, const char *name) {
+    for (uint32_t i = 0; i < n; i++)
+        if (strcmp(exts[i].extensionName, name) == 0) return 1;
+    return 0;
+}
+
+void lws_query_caps(VkPhysicalDevice pd, uint32_t index, lws_device_caps *caps) {
+    memset(caps, 0, sizeof *caps);
+    caps->index = index;
+
+    uint32_t ext_count = 0;
+    vkEnumerateDeviceExtensionProperties(pd, NULL, &ext_count, NULL);
+    VkExtensionProperties *exts = calloc(ext_count ? ext_count : 1, sizeof *exts);
+    if (exts) vkEnumerateDeviceExtensionProperties(pd, NULL, &ext_count, exts);
+    else ext_count = 0;
+
+    VkPhysicalDeviceSubgroupSizeControlProperties sizes = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_PROPERTIES};
+    VkPhysicalDeviceVulkan12Properties p12 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_PROPERTIES};
+    VkPhysicalDeviceVulkan11Properties p11 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_PROPERTIES, .pNext = &p12};
+    VkPhysicalDeviceMaintenance3Properties m3 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_3_PROPERTIES, .pNext = &p11};
+    VkPhysicalDeviceProperties2 props = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2,
+                                         .pNext = &m3};
+    VkPhysicalDeviceProperties basic;
+    vkGetPhysicalDeviceProperties(pd, &basic);
+    int size_control = basic.apiVersion >= VK_API_VERSION_1_3 ||
+                       has_extension(exts, ext_count, VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME);
+    if (size_control) p12.pNext = &sizes;
+    vkGetPhysicalDeviceProperties2(pd, &props);
+    const VkPhysicalDeviceLimits *lim = &props.properties.limits;
+
+    snprintf(caps->name, sizeof caps->name, "%s", props.properties.deviceName);
+    caps->vendor_id = props.properties.vendorID;
+    caps->device_id = props.properties.deviceID;
+    caps->vendor = vendor_name(caps->vendor_id);
+    caps->device_type = type_name(props.properties.deviceType);
+    snprintf(caps->driver_name, sizeof caps->driver_name, "%s", p12.driverName);
+    snprintf(caps->driver_info, sizeof caps->driver_info, "%s", p12.driverInfo);
+    caps->driver_version = props.properties.driverVersion;
+    caps->api_version = props.properties.apiVersion;
+    memcpy(caps->uuid, p11.deviceUUID, 16);
+    caps->subgroup_size = p11.subgroupSize;
+    caps->subgroup_size_control = size_control;
+    caps->min_subgroup_size = size_control ? sizes.minSubgroupSize : p11.subgroupSize;
+    caps->max_subgroup_size = size_control ? sizes.maxSubgroupSize : p11.subgroupSize;
+    caps->max_shared_memory = lim->maxComputeSharedMemorySize;
+    caps->max_workgroup_invocations = lim->maxComputeWorkGroupInvocations;
+    for (int i = 0; i < 3; i++) {
+        caps->max_workgroup_size[i] = lim->maxComputeWorkGroupSize[i];
+        caps->max_workgroup_count[i] = lim->maxComputeWorkGroupCount[i];
+    }
+    caps->max_push_constants = lim->maxPushConstantsSize;
+    caps->max_storage_buffer_range = lim->maxStorageBufferRange;
+    caps->max_allocation_size = m3.maxMemoryAllocationSize;
+
+    VkPhysicalDeviceMemoryProperties mem;
+    vkGetPhysicalDeviceMemoryProperties(pd, &mem);
+    caps->heap_count = mem.memoryHeapCount < 16 ? mem.memoryHeapCount : 16;
+    for (uint32_t i = 0; i < caps->heap_count; i++) {
+        caps->heaps[i].size = mem.memoryHeaps[i].size;
+        caps->heaps[i].device_local =
+            (mem.memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) != 0;
+        if (caps->heaps[i].device_local && caps->heaps[i].size > caps->device_local_bytes)
+            caps->device_local_bytes = caps->heaps[i].size;
+    }
+
+    uint32_t qf_count = 0;
+    vkGetPhysicalDeviceQueueFamilyProperties(pd, &qf_count, NULL);
+    VkQueueFamilyProperties qf[16];
+    if (qf_count > 16) qf_count = 16;
+    vkGetPhysicalDeviceQueueFamilyProperties(pd, &qf_count, qf);
+    int timestamps = 0;
+    for (uint32_t i = 0; i < qf_count; i++)
+        if ((qf[i].queueFlags & VK_QUEUE_COMPUTE_BIT) && qf[i].timestampValidBits > 0)
+            timestamps = 1;
+    caps->timestamp_period_ns = timestamps ? lim->timestampPeriod : 0.0f;
+
+    VkPhysicalDeviceShaderAtomicFloatFeaturesEXT atomic_float = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_ATOMIC_FLOAT_FEATURES_EXT};
+    VkPhysicalDeviceVulkan12Features f12 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
+    if (has_extension(exts, ext_count, VK_EXT_SHADER_ATOMIC_FLOAT_EXTENSION_NAME))
+        f12.pNext = &atomic_float;
+    VkPhysicalDeviceFeatures2 features = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
+                                          .pNext = &f12};
+    vkGetPhysicalDeviceFeatures2(pd, &features);
+    caps->shader_float16 = f12.shaderFloat16;
+    caps->shader_int8 = f12.shaderInt8;
+    caps->buffer_device_address = f12.bufferDeviceAddress;
+    caps->float_atomic_add = atomic_float.shaderBufferFloat32AtomicAdd;
+    caps->nv_cooperative_matrix =
+        has_extension(exts, ext_count, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
+    free(exts);
+}
+
+/* Picks a physical device by index ("1") or by a case-insensitive name substring. */
+static lws_status select_device(VkPhysicalDevice *pds, uint32_t n, const char *want,
+                                uint32_t *chosen) {
+    if (!want || !*want) {
+        /* First discrete GPU, else first integrated GPU, else the first device. */
+        int best = -1, best_rank = 99;
+        for (uint32_t i = 0; i < n; i++) {
+            VkPhysicalDeviceProperties p;
+            vkGetPhysicalDeviceProperties(pds[i], &p);
+            int rank = p.deviceType == VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU     ? 0
+                       : p.deviceType == VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU ? 1
+                                                                                 : 2;
+            if (rank < best_rank) best = (int)i, best_rank = rank;
+        }
+        *chosen = (uint32_t)best;
+        return LWS_OK;
+    }
+    char *end = NULL;
+    long index = strtol(want, &end, 10);
+    if (end && *end == 0) {
+        if (index < 0 || index >= (long)n)
+            return lws_fail(LWS_ERR_INVALID,
+                            "--device %s: there are %u Vulkan devices, numbered 0 to %u "
+                            "(see `lws devices`)",
+                            want, n, n - 1);
+        *chosen = (uint32_t)index;
+        return LWS_OK;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        VkPhysicalDeviceProperties p;
+        vkGetPhysicalDeviceProperties(pds[i], &p);
+        char a[256], b[256];
+        size_t k;
+        for (k = 0; p.deviceName[k] && k < 255; k++) a[k] = (char)tolower_ascii(p.deviceName[k]);
+        a[k] = 0;
+        for (k = 0; want[k] && k < 255; k++) b[k] = (char)tolower_ascii(want[k]);
+        b[k] = 0;
+        if (strstr(a, b)) {
+            *chosen = i;
+            return LWS_OK;
+        }
+    }
+    return lws_fail(LWS_ERR_INVALID,
+                    "--device %s: no Vulkan device has that in its name (see `lws devices`)",
+                    want);
+}
+
+static lws_status create_device(lws_context *ctx) {
+    uint32_t qf_count = 0;
+    vkGetPhysicalDeviceQueueFamilyProperties(ctx->physical, &qf_count, NULL);
+    VkQueueFamilyProperties qf[16];
+    if (qf_count > 16) qf_count = 16;
+    vkGetPhysicalDeviceQueueFamilyProperties(ctx->physical, &qf_count, qf);
+    int family = -1;
+    /* Prefer a compute-only family (asynchronous compute), else any with compute. */
+    for (uint32_t i = 0; i < qf_count && family < 0; i++)
+        if ((qf[i].queueFlags & VK_QUEUE_COMPUTE_BIT) && !(qf[i].queueFlags & VK_QUEUE_GRAPHICS_BIT))
+            family = (int)i;
+    for (uint32_t i = 0; i < qf_count && family < 0; i++)
+        if (qf[i].queueFlags & VK_QUEUE_COMPUTE_BIT) family = (int)i;
+    if (family < 0)
+        return lws_fail(LWS_ERR_VULKAN, "device %s has no compute queue", ctx->caps.name);
+    ctx->queue_family = (uint32_t)family;
+
+    if (!ctx->caps.buffer_device_address)
+        return lws_fail(LWS_ERR_VULKAN,
+                        "device %s does not support bufferDeviceAddress (Vulkan 1.2), which "
+                        "lws needs: update the driver",
+                        ctx->caps.name);
+
+    VkPhysicalDeviceVulkan12Features have12 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
+    VkPhysicalDeviceVulkan11Features have11 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES, .pNext = &have12};
+    VkPhysicalDeviceFeatures2 have = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
+                                      .pNext = &have11};
+    vkGetPhysicalDeviceFeatures2(ctx->physical, &have);
+
+    VkPhysicalDeviceVulkan12Features f12 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES,
+        .bufferDeviceAddress = VK_TRUE,
+        .shaderFloat16 = have12.shaderFloat16,
+        .shaderInt8 = have12.shaderInt8,
+        .storageBuffer8BitAccess = have12.storageBuffer8BitAccess,
+        .hostQueryReset = have12.hostQueryReset,
+    };
+    VkPhysicalDeviceVulkan11Features f11 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES,
+        .pNext = &f12,
+        .storageBuffer16BitAccess = have11.storageBuffer16BitAccess,
+    };
+    VkPhysicalDeviceFeatures2 features = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
+        .pNext = &f11,
+        .features = {.shaderInt64 = have.features.shaderInt64,
+                     .shaderInt16 = have.features.shaderInt16},
+    };
+    float priority = 1.0f;
+    VkDeviceQueueCreateInfo queue = {
+        .sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
+        .queueFamilyIndex = ctx->queue_family,
+        .queueCount = 1,
+        .pQueuePriorities = &priority,
+    };
+    VkDeviceCreateInfo info = {
+        .sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
+        .pNext = &features,
+        .queueCreateInfoCount = 1,
+        .pQueueCreateInfos = &queue,
+    };
+    LWS_VK(vkCreateDevice(ctx->physical, &info, NULL, &ctx->device));
+    volkLoadDevice(ctx->device);
+    vkGetDeviceQueue(ctx->device, ctx->queue_family, 0, &ctx->queue);
+
+    VkCommandPoolCreateInfo pool = {
+        .sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
+        .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT,
+        .queueFamilyIndex = ctx->queue_family,
+    };
+    LWS_VK(vkCreateCommandPool(ctx->device, &pool, NULL, &ctx->pool));
+    VkFenceCreateInfo fence = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+    LWS_VK(vkCreateFence(ctx->device, &fence, NULL, &ctx->fence));
+    return LWS_OK;
+}
+
+lws_status lws_context_create(const lws_context_options *options, lws_context **out) {
+    lws_context_options defaults = {.device = NULL, .validation = -1, .pipeline_cache = -1};
+    if (!options) options = &defaults;
+    if (!options->device || !*options->device) {
+        const char *env = getenv("LWS_DEVICE");
+        if (env && *env) defaults.device = env;
+        defaults.validation = options->validation;
+        defaults.pipeline_cache = options->pipeline_cache;
+        options = &defaults;
+    }
+    lws_context *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) return lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory creating the context");
+    *out = NULL;
+    lws_status s = lws_instance_create(options->validation, &ctx->instance, &ctx->validation);
+    if (s == LWS_OK && ctx->validation) s = lws_messenger_create(ctx->instance, &ctx->messenger);
+    VkPhysicalDevice *pds = NULL;
+    uint32_t n = 0, chosen = 0;
+    if (s == LWS_OK) s = lws_physical_devices(ctx->instance, &pds, &n);
+    if (s == LWS_OK) s = select_device(pds, n, options->device, &chosen);
+    if (s == LWS_OK) {
+        ctx->physical = pds[chosen];
+        lws_query_caps(ctx->physical, chosen, &ctx->caps);
+        s = create_device(ctx);
+    }
+    free(pds);
+    int cache = options->pipeline_cache;
+    if (cache < 0) cache = lws_env_flag("LWS_PIPELINE_CACHE", 1);
+    if (s == LWS_OK) s = lws_memory_init(ctx);
+    if (s == LWS_OK) s = lws_pipelines_init(ctx, cache);
+    if (s != LWS_OK) {
+        lws_context_destroy(ctx);
+        return s;
+    }
+    *out = ctx;
+    return LWS_OK;
+}
+
+void lws_context_destroy(lws_context *ctx) {
+    if (!ctx) return;
+    if (ctx->device) {
+        vkDeviceWaitIdle(ctx->device);
+        lws_pipelines_destroy(ctx);
+        lws_memory_destroy(ctx);
+        if (ctx->fence) vkDestroyFence(ctx->device, ctx->fence, NULL);
+        if (ctx->pool) vkDestroyCommandPool(ctx->device, ctx->pool, NULL);
+        vkDestroyDevice(ctx->device, NULL);
+    }
+    if (ctx->messenger) vkDestroyDebugUtilsMessengerEXT(ctx->instance, ctx->messenger, NULL);
+    if (ctx->instance) vkDestroyInstance(ctx->instance, NULL);
+    free(ctx);
+}
+
+const lws_device_caps *lws_context_caps(const lws_context *ctx) { return &ctx->caps; }
+VkDevice lws_context_device(const lws_context *ctx) { return ctx->device; }
+int lws_context_validation(const lws_context *ctx) { return ctx->validation; }

@@ -1,0 +1,86 @@
+/* Private state of the Vulkan runtime, shared by the files of src/vk/. */
+#ifndef LWS_VK_INTERNAL_H
+#define LWS_VK_INTERNAL_H
+
+#include "lws/vk.h"
+
+#define LWS_MAX_BLOCKS 64
+#define LWS_ALIGN 256
+
+typedef struct lws_block {
+    VkDeviceMemory memory;
+    VkBuffer buffer;
+    VkDeviceAddress addr;
+    VkDeviceSize size, used;
+} lws_block;
+
+struct lws_pipeline {
+    char shader[64];
+    uint32_t spec[16];
+    uint32_t spec_count;
+    VkPipeline pipeline;
+    struct lws_pipeline *next;
+};
+
+typedef struct lws_shader_module {
+    const lws_spirv *spirv;
+    VkShaderModule module;
+    struct lws_shader_module *next;
+} lws_shader_module;
+
+struct lws_context {
+    VkInstance instance;
+    VkDebugUtilsMessengerEXT messenger;
+    VkPhysicalDevice physical;
+    VkDevice device;
+    VkQueue queue;
+    uint32_t queue_family;
+    VkCommandPool pool;
+    VkFence fence;
+    lws_device_caps caps;
+    int validation;
+
+    VkPhysicalDeviceMemoryProperties memory_props;
+    uint32_t device_memory_type; /* device-local, used by the arena */
+    uint32_t host_memory_type;   /* host-visible + coherent, for staging */
+    lws_block blocks[LWS_MAX_BLOCKS];
+    uint32_t block_count, block_current;
+    VkDeviceSize in_use, peak;
+
+    VkBuffer staging;
+    VkDeviceMemory staging_memory;
+    void *staging_map;
+    VkDeviceSize staging_size;
+
+    VkPipelineLayout layout;
+    VkPipelineCache cache;
+    char cache_path[1024];
+    lws_pipeline *pipelines;
+    lws_shader_module *modules;
+};
+
+/* Formats a failed Vulkan call into the error message. */
+lws_status lws_vk_fail(VkResult r, const char *call);
+#define LWS_VK(call)                                                                               \
+    do {                                                                                           \
+        VkResult lws_vk_r_ = (call);                                                               \
+        if (lws_vk_r_ != VK_SUCCESS) return lws_vk_fail(lws_vk_r_, #call);                         \
+    } while (0)
+
+lws_status lws_instance_create(int validation, VkInstance *instance, int *validation_on);
+lws_status lws_messenger_create(VkInstance instance, VkDebugUtilsMessengerEXT *out);
+lws_status lws_physical_devices(VkInstance instance, VkPhysicalDevice **out, uint32_t *count);
+void lws_query_caps(VkPhysicalDevice pd, uint32_t index, lws_device_caps *caps);
+
+lws_status lws_memory_init(lws_context *ctx);
+void lws_memory_destroy(lws_context *ctx);
+lws_status lws_pipelines_init(lws_context *ctx, int use_cache);
+void lws_pipelines_destroy(lws_context *ctx);
+
+/* One-time command buffer for transfers: begin, then end + submit + wait. */
+lws_status lws_onetime_begin(lws_context *ctx, VkCommandBuffer *out);
+lws_status lws_onetime_submit(lws_context *ctx, VkCommandBuffer cb);
+
+int lws_env_flag(const char *name, int fallback);
+
+#endif

@@ -1,0 +1,92 @@
+/* The kernel-test harness: seeded random inputs, fp64 references, stated
+ * tolerances, poisoned outputs, and a validation-message check.
+ *
+ *   lws_context *ctx = test_context();       // validation from LWS_VALIDATION
+ *   lws_buffer x = test_upload(ctx, xs, n);  // fp32 from host floats
+ *   lws_buffer y = test_output(ctx, n);      // poisoned with NaN
+ *   ... record, submit ...
+ *   test_download(ctx, y, got, n);
+ *   CHECK_CLOSE("axpby n=7", got, want, n, 1e-6, 1e-6);
+ *   return test_finish(ctx);                 // fails on any validation message
+ */
+#ifndef LWS_TEST_HARNESS_H
+#define LWS_TEST_HARNESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "lws/vk.h"
+
+/* ---- random inputs: xoshiro256** seeded by splitmix64 ---- */
+typedef struct test_rng {
+    uint64_t s[4];
+} test_rng;
+void test_rng_seed(test_rng *r, uint64_t seed);
+uint64_t test_rng_next(test_rng *r);
+double test_rng_uniform(test_rng *r); /* [0, 1) */
+double test_rng_normal(test_rng *r);
+/* n floats, normal with the given std (malloc'd; abort on OOM: tests only). */
+float *test_random_floats(test_rng *r, size_t n, double std);
+double *test_to_double(const float *x, size_t n);
+void *test_malloc(size_t bytes);
+
+/* ---- device side ---- */
+lws_context *test_context(void);
+lws_buffer test_upload(lws_context *ctx, const void *data, size_t bytes);
+lws_buffer test_upload_floats(lws_context *ctx, const float *data, size_t n);
+/* An output buffer of n floats filled with NaN, so an unwritten element fails. */
+lws_buffer test_output(lws_context *ctx, size_t n);
+void test_download(lws_context *ctx, lws_buffer b, float *out, size_t n);
+/* Records with fn, submits, waits; a failure fails the test. */
+void test_run(lws_context *ctx, void (*record)(lws_cmd *cmd, void *arg), void *arg);
+
+/* ---- comparisons ---- */
+typedef struct test_error {
+    double max_abs, rel_l2;
+    size_t worst, nonfinite;
+} test_error;
+test_error test_compare(const float *got, const double *want, size_t n);
+/* Passes when max |got - want| <= tol_abs + and relative L2 <= tol_rel, and
+ * every value is finite. Prints one line either way. */
+int test_close(const char *what, const float *got, const double *want, size_t n, double tol_abs,
+               double tol_rel);
+int test_bitwise_equal(const char *what, const float *a, const float *b, size_t n);
+
+/* Central finite difference of f at x[i] with step h (x is modified and restored). */
+double test_finite_difference(double (*f)(void *arg), void *arg, double *x, size_t i, double h);
+
+/* ---- bookkeeping ---- */
+extern int test_failures, test_checks;
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        test_checks++;                                                                             \
+        if (!(cond)) {                                                                             \
+            test_failures++;                                                                       \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+        }                                                                                          \
+    } while (0)
+#define CHECK_CLOSE(what, got, want, n, tol_abs, tol_rel)                                          \
+    do {                                                                                           \
+        test_checks++;                                                                             \
+        if (!test_close(what, got, want, n, tol_abs, tol_rel)) test_failures++;                    \
+    } while (0)
+/* Fails the test on an lws error (prints the message). */
+#define CHECK_OK(expr)                                                                             \
+    do {                                                                                           \
+        lws_status check_s_ = (expr);                                                              \
+        test_checks++;                                                                             \
+        if (check_s_ != LWS_OK) {                                                                  \
+            test_failures++;                                                                       \
+            fprintf(stderr, "FAIL %s:%d: %s: %s\n", __FILE__, __LINE__, #expr,                     \
+                    lws_error_message());                                                          \
+        }                                                                                          \
+    } while (0)
+
+/* Destroys ctx (may be NULL), checks validation messages, prints the summary
+ * line, and returns the process exit status. */
+int test_finish(lws_context *ctx);
+
+#endif
