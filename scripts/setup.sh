@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Installs what lws needs from Debian's packages (only what is missing), then
+# configures and builds it with CMake.
+#   scripts/setup.sh            Release build in build/
+#   scripts/setup.sh asan       AddressSanitizer + UBSan build in build-asan/
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Build: compiler, CMake, Vulkan headers and loader, volk, the GLSL compiler,
+# cJSON. Run: lavapipe (the CPU Vulkan driver). Tests: validation layers,
+# SPIR-V tools, PyTorch (the parity reference) with OpenBLAS, rsvg-convert
+# (plots rendered in tests). Quick start: the King James Bible text.
+packages=(
+    gcc make cmake pkg-config
+    libvulkan-dev libvulkan1 libvulkan-volk-dev glslang-tools libcjson-dev
+    mesa-vulkan-drivers vulkan-validationlayers spirv-tools
+    python3 python3-torch libopenblas0-pthread librsvg2-bin
+    bible-kjv
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+if ((${#missing[@]})); then
+    echo "setup: installing ${missing[*]}"
+    sudo=""
+    if [ "$(id -u)" != 0 ]; then
+        command -v sudo >/dev/null || { echo "setup: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+        sudo="sudo"
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update -qq
+    $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+kind="${1:-release}"
+case "$kind" in
+    release) dir=build type=Release ;;
+    asan) dir=build-asan type=Asan ;;
+    *) echo "setup: unknown build kind '$kind' (release or asan)" >&2; exit 2 ;;
+esac
+log="$dir/build.log"
+mkdir -p "$dir"
+if ! { cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE="$type" && cmake --build "$dir" -j"$(nproc)"; } >"$log" 2>&1; then
+    tail -n 60 "$log" >&2
+    echo "setup: the $type build failed (full log: $log)" >&2
+    exit 1
+fi
+echo "setup: built $dir/lws ($type)"

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs every test: first the Release
+# build, then the AddressSanitizer + UBSan build of the host code.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+jobs="${LWS_TEST_JOBS:-2}"
+
+bash scripts/setup.sh release
+(cd build && ctest --output-on-failure -j"$jobs" "$@")
+
+bash scripts/setup.sh asan
+# detect_leaks=0: lavapipe (and LLVM inside it) keep allocations alive until
+# process exit by design; leak reports would be about the driver, not lws.
+export ASAN_OPTIONS="detect_leaks=0:abort_on_error=0"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+(cd build-asan && ctest --output-on-failure -j"$jobs" "$@")
