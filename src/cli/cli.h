@@ -4,6 +4,12 @@
 #define LWS_CLI_H
 
 int lws_cli_devices(int argc, char **argv);
+int lws_cli_schedule(int argc, char **argv);
+int lws_cli_train(int argc, char **argv);
+int lws_cli_sample(int argc, char **argv);
+int lws_cli_eval(int argc, char **argv);
+int lws_cli_prepare(int argc, char **argv);
+int lws_cli_tokenizer(int argc, char **argv);
 
 /* Prints "lws: <message>" for a failed status and returns 1 (or 2 for usage). */
 int lws_cli_error(void);

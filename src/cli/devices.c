@@ -15,7 +15,9 @@ static void api_string(uint32_t v, char *out, size_t n) {
              VK_API_VERSION_PATCH(v));
 }
 
-static const char *yes(int b) { return b ? "yes" : "no"; }
+static const char *yes(int b) {
+    return b ? "yes" : "no";
+}
 
 static void print_table(const lws_device_caps *d, uint32_t n) {
     for (uint32_t i = 0; i < n; i++) {
@@ -29,7 +31,8 @@ static void print_table(const lws_device_caps *d, uint32_t n) {
         if (c->subgroup_size_control)
             printf("  subgroup size     %u (size control %u..%u)\n", c->subgroup_size,
                    c->min_subgroup_size, c->max_subgroup_size);
-        else printf("  subgroup size     %u\n", c->subgroup_size);
+        else
+            printf("  subgroup size     %u\n", c->subgroup_size);
         printf("  shared memory     %u KiB per workgroup\n", c->max_shared_memory / 1024);
         printf("  workgroup         %u invocations, size %u x %u x %u, count %u x %u x %u\n",
                c->max_workgroup_invocations, c->max_workgroup_size[0], c->max_workgroup_size[1],
@@ -42,7 +45,8 @@ static void print_table(const lws_device_caps *d, uint32_t n) {
                    c->heaps[h].device_local ? ", device local" : "");
         if (c->timestamp_period_ns > 0)
             printf("  timestamps        yes, %.3g ns per tick\n", c->timestamp_period_ns);
-        else printf("  timestamps        no (per-layer times unavailable)\n");
+        else
+            printf("  timestamps        no (per-layer times unavailable)\n");
         printf("  features          fp16 %s, int8 %s, float atomic add %s, buffer device "
                "address %s, VK_NV_cooperative_matrix %s\n",
                yes(c->shader_float16), yes(c->shader_int8), yes(c->float_atomic_add),
@@ -97,11 +101,13 @@ static cJSON *caps_json(const lws_device_caps *c) {
 int lws_cli_devices(int argc, char **argv) {
     int json = 0;
     for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0) json = 1;
+        if (strcmp(argv[i], "--json") == 0)
+            json = 1;
         else if (strcmp(argv[i], "--help") == 0) {
             printf("usage: %s\n", usage);
             return 0;
-        } else return lws_cli_usage(usage, "unknown option '%s'", argv[i]);
+        } else
+            return lws_cli_usage(usage, "unknown option '%s'", argv[i]);
     }
     lws_device_caps *devices = NULL;
     uint32_t n = 0;

@@ -14,6 +14,12 @@ typedef struct subcommand {
 
 static const subcommand subcommands[] = {
     {"devices", lws_cli_devices, "list Vulkan devices and their capabilities"},
+    {"schedule", lws_cli_schedule, "per-layer widths, parameters and FLOPs of configs"},
+    {"train", lws_cli_train, "train a model from a config"},
+    {"sample", lws_cli_sample, "generate text from a checkpoint"},
+    {"eval", lws_cli_eval, "loss, perplexity and bits per byte of a checkpoint on a token file"},
+    {"prepare", lws_cli_prepare, "tokenize text files into train/val token files"},
+    {"tokenizer", lws_cli_tokenizer, "train a BPE vocabulary; encode and decode text"},
 };
 
 int lws_cli_error(void) {
@@ -32,8 +38,10 @@ int lws_cli_usage(const char *usage, const char *fmt, ...) {
 }
 
 static void help(FILE *out) {
-    fprintf(out, "lws %s — Layer-Wise Scaling transformer training on Vulkan\n\n"
-                 "usage: lws COMMAND [ARGS]\n\ncommands:\n", LWS_VERSION);
+    fprintf(out,
+            "lws %s — Layer-Wise Scaling transformer training on Vulkan\n\n"
+            "usage: lws COMMAND [ARGS]\n\ncommands:\n",
+            LWS_VERSION);
     for (size_t i = 0; i < sizeof subcommands / sizeof *subcommands; i++)
         fprintf(out, "  %-10s %s\n", subcommands[i].name, subcommands[i].summary);
     fprintf(out, "\nRun `lws COMMAND --help` for a command's options.\n");

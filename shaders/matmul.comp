@@ -1,0 +1,205 @@
+#version 460
+#extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
+// C[M,N] (+)= op(A) . op(B), one workgroup per TILE_M x TILE_N block of C,
+// z = batch index. The three layouts the forward and backward passes need:
+//   NT: A[M,K], B[N,K]   y  = x . W^T   (forward)
+//   NN: A[M,K], B[K,N]   dx = dy . W    (backward, input gradient)
+//   TN: A[K,M], B[K,N]   dW = dy^T . x  (backward, weight gradient)
+// Each invocation accumulates a TM x TN register block in fp32, over k in a
+// fixed order (k = 0, 1, ..., K-1), so the result is bit-identical from run
+// to run and does not depend on the subgroup size (no subgroup operations).
+// variants: matmul_nt=LAYOUT_NT matmul_nn=LAYOUT_NN matmul_tn=LAYOUT_TN
+#include "lws.glsl"
+
+#if defined(LAYOUT_NT) + defined(LAYOUT_NN) + defined(LAYOUT_TN) != 1
+#error "matmul.comp: define exactly one of LAYOUT_NT, LAYOUT_NN, LAYOUT_TN (see the variants line)"
+#endif
+// Whether each operand is stored contiguous along k (else along m or n).
+#if defined(LAYOUT_TN)
+const bool A_K_CONTIGUOUS = false;
+#else
+const bool A_K_CONTIGUOUS = true;
+#endif
+#if defined(LAYOUT_NT)
+const bool B_K_CONTIGUOUS = true;
+#else
+const bool B_K_CONTIGUOUS = false;
+#endif
+
+layout(local_size_x_id = 0, local_size_y_id = 1, local_size_z_id = 2) in;
+// Tile sides: TILE_M a multiple of 4*WG_Y, TILE_N of 4*WG_X, TILE_K of 4
+// (checked by the host).
+layout(constant_id = 3) const uint TILE_M = 64;
+layout(constant_id = 4) const uint TILE_N = 64;
+layout(constant_id = 5) const uint TILE_K = 16;
+// VEC4: M, N, K are multiples of 4 and every operand address and batch
+// stride is 16-byte aligned, so groups of 4 elements along a row are either
+// wholly inside the matrix or wholly outside: loads and stores move whole
+// vec4s. Model shapes take this path; other shapes take the element-wise one.
+layout(constant_id = 6) const bool VEC4 = false;
+
+layout(push_constant, scalar) uniform Push {
+    uint64_t c, a, b;                      // matrix 0 of each operand
+    uint64_t stride_c, stride_a, stride_b; // bytes from one batch entry to the next
+    uint m, n, k;
+    uint accumulate; // 1: C += op(A) . op(B)
+} pc;
+
+// Four consecutive elements at a 16-byte aligned address (the VEC4 path). A
+// variant with a 16-bit ELEM defines ELEM4 and ELEM_BYTES to match (and the
+// host's alignment test becomes 8 bytes).
+#ifndef ELEM4
+#define ELEM4 vec4
+#define ELEM_BYTES 4
+#endif
+layout(buffer_reference, scalar, buffer_reference_align = 16) buffer Elem4At { ELEM4 v; };
+
+vec4 load4(uint64_t base, uint elem) {
+    return vec4(Elem4At(base + ELEM_BYTES * uint64_t(elem)).v);
+}
+
+const uint WG_X = gl_WorkGroupSize.x;
+const uint WG_Y = gl_WorkGroupSize.y;
+const uint THREADS = WG_X * WG_Y;
+// Register block: rows ty*TM .. ty*TM+TM-1, columns tx*TN .. tx*TN+TN-1.
+const uint TM = TILE_M / WG_Y;
+const uint TN = TILE_N / WG_X;
+
+// The tiles of op(A) and op(B) in vec4s: [TILE_K][TILE_M/4 + pad] and
+// [TILE_K][TILE_N/4 + pad], m or n fastest, so the multiply loop reads a
+// register block's 4 rows or columns in one access. A source contiguous along
+// k is transposed on the way in: consecutive invocations then store down a
+// column of the tile, and one vec4 of padding spreads those stores over banks.
+const uint A_ROW = TILE_M / 4 + (A_K_CONTIGUOUS ? 1 : 0);
+const uint B_ROW = TILE_N / 4 + (B_K_CONTIGUOUS ? 1 : 0);
+shared vec4 a_tile[TILE_K * A_ROW];
+shared vec4 b_tile[TILE_K * B_ROW];
+
+void tile_store(bool is_a, uint at, vec4 v) {
+    if (is_a) a_tile[at] = v;
+    else b_tile[at] = v;
+}
+void tile_store1(bool is_a, uint at, uint lane, float v) {
+    if (is_a) a_tile[at][lane] = v;
+    else b_tile[at][lane] = v;
+}
+
+// Copies rows r0 .. r0+TILE_R-1, k0 .. k0+TILE_K-1 of op(X) into a tile. X
+// is [R, K] row-major when k_contiguous, else [K, R]. Past k = K the tile
+// holds zeros, since those products would add to real outputs; past r = R it
+// holds a copy of the last row (VEC4) or zeros, feeding only outputs that are
+// never stored. Addresses are clamped and values selected, so no load branches.
+void load_tile(bool is_a, bool k_contiguous, uint64_t X, uint R, uint r0, uint TILE_R, uint ROW4,
+               uint k0, uint lid) {
+    const uint K = pc.k;
+    if (VEC4 && k_contiguous) {
+        // 4 rows x 4 k per group: four row loads, a 4x4 transpose in registers.
+        uint GROUPS = TILE_R / 4 * (TILE_K / 4);
+        for (uint r = 0; r < (GROUPS + THREADS - 1) / THREADS; r++) {
+            uint g = r * THREADS + lid;
+            if (GROUPS % THREADS == 0 || g < GROUPS) {
+                uint rq = g / (TILE_K / 4), kq = g % (TILE_K / 4);
+                uint k = k0 + 4 * kq, kc = min(k, K - 4);
+                vec4 row[4];
+                [[unroll]] for (uint i = 0; i < 4; i++)
+                    row[i] = load4(X, min(r0 + 4 * rq + i, R - 1) * K + kc);
+                [[unroll]] for (uint j = 0; j < 4; j++) {
+                    vec4 v = vec4(row[0][j], row[1][j], row[2][j], row[3][j]);
+                    tile_store(is_a, (4 * kq + j) * ROW4 + rq, k < K ? v : vec4(0.0));
+                }
+            }
+        }
+    } else if (VEC4) {
+        // 4 consecutive rows of one k per group: stored as loaded.
+        uint GROUPS = TILE_K * (TILE_R / 4);
+        for (uint r = 0; r < (GROUPS + THREADS - 1) / THREADS; r++) {
+            uint g = r * THREADS + lid;
+            if (GROUPS % THREADS == 0 || g < GROUPS) {
+                uint kk = g / (TILE_R / 4), rq = g % (TILE_R / 4);
+                uint k = k0 + kk;
+                vec4 v = load4(X, min(k, K - 1) * R + min(r0 + 4 * rq, R - 4));
+                tile_store(is_a, kk * ROW4 + rq, k < K ? v : vec4(0.0));
+            }
+        }
+    } else {
+        // One element per step, consecutive invocations along the contiguous
+        // dimension of X.
+        Elems x = Elems(X);
+        for (uint r = 0; r < (TILE_R * TILE_K + THREADS - 1) / THREADS; r++) {
+            uint i = r * THREADS + lid;
+            if ((TILE_R * TILE_K) % THREADS == 0 || i < TILE_R * TILE_K) {
+                uint rr = k_contiguous ? i / TILE_K : i % TILE_R;
+                uint kk = k_contiguous ? i % TILE_K : i / TILE_R;
+                uint row = r0 + rr, k = k0 + kk;
+                uint at = k_contiguous ? min(row, R - 1) * K + min(k, K - 1)
+                                       : min(k, K - 1) * R + min(row, R - 1);
+                float v = float(x.v[at]);
+                tile_store1(is_a, kk * ROW4 + rr / 4, rr % 4, row < R && k < K ? v : 0.0);
+            }
+        }
+    }
+}
+
+void main() {
+    const uint tx = gl_LocalInvocationID.x, ty = gl_LocalInvocationID.y;
+    const uint lid = ty * WG_X + tx;
+    const uint m0 = gl_WorkGroupID.y * TILE_M, n0 = gl_WorkGroupID.x * TILE_N;
+    const uint64_t z = gl_WorkGroupID.z;
+    const uint64_t A = pc.a + z * pc.stride_a, B = pc.b + z * pc.stride_b;
+
+    // The register block and the loops over it are unrolled so that it lives
+    // in registers: an indexed array costs a per-lane loop on CPU drivers.
+    float acc[TM * TN];
+    [[unroll]] for (uint i = 0; i < TM * TN; i++) acc[i] = 0.0;
+    float a_reg[TM], b_reg[TN];
+
+    for (uint k0 = 0; k0 < pc.k; k0 += TILE_K) {
+        load_tile(true, A_K_CONTIGUOUS, A, pc.m, m0, TILE_M, A_ROW, k0, lid);
+        load_tile(false, B_K_CONTIGUOUS, B, pc.n, n0, TILE_N, B_ROW, k0, lid);
+        barrier();
+        for (uint kk = 0; kk < TILE_K; kk++) {
+            // Whole vec4s: each shared-memory access is a loop over the lanes
+            // on CPU drivers, so fewer, wider ones matter most here.
+            [[unroll]] for (uint i = 0; i < TM / 4; i++) {
+                vec4 v = a_tile[kk * A_ROW + ty * (TM / 4) + i];
+                [[unroll]] for (uint c = 0; c < 4; c++) a_reg[4 * i + c] = v[c];
+            }
+            [[unroll]] for (uint j = 0; j < TN / 4; j++) {
+                vec4 v = b_tile[kk * B_ROW + tx * (TN / 4) + j];
+                [[unroll]] for (uint c = 0; c < 4; c++) b_reg[4 * j + c] = v[c];
+            }
+            [[unroll]] for (uint i = 0; i < TM; i++)
+                [[unroll]] for (uint j = 0; j < TN; j++)
+                    acc[i * TN + j] = fma(a_reg[i], b_reg[j], acc[i * TN + j]);
+        }
+        barrier();
+    }
+
+    const uint64_t C = pc.c + z * pc.stride_c;
+    [[unroll]] for (uint i = 0; i < TM; i++) {
+        uint gm = m0 + ty * TM + i;
+        if (VEC4) {
+            [[unroll]] for (uint j = 0; j < TN / 4; j++) {
+                uint gn = n0 + tx * TN + 4 * j;
+                if (gm < pc.m && gn < pc.n) {
+                    Elem4At out_ = Elem4At(C + ELEM_BYTES * uint64_t(gm * pc.n + gn));
+                    vec4 v = vec4(acc[i * TN + 4 * j], acc[i * TN + 4 * j + 1],
+                                  acc[i * TN + 4 * j + 2], acc[i * TN + 4 * j + 3]);
+                    if (pc.accumulate != 0) v += vec4(out_.v);
+                    out_.v = ELEM4(v);
+                }
+            }
+        } else {
+            Elems out_ = Elems(C);
+            [[unroll]] for (uint j = 0; j < TN; j++) {
+                uint gn = n0 + tx * TN + j;
+                if (gm < pc.m && gn < pc.n) {
+                    float v = acc[i * TN + j];
+                    if (pc.accumulate != 0) v += float(out_.v[gm * pc.n + gn]);
+                    out_.v[gm * pc.n + gn] = ELEM(v);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,340 @@
+/* lws schedule CONFIG...: every layer's heads, FFN width, parameters and
+ * FLOPs; totals; a comparison of several configs; --json; --svg chart. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "cli/cli.h"
+#include "cli/svg.h"
+#include "lws/config.h"
+
+static const char *usage = "lws schedule [--json] [--svg FILE] [--seq-len N] CONFIG...";
+
+/* 181107456 -> "181,107,456" */
+static const char *grouped(uint64_t v, char *out, size_t n) {
+    char digits[32];
+    int len = snprintf(digits, sizeof digits, "%llu", (unsigned long long)v), k = 0;
+    for (int i = 0; i < len && k + 2 < (int)n; i++) {
+        if (i && (len - i) % 3 == 0) out[k++] = ',';
+        out[k++] = digits[i];
+    }
+    out[k] = 0;
+    return out;
+}
+
+static const char *signed_grouped(int64_t v, char *out, size_t n) {
+    char body[32];
+    grouped((uint64_t)(v < 0 ? -v : v), body, sizeof body);
+    snprintf(out, n, "%s%s", v < 0 ? "-" : "+", body);
+    return out;
+}
+
+/* 1.234e9 -> "1.23 G" */
+static const char *si(double v, char *out, size_t n) {
+    const char *unit[] = {"", " k", " M", " G", " T", " P"};
+    int k = 0;
+    while (v >= 1000 && k < 5) v /= 1000, k++;
+    snprintf(out, n, "%.3g%s", v, unit[k]);
+    return out;
+}
+
+static void points_text(const double *p, uint32_t n, char *out, size_t cap) {
+    out[0] = 0;
+    for (uint32_t k = 0; k < n; k++) {
+        char one[32];
+        snprintf(one, sizeof one, "%s%g", k ? " -> " : "", p[k]);
+        strncat(out, one, cap - strlen(out) - 1);
+    }
+}
+
+static void profile_text(const lws_config *c, char *out, size_t cap) {
+    const lws_profile *p = &c->lws;
+    char beta[96] = "per-layer list", alpha[96] = "per-layer list", frame[64] = "";
+    if (p->n_ffn_points) points_text(p->ffn_points, p->n_ffn_points, beta, sizeof beta);
+    if (p->n_qkv_points) points_text(p->qkv_points, p->n_qkv_points, alpha, sizeof alpha);
+    if (p->frame)
+        snprintf(frame, sizeof frame, ", framed (beta %g, alpha %g)", p->frame_ffn, p->frame_qkv);
+    snprintf(out, cap, "%s%sbeta %s, alpha %s%s; ffn_divisor %u; GQA %s %u", p->variant,
+             p->variant[0] ? ": " : "", beta, alpha, frame, p->ffn_divisor,
+             p->gqa == LWS_GQA_GROUP_SIZE ? "group_size" : "kv_heads", p->gqa_value);
+}
+
+static void print_config(const lws_config *c, uint32_t seq_len) {
+    const lws_model_config *m = &c->model;
+    char a[40], b[40], d[40], e[40];
+    char profile[512];
+    profile_text(c, profile, sizeof profile);
+    printf("%s (%s)\n", c->name, c->path);
+    printf("  model    d_model %u, %u layers, head_dim %u, vocab %u, %s block, %s embeddings%s\n",
+           m->d_model, m->n_layers, m->head_dim, m->vocab_size,
+           m->block == LWS_BLOCK_POST_NORM ? "post-norm" : "pre-norm",
+           m->tied_embeddings ? "tied" : "untied", m->qk_norm ? ", QK-norm" : "");
+    printf("  profile  %s\n", profile);
+    char flops_head[32];
+    snprintf(flops_head, sizeof flops_head, "fwd FLOPs/token (T=%u)", seq_len);
+    printf("  %5s %7s %7s %8s %9s %8s %12s  %s\n", "layer", "alpha", "beta", "q_heads", "kv_heads",
+           "ffn_dim", "params", flops_head);
+    for (uint32_t i = 0; i < m->n_layers; i++) {
+        const lws_layer_shape *l = &c->layers[i];
+        printf("  %5u %7.4f %7.4f %8u %9u %8u %12s %11s\n", i, l->alpha, l->beta, l->q_heads,
+               l->kv_heads, l->ffn_dim, grouped(lws_layer_params(c, i), a, sizeof a),
+               si(lws_layer_flops_per_token(c, i, seq_len), b, sizeof b));
+    }
+    uint64_t total = lws_config_params(c), embedding = lws_config_embedding_params(c);
+    printf("  parameters               %s\n", grouped(total, a, sizeof a));
+    printf("    without embeddings     %s\n", grouped(total - embedding, a, sizeof a));
+    printf("    embeddings             %s (%s)\n", grouped(embedding, a, sizeof a),
+           m->tied_embeddings ? "one table, tied to the output head" : "input table + output head");
+    double train = lws_config_train_flops_per_token_at(c, seq_len);
+    double dense = 6.0 * lws_config_matmul_params(c);
+    printf("  training FLOPs/token     %s = 6 x %s matmul weights + attention %s ",
+           si(train, a, sizeof a), grouped(lws_config_matmul_params(c), b, sizeof b),
+           si(train - dense, d, sizeof d));
+    if (seq_len)
+        printf("(seq_len %u)\n", seq_len);
+    else
+        printf("(no train.seq_len: attention left out; give --seq-len)\n");
+    if (c->lws.match_target) {
+        int64_t diff = (int64_t)total - (int64_t)c->lws.match_target;
+        printf("  budget match             target %s%s%s%s, result %s, difference %s (%+.3f%%), "
+               "FFN scale %.4f\n",
+               grouped(c->lws.match_target, a, sizeof a), c->lws.match_config[0] ? " (" : "",
+               c->lws.match_config, c->lws.match_config[0] ? ")" : "", grouped(total, b, sizeof b),
+               signed_grouped(diff, e, sizeof e), 100.0 * diff / c->lws.match_target,
+               c->lws.match_scale);
+    }
+}
+
+static void print_comparison(const lws_config *c, const uint32_t *seq, int n) {
+    char a[40], b[40];
+    uint64_t first = lws_config_params(&c[0]);
+    printf("comparison (difference to %s)\n", c[0].name);
+    printf("  %-20s %6s %14s %9s  %s\n", "config", "layers", "parameters", "diff",
+           "train FLOPs/token");
+    for (int k = 0; k < n; k++) {
+        uint64_t p = lws_config_params(&c[k]);
+        char diff[16] = "";
+        if (k) snprintf(diff, sizeof diff, "%+.2f%%", 100.0 * ((double)p - first) / first);
+        printf("  %-20s %6u %14s %9s  %s\n", c[k].name, c[k].model.n_layers,
+               grouped(p, a, sizeof a), diff,
+               si(lws_config_train_flops_per_token_at(&c[k], seq[k]), b, sizeof b));
+    }
+}
+
+static cJSON *numbers(const double *v, uint32_t n) {
+    cJSON *a = cJSON_CreateArray();
+    for (uint32_t i = 0; i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i]));
+    return a;
+}
+
+static cJSON *config_json(const lws_config *c, uint32_t seq_len) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", c->name);
+    cJSON_AddStringToObject(o, "path", c->path);
+    const lws_model_config *m = &c->model;
+    cJSON *model = cJSON_AddObjectToObject(o, "model");
+    cJSON_AddNumberToObject(model, "d_model", m->d_model);
+    cJSON_AddNumberToObject(model, "n_layers", m->n_layers);
+    cJSON_AddNumberToObject(model, "head_dim", m->head_dim);
+    cJSON_AddNumberToObject(model, "vocab_size", m->vocab_size);
+    cJSON_AddStringToObject(model, "block",
+                            m->block == LWS_BLOCK_POST_NORM ? "post_norm" : "pre_norm");
+    cJSON_AddBoolToObject(model, "tied_embeddings", m->tied_embeddings);
+    cJSON_AddBoolToObject(model, "qk_norm", m->qk_norm);
+    const lws_profile *p = &c->lws;
+    cJSON *profile = cJSON_AddObjectToObject(o, "profile");
+    if (p->variant[0]) cJSON_AddStringToObject(profile, "variant", p->variant);
+    if (p->n_ffn_points)
+        cJSON_AddItemToObject(profile, "ffn_points", numbers(p->ffn_points, p->n_ffn_points));
+    if (p->n_qkv_points)
+        cJSON_AddItemToObject(profile, "qkv_points", numbers(p->qkv_points, p->n_qkv_points));
+    cJSON_AddBoolToObject(profile, "frame", p->frame);
+    if (p->frame) {
+        cJSON_AddNumberToObject(profile, "frame_ffn", p->frame_ffn);
+        cJSON_AddNumberToObject(profile, "frame_qkv", p->frame_qkv);
+    }
+    cJSON_AddNumberToObject(profile, "ffn_divisor", p->ffn_divisor);
+    cJSON *gqa = cJSON_AddObjectToObject(profile, "gqa");
+    cJSON_AddNumberToObject(gqa, p->gqa == LWS_GQA_GROUP_SIZE ? "group_size" : "kv_heads",
+                            p->gqa_value);
+    cJSON_AddNumberToObject(o, "seq_len", seq_len);
+    cJSON *layers = cJSON_AddArrayToObject(o, "layers");
+    for (uint32_t i = 0; i < m->n_layers; i++) {
+        const lws_layer_shape *l = &c->layers[i];
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "layer", i);
+        cJSON_AddNumberToObject(e, "alpha", l->alpha);
+        cJSON_AddNumberToObject(e, "beta", l->beta);
+        cJSON_AddNumberToObject(e, "q_heads", l->q_heads);
+        cJSON_AddNumberToObject(e, "kv_heads", l->kv_heads);
+        cJSON_AddNumberToObject(e, "ffn_dim", l->ffn_dim);
+        cJSON_AddNumberToObject(e, "params", (double)lws_layer_params(c, i));
+        cJSON_AddNumberToObject(e, "forward_flops_per_token",
+                                lws_layer_flops_per_token(c, i, seq_len));
+        cJSON_AddItemToArray(layers, e);
+    }
+    uint64_t total = lws_config_params(c), embedding = lws_config_embedding_params(c);
+    cJSON *totals = cJSON_AddObjectToObject(o, "totals");
+    cJSON_AddNumberToObject(totals, "params", (double)total);
+    cJSON_AddNumberToObject(totals, "params_without_embeddings", (double)(total - embedding));
+    cJSON_AddNumberToObject(totals, "embedding_params", (double)embedding);
+    cJSON_AddNumberToObject(totals, "matmul_params", (double)lws_config_matmul_params(c));
+    cJSON_AddNumberToObject(totals, "train_flops_per_token",
+                            lws_config_train_flops_per_token_at(c, seq_len));
+    if (p->match_target) {
+        cJSON *match = cJSON_AddObjectToObject(o, "match");
+        cJSON_AddNumberToObject(match, "target", (double)p->match_target);
+        if (p->match_config[0]) cJSON_AddStringToObject(match, "config", p->match_config);
+        cJSON_AddNumberToObject(match, "result", (double)total);
+        cJSON_AddNumberToObject(match, "difference", (double)total - (double)p->match_target);
+        cJSON_AddNumberToObject(match, "relative_difference",
+                                ((double)total - (double)p->match_target) / p->match_target);
+        cJSON_AddNumberToObject(match, "ffn_scale", p->match_scale);
+    }
+    return o;
+}
+
+/* Two panels over the layer index: FFN width (top) and query heads
+ * (bottom), one colour per config, each line named at its right end. */
+static lws_status draw_chart(const char *path, const lws_config *c, int n) {
+    const double width = 980, height = 700, left = 80, plot_w = 690;
+    uint32_t max_layers = 1, max_ffn = 1, max_heads = 1;
+    for (int k = 0; k < n; k++) {
+        if (c[k].model.n_layers > max_layers) max_layers = c[k].model.n_layers;
+        for (uint32_t i = 0; i < c[k].model.n_layers; i++) {
+            if (c[k].layers[i].ffn_dim > max_ffn) max_ffn = c[k].layers[i].ffn_dim;
+            if (c[k].layers[i].q_heads > max_heads) max_heads = c[k].layers[i].q_heads;
+        }
+    }
+    lws_svg svg;
+    LWS_TRY(lws_svg_begin(&svg, path, width, height));
+    lws_svg_text(&svg, left, 28, 17, LWS_SVG_START, "#000000", 0,
+                 "Layer-wise scaling: FFN width and query heads per layer");
+    /* Layer i spans [i - 0.5, i + 0.5], so integer ticks sit under layer centres. */
+    double layer_tick = fmax(1, lws_svg_nice_step(max_layers, 12));
+    double head_tick = fmax(1, lws_svg_nice_step(max_heads, 5));
+    lws_svg_axes panels[2] = {
+        {left, 75, plot_w, 300, -0.5, max_layers - 0.5, 0, max_ffn * 1.1, layer_tick, 0},
+        {left, 445, plot_w, 190, -0.5, max_layers - 0.5, 0, max_heads * 1.15 + 0.5, layer_tick,
+         head_tick},
+    };
+    lws_svg_draw_axes(&svg, &panels[0], NULL, "FFN width", "FFN width (d_ffn) per layer");
+    lws_svg_draw_axes(&svg, &panels[1], "layer", "query heads", "query heads per layer");
+    double edges[LWS_MAX_LAYERS + 1], values[LWS_MAX_LAYERS];
+    double *ends = malloc(2 * (size_t)n * sizeof *ends);
+    const char **names = malloc((size_t)n * sizeof *names),
+               **colours = malloc((size_t)n * sizeof *colours);
+    if (!ends || !names || !colours) {
+        free(ends), free(names), free(colours);
+        lws_svg_end(&svg);
+        return lws_fail(LWS_ERR_OUT_OF_MEMORY, "%s: out of memory drawing the chart", path);
+    }
+    for (int panel = 0; panel < 2; panel++) {
+        const lws_svg_axes *ax = &panels[panel];
+        for (int k = 0; k < n; k++) {
+            uint32_t layers = c[k].model.n_layers;
+            for (uint32_t i = 0; i <= layers; i++) edges[i] = i - 0.5;
+            for (uint32_t i = 0; i < layers; i++)
+                values[i] = panel == 0 ? c[k].layers[i].ffn_dim : c[k].layers[i].q_heads;
+            /* Identical steps of several configs would hide each other: each
+             * series sits a little above or below the exact height. */
+            double dy = n > 1 ? (k - (n - 1) / 2.0) * 2.5 : 0;
+            lws_svg_steps(&svg, ax, edges, values, layers, lws_svg_colour(k), 2.2, dy);
+            ends[k] = lws_svg_y(ax, values[layers - 1]) + dy;
+            ends[n + k] = lws_svg_x(ax, edges[layers]);
+            names[k] = c[k].name;
+            colours[k] = lws_svg_colour(k);
+        }
+        lws_svg_end_labels(&svg, left + plot_w + 4, ends + n, ends, names, colours, (uint32_t)n, 12,
+                           ax->top, ax->top + ax->height);
+    }
+    free(ends), free(names), free(colours);
+    lws_svg_text(&svg, left, height - 12, 11, LWS_SVG_START, "#555555", 0,
+                 "Series that coincide are drawn a few pixels apart; each line is named at its "
+                 "last layer.");
+    return lws_svg_end(&svg);
+}
+
+int lws_cli_schedule(int argc, char **argv) {
+    int json = 0;
+    const char *svg_path = NULL;
+    long seq_override = -1;
+    const char **files = calloc((size_t)argc + 1, sizeof *files);
+    int n = 0;
+    if (!files) return lws_cli_usage(usage, "out of memory");
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("usage: %s\n\nPrints each config's per-layer schedule (alpha, beta, heads, FFN "
+                   "width, parameters, forward FLOPs per token) and totals.\n"
+                   "  --json       machine-readable output\n"
+                   "  --svg FILE   chart of FFN width and query heads per layer\n"
+                   "  --seq-len N  sequence length for the attention FLOPs (default "
+                   "train.seq_len)\n",
+                   usage);
+            free(files);
+            return 0;
+        } else if (strcmp(argv[i], "--json") == 0)
+            json = 1;
+        else if (strcmp(argv[i], "--svg") == 0 && i + 1 < argc)
+            svg_path = argv[++i];
+        else if (strcmp(argv[i], "--seq-len") == 0 && i + 1 < argc) {
+            char *end;
+            seq_override = strtol(argv[++i], &end, 10);
+            if (*end || seq_override < 1 || seq_override > (1 << 20)) {
+                free(files);
+                return lws_cli_usage(usage, "--seq-len: '%s' is not a length from 1 to 1048576",
+                                     argv[i]);
+            }
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            free(files);
+            return lws_cli_usage(usage, "unknown option '%s'", argv[i]);
+        } else
+            files[n++] = argv[i];
+    }
+    if (n == 0) {
+        free(files);
+        return lws_cli_usage(usage, "give at least one config file");
+    }
+    lws_config *cfg = malloc((size_t)n * sizeof *cfg);
+    uint32_t *seq = malloc((size_t)n * sizeof *seq);
+    if (!cfg || !seq) {
+        free(files), free(cfg), free(seq);
+        return lws_cli_usage(usage, "out of memory");
+    }
+    int rc = 0;
+    for (int k = 0; k < n && rc == 0; k++) {
+        if (lws_config_load(files[k], &cfg[k]) != LWS_OK)
+            rc = lws_cli_error();
+        else
+            seq[k] = seq_override > 0 ? (uint32_t)seq_override : cfg[k].train.seq_len;
+    }
+    if (rc == 0 && json) {
+        cJSON *root = cJSON_CreateObject();
+        cJSON *list = cJSON_AddArrayToObject(root, "configs");
+        for (int k = 0; k < n; k++) cJSON_AddItemToArray(list, config_json(&cfg[k], seq[k]));
+        char *text = cJSON_Print(root);
+        printf("%s\n", text ? text : "null");
+        free(text);
+        cJSON_Delete(root);
+    } else if (rc == 0) {
+        for (int k = 0; k < n; k++) {
+            if (k) printf("\n");
+            print_config(&cfg[k], seq[k]);
+        }
+        if (n > 1) {
+            printf("\n");
+            print_comparison(cfg, seq, n);
+        }
+    }
+    if (rc == 0 && svg_path) {
+        if (draw_chart(svg_path, cfg, n) != LWS_OK)
+            rc = lws_cli_error();
+        else
+            fprintf(json ? stderr : stdout, "%schart written to %s\n", json ? "" : "\n", svg_path);
+    }
+    free(files), free(cfg), free(seq);
+    return rc;
+}

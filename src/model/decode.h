@@ -1,0 +1,67 @@
+/* Decoding with a key/value cache: the model's forward for one new token at
+ * a time (batch 1), so generating a token costs one position, not the whole
+ * prefix.
+ *
+ * Each layer keeps its keys (after the QK-norm and RoPE) and values for every
+ * position so far, (max_seq, kv_heads * head_dim). A step embeds the token,
+ * runs every layer on that one row — projections, QK-norm, RoPE at position
+ * p, the key and value written to row p of the caches, attention of the new
+ * query against rows 0..p — and the head. The position and the token live in
+ * a small device buffer, so the per-layer command buffers are recorded once
+ * and replayed at every position, like the training step's.
+ *
+ * The decoder reads the parameters of an lws_model (which must outlive it);
+ * that model's own forward (batch row 0) also serves as the prefill: it runs
+ * a prompt of up to m->seq tokens in one pass and its keys and values are
+ * copied into the caches. */
+#ifndef LWS_MODEL_DECODE_H
+#define LWS_MODEL_DECODE_H
+
+#include "model/model.h"
+
+typedef struct lws_decoder {
+    lws_model *m;     /* the parameters (and the prefill forward); not owned */
+    uint32_t max_seq; /* cache rows: positions 0 .. max_seq - 1 */
+
+    lws_buffer io;                   /* uint32 [2]: the token and its position */
+    lws_buffer token, pos;           /* views of io */
+    lws_buffer x;                    /* (d) the residual stream, layer by layer */
+    lws_buffer xn, hn;               /* (d) pre_norm: RMSNorm_attn(x), RMSNorm_ffn(h) */
+    lws_buffer h;                    /* (d) after the attention residual */
+    lws_buffer proj;                 /* (d) post_norm: att . Wo^T, then act . W2^T */
+    lws_buffer q_raw, q;             /* (q_max) projection, after QK-norm (q == q_raw without) */
+    lws_buffer k_raw, k;             /* (kv_max) likewise; RoPE writes k into the cache */
+    lws_buffer v;                    /* (kv_max) */
+    lws_buffer att;                  /* (q_max) attention output before Wo */
+    lws_buffer gate, up, act;        /* (ffn_max) */
+    lws_buffer q_rstd, k_rstd, rstd; /* (1) each: norms that may run side by side */
+    lws_buffer final_xn;             /* (d) */
+    lws_buffer logits;               /* (V) */
+    lws_buffer *k_cache, *v_cache;   /* [n_layers] (max_seq, kv_heads(i) * head_dim) */
+
+    /* Recorded once: embedding, each layer, head; and the copy of the
+     * prefill forward's keys and values into the caches. */
+    lws_cmd *cmd_embed, **cmd_layer, *cmd_head, *cmd_prefill_kv;
+    lws_cmd **step_cmds; /* embed, layers, head */
+    uint32_t n_step_cmds;
+} lws_decoder;
+
+/* Allocates the caches and single-token activations for positions
+ * 0 .. max_seq - 1 and records the step. m holds the parameters (any batch
+ * and seq; training or not). */
+lws_status lws_decoder_create(lws_model *m, uint32_t max_seq, lws_decoder **out);
+/* Frees the host side; the device memory stays in the arena (as a model's). */
+void lws_decoder_destroy(lws_decoder *d);
+
+/* Runs `token` at position pos: positions 0 .. pos-1 must already be in the
+ * caches (earlier steps or a prefill). Writes the next-token logits (V
+ * floats) when logits is not NULL. */
+lws_status lws_decoder_step(lws_decoder *d, uint32_t token, uint32_t pos, float *logits);
+
+/* Fills positions 0 .. n-1 with tokens and writes the logits after the last
+ * (V floats) when logits is not NULL. The first min(n, m->seq) positions take
+ * one forward of the model (batch row 0, the rest padding) whose keys and
+ * values are copied into the caches; any further ones take a step each. */
+lws_status lws_decoder_prefill(lws_decoder *d, const uint32_t *tokens, uint32_t n, float *logits);
+
+#endif

@@ -1,0 +1,165 @@
+/* The model on the device: parameters laid out from the LWS schedule (every
+ * layer its own widths), gradients and AdamW moments beside them, activations
+ * for one micro-batch, and the per-layer command buffers that are recorded
+ * once and replayed every step. */
+#ifndef LWS_MODEL_H
+#define LWS_MODEL_H
+
+#include <stdio.h>
+
+#include "lws/config.h"
+#include "lws/vk.h"
+
+/* One named parameter tensor: a 2-D weight [rows, cols] (out, in features)
+ * or a 1-D norm weight [rows] (cols == 0). */
+typedef struct lws_param {
+    char name[96];
+    uint32_t rows, cols;
+    uint64_t offset; /* in floats, within the parameter (and gradient, moment) blocks */
+    uint64_t count;  /* elements */
+    int decay;       /* AdamW weight decay applies */
+    int is_norm, is_embedding;
+    lws_buffer param, grad, m, v;
+} lws_param;
+
+typedef struct lws_layer_tensors {
+    lws_param *wq, *wk, *wv, *wo, *q_norm, *k_norm, *attn_norm, *ffn_norm, *w1, *w3, *w2;
+} lws_layer_tensors;
+
+/* Saved activations of one layer for one micro-batch of N = batch * seq tokens. */
+typedef struct lws_layer_acts {
+    lws_buffer x;              /* (N, d) layer input (the residual stream) */
+    lws_buffer xn;             /* (N, d) pre_norm: RMSNorm_attn(x) */
+    lws_buffer q_raw, k_raw;   /* (N, q), (N, kv) projections before the QK-norm */
+    lws_buffer q, k, v;        /* (N, q), (N, kv) after QK-norm and RoPE; v as projected */
+    lws_buffer q_rstd, k_rstd; /* (N) */
+    lws_buffer att;            /* (N, q) attention output before Wo */
+    lws_buffer lse;            /* (batch, q_heads, seq) */
+    lws_buffer attn_out;       /* (N, d) att . Wo^T */
+    lws_buffer attn_rstd;      /* (N) */
+    lws_buffer h;              /* (N, d) after the attention residual */
+    lws_buffer hn;             /* (N, d) pre_norm: RMSNorm_ffn(h) */
+    lws_buffer gate, up;       /* (N, ffn) W1 h, W3 h */
+    lws_buffer act;            /* (N, ffn) silu(gate) * up */
+    lws_buffer ffn_out;        /* (N, d) act . W2^T */
+    lws_buffer ffn_rstd;       /* (N) */
+} lws_layer_acts;
+
+/* Scratch shared by all layers in the backward (sized for the widest layer). */
+typedef struct lws_grad_scratch {
+    lws_buffer dx; /* (N, d) gradient of the residual stream, updated in place */
+    lws_buffer
+        dnorm_in; /* (N, d) gradient before a block norm (post_norm) / of xn, hn (pre_norm) */
+    lws_buffer dq, dk, dv;       /* (N, q_max), (N, kv_max) after attention backward */
+    lws_buffer dq_raw, dk_raw;   /* (N, q_max), (N, kv_max) before the QK-norm */
+    lws_buffer datt;             /* (N, q_max) */
+    lws_buffer dgate, dup, dact; /* (N, ffn_max) */
+    lws_buffer delta;            /* (batch, q_heads_max, seq) attention backward */
+    lws_buffer norm_scratch;     /* RMSNorm backward partial sums */
+} lws_grad_scratch;
+
+typedef struct lws_timing {
+    double *layer_fwd_ms, *layer_bwd_ms; /* [n_layers] */
+    double embed_ms, head_ms, embed_bwd_ms, optim_ms;
+} lws_timing;
+
+typedef struct lws_model {
+    lws_context *ctx;
+    lws_config cfg;
+    uint32_t batch, seq, tokens; /* micro-batch shape; tokens = batch * seq */
+    int training;                /* gradients, moments and backward recorded */
+
+    lws_param *params;
+    uint32_t n_params;
+    uint64_t n_floats; /* all parameters */
+    lws_buffer param_block, grad_block, m_block, v_block;
+    lws_param *embed, *final_norm, *lm_head; /* lm_head == embed when tied */
+    lws_layer_tensors *layers;
+
+    lws_buffer io;              /* inputs then targets, uint32 (N) each */
+    lws_buffer inputs, targets; /* views of io */
+    uint64_t targets_offset;    /* bytes from the start of io */
+    lws_buffer embed_out;       /* (N, d) x_0 */
+    lws_layer_acts *acts;       /* [n_layers] */
+    lws_buffer final_x;         /* (N, d) x_L */
+    lws_buffer final_xn;        /* (N, d) RMSNorm_final(x_L) */
+    lws_buffer final_rstd;      /* (N) */
+    lws_buffer logits;          /* (N, V), turned into dlogits in place */
+    lws_buffer losses;          /* (N) per-token loss */
+    lws_buffer ce_scratch;
+    lws_grad_scratch gs;
+
+    lws_buffer hyper;        /* lws_optim_hyper */
+    lws_buffer optim_table;  /* lws_optim_entry [n_params] */
+    lws_buffer norm_scratch; /* grad-norm partials */
+    uint32_t optim_chunks;
+
+    /* Recorded once: embed, layers forward, head (+ its backward when
+     * training), layers backward, embed backward, optimizer. */
+    lws_cmd *cmd_embed, **cmd_fwd, *cmd_head, *cmd_eval_head, *cmd_logits_head, **cmd_bwd,
+        *cmd_embed_bwd, *cmd_optim;
+    lws_cmd **step_cmds;   /* submission order of a training micro-batch */
+    lws_cmd **eval_cmds;   /* ... of an evaluation micro-batch */
+    lws_cmd **logits_cmds; /* ... of a forward that keeps the logits */
+    uint32_t n_step_cmds, n_eval_cmds;
+    lws_timer *timer;    /* per layer and per stage */
+    lws_timer *op_timer; /* per op, when created with LWS_MODEL_PROFILE_OPS */
+    int *region_fwd, *region_bwd;
+    int region_embed, region_head, region_embed_bwd, region_optim;
+} lws_model;
+
+/* The memory a model needs, by kind, in bytes (the plan printed before allocating). */
+typedef struct lws_memory_plan {
+    uint64_t params, grads, optimizer, activations, scratch, total;
+} lws_memory_plan;
+
+lws_memory_plan lws_model_plan(lws_context *ctx, const lws_config *cfg, uint32_t batch,
+                               uint32_t seq, int training);
+void lws_memory_plan_print(const lws_memory_plan *plan, FILE *out);
+
+/* Lays out and allocates the model (refusing, with the plan, when it does not
+ * fit the device heap), initialises the weights from cfg->train.seed, and
+ * records the command buffers. training = 0 builds a forward-only model. */
+lws_status lws_model_create(lws_context *ctx, const lws_config *cfg, uint32_t batch, uint32_t seq,
+                            int training, lws_model **out);
+/* Flags of lws_model_create_ex. */
+#define LWS_MODEL_PROFILE_OPS 1u /* a timestamp region around every op (lws bench) */
+lws_status lws_model_create_ex(lws_context *ctx, const lws_config *cfg, uint32_t batch,
+                               uint32_t seq, int training, uint32_t flags, lws_model **out);
+void lws_model_destroy(lws_model *m);
+
+/* Truncated-normal initialisation (std cfg.model.init_std, cut at +-3 std;
+ * norm weights 1), deterministic in the seed and independent of the device. */
+lws_status lws_model_init_weights(lws_model *m, uint64_t seed);
+
+/* One micro-batch: uploads inputs and targets (N uint32 each), runs the
+ * forward and the backward (gradients accumulate), and returns the mean loss
+ * over the micro-batch's tokens. grad_scale multiplies dlogits (1/accum). */
+lws_status lws_model_forward_backward(lws_model *m, const uint32_t *inputs, const uint32_t *targets,
+                                      double *loss);
+/* Forward only over a full micro-batch; returns the summed loss of the
+ * tokens of its first `rows` rows (the rest may be padding). */
+lws_status lws_model_eval_rows(lws_model *m, const uint32_t *inputs, const uint32_t *targets,
+                               uint32_t rows, double *loss_sum);
+/* Forward only, returns logits (N, V) into host memory. */
+lws_status lws_model_logits(lws_model *m, const uint32_t *inputs, float *logits);
+/* Clips the gradients by global norm (cfg.train.grad_clip) and applies AdamW
+ * (betas, eps, weight decay from cfg.train) with learning rate lr as update
+ * number `step` (1-based, for the bias corrections); zeroes the gradients and
+ * returns the gradient norm before clipping. */
+lws_status lws_model_optimizer_step(lws_model *m, double lr, uint64_t step, double *grad_norm);
+/* Per-region times of the last submissions (ms). */
+lws_status lws_model_read_timing(lws_model *m, lws_timing *t);
+
+/* Host copies of parameters, gradients or moments by tensor. */
+typedef enum {
+    LWS_BLOCK_PARAMS,
+    LWS_BLOCK_GRADS,
+    LWS_BLOCK_ADAM_M,
+    LWS_BLOCK_ADAM_V
+} lws_block_kind;
+lws_status lws_model_download(lws_model *m, lws_block_kind kind, float *host /* n_floats */);
+lws_status lws_model_upload(lws_model *m, lws_block_kind kind, const float *host);
+lws_param *lws_model_find(lws_model *m, const char *name);
+
+#endif

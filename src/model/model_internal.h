@@ -1,0 +1,20 @@
+/* Shared by the files of src/model/ that build and record the model. */
+#ifndef LWS_MODEL_INTERNAL_H
+#define LWS_MODEL_INTERNAL_H
+
+#include <stdio.h>
+
+#include "model/model.h"
+#include "ops/ops.h"
+
+uint32_t lws_layout_count(const lws_config *cfg);
+/* Fills list[0..count) (and the per-layer pointers) and returns the floats of
+ * one block (parameters, gradients and each moment have the same layout). */
+uint64_t lws_layout_params(const lws_config *cfg, lws_param *list, lws_layer_tensors *layers,
+                           uint32_t *count);
+void lws_init_host_weights(const lws_model *m, uint64_t seed, float *host);
+
+/* Records the command buffers of the model (src/model/record.c). */
+lws_status lws_model_record(lws_model *m);
+
+#endif

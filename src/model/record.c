@@ -1,0 +1,357 @@
+/* Recording the model's command buffers, once: each layer's forward and
+ * backward sized by that layer's heads and FFN width, the embedding, the head
+ * with the loss, and the optimizer. Replayed every step without change: the
+ * buffers' addresses are fixed, and the values that change (the tokens, the
+ * learning rate and step) live in device buffers. */
+#include <math.h>
+#include <stdio.h>
+
+#include "model/model_internal.h"
+
+/* The launchers return a status and also mark the command buffer failed;
+ * lws_cmd_end reports the first failure, so recording can go straight on. */
+#define B lws_cmd_barrier(c)
+
+static void mm(lws_cmd *c, lws_mm_layout layout, lws_buffer dst, lws_buffer a, lws_buffer b,
+               uint32_t m, uint32_t n, uint32_t k, int accumulate) {
+    lws_op_matmul(c, layout, dst, a, b, m, n, k, accumulate);
+}
+
+/* With per-op profiling on (lws_model_create_ex), every op gets a timestamp
+ * region named by its kind; lws bench adds them up by name. */
+static int op_begin(lws_model *m, lws_cmd *c, const char *kind) {
+    return m->op_timer ? lws_cmd_region_begin(c, m->op_timer, kind) : -1;
+}
+static void op_end(lws_model *m, lws_cmd *c, int region) {
+    if (region >= 0) lws_cmd_region_end(c, m->op_timer, region);
+}
+#define OP(kind, call)                                                                             \
+    do {                                                                                           \
+        int op_region_ = op_begin(m, c, kind);                                                     \
+        call;                                                                                      \
+        op_end(m, c, op_region_);                                                                  \
+    } while (0)
+
+typedef struct shape {
+    uint32_t N, d, q, kv, f, qh, kvh, hd;
+} shape;
+
+static shape layer_shape(const lws_model *m, uint32_t i) {
+    const lws_layer_shape *s = &m->cfg.layers[i];
+    uint32_t hd = m->cfg.model.head_dim;
+    shape sh = {m->tokens,  m->cfg.model.d_model, s->q_heads * hd, s->kv_heads * hd,
+                s->ffn_dim, s->q_heads,           s->kv_heads,     hd};
+    return sh;
+}
+
+static lws_buffer next_x(const lws_model *m, uint32_t i) {
+    return i + 1 < m->cfg.model.n_layers ? m->acts[i + 1].x : m->final_x;
+}
+
+/* Attention sub-block from the (normed, for pre_norm) input `in` to att. */
+static void attention_forward(lws_model *m, lws_cmd *c, uint32_t i, lws_buffer in) {
+    const lws_layer_tensors *t = &m->layers[i];
+    lws_layer_acts *a = &m->acts[i];
+    shape s = layer_shape(m, i);
+    const lws_model_config *mc = &m->cfg.model;
+    float eps = (float)mc->norm_eps;
+    OP("matmul", mm(c, LWS_MM_NT, a->q_raw, in, t->wq->param, s.N, s.q, s.d, 0));
+    OP("matmul", mm(c, LWS_MM_NT, a->k_raw, in, t->wk->param, s.N, s.kv, s.d, 0));
+    OP("matmul", mm(c, LWS_MM_NT, a->v, in, t->wv->param, s.N, s.kv, s.d, 0));
+    B;
+    if (mc->qk_norm) {
+        /* QK-norm over the whole projection of a token (q_heads * head_dim). */
+        OP("rmsnorm",
+           lws_op_rmsnorm_fwd(c, a->q, a->q_rstd, a->q_raw, t->q_norm->param, s.N, s.q, eps));
+        OP("rmsnorm",
+           lws_op_rmsnorm_fwd(c, a->k, a->k_rstd, a->k_raw, t->k_norm->param, s.N, s.kv, eps));
+        B;
+    }
+    OP("rope", lws_op_rope(c, a->q, a->q, s.N, m->seq, s.qh, s.hd, (float)mc->rope_theta, 0));
+    OP("rope", lws_op_rope(c, a->k, a->k, s.N, m->seq, s.kvh, s.hd, (float)mc->rope_theta, 0));
+    B;
+    OP("attention", lws_op_attention_fwd(c, a->att, a->lse, a->q, a->k, a->v, m->batch, m->seq,
+                                         s.qh, s.kvh, s.hd, 1.0f / sqrtf((float)s.hd)));
+    B;
+}
+
+static void layer_forward(lws_model *m, lws_cmd *c, uint32_t i) {
+    const lws_layer_tensors *t = &m->layers[i];
+    lws_layer_acts *a = &m->acts[i];
+    shape s = layer_shape(m, i);
+    float eps = (float)m->cfg.model.norm_eps;
+    lws_buffer out = next_x(m, i);
+    if (m->cfg.model.block == LWS_BLOCK_POST_NORM) {
+        /* h = x + RMSNorm_attn(Attn(x)); out = h + RMSNorm_ffn(SwiGLU(h)) */
+        attention_forward(m, c, i, a->x);
+        OP("matmul", mm(c, LWS_MM_NT, a->attn_out, a->att, t->wo->param, s.N, s.d, s.q, 0));
+        B;
+        OP("rmsnorm", lws_op_rmsnorm_fwd(c, a->h, a->attn_rstd, a->attn_out, t->attn_norm->param,
+                                         s.N, s.d, eps));
+        B;
+        OP("axpby", lws_op_axpby(c, a->h, a->x, a->h, 1.0f, 1.0f, s.N * s.d));
+        B;
+        OP("matmul", mm(c, LWS_MM_NT, a->gate, a->h, t->w1->param, s.N, s.f, s.d, 0));
+        OP("matmul", mm(c, LWS_MM_NT, a->up, a->h, t->w3->param, s.N, s.f, s.d, 0));
+        B;
+        OP("swiglu", lws_op_swiglu_fwd(c, a->act, a->gate, a->up, s.N * s.f));
+        B;
+        OP("matmul", mm(c, LWS_MM_NT, a->ffn_out, a->act, t->w2->param, s.N, s.d, s.f, 0));
+        B;
+        OP("rmsnorm",
+           lws_op_rmsnorm_fwd(c, out, a->ffn_rstd, a->ffn_out, t->ffn_norm->param, s.N, s.d, eps));
+        B;
+        OP("axpby", lws_op_axpby(c, out, a->h, out, 1.0f, 1.0f, s.N * s.d));
+    } else {
+        /* h = x + Attn(RMSNorm_attn(x)); out = h + SwiGLU(RMSNorm_ffn(h)) */
+        OP("rmsnorm",
+           lws_op_rmsnorm_fwd(c, a->xn, a->attn_rstd, a->x, t->attn_norm->param, s.N, s.d, eps));
+        B;
+        attention_forward(m, c, i, a->xn);
+        OP("matmul", mm(c, LWS_MM_NT, a->h, a->att, t->wo->param, s.N, s.d, s.q, 0));
+        B;
+        OP("axpby", lws_op_axpby(c, a->h, a->x, a->h, 1.0f, 1.0f, s.N * s.d));
+        B;
+        OP("rmsnorm",
+           lws_op_rmsnorm_fwd(c, a->hn, a->ffn_rstd, a->h, t->ffn_norm->param, s.N, s.d, eps));
+        B;
+        OP("matmul", mm(c, LWS_MM_NT, a->gate, a->hn, t->w1->param, s.N, s.f, s.d, 0));
+        OP("matmul", mm(c, LWS_MM_NT, a->up, a->hn, t->w3->param, s.N, s.f, s.d, 0));
+        B;
+        OP("swiglu", lws_op_swiglu_fwd(c, a->act, a->gate, a->up, s.N * s.f));
+        B;
+        OP("matmul", mm(c, LWS_MM_NT, out, a->act, t->w2->param, s.N, s.d, s.f, 0));
+        B;
+        OP("axpby", lws_op_axpby(c, out, a->h, out, 1.0f, 1.0f, s.N * s.d));
+    }
+}
+
+/* From d(att) in g->datt back to the projections' input `in` (x or xn):
+ * the input gradient is added into `din` when din_holds_value, else written. */
+static void attention_backward(lws_model *m, lws_cmd *c, uint32_t i, lws_buffer in, lws_buffer din,
+                               int din_holds_value) {
+    const lws_layer_tensors *t = &m->layers[i];
+    lws_layer_acts *a = &m->acts[i];
+    lws_grad_scratch *g = &m->gs;
+    shape s = layer_shape(m, i);
+    const lws_model_config *mc = &m->cfg.model;
+    OP("attention_bwd", lws_op_attention_bwd(c, g->dq, g->dk, g->dv, g->datt, a->q, a->k, a->v,
+                                             a->att, a->lse, g->delta, m->batch, m->seq, s.qh,
+                                             s.kvh, s.hd, 1.0f / sqrtf((float)s.hd)));
+    B;
+    OP("rope", lws_op_rope(c, g->dq, g->dq, s.N, m->seq, s.qh, s.hd, (float)mc->rope_theta, 1));
+    OP("rope", lws_op_rope(c, g->dk, g->dk, s.N, m->seq, s.kvh, s.hd, (float)mc->rope_theta, 1));
+    B;
+    lws_buffer dq = g->dq, dk = g->dk;
+    if (mc->qk_norm) {
+        OP("rmsnorm_bwd",
+           lws_op_rmsnorm_bwd(c, g->dq_raw, t->q_norm->grad, g->dq, a->q_raw, t->q_norm->param,
+                              a->q_rstd, g->norm_scratch, s.N, s.q, 0));
+        B;
+        OP("rmsnorm_bwd",
+           lws_op_rmsnorm_bwd(c, g->dk_raw, t->k_norm->grad, g->dk, a->k_raw, t->k_norm->param,
+                              a->k_rstd, g->norm_scratch, s.N, s.kv, 0));
+        B;
+        dq = g->dq_raw;
+        dk = g->dk_raw;
+    }
+    /* Three products accumulate into din: one at a time. */
+    OP("matmul", mm(c, LWS_MM_NN, din, dq, t->wq->param, s.N, s.d, s.q, din_holds_value));
+    OP("matmul", mm(c, LWS_MM_TN, t->wq->grad, dq, in, s.q, s.d, s.N, 1));
+    OP("matmul", mm(c, LWS_MM_TN, t->wk->grad, dk, in, s.kv, s.d, s.N, 1));
+    OP("matmul", mm(c, LWS_MM_TN, t->wv->grad, g->dv, in, s.kv, s.d, s.N, 1));
+    B;
+    OP("matmul", mm(c, LWS_MM_NN, din, dk, t->wk->param, s.N, s.d, s.kv, 1));
+    B;
+    OP("matmul", mm(c, LWS_MM_NN, din, g->dv, t->wv->param, s.N, s.d, s.kv, 1));
+    B;
+}
+
+/* g->dx holds dL/d(layer output); leaves dL/d(layer input) there. */
+static void layer_backward(lws_model *m, lws_cmd *c, uint32_t i) {
+    const lws_layer_tensors *t = &m->layers[i];
+    lws_layer_acts *a = &m->acts[i];
+    lws_grad_scratch *g = &m->gs;
+    shape s = layer_shape(m, i);
+    if (m->cfg.model.block == LWS_BLOCK_POST_NORM) {
+        /* out = h + RMSNorm_ffn(ffn_out): dffn_out from the norm backward */
+        OP("rmsnorm_bwd",
+           lws_op_rmsnorm_bwd(c, g->dnorm_in, t->ffn_norm->grad, g->dx, a->ffn_out,
+                              t->ffn_norm->param, a->ffn_rstd, g->norm_scratch, s.N, s.d, 0));
+        B;
+        OP("matmul", mm(c, LWS_MM_NN, g->dact, g->dnorm_in, t->w2->param, s.N, s.f, s.d, 0));
+        OP("matmul", mm(c, LWS_MM_TN, t->w2->grad, g->dnorm_in, a->act, s.d, s.f, s.N, 1));
+        B;
+        OP("swiglu_bwd",
+           lws_op_swiglu_bwd(c, g->dgate, g->dup, g->dact, a->gate, a->up, s.N * s.f));
+        B;
+        /* dh = dout + dgate . W1 + dup . W3, accumulated in place in dx */
+        OP("matmul", mm(c, LWS_MM_NN, g->dx, g->dgate, t->w1->param, s.N, s.d, s.f, 1));
+        OP("matmul", mm(c, LWS_MM_TN, t->w1->grad, g->dgate, a->h, s.f, s.d, s.N, 1));
+        OP("matmul", mm(c, LWS_MM_TN, t->w3->grad, g->dup, a->h, s.f, s.d, s.N, 1));
+        B;
+        OP("matmul", mm(c, LWS_MM_NN, g->dx, g->dup, t->w3->param, s.N, s.d, s.f, 1));
+        B;
+        /* h = x + RMSNorm_attn(attn_out) */
+        OP("rmsnorm_bwd",
+           lws_op_rmsnorm_bwd(c, g->dnorm_in, t->attn_norm->grad, g->dx, a->attn_out,
+                              t->attn_norm->param, a->attn_rstd, g->norm_scratch, s.N, s.d, 0));
+        B;
+        OP("matmul", mm(c, LWS_MM_NN, g->datt, g->dnorm_in, t->wo->param, s.N, s.q, s.d, 0));
+        OP("matmul", mm(c, LWS_MM_TN, t->wo->grad, g->dnorm_in, a->att, s.d, s.q, s.N, 1));
+        B;
+        /* dx = dh + the projections' input gradient */
+        attention_backward(m, c, i, a->x, g->dx, 1);
+    } else {
+        /* out = h + ffn(hn), hn = RMSNorm_ffn(h) */
+        OP("matmul", mm(c, LWS_MM_NN, g->dact, g->dx, t->w2->param, s.N, s.f, s.d, 0));
+        OP("matmul", mm(c, LWS_MM_TN, t->w2->grad, g->dx, a->act, s.d, s.f, s.N, 1));
+        B;
+        OP("swiglu_bwd",
+           lws_op_swiglu_bwd(c, g->dgate, g->dup, g->dact, a->gate, a->up, s.N * s.f));
+        B;
+        OP("matmul", mm(c, LWS_MM_NN, g->dnorm_in, g->dgate, t->w1->param, s.N, s.d, s.f, 0));
+        OP("matmul", mm(c, LWS_MM_TN, t->w1->grad, g->dgate, a->hn, s.f, s.d, s.N, 1));
+        OP("matmul", mm(c, LWS_MM_TN, t->w3->grad, g->dup, a->hn, s.f, s.d, s.N, 1));
+        B;
+        OP("matmul", mm(c, LWS_MM_NN, g->dnorm_in, g->dup, t->w3->param, s.N, s.d, s.f, 1));
+        B;
+        OP("rmsnorm_bwd",
+           lws_op_rmsnorm_bwd(c, g->dx, t->ffn_norm->grad, g->dnorm_in, a->h, t->ffn_norm->param,
+                              a->ffn_rstd, g->norm_scratch, s.N, s.d, 1));
+        B;
+        /* h = x + att . Wo^T, att from xn = RMSNorm_attn(x) */
+        OP("matmul", mm(c, LWS_MM_NN, g->datt, g->dx, t->wo->param, s.N, s.q, s.d, 0));
+        OP("matmul", mm(c, LWS_MM_TN, t->wo->grad, g->dx, a->att, s.d, s.q, s.N, 1));
+        B;
+        attention_backward(m, c, i, a->xn, g->dnorm_in, 0);
+        OP("rmsnorm_bwd",
+           lws_op_rmsnorm_bwd(c, g->dx, t->attn_norm->grad, g->dnorm_in, a->x, t->attn_norm->param,
+                              a->attn_rstd, g->norm_scratch, s.N, s.d, 1));
+    }
+}
+
+/* Final norm and logits; with_loss adds the loss (dlogits in place) and,
+ * with_backward, the head's backward into dx. */
+static void head(lws_model *m, lws_cmd *c, int with_loss, int with_backward) {
+    uint32_t N = m->tokens, d = m->cfg.model.d_model, V = m->cfg.model.vocab_size;
+    OP("rmsnorm", lws_op_rmsnorm_fwd(c, m->final_xn, m->final_rstd, m->final_x,
+                                     m->final_norm->param, N, d, (float)m->cfg.model.norm_eps));
+    B;
+    OP("matmul", mm(c, LWS_MM_NT, m->logits, m->final_xn, m->lm_head->param, N, V, d, 0));
+    if (!with_loss) return;
+    B;
+    /* Every token counts (no ignore index in pre-training batches); the loss
+     * of a step is the mean over its micro-batches, hence 1/grad_accum. */
+    float grad_scale = 1.0f / (float)(m->cfg.train.grad_accum ? m->cfg.train.grad_accum : 1);
+    OP("cross_entropy",
+       lws_op_cross_entropy(c, m->losses, m->logits, m->logits, m->targets, m->ce_scratch, N, V,
+                            UINT32_MAX, (float)m->cfg.train.z_loss, grad_scale));
+    if (!with_backward) return;
+    B;
+    lws_grad_scratch *g = &m->gs;
+    OP("matmul", mm(c, LWS_MM_NN, g->dnorm_in, m->logits, m->lm_head->param, N, d, V, 0));
+    OP("matmul", mm(c, LWS_MM_TN, m->lm_head->grad, m->logits, m->final_xn, V, d, N, 1));
+    B;
+    OP("rmsnorm_bwd",
+       lws_op_rmsnorm_bwd(c, g->dx, m->final_norm->grad, g->dnorm_in, m->final_x,
+                          m->final_norm->param, m->final_rstd, g->norm_scratch, N, d, 0));
+}
+
+static lws_status begin(lws_model *m, lws_cmd **c) {
+    return lws_cmd_begin(m->ctx, 1, c);
+}
+
+lws_status lws_model_record(lws_model *m) {
+    uint32_t L = m->cfg.model.n_layers, N = m->tokens, d = m->cfg.model.d_model;
+    uint32_t V = m->cfg.model.vocab_size;
+    char name[64];
+    lws_cmd *c;
+
+    LWS_TRY(begin(m, &m->cmd_embed));
+    c = m->cmd_embed;
+    m->region_embed = lws_cmd_region_begin(c, m->timer, "embed");
+    OP("embedding", lws_op_embedding_fwd(c, m->embed_out, m->embed->param, m->inputs, N, d, V));
+    lws_cmd_region_end(c, m->timer, m->region_embed);
+    LWS_TRY(lws_cmd_end(c));
+
+    for (uint32_t i = 0; i < L; i++) {
+        LWS_TRY(begin(m, &m->cmd_fwd[i]));
+        c = m->cmd_fwd[i];
+        snprintf(name, sizeof name, "layer%u.fwd", i);
+        m->region_fwd[i] = lws_cmd_region_begin(c, m->timer, name);
+        layer_forward(m, c, i);
+        lws_cmd_region_end(c, m->timer, m->region_fwd[i]);
+        lws_status s = lws_cmd_end(c);
+        if (s != LWS_OK) {
+            lws_error_context("recording layer %u forward", i);
+            return s;
+        }
+    }
+
+    LWS_TRY(begin(m, &m->cmd_eval_head));
+    head(m, m->cmd_eval_head, 1, 0);
+    LWS_TRY(lws_cmd_end(m->cmd_eval_head));
+    LWS_TRY(begin(m, &m->cmd_logits_head));
+    head(m, m->cmd_logits_head, 0, 0);
+    LWS_TRY(lws_cmd_end(m->cmd_logits_head));
+
+    uint32_t n = 0;
+    m->eval_cmds[n] = m->cmd_embed;
+    m->logits_cmds[n++] = m->cmd_embed;
+    for (uint32_t i = 0; i < L; i++) {
+        m->eval_cmds[n] = m->cmd_fwd[i];
+        m->logits_cmds[n++] = m->cmd_fwd[i];
+    }
+    m->eval_cmds[n] = m->cmd_eval_head;
+    m->logits_cmds[n++] = m->cmd_logits_head;
+    m->n_eval_cmds = n;
+    if (!m->training) return LWS_OK;
+
+    LWS_TRY(begin(m, &m->cmd_head));
+    c = m->cmd_head;
+    m->region_head = lws_cmd_region_begin(c, m->timer, "head");
+    head(m, c, 1, 1);
+    lws_cmd_region_end(c, m->timer, m->region_head);
+    LWS_TRY(lws_cmd_end(c));
+
+    for (uint32_t i = 0; i < L; i++) {
+        LWS_TRY(begin(m, &m->cmd_bwd[i]));
+        c = m->cmd_bwd[i];
+        snprintf(name, sizeof name, "layer%u.bwd", i);
+        m->region_bwd[i] = lws_cmd_region_begin(c, m->timer, name);
+        layer_backward(m, c, i);
+        lws_cmd_region_end(c, m->timer, m->region_bwd[i]);
+        lws_status s = lws_cmd_end(c);
+        if (s != LWS_OK) {
+            lws_error_context("recording layer %u backward", i);
+            return s;
+        }
+    }
+
+    LWS_TRY(begin(m, &m->cmd_embed_bwd));
+    c = m->cmd_embed_bwd;
+    m->region_embed_bwd = lws_cmd_region_begin(c, m->timer, "embed.bwd");
+    OP("embedding_bwd", lws_op_embedding_bwd(c, m->embed->grad, m->gs.dx, m->inputs, N, d, V));
+    lws_cmd_region_end(c, m->timer, m->region_embed_bwd);
+    LWS_TRY(lws_cmd_end(c));
+
+    LWS_TRY(begin(m, &m->cmd_optim));
+    c = m->cmd_optim;
+    m->region_optim = lws_cmd_region_begin(c, m->timer, "optimizer");
+    OP("grad_norm", lws_op_grad_norm(c, m->hyper, m->optim_table, m->n_params, m->optim_chunks,
+                                     m->norm_scratch));
+    B;
+    OP("adamw", lws_op_adamw(c, m->hyper, m->optim_table, m->n_params, m->optim_chunks));
+    lws_cmd_region_end(c, m->timer, m->region_optim);
+    LWS_TRY(lws_cmd_end(c));
+
+    n = 0;
+    m->step_cmds[n++] = m->cmd_embed;
+    for (uint32_t i = 0; i < L; i++) m->step_cmds[n++] = m->cmd_fwd[i];
+    m->step_cmds[n++] = m->cmd_head;
+    for (uint32_t i = L; i-- > 0;) m->step_cmds[n++] = m->cmd_bwd[i];
+    m->step_cmds[n++] = m->cmd_embed_bwd;
+    m->n_step_cmds = n;
+    return LWS_OK;
+}

@@ -1,0 +1,208 @@
+/* Causal GQA attention, forward and backward (shaders/attention_fwd.comp,
+ * shaders/attention_bwd_{delta,dkdv,dq}.comp). */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "ops/common.h"
+
+/* Matches the push-constant block of shaders/common/attention.glsl. */
+typedef struct attention_push {
+    uint64_t q, k, v, o, lse, dout, delta, dq, dk, dv;
+    uint32_t batch, seq, q_heads, kv_heads, head_dim;
+    float scale;
+} attention_push;
+
+/* The kernels. An invocation owns rows of its block: query rows in the
+ * forward and dq kernels, key rows in the dk/dv kernel. */
+typedef enum attention_kernel { ATTN_FWD, ATTN_BWD_DQ, ATTN_BWD_DKDV } attention_kernel;
+
+static uint32_t kernel_rows(attention_kernel kind, uint32_t block_q, uint32_t block_kv) {
+    return kind == ATTN_BWD_DKDV ? block_kv : block_q;
+}
+
+/* Rows each invocation owns. lavapipe: every shared-memory access is a loop
+ * over the SIMD lanes while an FMA is one vector instruction, so each vec4
+ * read from a tile is reused for 4 rows (measured: forward + backward at 1024
+ * tokens, head_dim 64, 2x faster than 1 row; 2 and 8 rows slower than 4).
+ * GPUs: one row, so the scores (one block of floats) stay in registers and
+ * a workgroup keeps one invocation per row. */
+static uint32_t rows_per_invocation(const lws_device_caps *caps) {
+    return caps->vendor_id == 0x10005 ? 4 : 1;
+}
+
+/* The head_dim the shared tiles are sized for: head_dim rounded up to a
+ * multiple of 32, so a few pipelines serve every head_dim (each one a shader
+ * compile, which takes seconds on lavapipe) and 64 or 128 waste nothing. */
+static uint32_t head_dim_max(uint32_t head_dim) {
+    return (head_dim + 31) / 32 * 32;
+}
+
+/* Shared memory of a kernel (see the shaders): head-row tiles padded by one
+ * vec4, and lse and delta of a query block in dk/dv. */
+static uint64_t shared_bytes(attention_kernel kind, uint32_t block_q, uint32_t block_kv,
+                             uint32_t head_dim) {
+    uint64_t row = 16ull * (head_dim_max(head_dim) / 4 + 1);
+    /* forward: q, acc; k, v.  dq: q, dout, dq; k, v.  dk/dv: q, dout; k, v, dk, dv. */
+    if (kind == ATTN_FWD) return row * (2ull * block_q + 2ull * block_kv);
+    if (kind == ATTN_BWD_DQ) return row * (3ull * block_q + 2ull * block_kv);
+    return row * (2ull * block_q + 4ull * block_kv) + 8ull * block_q;
+}
+
+/* The specialisation constants of a kernel: workgroup size, blocks,
+ * head_dim_max. The tuning's blocks are halved (the larger first) until the
+ * tiles fit the device's shared memory.
+ * LWS_ATTENTION_BLOCKS=QxKV or QxKVxROWS replaces the tuning's blocks (and
+ * the rows per invocation), so the tests run other devices' choices on
+ * lavapipe. */
+static lws_status kernel_spec(lws_cmd *cmd, attention_kernel kind, uint32_t head_dim,
+                              uint32_t spec[4]) {
+    lws_context *ctx = lws_cmd_context(cmd);
+    const lws_device_caps *caps = lws_context_caps(ctx);
+    lws_tuning t = lws_tuning_get(ctx);
+    uint32_t bq = t.attn_block_q, bkv = t.attn_block_kv, owned = rows_per_invocation(caps);
+    const char *force = getenv("LWS_ATTENTION_BLOCKS");
+    if (force && *force) {
+        unsigned q = 0, kv = 0, rows = owned;
+        int n = sscanf(force, "%ux%ux%u", &q, &kv, &rows);
+        LWS_OP_REQUIRE(cmd, n >= 2 && rows >= 1,
+                       "LWS_ATTENTION_BLOCKS='%s' is not QxKV or QxKVxROWS (e.g. 64x32x1)", force);
+        bq = q, bkv = kv, owned = rows;
+    }
+    LWS_OP_REQUIRE(cmd, bq >= 1 && bkv >= 1, "attention: blocks %u x %u must be at least 1 x 1", bq,
+                   bkv);
+    while (shared_bytes(kind, bq, bkv, head_dim) > caps->max_shared_memory) {
+        LWS_OP_REQUIRE(cmd, bq > 1 || bkv > 1,
+                       "attention: head_dim %u does not fit the device's %u bytes of shared "
+                       "memory",
+                       head_dim, caps->max_shared_memory);
+        uint32_t *larger = bkv >= bq ? &bkv : &bq;
+        *larger /= 2;
+    }
+    uint32_t rows = kernel_rows(kind, bq, bkv);
+    while (rows % owned) owned /= 2;
+    LWS_OP_REQUIRE(cmd, rows / owned <= caps->max_workgroup_invocations,
+                   "attention: %u rows per workgroup exceed the device's %u invocations", rows,
+                   caps->max_workgroup_invocations);
+    spec[0] = rows / owned;
+    spec[1] = bq;
+    spec[2] = bkv;
+    spec[3] = head_dim_max(head_dim);
+    return LWS_OK;
+}
+
+/* Checks shared by the forward and the backward. */
+static lws_status attention_check(lws_cmd *cmd, const char *what, uint32_t batch, uint32_t seq,
+                                  uint32_t q_heads, uint32_t kv_heads, uint32_t head_dim) {
+    LWS_OP_REQUIRE(cmd, head_dim >= 4 && head_dim <= 128 && head_dim % 4 == 0,
+                   "%s: head_dim %u is not supported; use a multiple of 4 from 4 to 128", what,
+                   head_dim);
+    LWS_OP_REQUIRE(cmd, kv_heads >= 1 && q_heads >= kv_heads && q_heads % kv_heads == 0,
+                   "%s: q_heads %u is not a multiple of kv_heads %u; every KV head must serve "
+                   "the same number of query heads",
+                   what, q_heads, kv_heads);
+    LWS_OP_REQUIRE(cmd, batch >= 1 && seq >= 1, "%s: batch %u and seq %u must be at least 1", what,
+                   batch, seq);
+    LWS_OP_REQUIRE(cmd, (uint64_t)batch * seq * q_heads * head_dim < (1ull << 32),
+                   "%s: batch*seq*q_heads*head_dim = %llu exceeds 2^32 elements", what,
+                   (unsigned long long)batch * seq * q_heads * head_dim);
+    return LWS_OK;
+}
+
+/* A tensor argument: large enough and 16-byte aligned (the kernels read vec4s). */
+static lws_status attention_tensor(lws_cmd *cmd, const char *what, const char *name, lws_buffer b,
+                                   uint64_t floats) {
+    LWS_OP_REQUIRE(cmd, b.size >= 4 * floats, "%s: %s holds %llu bytes; it needs %llu floats", what,
+                   name, (unsigned long long)b.size, (unsigned long long)floats);
+    LWS_OP_REQUIRE(cmd, b.addr % 16 == 0,
+                   "%s: %s starts at device address 0x%llx; it must be 16-byte aligned", what, name,
+                   (unsigned long long)b.addr);
+    return LWS_OK;
+}
+
+lws_status lws_op_attention_fwd(lws_cmd *cmd, lws_buffer o, lws_buffer lse, lws_buffer q,
+                                lws_buffer k, lws_buffer v, uint32_t batch, uint32_t seq,
+                                uint32_t q_heads, uint32_t kv_heads, uint32_t head_dim,
+                                float scale) {
+    const char *what = "attention forward";
+    LWS_TRY(attention_check(cmd, what, batch, seq, q_heads, kv_heads, head_dim));
+    uint64_t tokens = (uint64_t)batch * seq;
+    LWS_TRY(attention_tensor(cmd, what, "o", o, tokens * q_heads * head_dim));
+    LWS_TRY(attention_tensor(cmd, what, "lse", lse, tokens * q_heads));
+    LWS_TRY(attention_tensor(cmd, what, "q", q, tokens * q_heads * head_dim));
+    LWS_TRY(attention_tensor(cmd, what, "k", k, tokens * kv_heads * head_dim));
+    LWS_TRY(attention_tensor(cmd, what, "v", v, tokens * kv_heads * head_dim));
+
+    uint32_t spec[4];
+    LWS_TRY(kernel_spec(cmd, ATTN_FWD, head_dim, spec));
+    lws_pipeline *pipe;
+    LWS_OP_PIPELINE(cmd, "attention_fwd", spec, 4, &pipe);
+    attention_push push = {.q = q.addr,
+                           .k = k.addr,
+                           .v = v.addr,
+                           .o = o.addr,
+                           .lse = lse.addr,
+                           .batch = batch,
+                           .seq = seq,
+                           .q_heads = q_heads,
+                           .kv_heads = kv_heads,
+                           .head_dim = head_dim,
+                           .scale = scale};
+    lws_cmd_dispatch(cmd, pipe, &push, sizeof push, lws_div_up(seq, spec[1]), q_heads, batch);
+    return LWS_OK;
+}
+
+lws_status lws_op_attention_bwd(lws_cmd *cmd, lws_buffer dq, lws_buffer dk, lws_buffer dv,
+                                lws_buffer dout, lws_buffer q, lws_buffer k, lws_buffer v,
+                                lws_buffer o, lws_buffer lse, lws_buffer delta, uint32_t batch,
+                                uint32_t seq, uint32_t q_heads, uint32_t kv_heads,
+                                uint32_t head_dim, float scale) {
+    const char *what = "attention backward";
+    LWS_TRY(attention_check(cmd, what, batch, seq, q_heads, kv_heads, head_dim));
+    uint64_t tokens = (uint64_t)batch * seq;
+    uint64_t q_floats = tokens * q_heads * head_dim, kv_floats = tokens * kv_heads * head_dim;
+    LWS_TRY(attention_tensor(cmd, what, "dq", dq, q_floats));
+    LWS_TRY(attention_tensor(cmd, what, "dk", dk, kv_floats));
+    LWS_TRY(attention_tensor(cmd, what, "dv", dv, kv_floats));
+    LWS_TRY(attention_tensor(cmd, what, "dout", dout, q_floats));
+    LWS_TRY(attention_tensor(cmd, what, "q", q, q_floats));
+    LWS_TRY(attention_tensor(cmd, what, "k", k, kv_floats));
+    LWS_TRY(attention_tensor(cmd, what, "v", v, kv_floats));
+    LWS_TRY(attention_tensor(cmd, what, "o", o, q_floats));
+    LWS_TRY(attention_tensor(cmd, what, "lse", lse, tokens * q_heads));
+    LWS_TRY(attention_tensor(cmd, what, "delta", delta, tokens * q_heads));
+
+    lws_tuning t = lws_tuning_get(lws_cmd_context(cmd));
+    uint32_t spec_dq[4], spec_dkdv[4];
+    LWS_TRY(kernel_spec(cmd, ATTN_BWD_DQ, head_dim, spec_dq));
+    LWS_TRY(kernel_spec(cmd, ATTN_BWD_DKDV, head_dim, spec_dkdv));
+    uint32_t spec_delta[4] = {t.elementwise_wg, 1, 1, 32};
+    lws_pipeline *delta_pipe, *dkdv_pipe, *dq_pipe;
+    LWS_OP_PIPELINE(cmd, "attention_bwd_delta", spec_delta, 4, &delta_pipe);
+    LWS_OP_PIPELINE(cmd, "attention_bwd_dkdv", spec_dkdv, 4, &dkdv_pipe);
+    LWS_OP_PIPELINE(cmd, "attention_bwd_dq", spec_dq, 4, &dq_pipe);
+
+    attention_push push = {.q = q.addr,
+                           .k = k.addr,
+                           .v = v.addr,
+                           .o = o.addr,
+                           .lse = lse.addr,
+                           .dout = dout.addr,
+                           .delta = delta.addr,
+                           .dq = dq.addr,
+                           .dk = dk.addr,
+                           .dv = dv.addr,
+                           .batch = batch,
+                           .seq = seq,
+                           .q_heads = q_heads,
+                           .kv_heads = kv_heads,
+                           .head_dim = head_dim,
+                           .scale = scale};
+    uint32_t rows = (uint32_t)(tokens * q_heads);
+    lws_cmd_dispatch(cmd, delta_pipe, &push, sizeof push, lws_div_up(rows, t.elementwise_wg), 1, 1);
+    lws_cmd_barrier(cmd);
+    /* dk/dv and dq read the same inputs and write different tensors. */
+    lws_cmd_dispatch(cmd, dkdv_pipe, &push, sizeof push, lws_div_up(seq, spec_dkdv[2]), kv_heads,
+                     batch);
+    lws_cmd_dispatch(cmd, dq_pipe, &push, sizeof push, lws_div_up(seq, spec_dq[1]), q_heads, batch);
+    return LWS_OK;
+}

@@ -1,0 +1,33 @@
+/* Global gradient norm and clip scale over the optimizer table
+ * (shaders/grad_norm.comp), two passes, deterministic. */
+#include "ops/common.h"
+
+typedef struct grad_norm_push {
+    uint64_t hyper, table, partials;
+    uint32_t n_tensors, total_chunks, chunk;
+} grad_norm_push;
+
+lws_status lws_op_grad_norm(lws_cmd *cmd, lws_buffer hyper, lws_buffer table, uint32_t n_tensors,
+                            uint32_t total_chunks, lws_buffer scratch) {
+    lws_tuning t = lws_tuning_get(lws_cmd_context(cmd));
+    LWS_OP_REQUIRE(cmd, n_tensors >= 1, "grad_norm: the table needs at least one tensor");
+    LWS_OP_REQUIRE(cmd, hyper.size >= sizeof(lws_optim_hyper),
+                   "grad_norm: hyper has %llu bytes, needs sizeof(lws_optim_hyper) = %zu",
+                   (unsigned long long)hyper.size, sizeof(lws_optim_hyper));
+    LWS_OP_REQUIRE(cmd, table.size >= (uint64_t)n_tensors * sizeof(lws_optim_entry),
+                   "grad_norm: table has %llu bytes, needs n_tensors = %u entries of %zu",
+                   (unsigned long long)table.size, n_tensors, sizeof(lws_optim_entry));
+    LWS_OP_REQUIRE(cmd, scratch.size >= 4ull * total_chunks,
+                   "grad_norm: scratch has %llu bytes, needs total_chunks = %u floats",
+                   (unsigned long long)scratch.size, total_chunks);
+    uint32_t spec0[2] = {t.reduce_wg, 0}, spec1[2] = {t.reduce_wg, 1};
+    lws_pipeline *pass0, *pass1;
+    LWS_OP_PIPELINE(cmd, "grad_norm", spec0, 2, &pass0);
+    LWS_OP_PIPELINE(cmd, "grad_norm", spec1, 2, &pass1);
+    grad_norm_push push = {hyper.addr, table.addr,   scratch.addr,
+                           n_tensors,  total_chunks, LWS_OPTIM_CHUNK};
+    lws_cmd_dispatch(cmd, pass0, &push, sizeof push, total_chunks, 1, 1);
+    lws_cmd_barrier(cmd);
+    lws_cmd_dispatch(cmd, pass1, &push, sizeof push, 1, 1, 1);
+    return LWS_OK;
+}

@@ -1,0 +1,48 @@
+/* Rotary position embedding (shaders/rope.comp), forward and inverse. */
+#include <math.h>
+
+#include "ops/common.h"
+
+typedef struct rope_push {
+    uint64_t y, x;
+    uint32_t n_tokens, seq_len, heads, head_dim;
+    float ratio_hi, ratio_lo;
+    uint32_t inverse;
+} rope_push;
+
+lws_status lws_op_rope(lws_cmd *cmd, lws_buffer y, lws_buffer x, uint32_t n_tokens,
+                       uint32_t seq_len, uint32_t heads, uint32_t head_dim, float theta,
+                       int inverse) {
+    LWS_OP_REQUIRE(cmd, n_tokens >= 1 && heads >= 1,
+                   "rope: n_tokens = %u, heads = %u; both must be >= 1", n_tokens, heads);
+    LWS_OP_REQUIRE(cmd, head_dim >= 2 && head_dim % 2 == 0,
+                   "rope: head_dim = %u; it must be even and >= 2 (element j pairs with "
+                   "j + head_dim/2)",
+                   head_dim);
+    /* Positions are converted to float exactly below 2^24. */
+    LWS_OP_REQUIRE(cmd, seq_len >= 1 && seq_len <= (1u << 24),
+                   "rope: seq_len = %u; allowed 1 .. 16777216", seq_len);
+    LWS_OP_REQUIRE(cmd, theta > 1.0f && isfinite(theta),
+                   "rope: theta = %g; it must be finite and > 1 (the paper uses 500000)",
+                   (double)theta);
+    uint64_t n = (uint64_t)n_tokens * heads * head_dim;
+    LWS_OP_REQUIRE(cmd, n <= UINT32_MAX,
+                   "rope: n_tokens * heads * head_dim = %llu; at most 2^32 - 1 are allowed",
+                   (unsigned long long)n);
+    LWS_OP_REQUIRE(cmd, x.size >= 4 * n && y.size >= 4 * n,
+                   "rope: x or y holds fewer than n_tokens * heads * head_dim = %llu floats",
+                   (unsigned long long)n);
+    lws_tuning t = lws_tuning_get(lws_cmd_context(cmd));
+    uint32_t spec[1] = {t.elementwise_wg};
+    lws_pipeline *pipe;
+    LWS_OP_PIPELINE(cmd, "rope", spec, 1, &pipe);
+    /* The shader raises r = theta^(-2/head_dim) to the j-th power in
+     * double-float arithmetic; r itself comes from fp64 here. */
+    double ratio = pow((double)theta, -2.0 / (double)head_dim);
+    float ratio_hi = (float)ratio, ratio_lo = (float)(ratio - (double)ratio_hi);
+    rope_push push = {y.addr,   x.addr,   n_tokens, seq_len,          heads,
+                      head_dim, ratio_hi, ratio_lo, inverse ? 1u : 0u};
+    uint32_t pairs = n_tokens * (head_dim / 2);
+    lws_cmd_dispatch(cmd, pipe, &push, sizeof push, lws_div_up(pairs, t.elementwise_wg), 1, 1);
+    return LWS_OK;
+}

@@ -1,0 +1,45 @@
+/* SwiGLU gate forward and backward (shaders/swiglu.comp, shaders/swiglu_bwd.comp). */
+#include "ops/common.h"
+
+typedef struct swiglu_push {
+    uint64_t h, a, b;
+    uint32_t n;
+} swiglu_push;
+
+typedef struct swiglu_bwd_push {
+    uint64_t da, db, dh, a, b;
+    uint32_t n;
+} swiglu_bwd_push;
+
+static uint32_t swiglu_groups(const lws_tuning *t, uint32_t n) {
+    uint32_t groups = lws_div_up(n, t->elementwise_wg);
+    if (groups > t->max_groups_1d) groups = t->max_groups_1d;
+    return groups ? groups : 1;
+}
+
+lws_status lws_op_swiglu_fwd(lws_cmd *cmd, lws_buffer h, lws_buffer a, lws_buffer b, uint32_t n) {
+    LWS_OP_REQUIRE(cmd, h.size >= 4ull * n && a.size >= 4ull * n && b.size >= 4ull * n,
+                   "swiglu_fwd: h, a or b holds fewer than n = %u floats", n);
+    lws_tuning t = lws_tuning_get(lws_cmd_context(cmd));
+    uint32_t spec[1] = {t.elementwise_wg};
+    lws_pipeline *pipe;
+    LWS_OP_PIPELINE(cmd, "swiglu", spec, 1, &pipe);
+    swiglu_push push = {h.addr, a.addr, b.addr, n};
+    lws_cmd_dispatch(cmd, pipe, &push, sizeof push, swiglu_groups(&t, n), 1, 1);
+    return LWS_OK;
+}
+
+lws_status lws_op_swiglu_bwd(lws_cmd *cmd, lws_buffer da, lws_buffer db, lws_buffer dh,
+                             lws_buffer a, lws_buffer b, uint32_t n) {
+    LWS_OP_REQUIRE(cmd,
+                   da.size >= 4ull * n && db.size >= 4ull * n && dh.size >= 4ull * n &&
+                       a.size >= 4ull * n && b.size >= 4ull * n,
+                   "swiglu_bwd: da, db, dh, a or b holds fewer than n = %u floats", n);
+    lws_tuning t = lws_tuning_get(lws_cmd_context(cmd));
+    uint32_t spec[1] = {t.elementwise_wg};
+    lws_pipeline *pipe;
+    LWS_OP_PIPELINE(cmd, "swiglu_bwd", spec, 1, &pipe);
+    swiglu_bwd_push push = {da.addr, db.addr, dh.addr, a.addr, b.addr, n};
+    lws_cmd_dispatch(cmd, pipe, &push, sizeof push, swiglu_groups(&t, n), 1, 1);
+    return LWS_OK;
+}

@@ -1,0 +1,14 @@
+/* fp64 CPU reference of RMSNorm, forward and backward. */
+#ifndef LWS_REF_RMSNORM_H
+#define LWS_REF_RMSNORM_H
+#include <stddef.h>
+
+/* y[r, :] = x[r, :] * rstd[r] * w, rstd[r] = 1 / sqrt(mean(x[r, :]^2) + eps).
+ * x, y (rows, cols); w (cols); rstd (rows). */
+void ref_rmsnorm_fwd(double *y, double *rstd, const double *x, const double *w, size_t rows,
+                     size_t cols, double eps);
+/* dx written (rows, cols); dw (cols) += the sum over rows. */
+void ref_rmsnorm_bwd(double *dx, double *dw, const double *dy, const double *x, const double *w,
+                     size_t rows, size_t cols, double eps);
+
+#endif

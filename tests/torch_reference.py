@@ -1,0 +1,1215 @@
+#!/usr/bin/python3
+"""The independent PyTorch reference that lws is checked against.
+
+Runs on Debian's python3-torch (CPU) with the standard library only:
+
+    /usr/bin/python3 tests/torch_reference.py parity DIR [--dtype float64|float32]
+    /usr/bin/python3 tests/torch_reference.py selftest
+
+parity DIR compares what lws wrote into DIR with this reference:
+
+    model.safetensors  initial parameters (F32), metadata "lws_config" = the
+                       resolved config as a JSON string
+    batch.safetensors  "inputs", "targets": I32 [A, B, T]  (A = grad_accum
+                       micro-batches of B = micro_batch sequences of T = seq_len)
+    grads.safetensors  every parameter's gradient after the first forward and
+                       backward over all A micro-batches (loss = mean of the A
+                       micro-batch mean losses), before clipping
+    steps.json         {"losses": [N], "lrs": [N], "grad_norms": [N]} for N AdamW
+                       updates on this same batch: losses[i] is the loss before
+                       update i+1, lrs[i] the learning rate of update i+1,
+                       grad_norms[i] the global gradient norm before clipping
+
+Each check prints one line; the exit status is 1 when any fails. By default
+the reference computes in float64 from the float32 weights, so it is the
+truth the engine's float32 arithmetic is measured against.
+
+The model follows DESIGN.md section 1.3. Other scripts reuse it:
+
+    import tests.torch_reference as ref
+    model = ref.build_model(config, dtype=torch.float32)
+    ref.load_params(model, ref.read_safetensors(path)[0])
+"""
+
+import argparse
+import json
+import math
+import os
+import shutil
+import struct
+import sys
+import tempfile
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+# ---------------------------------------------------------------------------
+# Tolerances of the parity checks, with the reason for each.
+
+# The initial loss is one reduction over B*T*V logits; float32 accumulation in
+# the engine is good to ~1e-6 relative at the sizes parity runs use.
+TOL_LOSS0 = 1e-5
+# A gradient goes through every layer's backward in float32; 1e-4 relative L2
+# leaves two orders of magnitude over float32 rounding and still catches a
+# wrong term (a missing norm weight, a wrong RoPE pair: errors of >= 1e-2).
+TOL_GRAD = 1e-4
+# A gradient whose reference norm is below this fraction of the global norm is
+# numerically zero; it is then compared against this floor instead of itself.
+GRAD_ZERO_FLOOR = 1e-6
+TOL_GRAD_NORM = 1e-4
+# The schedule is closed-form arithmetic in double on both sides.
+TOL_LR = 1e-6
+# After N AdamW steps the float32 trajectory drifts from the float64 one: Adam
+# divides by sqrt(v), which magnifies rounding in near-zero gradients.
+TOL_STEP_LOSS = 1e-3
+
+
+class InputError(Exception):
+    """A file or config that the reference refuses, with what to do about it."""
+
+
+# ---------------------------------------------------------------------------
+# safetensors: u64 little-endian header length, a JSON header
+# {name: {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {str: str}},
+# then the raw little-endian data; offsets are relative to the data section,
+# which the tensors cover exactly (no holes, no overlaps), as the format requires.
+
+# dtype name -> (torch dtype used to hold it, bytes per element)
+SAFETENSORS_DTYPES = {
+    "F64": (torch.float64, 8),
+    "F32": (torch.float32, 4),
+    "I64": (torch.int64, 8),
+    "I32": (torch.int32, 4),
+    "U32": (torch.int64, 4),  # torch 1.13 has no uint32: held as int64
+    "U8": (torch.uint8, 1),
+}
+TORCH_TO_SAFETENSORS = {
+    torch.float64: "F64",
+    torch.float32: "F32",
+    torch.int64: "I64",
+    torch.int32: "I32",
+    torch.uint8: "U8",
+}
+MAX_HEADER_BYTES = 100 * 1024 * 1024
+
+
+def _require_little_endian():
+    if sys.byteorder != "little":
+        raise InputError("safetensors data is little-endian; this host is " + sys.byteorder)
+
+
+def read_safetensors(path):
+    """Returns ({name: tensor}, {metadata key: string}) of the file at path."""
+    _require_little_endian()
+    try:
+        with open(path, "rb") as f:
+            blob = f.read()
+    except OSError as e:
+        raise InputError(f"file {path}: cannot read it ({e.strerror})")
+    if len(blob) < 8:
+        raise InputError(f"file {path}: {len(blob)} bytes is too short for a safetensors file")
+    (header_len,) = struct.unpack("<Q", blob[:8])
+    if header_len > MAX_HEADER_BYTES or 8 + header_len > len(blob):
+        raise InputError(
+            f"file {path}: header length {header_len} does not fit the {len(blob)}-byte file"
+        )
+    try:
+        header = json.loads(blob[8 : 8 + header_len].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise InputError(f"file {path}: header is not JSON ({e})")
+    if not isinstance(header, dict):
+        raise InputError(f"file {path}: header must be a JSON object")
+    metadata = header.pop("__metadata__", {}) or {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise InputError(f"file {path}: __metadata__ must map names to strings")
+    data = memoryview(blob)[8 + header_len :]
+    tensors, spans = {}, []
+    for name, entry in header.items():
+        where = f"file {path}: tensor {name}"
+        if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
+            raise InputError(f"{where}: entry needs exactly dtype, shape, data_offsets")
+        dtype = entry["dtype"]
+        if dtype not in SAFETENSORS_DTYPES:
+            allowed = ", ".join(SAFETENSORS_DTYPES)
+            raise InputError(f"{where}: dtype {dtype!r} is not supported; use one of {allowed}")
+        shape = entry["shape"]
+        if not isinstance(shape, list) or not all(isinstance(s, int) and s >= 0 for s in shape):
+            raise InputError(f"{where}: shape {shape!r} must be a list of sizes >= 0")
+        offsets = entry["data_offsets"]
+        if (
+            not isinstance(offsets, list)
+            or len(offsets) != 2
+            or not all(isinstance(o, int) for o in offsets)
+        ):
+            raise InputError(f"{where}: data_offsets {offsets!r} must be [begin, end]")
+        begin, end = offsets
+        torch_dtype, size = SAFETENSORS_DTYPES[dtype]
+        numel = math.prod(shape)
+        if not 0 <= begin <= end <= len(data) or end - begin != numel * size:
+            raise InputError(
+                f"{where}: data_offsets [{begin}, {end}] do not hold {numel} {dtype} values "
+                f"inside the {len(data)}-byte data section"
+            )
+        spans.append((begin, end, name))
+        tensors[name] = _tensor_from_bytes(data[begin:end], dtype, shape)
+    position = 0
+    for begin, end, name in sorted(spans):
+        if begin != position:
+            raise InputError(
+                f"file {path}: tensor {name} starts at byte {begin} of the data section, "
+                f"expected {position} (the tensors must cover the data without holes or overlaps)"
+            )
+        position = end
+    if position != len(data):
+        raise InputError(
+            f"file {path}: the tensors end at byte {position} of a {len(data)}-byte data section"
+        )
+    return tensors, metadata
+
+
+def _tensor_from_bytes(raw, dtype, shape):
+    torch_dtype, _ = SAFETENSORS_DTYPES[dtype]
+    if len(raw) == 0:
+        return torch.empty(shape, dtype=torch_dtype)
+    buffer = bytearray(raw)  # frombuffer shares memory: give it its own writable copy
+    if dtype == "U32":
+        return (torch.frombuffer(buffer, dtype=torch.int32).to(torch.int64) & 0xFFFFFFFF).reshape(
+            shape
+        )
+    return torch.frombuffer(buffer, dtype=torch_dtype).reshape(shape)
+
+
+def write_safetensors(path, tensors, metadata=None, dtypes=None):
+    """Writes {name: tensor} to path. dtypes may name a file dtype per tensor
+    (e.g. "U32" for an int64 tensor); otherwise it follows the tensor's dtype."""
+    _require_little_endian()
+    header, chunks, position = {}, [], 0
+    for name, tensor in tensors.items():
+        dtype = (dtypes or {}).get(name) or TORCH_TO_SAFETENSORS.get(tensor.dtype)
+        if dtype not in SAFETENSORS_DTYPES:
+            raise InputError(f"tensor {name}: dtype {tensor.dtype} cannot be written")
+        torch_dtype, size = SAFETENSORS_DTYPES[dtype]
+        values = tensor.detach().to("cpu").contiguous().reshape(-1)
+        if dtype == "U32":
+            if values.numel() and (values.min() < 0 or values.max() > 0xFFFFFFFF):
+                raise InputError(f"tensor {name}: values do not fit U32")
+            values = values.to(torch.int64)
+            values = torch.where(values >= 2**31, values - 2**32, values).to(torch.int32)
+        else:
+            values = values.to(torch_dtype)
+        raw = bytearray(values.numel() * size)
+        if raw:
+            torch.frombuffer(raw, dtype=values.dtype).copy_(values)
+        header[name] = {
+            "dtype": dtype,
+            "shape": list(tensor.shape),
+            "data_offsets": [position, position + len(raw)],
+        }
+        chunks.append(raw)
+        position += len(raw)
+    if metadata:
+        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    encoded = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    encoded += b" " * (-len(encoded) % 8)  # data starts 8-byte aligned, as the format's writer does
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(encoded)))
+        f.write(encoded)
+        for chunk in chunks:
+            f.write(chunk)
+
+
+# ---------------------------------------------------------------------------
+# The resolved config.
+
+
+class ModelConfig:
+    """The parts of an lws resolved config that define the network."""
+
+    def __init__(self, config):
+        model = _section(config, "model")
+        lws = _section(config, "lws")
+        self.d_model = _field(model, "model", "d_model", int, minimum=1)
+        self.n_layers = _field(model, "model", "n_layers", int, minimum=1)
+        self.head_dim = _field(model, "model", "head_dim", int, minimum=2)
+        self.vocab_size = _field(model, "model", "vocab_size", int, minimum=1)
+        self.block = _field(model, "model", "block", str)
+        self.tied_embeddings = _field(model, "model", "tied_embeddings", bool)
+        self.rope_theta = _field(model, "model", "rope_theta", (int, float))
+        self.norm_eps = _field(model, "model", "norm_eps", (int, float))
+        self.qk_norm = _field(model, "model", "qk_norm", bool)
+        self.init_std = float(model.get("init_std", 0.02))
+        if self.block not in ("post_norm", "pre_norm"):
+            raise InputError(
+                f"config: model.block {self.block!r} is not allowed; use post_norm or pre_norm"
+            )
+        if self.head_dim % 2:
+            raise InputError(
+                f"config: model.head_dim {self.head_dim} must be even (RoPE rotates pairs)"
+            )
+        self.ffn_dims = _layer_list(lws, "ffn_dims", self.n_layers)
+        self.q_heads = _layer_list(lws, "q_heads", self.n_layers)
+        self.kv_heads = _layer_list(lws, "kv_heads", self.n_layers)
+        for i, (q, kv) in enumerate(zip(self.q_heads, self.kv_heads)):
+            if q % kv:
+                raise InputError(
+                    f"config: layer {i}: q_heads {q} is not a multiple of kv_heads {kv}; "
+                    "GQA needs whole groups"
+                )
+
+    def describe(self):
+        return (
+            f"{self.block}, {self.n_layers} layers, d_model {self.d_model}, head_dim "
+            f"{self.head_dim}, vocab {self.vocab_size}, qk_norm {'on' if self.qk_norm else 'off'}, "
+            f"{'tied' if self.tied_embeddings else 'untied'} embeddings"
+        )
+
+
+def _section(config, name):
+    section = config.get(name) if isinstance(config, dict) else None
+    if not isinstance(section, dict):
+        raise InputError(f"config: section {name!r} is missing; a resolved config has it")
+    return section
+
+
+def _field(section, section_name, key, kind, minimum=None):
+    if key not in section:
+        raise InputError(f"config: {section_name}.{key} is missing; a resolved config has it")
+    value = section[key]
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if not isinstance(value, kinds) or (bool not in kinds and isinstance(value, bool)):
+        raise InputError(
+            f"config: {section_name}.{key} = {value!r} must be of type "
+            + " or ".join(k.__name__ for k in kinds)
+        )
+    if minimum is not None and value < minimum:
+        raise InputError(f"config: {section_name}.{key} = {value} must be >= {minimum}")
+    return value
+
+
+def _layer_list(lws, key, n_layers):
+    values = lws.get(key)
+    if (
+        not isinstance(values, list)
+        or len(values) != n_layers
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values)
+    ):
+        raise InputError(
+            f"config: lws.{key} = {values!r} must list one positive integer per layer "
+            f"({n_layers} layers)"
+        )
+    return values
+
+
+# ---------------------------------------------------------------------------
+# The model (DESIGN.md section 1.3). Parameter names are the safetensors names.
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, width, eps):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(width))
+
+    def forward(self, x):
+        # (..., width): x * rsqrt(mean(x^2) + eps) * w, in the model's dtype
+        return x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + self.eps) * self.weight
+
+
+def rope_tables(seq_len, head_dim, theta, dtype):
+    """cos, sin of shape (T, head_dim): position t, frequency j < head_dim/2 at
+    columns j and j + head_dim/2. Angles are formed in float64."""
+    half = head_dim // 2
+    j = torch.arange(half, dtype=torch.float64)
+    inv_freq = float(theta) ** (-2.0 * j / head_dim)  # (head_dim/2,)
+    angles = torch.arange(seq_len, dtype=torch.float64)[:, None] * inv_freq[None, :]
+    angles = torch.cat([angles, angles], dim=-1)  # (T, head_dim)
+    return angles.cos().to(dtype), angles.sin().to(dtype)
+
+
+def apply_rope(x, cos, sin):
+    """x (B, heads, T, head_dim): element j rotates with j + head_dim/2 ("rotate half")."""
+    half = x.shape[-1] // 2
+    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+    return x * cos + rotated * sin
+
+
+def causal_gqa_attention(q, k, v):
+    """q (B, q_heads, T, hd); k, v (B, kv_heads, T, hd) -> (B, q_heads, T, hd).
+    Query head h reads KV head h // group, group = q_heads / kv_heads."""
+    batch, q_heads, seq, head_dim = q.shape
+    kv_heads = k.shape[1]
+    group = q_heads // kv_heads
+    # Consecutive query heads share a KV head: view them as (kv_heads, group).
+    qg = q.reshape(batch, kv_heads, group, seq, head_dim)
+    scores = torch.matmul(qg, k.unsqueeze(2).transpose(-1, -2)) / math.sqrt(head_dim)
+    future = torch.ones(seq, seq, dtype=torch.bool).triu(diagonal=1)  # (T, T) key after query
+    scores = scores.masked_fill(future, float("-inf"))
+    out = torch.matmul(torch.softmax(scores, dim=-1), v.unsqueeze(2))
+    return out.reshape(batch, q_heads, seq, head_dim)
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg, layer):
+        super().__init__()
+        self.q_heads, self.kv_heads = cfg.q_heads[layer], cfg.kv_heads[layer]
+        self.head_dim, self.theta = cfg.head_dim, cfg.rope_theta
+        q_width, kv_width = self.q_heads * cfg.head_dim, self.kv_heads * cfg.head_dim
+        self.wq = nn.Linear(cfg.d_model, q_width, bias=False)
+        self.wk = nn.Linear(cfg.d_model, kv_width, bias=False)
+        self.wv = nn.Linear(cfg.d_model, kv_width, bias=False)
+        self.wo = nn.Linear(q_width, cfg.d_model, bias=False)
+        self.q_norm = RMSNorm(q_width, cfg.norm_eps) if cfg.qk_norm else None
+        self.k_norm = RMSNorm(kv_width, cfg.norm_eps) if cfg.qk_norm else None
+
+    def forward(self, x):
+        batch, seq, _ = x.shape
+        q, k, v = self.wq(x), self.wk(x), self.wv(x)  # (B, T, q_width), (B, T, kv_width) x2
+        if self.q_norm is not None:
+            # QK-norm over the whole projection width, before splitting heads
+            q, k = self.q_norm(q), self.k_norm(k)
+
+        def heads(t, n):  # (B, T, n*hd) -> (B, n, T, hd); head h is columns h*hd .. h*hd+hd-1
+            return t.view(batch, seq, n, self.head_dim).transpose(1, 2)
+
+        q, k, v = heads(q, self.q_heads), heads(k, self.kv_heads), heads(v, self.kv_heads)
+        cos, sin = rope_tables(seq, self.head_dim, self.theta, x.dtype)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        out = causal_gqa_attention(q, k, v)  # (B, q_heads, T, hd)
+        return self.wo(out.transpose(1, 2).reshape(batch, seq, self.q_heads * self.head_dim))
+
+
+class SwiGLU(nn.Module):
+    def __init__(self, d_model, ffn_dim):
+        super().__init__()
+        self.w1 = nn.Linear(d_model, ffn_dim, bias=False)  # gate
+        self.w3 = nn.Linear(d_model, ffn_dim, bias=False)  # up
+        self.w2 = nn.Linear(ffn_dim, d_model, bias=False)  # down
+
+    def forward(self, x):
+        return self.w2(F.silu(self.w1(x)) * self.w3(x))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg, layer):
+        super().__init__()
+        self.post_norm = cfg.block == "post_norm"
+        self.attn = Attention(cfg, layer)
+        self.attn_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.ffn = SwiGLU(cfg.d_model, cfg.ffn_dims[layer])
+        self.ffn_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+
+    def forward(self, x):
+        if self.post_norm:  # OLMo-2: the norm sits on the sublayer output, inside the residual
+            h = x + self.attn_norm(self.attn(x))
+            return h + self.ffn_norm(self.ffn(h))
+        h = x + self.attn(self.attn_norm(x))  # Llama: norm on the sublayer input
+        return h + self.ffn(self.ffn_norm(h))
+
+
+class LwsModel(nn.Module):
+    """Decoder-only transformer with per-layer heads and FFN widths."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.layers = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layers))
+        self.final_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.lm_head = (
+            None if cfg.tied_embeddings else nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        )
+
+    def forward(self, tokens):
+        """tokens (B, T) int64 -> logits (B, T, V)."""
+        x = self.embed(tokens)
+        for layer in self.layers:
+            x = layer(x)
+        x = self.final_norm(x)
+        head = self.embed.weight if self.lm_head is None else self.lm_head.weight
+        return F.linear(x, head)
+
+
+def build_model(config, dtype=torch.float64):
+    """The model of a resolved config (a dict), parameters initialised as lws
+    does (truncated normal at +-3 std for matrices, ones for norms), in dtype."""
+    cfg = config if isinstance(config, ModelConfig) else ModelConfig(config)
+    model = LwsModel(cfg)
+    init_params(model)
+    return model.to(dtype)
+
+
+def init_params(model, generator=None):
+    std = model.cfg.init_std
+    for name, p in model.named_parameters():
+        with torch.no_grad():
+            if is_norm_weight(name):
+                p.fill_(1.0)
+            else:
+                p.copy_(_trunc_normal(p.shape, std, generator).to(p.dtype))
+
+
+def _trunc_normal(shape, std, generator):
+    """Normal(0, std) truncated at +-3 std: values outside are drawn again."""
+    values = torch.randn(shape, dtype=torch.float64, generator=generator) * std
+    outside = values.abs() > 3 * std
+    while outside.any():
+        redrawn = torch.randn(int(outside.sum()), dtype=torch.float64, generator=generator) * std
+        values[outside] = redrawn
+        outside = values.abs() > 3 * std
+    return values
+
+
+def is_norm_weight(name):
+    return "norm" in name
+
+
+def parameter_shapes(model):
+    return {name: tuple(p.shape) for name, p in model.named_parameters()}
+
+
+def load_params(model, tensors):
+    """Copies {name: tensor} into the model, converting to its dtype. The names
+    and shapes must be exactly the model's."""
+    shapes = parameter_shapes(model)
+    missing = sorted(set(shapes) - set(tensors))
+    extra = sorted(set(tensors) - set(shapes))
+    if missing or extra:
+        raise InputError(
+            f"parameters do not match the config: missing {missing or 'none'}, "
+            f"unexpected {extra or 'none'}"
+        )
+    for name, p in model.named_parameters():
+        if tuple(tensors[name].shape) != shapes[name]:
+            raise InputError(
+                f"parameter {name}: shape {list(tensors[name].shape)} does not match the "
+                f"config's {list(shapes[name])}"
+            )
+        with torch.no_grad():
+            p.copy_(tensors[name].to(p.dtype))
+
+
+def loss_fn(logits, targets, z_loss):
+    """Mean cross-entropy over all tokens, + z_loss * mean(lse^2) when z_loss > 0.
+    logits (B, T, V), targets (B, T)."""
+    lse = torch.logsumexp(logits, dim=-1)  # (B, T)
+    target_logit = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, T)
+    loss = (lse - target_logit).mean()
+    if z_loss > 0:
+        loss = loss + z_loss * lse.pow(2).mean()
+    return loss
+
+
+# ---------------------------------------------------------------------------
+# Training: schedule, parameter groups, steps.
+
+
+class TrainConfig:
+    def __init__(self, config):
+        train = _section(config, "train")
+        num = (int, float)
+        self.steps = _field(train, "train", "steps", int, minimum=1)
+        self.lr = float(_field(train, "train", "lr", num))
+        self.schedule = _field(train, "train", "schedule", str)
+        self.warmup_steps = _field(train, "train", "warmup_steps", int, minimum=0)
+        self.beta1 = float(_field(train, "train", "beta1", num))
+        self.beta2 = float(_field(train, "train", "beta2", num))
+        self.eps = float(_field(train, "train", "eps", num))
+        self.weight_decay = float(_field(train, "train", "weight_decay", num))
+        self.decay_embeddings = _field(train, "train", "decay_embeddings", bool)
+        self.decay_norms = _field(train, "train", "decay_norms", bool)
+        self.grad_clip = float(_field(train, "train", "grad_clip", num))
+        self.z_loss = float(train.get("z_loss", 0.0))
+        if self.schedule not in ("constant", "cosine", "wsd"):
+            raise InputError(
+                f"config: train.schedule {self.schedule!r} is not allowed; "
+                "use constant, cosine or wsd"
+            )
+        # min_lr_ratio and decay_fraction only matter to the schedules that use them
+        self.min_lr_ratio = float(
+            _field(train, "train", "min_lr_ratio", num) if self.schedule != "constant" else 0.0
+        )
+        self.decay_fraction = float(
+            _field(train, "train", "decay_fraction", num) if self.schedule == "wsd" else 0.0
+        )
+
+
+def learning_rate(train, s):
+    """The learning rate of update s = 1 .. train.steps."""
+    peak, warmup, steps = train.lr, train.warmup_steps, train.steps
+    if s <= warmup:
+        return peak * s / warmup
+    if train.schedule == "constant":
+        return peak
+    minimum = peak * train.min_lr_ratio
+    if train.schedule == "cosine":
+        progress = (s - warmup) / (steps - warmup)
+        return minimum + (peak - minimum) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    # wsd; the decay length rounds half away from zero, as C's round() does
+    decay_steps = int(math.floor(train.decay_fraction * steps + 0.5))
+    stable_end = steps - decay_steps
+    if s <= stable_end:
+        return peak
+    return peak + (minimum - peak) * (s - stable_end) / decay_steps
+
+
+def make_optimizer(model, train):
+    """torch AdamW with two groups: decayed matrices, and the embedding (unless
+    decay_embeddings) and norm weights (unless decay_norms) without decay. An
+    untied lm_head is a matrix like the others; a tied one is the embedding."""
+    decayed, plain = [], []
+    for name, p in model.named_parameters():
+        exempt = (name == "embed.weight" and not train.decay_embeddings) or (
+            is_norm_weight(name) and not train.decay_norms
+        )
+        (plain if exempt else decayed).append(p)
+    groups = [
+        {"params": decayed, "weight_decay": train.weight_decay},
+        {"params": plain, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(
+        [g for g in groups if g["params"]],
+        lr=train.lr,
+        betas=(train.beta1, train.beta2),
+        eps=train.eps,
+    )
+
+
+def forward_backward(model, inputs, targets, z_loss):
+    """inputs, targets (A, B, T): accumulates the gradient of the mean of the A
+    micro-batch mean losses into .grad; returns that loss and the global norm."""
+    model.zero_grad(set_to_none=True)
+    accum = inputs.shape[0]
+    total = 0.0
+    for a in range(accum):
+        loss = loss_fn(model(inputs[a]), targets[a], z_loss) / accum
+        loss.backward()
+        total += loss.item()
+    grads = [p.grad for p in model.parameters()]
+    norm = math.sqrt(sum(float(g.double().pow(2).sum()) for g in grads))
+    return total, norm
+
+
+def run_steps(model, inputs, targets, train, n_steps):
+    """n_steps AdamW updates on the same batch. Returns (losses, grad_norms, lrs,
+    first_grads): losses[i] before update i+1, first_grads before any clipping."""
+    optimizer = make_optimizer(model, train)
+    losses, norms, lrs, first_grads = [], [], [], None
+    for i in range(n_steps):
+        loss, norm = forward_backward(model, inputs, targets, train.z_loss)
+        if first_grads is None:
+            first_grads = {n: p.grad.detach().clone() for n, p in model.named_parameters()}
+        if train.grad_clip > 0:
+            # scales by grad_clip / (norm + 1e-6) when that is below 1 (torch's rule)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), train.grad_clip)
+        lr = learning_rate(train, i + 1)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        optimizer.step()
+        losses.append(loss)
+        norms.append(norm)
+        lrs.append(lr)
+    return losses, norms, lrs, first_grads
+
+
+# ---------------------------------------------------------------------------
+# parity DIR
+
+
+class Report:
+    """Collects checks; each prints one line."""
+
+    def __init__(self, out=sys.stdout, verbose=True):
+        self.out, self.verbose = out, verbose
+        self.results = []  # (name, passed, measured error / tolerance or None)
+
+    def check(self, name, passed, detail, ratio=None):
+        self.results.append((name, bool(passed), ratio))
+        if self.out is not None and (self.verbose or not passed):
+            print(f"{'PASS' if passed else 'FAIL'}  {name:<40} {detail}", file=self.out)
+        return passed
+
+    def close(self, name, got, want, tol):
+        rel = _relative(got, want)
+        detail = f"lws {got:.10g} ref {want:.10g} rel {rel:.2e} (tol {tol:.0e})"
+        return self.check(name, rel <= tol, detail, rel / tol)
+
+    def info(self, text):
+        if self.out is not None and self.verbose:
+            print(f"      {text}", file=self.out)
+
+    @property
+    def failed(self):
+        return [name for name, passed, _ in self.results if not passed]
+
+    def worst(self, prefix):
+        """The largest measured error / tolerance among checks named prefix*."""
+        ratios = [r for name, _, r in self.results if name.startswith(prefix) and r is not None]
+        return max(ratios, default=0.0)
+
+
+def _relative(got, want):
+    if not (math.isfinite(got) and math.isfinite(want)):
+        return math.inf
+    if got == want:
+        return 0.0
+    return abs(got - want) / abs(want) if want != 0 else math.inf
+
+
+def _load_steps(path):
+    try:
+        with open(path) as f:
+            steps = json.load(f)
+    except OSError as e:
+        raise InputError(f"file {path}: cannot read it ({e.strerror})")
+    except ValueError as e:
+        raise InputError(f"file {path}: not JSON ({e})")
+    lists = {}
+    for key in ("losses", "lrs", "grad_norms"):
+        values = steps.get(key) if isinstance(steps, dict) else None
+        if not isinstance(values, list) or not values or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in values
+        ):
+            raise InputError(f"file {path}: {key!r} must be a non-empty list of numbers")
+        lists[key] = [float(v) for v in values]
+    if len({len(v) for v in lists.values()}) != 1:
+        lengths = {k: len(v) for k, v in lists.items()}
+        raise InputError(f"file {path}: losses, lrs, grad_norms differ in length {lengths}")
+    return lists
+
+
+def parity(directory, dtype=torch.float64, report=None):
+    """Checks DIR against the reference; returns the Report."""
+    report = report or Report()
+    try:
+        _parity(directory, dtype, report)
+    except InputError as e:
+        report.check("inputs readable", False, str(e))
+    return report
+
+
+def _parity(directory, dtype, report):
+    tensors, metadata = read_safetensors(os.path.join(directory, "model.safetensors"))
+    if "lws_config" not in metadata:
+        raise InputError(f"file {directory}/model.safetensors: metadata has no lws_config")
+    try:
+        config = json.loads(metadata["lws_config"])
+    except ValueError as e:
+        raise InputError(f"file {directory}/model.safetensors: lws_config is not JSON ({e})")
+    cfg, train = ModelConfig(config), TrainConfig(config)
+    batch, _ = read_safetensors(os.path.join(directory, "batch.safetensors"))
+    lws_grads, _ = read_safetensors(os.path.join(directory, "grads.safetensors"))
+    steps = _load_steps(os.path.join(directory, "steps.json"))
+    n_steps = len(steps["losses"])
+
+    for key in ("inputs", "targets"):
+        if key not in batch or batch[key].dim() != 3 or batch[key].dtype != torch.int32:
+            raise InputError(
+                f"file {directory}/batch.safetensors: {key!r} must be I32 [A, B, T]"
+            )
+    inputs, targets = batch["inputs"].long(), batch["targets"].long()
+    if inputs.shape != targets.shape:
+        raise InputError(
+            f"file {directory}/batch.safetensors: inputs {list(inputs.shape)} and targets "
+            f"{list(targets.shape)} differ in shape"
+        )
+    for key, t in (("inputs", inputs), ("targets", targets)):
+        if t.numel() and (t.min() < 0 or t.max() >= cfg.vocab_size):
+            raise InputError(
+                f"file {directory}/batch.safetensors: {key} holds tokens outside "
+                f"[0, {cfg.vocab_size}) (vocab_size)"
+            )
+    report.info(
+        f"{directory}: {cfg.describe()}; batch A={inputs.shape[0]} B={inputs.shape[1]} "
+        f"T={inputs.shape[2]}; {n_steps} steps, {train.schedule} schedule; reference in "
+        f"{str(dtype).replace('torch.', '')}"
+    )
+
+    train_section = _section(config, "train")
+    expected = [
+        _field(train_section, "train", k, int) for k in ("grad_accum", "micro_batch", "seq_len")
+    ]
+    report.check(
+        "batch shape",
+        list(inputs.shape) == expected,
+        f"{list(inputs.shape)} vs [grad_accum, micro_batch, seq_len] = {expected}",
+    )
+
+    report.check(
+        "steps within the schedule",
+        n_steps <= train.steps,
+        f"steps.json has {n_steps} updates, train.steps is {train.steps}",
+    )
+
+    model = LwsModel(cfg).to(dtype)
+    load_params(model, tensors)
+    losses, norms, lrs, ref_grads = run_steps(model, inputs, targets, train, n_steps)
+
+    # (a) initial loss
+    report.close("(a) initial loss", steps["losses"][0], losses[0], TOL_LOSS0)
+
+    # (b) every gradient; a numerically zero one against a floor from the global norm
+    missing = sorted(set(ref_grads) - set(lws_grads))
+    extra = sorted(set(lws_grads) - set(ref_grads))
+    report.check(
+        "(b) gradient names",
+        not missing and not extra,
+        f"missing {missing or 'none'}, unexpected {extra or 'none'}",
+    )
+    floor = GRAD_ZERO_FLOOR * norms[0]
+    for name, want in ref_grads.items():
+        if name not in lws_grads:
+            continue
+        got = lws_grads[name]
+        if tuple(got.shape) != tuple(want.shape):
+            detail = f"shape {list(got.shape)} vs {list(want.shape)}"
+            report.check(f"(b) grad {name}", False, detail)
+            continue
+        diff = float((got.double() - want.double()).norm())
+        ref_norm = float(want.double().norm())
+        if ref_norm > floor:
+            rel = diff / ref_norm if math.isfinite(diff) else math.inf
+            detail = f"rel L2 {rel:.2e} (tol {TOL_GRAD:.0e}), |g_ref| {ref_norm:.3e}"
+        else:
+            if diff == 0:
+                rel = 0.0
+            else:
+                rel = diff / floor if floor > 0 and math.isfinite(diff) else math.inf
+            detail = (
+                f"|g_ref| {ref_norm:.1e} ~ 0: |diff| {diff:.2e} against {GRAD_ZERO_FLOOR:.0e} x "
+                f"global norm = {floor:.2e}, ratio {rel:.2e} (tol {TOL_GRAD:.0e})"
+            )
+        report.check(f"(b) grad {name}", rel <= TOL_GRAD, detail, rel / TOL_GRAD)
+
+    # (c) global gradient norm of the first step
+    report.close("(c) grad_norm[0]", steps["grad_norms"][0], norms[0], TOL_GRAD_NORM)
+
+    # (d) the schedule, computed here independently of the engine
+    for i, (got, want) in enumerate(zip(steps["lrs"], lrs)):
+        if want != 0:
+            report.close(f"(d) lr of update {i + 1}", got, want, TOL_LR)
+        else:
+            bound = TOL_LR * train.lr
+            report.check(
+                f"(d) lr of update {i + 1}",
+                abs(got) <= bound,
+                f"lws {got:.10g} ref 0: absolute bound {TOL_LR:.0e} x peak = {bound:.1e}",
+            )
+
+    # (e) the loss trajectory of N AdamW steps
+    for i, (got, want) in enumerate(zip(steps["losses"], losses)):
+        report.close(f"(e) loss before update {i + 1}", got, want, TOL_STEP_LOSS)
+    worst = max(_relative(g, w) for g, w in zip(steps["grad_norms"], norms))
+    report.info(
+        f"grad_norms over all {n_steps} steps: worst relative difference {worst:.2e} "
+        "(not a check: later norms follow the drifting trajectory)"
+    )
+
+
+# ---------------------------------------------------------------------------
+# selftest: the checker on synthetic directories, which it must pass, and on
+# corrupted copies, which it must fail.
+
+
+def synthetic_config(block, tied, qk_norm, variant):
+    """A tiny config with a layer of every GQA grouping (1, 2, 3)."""
+    schedule = ("cosine", "wsd", "constant")[variant % 3]
+    return {
+        "name": f"selftest-{block}-{'tied' if tied else 'untied'}-qk{int(qk_norm)}",
+        "model": {
+            "d_model": 24,
+            "n_layers": 3,
+            "head_dim": 8,
+            "vocab_size": 61,  # prime: no tile divides it
+            "block": block,
+            "tied_embeddings": tied,
+            "rope_theta": 500000 if variant % 2 else 10000.0,
+            "norm_eps": 1e-6,
+            "qk_norm": qk_norm,
+            "init_std": 0.02,
+        },
+        "lws": {"ffn_dims": [40, 72, 24], "q_heads": [4, 2, 6], "kv_heads": [2, 2, 2]},
+        "train": {
+            "seq_len": 7,
+            "micro_batch": 2,
+            "grad_accum": 3,
+            "steps": 16,
+            "lr": 1e-2,
+            "min_lr_ratio": 0.1,
+            "schedule": schedule,
+            "warmup_steps": 3,
+            "decay_fraction": 0.3,  # 4.8 -> 5 decay steps
+            "beta1": 0.9,
+            "beta2": 0.95,
+            "eps": 1e-8,
+            "weight_decay": 0.1,
+            "decay_embeddings": variant % 2 == 1,
+            "decay_norms": variant % 4 == 2,
+            # clipping active in most variants (the initial norm is ~1), off in one
+            "grad_clip": 0.0 if variant % 4 == 3 else 0.25,
+            "z_loss": 1e-3 if variant % 2 else 0.0,
+            "seed": 42,
+        },
+        "data": {},
+        "eval": {},
+    }
+
+
+def write_synthetic_dir(directory, config, dtype, n_steps=10, seed=0):
+    """What lws would write, computed by this reference in dtype."""
+    cfg, train = ModelConfig(config), TrainConfig(config)
+    generator = torch.Generator().manual_seed(seed)
+    model = LwsModel(cfg)
+    init_params(model, generator)
+    with torch.no_grad():
+        # norm weights away from 1, so a norm applied with the wrong weight shows
+        for name, p in model.named_parameters():
+            if is_norm_weight(name):
+                p.add_(0.2 * torch.randn(p.shape, generator=generator))
+    params = {n: p.detach().float() for n, p in model.named_parameters()}
+    write_safetensors(
+        os.path.join(directory, "model.safetensors"), params, {"lws_config": json.dumps(config)}
+    )
+    t = config["train"]
+    shape = (t["grad_accum"], t["micro_batch"], t["seq_len"])
+    tokens = torch.randint(0, cfg.vocab_size, shape, generator=generator, dtype=torch.int32)
+    targets = torch.randint(0, cfg.vocab_size, shape, generator=generator, dtype=torch.int32)
+    write_safetensors(
+        os.path.join(directory, "batch.safetensors"), {"inputs": tokens, "targets": targets}
+    )
+    model = LwsModel(cfg).to(dtype)
+    load_params(model, params)
+    losses, norms, lrs, grads = run_steps(model, tokens.long(), targets.long(), train, n_steps)
+    write_safetensors(
+        os.path.join(directory, "grads.safetensors"), {n: g.float() for n, g in grads.items()}
+    )
+    with open(os.path.join(directory, "steps.json"), "w") as f:
+        json.dump({"losses": losses, "lrs": lrs, "grad_norms": norms}, f)
+    return losses, norms
+
+
+class SelfTest:
+    def __init__(self):
+        self.failures = 0
+        self.checks = 0
+
+    def expect(self, name, passed, detail=""):
+        self.checks += 1
+        if not passed:
+            self.failures += 1
+        print(f"{'ok  ' if passed else 'FAIL'}  {name}{': ' + detail if detail else ''}")
+        return passed
+
+
+def selftest_rope(t):
+    # 2 positions, head_dim 4, theta 10000: inv_freq = [1, 10000^-0.5 = 0.01]. Pairs
+    # (0, 2) turn by angle pos*1, (1, 3) by pos*0.01. For x = [1, 2, 3, 4] at position 1:
+    #   out0 = 1 cos 1 - 3 sin 1       out2 = 3 cos 1 + 1 sin 1
+    #   out1 = 2 cos .01 - 4 sin .01   out3 = 4 cos .01 + 2 sin .01
+    # Position 0 is unchanged.
+    x = torch.tensor([[1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0]], dtype=torch.float64)
+    want = torch.tensor(
+        [
+            [1.0, 2.0, 3.0, 4.0],
+            [-1.9841106485555495, 1.959900667496664, 2.4623779024123156, 4.019799668334994],
+        ],
+        dtype=torch.float64,
+    )
+    cos, sin = rope_tables(2, 4, 10000, torch.float64)
+    got = apply_rope(x.view(1, 1, 2, 4), cos, sin).view(2, 4)
+    err = float((got - want).abs().max())
+    # the literals carry ~16 digits: 1e-12 is rounding, any pairing error is O(1)
+    t.expect("rope: rotate-half pairing, 2 positions x head_dim 4", err < 1e-12, f"err {err:.1e}")
+
+
+def selftest_attention(t):
+    # The grouped, broadcast attention against a loop over query heads with an
+    # explicit additive causal mask, for groups 1, 2, 3 and 6.
+    generator = torch.Generator().manual_seed(1)
+    for q_heads, kv_heads in ((3, 3), (4, 2), (6, 2), (6, 1)):
+        batch, seq, head_dim = 2, 5, 6
+        q = torch.randn(batch, q_heads, seq, head_dim, generator=generator, dtype=torch.float64)
+        k = torch.randn(batch, kv_heads, seq, head_dim, generator=generator, dtype=torch.float64)
+        v = torch.randn(batch, kv_heads, seq, head_dim, generator=generator, dtype=torch.float64)
+        mask = torch.zeros(seq, seq, dtype=torch.float64)
+        for i in range(seq):
+            for j in range(i + 1, seq):
+                mask[i, j] = float("-inf")
+        group = q_heads // kv_heads
+        want = torch.empty_like(q)
+        for h in range(q_heads):
+            kh, vh = k[:, h // group], v[:, h // group]
+            scores = q[:, h] @ kh.transpose(-1, -2) / math.sqrt(head_dim) + mask
+            want[:, h] = torch.softmax(scores, dim=-1) @ vh
+        got = causal_gqa_attention(q, k, v)
+        err = float((got - want).abs().max())
+        heads = f"q_heads {q_heads} kv_heads {kv_heads}"
+        # float64, same operations in another grouping: only rounding differs
+        t.expect(f"attention vs naive masked loop, {heads}", err < 1e-12, f"max err {err:.1e}")
+        if hasattr(F, "scaled_dot_product_attention"):  # torch >= 2.0
+            expanded = lambda x: x.repeat_interleave(group, dim=1)
+            sdpa = F.scaled_dot_product_attention(q, expanded(k), expanded(v), attn_mask=mask)
+            err = float((got - sdpa).abs().max())
+            t.expect(f"attention vs torch sdpa, {heads}", err < 1e-12, f"max err {err:.1e}")
+    # The first query sees only the first key: its output is v[0] exactly (last case: group 6).
+    got = causal_gqa_attention(q, k, v)
+    err = float((got[:, :, 0] - v[:, :, 0].repeat_interleave(group, dim=1)).abs().max())
+    t.expect("attention: position 0 attends to itself only", err < 1e-15, f"max err {err:.1e}")
+
+
+def selftest_schedule(t):
+    # Hand-computed values (peak 1e-2, min 1e-3, warmup 3, 16 steps).
+    base = synthetic_config("post_norm", False, True, 0)["train"]
+    cases = [
+        ("cosine", {}, 1, 1e-2 / 3),  # warmup: peak * 1/3
+        ("cosine", {}, 3, 1e-2),  # last warmup step: the peak
+        ("cosine", {}, 8, 1e-3 + 9e-3 * 0.5 * (1 + math.cos(math.pi * 5 / 13))),  # progress 5/13
+        ("cosine", {}, 16, 1e-3),  # progress 1: the minimum
+        ("cosine", {"warmup_steps": 0}, 1, 1e-3 + 9e-3 * 0.5 * (1 + math.cos(math.pi / 16))),
+        ("constant", {}, 2, 1e-2 * 2 / 3),
+        ("constant", {}, 16, 1e-2),
+        ("wsd", {}, 11, 1e-2),  # decay round(0.3 * 16 = 4.8) = 5 steps: stable through 11
+        ("wsd", {}, 12, 1e-2 - 9e-3 / 5),
+        ("wsd", {}, 16, 1e-3),
+        # 0.25 * 10 = 2.5 rounds away from zero to 3 decay steps (C round(), not banker's)
+        ("wsd", {"steps": 10, "decay_fraction": 0.25}, 7, 1e-2),
+        ("wsd", {"steps": 10, "decay_fraction": 0.25}, 8, 1e-2 - 9e-3 / 3),
+    ]
+    worst = 0.0
+    for schedule, overrides, s, want in cases:
+        train = TrainConfig({"train": dict(base, schedule=schedule, **overrides)})
+        worst = max(worst, _relative(learning_rate(train, s), want))
+    what = "schedule: hand-computed warmup, cosine, constant, wsd values"
+    t.expect(what, worst < 1e-14, f"worst rel {worst:.1e}")
+
+
+def design_parameter_count(config):
+    """DESIGN.md section 1.2: 2*V*d (embedding + head) + d (final norm) + per layer
+    d*q*2 + d*kv*2 (q, k, v, o with q/kv the widths) + q + kv (QK-norm) + 2d + 3*d*d_ffn."""
+    m, lws = config["model"], config["lws"]
+    d, hd = m["d_model"], m["head_dim"]
+    count = (1 if m["tied_embeddings"] else 2) * m["vocab_size"] * d + d
+    for ffn, q_heads, kv_heads in zip(lws["ffn_dims"], lws["q_heads"], lws["kv_heads"]):
+        q, kv = q_heads * hd, kv_heads * hd
+        count += d * q * 2 + d * kv * 2 + (q + kv if m["qk_norm"] else 0) + 2 * d + 3 * d * ffn
+    return count
+
+
+def selftest_parameters(t):
+    # The formula against the paper's crown-18l count (DESIGN.md table: 181,906,688).
+    crown = {
+        "model": {"d_model": 768, "head_dim": 64, "vocab_size": 50304, "tied_embeddings": False,
+                  "qk_norm": True},
+        "lws": {
+            "ffn_dims": [3072, 768, 1024, 1280, 1536, 2048, 2304, 2560, 2816,
+                         2816, 2560, 2304, 2048, 1536, 1280, 1024, 768, 3072],
+            "q_heads": [12, 9, 9, 9, 9, 9, 12, 12, 12, 12, 12, 12, 9, 9, 9, 9, 9, 12],
+        },
+    }  # fmt: skip
+    crown["lws"]["kv_heads"] = [q // 3 for q in crown["lws"]["q_heads"]]  # group 3
+    count = design_parameter_count(crown)
+    t.expect("parameter formula: crown-18l has 181,906,688", count == 181906688, f"{count:,}")
+    # build_model's tensors against the formula, for each block option that changes them
+    for tied in (False, True):
+        for qk_norm in (False, True):
+            config = synthetic_config("pre_norm", tied, qk_norm, 0)
+            model = build_model(config, dtype=torch.float32)
+            got = sum(p.numel() for p in model.parameters())
+            want = design_parameter_count(config)
+            logits = model(torch.zeros(2, 5, dtype=torch.long))
+            ok = got == want and tuple(logits.shape) == (2, 5, 61)
+            t.expect(
+                f"build_model: tied {tied}, qk_norm {qk_norm}: parameters and logits shape",
+                ok,
+                f"{got} parameters (formula {want}), logits {list(logits.shape)}",
+            )
+
+
+def selftest_safetensors(t, directory):
+    path = os.path.join(directory, "roundtrip.safetensors")
+    tensors = {
+        "f64": torch.tensor([[1.5, -2.25e-300]], dtype=torch.float64),
+        "f32": torch.tensor([3.0, -0.0, 1e-38], dtype=torch.float32),
+        "i64": torch.tensor([-(2**62), 7], dtype=torch.int64),
+        "i32": torch.tensor([[-5], [2**31 - 1]], dtype=torch.int32),
+        "u32": torch.tensor([0, 2**32 - 1, 2**31], dtype=torch.int64),
+        "u8": torch.tensor([0, 255], dtype=torch.uint8),
+        "empty": torch.zeros(0, 3, dtype=torch.float32),
+    }
+    write_safetensors(path, tensors, {"lws_config": '{"a": 1}'}, dtypes={"u32": "U32"})
+    back, metadata = read_safetensors(path)
+    same = set(back) == set(tensors) and all(
+        back[n].dtype == tensors[n].dtype
+        and back[n].shape == tensors[n].shape
+        and torch.equal(back[n], tensors[n])
+        for n in tensors
+    )
+    same = same and metadata == {"lws_config": '{"a": 1}'}
+    t.expect("safetensors: round trip of F64 F32 I64 I32 U32 U8, an empty tensor, metadata", same)
+    with open(path, "rb") as f:
+        blob = f.read()
+    with open(path, "wb") as f:
+        f.write(blob[:-1])
+    try:
+        read_safetensors(path)
+        refused = False
+    except InputError:
+        refused = True
+    t.expect("safetensors: a truncated file is refused", refused)
+
+
+def _copy_dir(src, dst):
+    shutil.copytree(src, dst)
+    return dst
+
+
+def selftest(verbose_first=True):
+    torch.set_num_threads(1)  # tiny tensors: threads only add overhead on a shared machine
+    t = SelfTest()
+    selftest_rope(t)
+    selftest_attention(t)
+    selftest_schedule(t)
+    selftest_parameters(t)
+    root = tempfile.mkdtemp(prefix="lws-torch-ref-", dir=os.environ.get("LWS_TEST_DIR") or None)
+    try:
+        selftest_safetensors(t, root)
+        variant = 0
+        for block in ("post_norm", "pre_norm"):
+            for tied in (False, True):
+                for qk_norm in (True, False):
+                    config = synthetic_config(block, tied, qk_norm, variant)
+                    _selftest_config(t, root, config, variant, verbose_first and variant == 0)
+                    variant += 1
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    print(f"selftest: {t.checks} checks, {t.failures} failed")
+    return 1 if t.failures else 0
+
+
+def _selftest_config(t, root, config, variant, verbose):
+    name = config["name"] + f"-{config['train']['schedule']}"
+    directory = os.path.join(root, name)
+    os.makedirs(directory)
+    losses, norms = write_synthetic_dir(directory, config, torch.float64, seed=variant)
+    t.expect(
+        f"{name}: loss moves over the steps",
+        losses[-1] < losses[0] - 0.05,
+        f"{losses[0]:.4f} -> {losses[-1]:.4f}, grad norm {norms[0]:.3f}",
+    )
+    report = parity(directory, torch.float64, Report(verbose=verbose))
+    t.expect(
+        f"{name}: parity of its own float64 run passes",
+        not report.failed,
+        f"{len(report.results)} checks, failed {report.failed or 'none'}",
+    )
+    if variant == 0:
+        report = parity(directory, torch.float32, Report(out=None))
+        t.expect(
+            f"{name}: a float32 reference passes it too",
+            not report.failed,
+            f"failed {report.failed or 'none'}",
+        )
+
+    # what a float32 engine would write must pass the float64 reference, with room
+    f32_dir = os.path.join(root, name + "-f32")
+    os.makedirs(f32_dir)
+    write_synthetic_dir(f32_dir, config, torch.float32, seed=variant)
+    report = parity(f32_dir, torch.float64, Report(out=None))
+    headroom = ", ".join(
+        f"{label} {report.worst(prefix):.0e}"
+        for label, prefix in (("loss", "(a)"), ("grads", "(b)"), ("norm", "(c)"), ("steps", "(e)"))
+    )
+    t.expect(
+        f"{name}: float32 run passes the float64 reference",
+        not report.failed,
+        f"failed {report.failed or 'none'}; worst error / tolerance: {headroom}",
+    )
+
+    # a gradient off by 1%: exactly that check must fail
+    victims = ("layers.1.attn.wk.weight", "layers.2.ffn.w2.weight", "embed.weight")
+    victim = (victims + ("final_norm.weight",))[variant % 4]
+    corruptions = [
+        (
+            f"grad {victim} x 1.01",
+            [f"(b) grad {victim}"],
+            lambda d: _scale_tensor(os.path.join(d, "grads.safetensors"), victim, 1.01),
+        )
+    ]
+    if variant == 0:
+        corruptions += [
+            ("loss before update 5 x 1.01", ["(e) loss before update 5"],
+             lambda d: _edit_steps(d, "losses", 4, 1.01)),
+            ("lr of update 2 x 1.00001", ["(d) lr of update 2"],
+             lambda d: _edit_steps(d, "lrs", 1, 1.00001)),
+            ("grad_norms[0] x 1.001", ["(c) grad_norm[0]"],
+             lambda d: _edit_steps(d, "grad_norms", 0, 1.001)),
+            # the same files read as another model must not pass
+            ("config says pre_norm", None,
+             lambda d: _edit_config(d, lambda c: c["model"].update(block="pre_norm"))),
+            ("rope_theta 500000 instead of 10000", None,
+             lambda d: _edit_config(d, lambda c: c["model"].update(rope_theta=500000))),
+        ]  # fmt: skip
+    for what, expected_failures, corrupt in corruptions:
+        _expect_caught(t, name, directory, root, what, expected_failures, corrupt)
+
+
+def _expect_caught(t, name, directory, root, what, expected_failures, corrupt):
+    bad = os.path.join(root, f"{os.path.basename(directory)}-bad-{len(os.listdir(root))}")
+    _copy_dir(directory, bad)
+    corrupt(bad)
+    report = parity(bad, torch.float64, Report(out=None))
+    if expected_failures is None:  # a different model: the loss and every gradient differ
+        caught = "(a) initial loss" in report.failed and len(report.failed) > 10
+        detail = f"{len(report.failed)} of {len(report.results)} checks failed"
+    else:  # exactly the corrupted value's check
+        caught = report.failed == expected_failures
+        detail = f"failed {report.failed}"
+    t.expect(f"{name}: corrupted ({what}) fails", caught, detail)
+
+
+def _scale_tensor(path, name, factor):
+    tensors, metadata = read_safetensors(path)
+    tensors[name] = tensors[name] * factor
+    write_safetensors(path, tensors, metadata)
+
+
+def _edit_steps(directory, key, index, factor):
+    path = os.path.join(directory, "steps.json")
+    with open(path) as f:
+        steps = json.load(f)
+    steps[key][index] *= factor
+    with open(path, "w") as f:
+        json.dump(steps, f)
+
+
+def _edit_config(directory, edit):
+    path = os.path.join(directory, "model.safetensors")
+    tensors, metadata = read_safetensors(path)
+    config = json.loads(metadata["lws_config"])
+    edit(config)
+    metadata["lws_config"] = json.dumps(config)
+    write_safetensors(path, tensors, metadata)
+
+
+# ---------------------------------------------------------------------------
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(description="PyTorch reference for lws")
+    sub = parser.add_subparsers(dest="mode", required=True)
+    p = sub.add_parser("parity", help="check a directory written by lws against the reference")
+    p.add_argument("dir")
+    p.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                   help="precision of the reference (default float64: the truth)")
+    sub.add_parser("selftest", help="prove the checker passes good runs and fails bad ones")
+    args = parser.parse_args(argv)
+    if args.mode == "selftest":
+        return selftest()
+    dtype = torch.float64 if args.dtype == "float64" else torch.float32
+    report = parity(args.dir, dtype)
+    print(f"parity: {len(report.results)} checks, {len(report.failed)} failed")
+    return 1 if report.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
