@@ -18,6 +18,13 @@ packages=(
     bible-kjv
 )
 
+# Node.js runs the reference GPT-2 encoder (npm's gpt-3-encoder) that the
+# tokenizer test compares against; a machine that already has node (from
+# NodeSource, say) keeps it, since Debian's npm conflicts with that package.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    packages+=(nodejs npm)
+fi
+
 missing=()
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -9,15 +9,15 @@
 // Query head h reads KV head h / (q_heads / kv_heads). Rows are read as vec4s:
 // head_dim is a multiple of 4 and every tensor starts 16-byte aligned.
 //
-// Work split: an invocation owns one row of its block (a query row, or a key
-// row in the dk/dv kernel); that row's vectors live in shared memory, touched
-// only by their owner, and the rows it is paired with are shared tiles that
-// every invocation reads at the same address (a broadcast on GPUs, one scalar
-// load on SIMD CPUs). Each step walks the head dimension one vec4 at a time
-// and updates the scores against all rows of the other block, held in small
-// register arrays, so only a block's worth of scores sits in registers at any
-// head_dim. Every sum runs in a fixed order: results do not depend on the
-// subgroup size.
+// Work split: an invocation owns OWNED rows of its block (query rows, or key
+// rows in the dk/dv kernel; the host picks 1 on GPUs, more on CPUs). The
+// owned rows live in shared memory, touched only by their owner; the rows
+// they are paired with are tiles that every invocation reads at the same
+// address (a broadcast on GPUs). A step walks the head dimension one vec4 at
+// a time and updates the scores of the owned rows against every row of the
+// other block, held in small register arrays (OWNED x block floats at any
+// head_dim), so each vec4 read from a tile feeds 4 * OWNED FMAs. Every sum
+// runs in a fixed order: results do not depend on the subgroup size.
 #extension GL_EXT_control_flow_attributes : require
 
 layout(buffer_reference, scalar, buffer_reference_align = 16) buffer Vec4s { vec4 v[]; };

@@ -20,16 +20,6 @@ static uint32_t kernel_rows(attention_kernel kind, uint32_t block_q, uint32_t bl
     return kind == ATTN_BWD_DKDV ? block_kv : block_q;
 }
 
-/* Rows each invocation owns. lavapipe: every shared-memory access is a loop
- * over the SIMD lanes while an FMA is one vector instruction, so each vec4
- * read from a tile is reused for 4 rows (measured: forward + backward at 1024
- * tokens, head_dim 64, 2x faster than 1 row; 2 and 8 rows slower than 4).
- * GPUs: one row, so the scores (one block of floats) stay in registers and
- * a workgroup keeps one invocation per row. */
-static uint32_t rows_per_invocation(const lws_device_caps *caps) {
-    return caps->vendor_id == 0x10005 ? 4 : 1;
-}
-
 /* The head_dim the shared tiles are sized for: head_dim rounded up to a
  * multiple of 32, so a few pipelines serve every head_dim (each one a shader
  * compile, which takes seconds on lavapipe) and 64 or 128 waste nothing. */
@@ -59,7 +49,7 @@ static lws_status kernel_spec(lws_cmd *cmd, attention_kernel kind, uint32_t head
     lws_context *ctx = lws_cmd_context(cmd);
     const lws_device_caps *caps = lws_context_caps(ctx);
     lws_tuning t = lws_tuning_get(ctx);
-    uint32_t bq = t.attn_block_q, bkv = t.attn_block_kv, owned = rows_per_invocation(caps);
+    uint32_t bq = t.attn_block_q, bkv = t.attn_block_kv, owned = t.attn_rows_per_invocation;
     const char *force = getenv("LWS_ATTENTION_BLOCKS");
     if (force && *force) {
         unsigned q = 0, kv = 0, rows = owned;

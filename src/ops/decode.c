@@ -12,12 +12,7 @@ typedef struct matvec_push {
     uint32_t n, k;
 } matvec_push;
 
-/* Invocations that share one output row of matvec (a power of two). GPUs:
- * 32 make a warp (half a wave64) whose loads of a weight row are
- * contiguous, 8 rows per 256-invocation workgroup. lavapipe runs the lanes
- * of a subgroup as SIMD on one CPU thread: a decode step of the tiny crown
- * config (d_model 64) took 25 ms with 1 (every lane gathers from another
- * row), 3.0-4.2 ms with 2 or 4, 3.4-5.2 ms with 8 and 4.1-6.4 ms with 16.
+/* Invocations sharing one output row (lws_tuning.matvec_threads);
  * LWS_MATVEC_THREADS=n forces the power of two <= n (tests run every path). */
 static uint32_t matvec_threads(const lws_device_caps *caps) {
     const char *force = getenv("LWS_MATVEC_THREADS");
@@ -27,7 +22,9 @@ static uint32_t matvec_threads(const lws_device_caps *caps) {
         while (p * 2 <= (uint32_t)(n < 1 ? 1 : n > 256 ? 256 : n)) p *= 2;
         return p;
     }
-    return caps->vendor_id == 0x10005 ? 4 : 32;
+    lws_tuning t;
+    lws_tuning_for(caps, &t);
+    return t.matvec_threads;
 }
 
 lws_status lws_op_matvec(lws_cmd *cmd, lws_buffer y, lws_buffer w, lws_buffer x, uint32_t n,

@@ -15,6 +15,8 @@ typedef struct lws_tuning {
     uint32_t mm_wg_x, mm_wg_y; /* invocations; each owns (TILE_M/wg_y) x (TILE_N/wg_x) */
     /* attention: BLOCK_Q query rows x BLOCK_KV key rows per step */
     uint32_t attn_block_q, attn_block_kv;
+    uint32_t attn_rows_per_invocation; /* query rows each invocation owns */
+    uint32_t matvec_threads;           /* invocations sharing one output row of matvec */
     uint32_t row_wg; /* workgroup size of per-row kernels (norms, softmax rows) */
 } lws_tuning;
 

@@ -11,6 +11,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "lws/bpe.h"
 #include "lws/data.h"
 #include "lws/safetensors.h"
 #include "lws/train.h"
@@ -55,7 +56,24 @@ static lws_status open_data(const lws_config *cfg, data_set *d) {
                         "%s: data.train is empty: give a token file (make one with `lws "
                         "prepare`)",
                         cfg->path);
+    /* data.tokenizer is a name ("bytes", "gpt2", "bpe:<hash>") or a
+     * vocabulary to load ("gpt2:DIR", "tok.json"), which gives the name
+     * the token files must carry. */
+    char name[LWS_TOKENIZER_NAME_MAX] = "";
     const char *tok = dc->tokenizer[0] ? dc->tokenizer : NULL;
+    if (lws_bpe_is_spec(dc->tokenizer)) {
+        lws_tokenizer t;
+        lws_status s = lws_tokenizer_create(dc->tokenizer, &t);
+        if (s != LWS_OK) {
+            lws_error_context("%s: data.tokenizer", cfg->path);
+            return s;
+        }
+        size_t len = strlen(t.name);
+        memcpy(name, t.name, len < sizeof name ? len + 1 : sizeof name);
+        name[sizeof name - 1] = 0;
+        lws_tokenizer_destroy(&t);
+        tok = name;
+    }
     LWS_TRY(lws_tokens_open(dc->train, cfg->model.vocab_size, tok, &d->train_file));
     if (dc->val[0]) {
         lws_status s = lws_tokens_open(dc->val, cfg->model.vocab_size, tok, &d->val_file);
