@@ -1,9 +1,10 @@
 #version 460
 #extension GL_GOOGLE_include_directive : require
-// RMSNorm forward, one workgroup per row:
+// RMSNorm forward:
 //   y[r, :] = x[r, :] * rstd[r] * w,   rstd[r] = 1 / sqrt(mean(x[r, :]^2) + eps)
 // x, y (rows, cols); w (cols); rstd (rows), saved for the backward. y may alias
 // x: each element is read and written by the same invocation, after the sum.
+// Workgroup g holds rows g * R .. g * R + R - 1, R = workgroup / ROW_THREADS.
 #include "lws.glsl"
 
 layout(local_size_x_id = 0) in;
@@ -21,16 +22,19 @@ layout(push_constant, scalar) uniform Push {
 } pc;
 
 void main() {
-    uint row = gl_WorkGroupID.x; // the grid is exactly `rows` workgroups
-    uint lid = gl_LocalInvocationID.x;
-    uint base = row * pc.cols;
+    uint lid = gl_LocalInvocationID.x, lane = lid % ROW_THREADS;
+    uint row = gl_WorkGroupID.x * (gl_WorkGroupSize.x / ROW_THREADS) + lid / ROW_THREADS;
+    bool valid = row < pc.rows; // the last workgroup's spare rows still join the barriers
+    uint base = valid ? row * pc.cols : 0;
     float acc = 0.0;
-    for (uint c = lid; c < pc.cols; c += gl_WorkGroupSize.x) {
-        float v = pc.x.v[base + c];
-        acc += v * v;
-    }
-    float r = inversesqrt(rmsnorm_workgroup_sum(acc) / float(pc.cols) + pc.eps);
-    for (uint c = lid; c < pc.cols; c += gl_WorkGroupSize.x)
+    if (valid)
+        for (uint c = lane; c < pc.cols; c += ROW_THREADS) {
+            float v = pc.x.v[base + c];
+            acc += v * v;
+        }
+    float r = inversesqrt(rmsnorm_row_sum(acc) / float(pc.cols) + pc.eps);
+    if (!valid) return;
+    for (uint c = lane; c < pc.cols; c += ROW_THREADS)
         pc.y.v[base + c] = pc.x.v[base + c] * r * pc.w.v[c];
-    if (lid == 0) pc.rstd.v[row] = r;
+    if (lane == 0) pc.rstd.v[row] = r;
 }

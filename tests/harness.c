@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 int test_failures, test_checks;
 
@@ -60,6 +61,26 @@ double *test_to_double(const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) d[i] = x[i];
     return d;
 }
+
+static char scratch_dir[512];
+
+const char *test_dir(const char *name) {
+    const char *base = getenv("LWS_TEST_DIR");
+    if (base && *base) mkdir(base, 0777);
+    snprintf(scratch_dir, sizeof scratch_dir, "%s/%s", base && *base ? base : "/tmp", name);
+    mkdir(scratch_dir, 0777);
+    return scratch_dir;
+}
+
+const char *test_path(const char *file) {
+    static char paths[4][768];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(paths[k], sizeof paths[k], "%s/%s", scratch_dir, file);
+    return paths[k];
+}
+
+int test_contains(const char *s, const char *part) { return s && strstr(s, part) != NULL; }
 
 lws_context *test_context(void) {
     lws_context *ctx = NULL;

@@ -31,6 +31,14 @@ float *test_random_floats(test_rng *r, size_t n, double std);
 double *test_to_double(const float *x, size_t n);
 void *test_malloc(size_t bytes);
 
+/* ---- files ---- */
+/* Creates and returns the test's scratch directory, $LWS_TEST_DIR/name (or
+ * /tmp/name); test_path(file) is then "<that dir>/file" (four rotating
+ * buffers, so a call can take a few paths at once). */
+const char *test_dir(const char *name);
+const char *test_path(const char *file);
+int test_contains(const char *s, const char *part);
+
 /* ---- device side ---- */
 lws_context *test_context(void);
 lws_buffer test_upload(lws_context *ctx, const void *data, size_t bytes);

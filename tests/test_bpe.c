@@ -12,19 +12,7 @@
 #include "lws/bpe.h"
 #include "lws/data.h"
 
-static char dir[512];
-
-static const char *path_of(const char *name) {
-    static char p[4][768];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(p[k], sizeof p[k], "%s/%s", dir, name);
-    return p[k];
-}
-
-static int contains(const char *s, const char *part) {
-    return strstr(s, part) != NULL;
-}
+static const char *dir; /* the scratch directory (test_dir) */
 
 static void write_text(const char *path, const char *text) {
     FILE *f = fopen(path, "wb");
@@ -499,7 +487,7 @@ static void test_round_trip(test_rng *rng) {
     char want[64];
     snprintf(want, sizeof want, "token 1: id %u is not below", lws_bpe_vocab_size(b));
     CHECK(lws_bpe_decode(b, bad, 2, &back, &len, &bcap) == LWS_ERR_INVALID &&
-              contains(lws_error_message(), want),
+              test_contains(lws_error_message(), want),
           "decode of an id out of range: %s", lws_error_message());
     uint32_t special = lws_bpe_vocab_size(b) - 1;
     len = 0;
@@ -518,12 +506,12 @@ static void test_save_load(test_rng *rng) {
     lws_bpe *a = train_text(text, n, 500, specials, 2);
     lws_bpe *b = train_text(text, n, 500, specials, 2);
     CHECK(strcmp(lws_bpe_hash(a), lws_bpe_hash(b)) == 0, "training twice: hashes differ");
-    CHECK_OK(lws_bpe_save(a, path_of("a.json")));
-    CHECK_OK(lws_bpe_save(b, path_of("b.json")));
-    char *fa = read_text(path_of("a.json")), *fb = read_text(path_of("b.json"));
+    CHECK_OK(lws_bpe_save(a, test_path("a.json")));
+    CHECK_OK(lws_bpe_save(b, test_path("b.json")));
+    char *fa = read_text(test_path("a.json")), *fb = read_text(test_path("b.json"));
     CHECK(fa && fb && strcmp(fa, fb) == 0, "training twice: files differ");
     lws_bpe *c = NULL;
-    CHECK_OK(lws_bpe_load(path_of("a.json"), &c));
+    CHECK_OK(lws_bpe_load(test_path("a.json"), &c));
     if (c) {
         int same = lws_bpe_vocab_size(c) == lws_bpe_vocab_size(a) &&
                    lws_bpe_merge_count(c) == lws_bpe_merge_count(a) &&
@@ -535,8 +523,8 @@ static void test_save_load(test_rng *rng) {
             same = memcmp(x, y, sizeof x) == 0;
         }
         CHECK(same, "saved and loaded vocabulary differs");
-        CHECK_OK(lws_bpe_save(c, path_of("c.json")));
-        char *fc = read_text(path_of("c.json"));
+        CHECK_OK(lws_bpe_save(c, test_path("c.json")));
+        char *fc = read_text(test_path("c.json"));
         CHECK(fc && strcmp(fa, fc) == 0, "load then save changes the file");
         free(fc);
         lws_bpe_free(c);
@@ -557,9 +545,9 @@ static void test_save_load(test_rng *rng) {
 static char *small_file(void) {
     const char *text = "ab ab ab cd";
     lws_bpe *b = train_text((const uint8_t *)text, strlen(text), 300, NULL, 0);
-    CHECK_OK(lws_bpe_save(b, path_of("small.json")));
+    CHECK_OK(lws_bpe_save(b, test_path("small.json")));
     lws_bpe_free(b);
-    return read_text(path_of("small.json"));
+    return read_text(test_path("small.json"));
 }
 
 /* Writes original with `from` replaced by `to` (once) and loads it. */
@@ -573,11 +561,11 @@ static void check_refused(const char *original, const char *from, const char *to
     size_t n = strlen(original) + strlen(to) + 1;
     char *mutated = test_malloc(n);
     snprintf(mutated, n, "%.*s%s%s", (int)(at - original), original, to, at + strlen(from));
-    write_text(path_of("bad.json"), mutated);
+    write_text(test_path("bad.json"), mutated);
     lws_bpe *b = (lws_bpe *)&b; /* must come back NULL */
-    lws_status s = lws_bpe_load(path_of("bad.json"), &b);
-    CHECK(s == LWS_ERR_DATA && b == NULL && contains(lws_error_message(), fragment) &&
-              contains(lws_error_message(), "bad.json"),
+    lws_status s = lws_bpe_load(test_path("bad.json"), &b);
+    CHECK(s == LWS_ERR_DATA && b == NULL && test_contains(lws_error_message(), fragment) &&
+              test_contains(lws_error_message(), "bad.json"),
           "'%s' -> '%s': status %d, message '%s', want '%s'", from, to, s, lws_error_message(),
           fragment);
     if (s == LWS_OK) lws_bpe_free(b);
@@ -587,7 +575,7 @@ static void check_refused(const char *original, const char *from, const char *to
 static void test_refusals(void) {
     char *good = small_file();
     lws_bpe *b = NULL;
-    CHECK_OK(lws_bpe_load(path_of("small.json"), &b));
+    CHECK_OK(lws_bpe_load(test_path("small.json"), &b));
     lws_bpe_free(b);
     check_refused(good, "{", "[", "not valid JSON");
     check_refused(good, "\"lws-bpe\"", "\"hf\"", "\"format\" is not \"lws-bpe\"");
@@ -615,8 +603,8 @@ static void test_refusals(void) {
     check_refused(good, "\"special_tokens\": []", "\"special_tokens\": [\"\"]",
                   "\"vocab_size\" must be 261");
     lws_bpe *none = NULL;
-    CHECK(lws_bpe_load(path_of("missing.json"), &none) == LWS_ERR_IO &&
-              contains(lws_error_message(), "missing.json"),
+    CHECK(lws_bpe_load(test_path("missing.json"), &none) == LWS_ERR_IO &&
+              test_contains(lws_error_message(), "missing.json"),
           "a missing file: %s", lws_error_message());
     CHECK(lws_bpe_open("gpt2:", &none) == LWS_ERR_INVALID, "gpt2: without a directory");
     CHECK(lws_bpe_open("bytes", &none) == LWS_ERR_INVALID, "bytes is not a BPE file");
@@ -626,25 +614,25 @@ static void test_refusals(void) {
     lws_bpe_trainer *t;
     CHECK_OK(lws_bpe_trainer_create(&t));
     CHECK(lws_bpe_train(t, 4096, NULL, 0, &b) == LWS_ERR_INVALID &&
-              contains(lws_error_message(), "no text to train on"),
+              test_contains(lws_error_message(), "no text to train on"),
           "empty input: %s", lws_error_message());
     CHECK_OK(lws_bpe_trainer_add(t, (const uint8_t *)"some text", 9));
     const char *const two[] = {"<a>", "<b>"};
     CHECK(lws_bpe_train(t, 257, two, 2, &b) == LWS_ERR_INVALID &&
-              contains(lws_error_message(), "vocabulary size 257 is too small") &&
-              contains(lws_error_message(), "at least 258"),
+              test_contains(lws_error_message(), "vocabulary size 257 is too small") &&
+              test_contains(lws_error_message(), "at least 258"),
           "too small: %s", lws_error_message());
     const char *const same[] = {"<a>", "<a>"};
     CHECK(lws_bpe_train(t, 300, same, 2, &b) == LWS_ERR_INVALID &&
-              contains(lws_error_message(), "'<a>' is given twice"),
+              test_contains(lws_error_message(), "'<a>' is given twice"),
           "repeated special: %s", lws_error_message());
     const char *const raw[] = {"<\xff>"};
     CHECK(lws_bpe_train(t, 300, raw, 1, &b) == LWS_ERR_INVALID &&
-              contains(lws_error_message(), "not UTF-8"),
+              test_contains(lws_error_message(), "not UTF-8"),
           "special not UTF-8: %s", lws_error_message());
     const char *const empty[] = {""};
     CHECK(lws_bpe_train(t, 300, empty, 1, &b) == LWS_ERR_INVALID &&
-              contains(lws_error_message(), "special token 1 is empty"),
+              test_contains(lws_error_message(), "special token 1 is empty"),
           "empty special: %s", lws_error_message());
     CHECK_OK(lws_bpe_train(t, 256, NULL, 0, &b)); /* the bytes alone: no merges */
     if (b) CHECK(lws_bpe_merge_count(b) == 0 && lws_bpe_vocab_size(b) == 256, "vocab 256");
@@ -730,21 +718,21 @@ static void test_gpt2_format(void) {
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         write_gpt2_dir(d, bad[i].tokens, bad[i].merges);
         lws_status s = lws_bpe_open(spec, &b);
-        CHECK(s == LWS_ERR_DATA && !b && contains(lws_error_message(), bad[i].fragment),
+        CHECK(s == LWS_ERR_DATA && !b && test_contains(lws_error_message(), bad[i].fragment),
               "GPT-2 files %zu: status %d, '%s', want '%s'", i, s, lws_error_message(),
               bad[i].fragment);
         if (b) lws_bpe_free(b);
     }
     snprintf(spec, sizeof spec, "gpt2:%s/nowhere", dir);
     CHECK(lws_bpe_open(spec, &b) == LWS_ERR_IO &&
-              contains(lws_error_message(), "nowhere/encoder.json: cannot open"),
+              test_contains(lws_error_message(), "nowhere/encoder.json: cannot open"),
           "missing GPT-2 files: %s", lws_error_message());
 }
 
 /* The tokenizer registry and the token-file header. */
 static void test_token_file_name(void) {
     lws_tokenizer tok;
-    CHECK_OK(lws_tokenizer_create(path_of("small.json"), &tok));
+    CHECK_OK(lws_tokenizer_create(test_path("small.json"), &tok));
     if (!tok.name) return;
     CHECK(strncmp(tok.name, "bpe:", 4) == 0 && strcmp(tok.name + 4, tok.hash) == 0 &&
               tok.vocab_size == 260,
@@ -753,28 +741,25 @@ static void test_token_file_name(void) {
     size_t count = 0, cap = 0;
     CHECK_OK(tok.encode(&tok, (const uint8_t *)"ab cd ab", 8, &ids, &count, &cap));
     CHECK(count == 3 && ids[0] == 256 && ids[1] == 259 && ids[2] == 257, "registry encode");
-    CHECK_OK(lws_tokens_write(path_of("t.tok"), ids, count, tok.vocab_size, tok.name, tok.hash));
+    CHECK_OK(lws_tokens_write(test_path("t.tok"), ids, count, tok.vocab_size, tok.name, tok.hash));
     lws_tokens f;
-    CHECK_OK(lws_tokens_open(path_of("t.tok"), 260, tok.name, &f));
+    CHECK_OK(lws_tokens_open(test_path("t.tok"), 260, tok.name, &f));
     CHECK(strcmp(f.tokenizer, tok.name) == 0 && strcmp(f.tokenizer_hash, tok.hash) == 0,
           "header carries name and hash");
     lws_tokens_close(&f);
-    CHECK(lws_tokens_open(path_of("t.tok"), 260, "bytes", &f) != LWS_OK &&
-              contains(lws_error_message(), tok.name),
+    CHECK(lws_tokens_open(test_path("t.tok"), 260, "bytes", &f) != LWS_OK &&
+              test_contains(lws_error_message(), tok.name),
           "a token file from another tokenizer is refused: %s", lws_error_message());
     free(ids);
     lws_tokenizer_destroy(&tok);
     lws_error_clear();
     CHECK(lws_tokenizer_create("gpt2", &tok) == LWS_ERR_INVALID &&
-              contains(lws_error_message(), "gpt2:DIR"),
+              test_contains(lws_error_message(), "gpt2:DIR"),
           "'gpt2' without a directory: %s", lws_error_message());
 }
 
 int main(void) {
-    const char *base = getenv("LWS_TEST_DIR");
-    snprintf(dir, sizeof dir, "%s/test_bpe", base ? base : "/tmp");
-    if (base) mkdir(base, 0777);
-    mkdir(dir, 0777);
+    dir = test_dir("test_bpe");
     test_rng rng;
     test_rng_seed(&rng, 17);
     test_pretokenizer();

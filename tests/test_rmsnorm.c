@@ -224,8 +224,16 @@ int main(void) {
      * QK-norm widths 48, 576, 768, and 129 (one past the workgroup). */
     const uint32_t shapes[][2] = {{1, 1},    {1, 5},    {7, 48},   {33, 129},  {7, 768},
                                   {33, 576}, {300, 48}, {1031, 5}, {257, 129}, {4099, 48}};
-    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
-        check_shape(ctx, &rng, shapes[s][0], shapes[s][1]);
-    check_finite_difference(ctx, &rng);
+    /* Every split of a row over invocations the tuning may choose: one per
+     * row (lavapipe), a few, and the whole workgroup (GPUs). */
+    const char *splits[] = {"1", "4", "128"};
+    for (size_t k = 0; k < sizeof splits / sizeof *splits; k++) {
+        setenv("LWS_ROW_THREADS", splits[k], 1);
+        printf("-- up to %s invocations per row\n", splits[k]);
+        for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+            check_shape(ctx, &rng, shapes[s][0], shapes[s][1]);
+        check_finite_difference(ctx, &rng);
+    }
+    unsetenv("LWS_ROW_THREADS");
     return test_finish(ctx);
 }

@@ -11,20 +11,6 @@
 #include "harness.h"
 #include "lws/safetensors.h"
 
-static char dir[512];
-
-static const char *path_of(const char *name) {
-    static char p[4][768];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(p[k], sizeof p[k], "%s/%s", dir, name);
-    return p[k];
-}
-
-static int contains(const char *s, const char *part) {
-    return strstr(s, part) != NULL;
-}
-
 static uint8_t *read_file(const char *path, size_t *n) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
@@ -58,9 +44,9 @@ static void expect_refused(const char *what, const char *path, const char *frag1
     const char *m = lws_error_message();
     CHECK(s == LWS_ERR_DATA && f == NULL, "%s: expected a data error, got %s", what,
           lws_status_name(s));
-    CHECK(contains(m, path), "%s: message does not name the file: %s", what, m);
-    CHECK(!frag1 || contains(m, frag1), "%s: message lacks '%s': %s", what, frag1, m);
-    CHECK(!frag2 || contains(m, frag2), "%s: message lacks '%s': %s", what, frag2, m);
+    CHECK(test_contains(m, path), "%s: message does not name the file: %s", what, m);
+    CHECK(!frag1 || test_contains(m, frag1), "%s: message lacks '%s': %s", what, frag1, m);
+    CHECK(!frag2 || test_contains(m, frag2), "%s: message lacks '%s': %s", what, frag2, m);
     printf("refused (%s): %s\n", what, m);
 }
 
@@ -103,9 +89,9 @@ static void test_round_trip(test_rng *rng) {
     for (int i = 0; i < 4; i++) x.big[i] = (int64_t)test_rng_next(rng);
     for (int i = 0; i < 13; i++) x.raw[i] = (uint8_t)test_rng_next(rng);
     x.scalar = -3.25f;
-    const char *p = path_of("a.safetensors");
+    const char *p = test_path("a.safetensors");
     CHECK_OK(write_fixture(&x, p));
-    CHECK(access(path_of("a.safetensors.tmp"), F_OK) != 0, "temporary file left behind");
+    CHECK(access(test_path("a.safetensors.tmp"), F_OK) != 0, "temporary file left behind");
 
     size_t n;
     uint8_t *bytes = read_file(p, &n);
@@ -150,15 +136,15 @@ static void test_round_trip(test_rng *rng) {
     /* Checked lookups name the file, the tensor and the difference. */
     lws_error_clear();
     CHECK(lws_st_get(f, "layers.0.w", LWS_ST_F32, (uint64_t[]){3, 6}, 2, &t) == LWS_ERR_DATA &&
-              t == NULL && contains(lws_error_message(), "'layers.0.w' is F32 [3, 5]") &&
-              contains(lws_error_message(), "F32 [3, 6] is expected") &&
-              contains(lws_error_message(), p),
+              t == NULL && test_contains(lws_error_message(), "'layers.0.w' is F32 [3, 5]") &&
+              test_contains(lws_error_message(), "F32 [3, 6] is expected") &&
+              test_contains(lws_error_message(), p),
           "shape mismatch message: %s", lws_error_message());
     CHECK(lws_st_get(f, "ids", LWS_ST_U32, (uint64_t[]){7}, 1, &t) == LWS_ERR_DATA &&
-              contains(lws_error_message(), "I32 [7]"),
+              test_contains(lws_error_message(), "I32 [7]"),
           "dtype mismatch message: %s", lws_error_message());
     CHECK(lws_st_get(f, "wte", LWS_ST_F32, (uint64_t[]){1}, 1, &t) == LWS_ERR_DATA &&
-              contains(lws_error_message(), "'wte' is missing"),
+              test_contains(lws_error_message(), "'wte' is missing"),
           "missing tensor message: %s", lws_error_message());
     lws_st_close(f);
 
@@ -198,7 +184,7 @@ static void test_writer_refusals(void) {
     CHECK_OK(lws_st_add(w, "a", LWS_ST_F32, (uint64_t[]){2}, 1, v));
     lws_error_clear();
     CHECK(lws_st_add(w, "a", LWS_ST_F32, (uint64_t[]){2}, 1, v) == LWS_ERR_INVALID &&
-              contains(lws_error_message(), "'a' is added twice"),
+              test_contains(lws_error_message(), "'a' is added twice"),
           "duplicate name: %s", lws_error_message());
     CHECK(lws_st_add(w, "__metadata__", LWS_ST_F32, (uint64_t[]){2}, 1, v) == LWS_ERR_INVALID,
           "tensor named __metadata__ accepted");
@@ -208,14 +194,14 @@ static void test_writer_refusals(void) {
     CHECK(lws_st_add(w, "c", LWS_ST_F32, (uint64_t[]){2}, 1, NULL) == LWS_ERR_INVALID,
           "NULL data accepted");
     lws_error_clear();
-    CHECK(lws_st_write(w, path_of("no/such/dir/x.safetensors")) == LWS_ERR_IO &&
-              contains(lws_error_message(), "no/such/dir"),
+    CHECK(lws_st_write(w, test_path("no/such/dir/x.safetensors")) == LWS_ERR_IO &&
+              test_contains(lws_error_message(), "no/such/dir"),
           "write into a missing directory: %s", lws_error_message());
     lws_st_writer_destroy(w);
 }
 
 static void test_reader_refusals(void) {
-    const char *p = path_of("bad.safetensors");
+    const char *p = test_path("bad.safetensors");
     /* Two F32[2] tensors: a [0, 8) and b [4, 12) share bytes 4..8. */
     write_raw(p,
               "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
@@ -272,10 +258,7 @@ static void test_reader_refusals(void) {
 }
 
 int main(void) {
-    const char *base = getenv("LWS_TEST_DIR");
-    snprintf(dir, sizeof dir, "%s/test_safetensors", base ? base : "/tmp");
-    if (base) mkdir(base, 0777);
-    mkdir(dir, 0777);
+    test_dir("test_safetensors");
     test_rng rng;
     test_rng_seed(&rng, 5);
     test_round_trip(&rng);

@@ -11,16 +11,6 @@
 #include "harness.h"
 #include "lws/data.h"
 
-static char dir[512];
-
-static const char *path_of(const char *name) {
-    static char p[4][768];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(p[k], sizeof p[k], "%s/%s", dir, name);
-    return p[k];
-}
-
 static void write_bytes(const char *path, const void *a, size_t na, const void *b, size_t nb) {
     FILE *f = fopen(path, "wb");
     if (!f || fwrite(a, 1, na, f) != na || (nb && fwrite(b, 1, nb, f) != nb)) {
@@ -71,10 +61,6 @@ static void write_npy(const char *path, int major, const char *descr, const char
     write_bytes(path, head, total, data, bytes);
 }
 
-static int contains(const char *s, const char *part) {
-    return strstr(s, part) != NULL;
-}
-
 /* Expects lws_tokens_open to refuse path and the message to name the file and
  * hold each given fragment. */
 static void expect_refused(const char *what, const char *path, uint32_t vocab, const char *tok,
@@ -84,9 +70,9 @@ static void expect_refused(const char *what, const char *path, uint32_t vocab, c
     lws_status s = lws_tokens_open(path, vocab, tok, &t);
     const char *m = lws_error_message();
     CHECK(s == LWS_ERR_DATA, "%s: expected a data error, got %s", what, lws_status_name(s));
-    CHECK(contains(m, path), "%s: message does not name the file: %s", what, m);
-    CHECK(!frag1 || contains(m, frag1), "%s: message lacks '%s': %s", what, frag1, m);
-    CHECK(!frag2 || contains(m, frag2), "%s: message lacks '%s': %s", what, frag2, m);
+    CHECK(test_contains(m, path), "%s: message does not name the file: %s", what, m);
+    CHECK(!frag1 || test_contains(m, frag1), "%s: message lacks '%s': %s", what, frag1, m);
+    CHECK(!frag2 || test_contains(m, frag2), "%s: message lacks '%s': %s", what, frag2, m);
     CHECK(t.map == NULL && t.count == 0, "%s: output not cleared on failure", what);
     printf("refused (%s): %s\n", what, m);
 }
@@ -108,13 +94,13 @@ static void test_lws_round_trip(test_rng *rng) {
             size_t n = sizes[s];
             uint32_t *tok = random_tokens(rng, n, vocab);
             if (n) tok[n - 1] = vocab - 1; /* the largest allowed token */
-            const char *p = path_of("round.tok");
+            const char *p = test_path("round.tok");
             CHECK_OK(lws_tokens_write(p, tok, n, vocab, "bytes", "0123abcd"));
             struct stat st;
             uint32_t width = vocab <= 65536 ? 2 : 4;
             CHECK(stat(p, &st) == 0 && (size_t)st.st_size == 256 + width * n,
                   "file size %lld, want %zu", (long long)st.st_size, 256 + width * n);
-            CHECK(access(path_of("round.tok.tmp"), F_OK) != 0, "temporary file left behind");
+            CHECK(access(test_path("round.tok.tmp"), F_OK) != 0, "temporary file left behind");
             lws_tokens t;
             CHECK_OK(lws_tokens_open(p, vocab, "bytes", &t));
             char what[64];
@@ -134,7 +120,7 @@ static void test_lws_round_trip(test_rng *rng) {
         }
     /* The header bytes themselves, against the documented layout. */
     uint32_t two[2] = {3, 258};
-    const char *p = path_of("layout.tok");
+    const char *p = test_path("layout.tok");
     CHECK_OK(lws_tokens_write(p, two, 2, 300, "bytes", ""));
     uint8_t h[260];
     FILE *f = fopen(p, "rb");
@@ -153,15 +139,15 @@ static void test_llmc_and_npy(test_rng *rng) {
     uint8_t *p16 = pack(tok, n, 2), *p32 = pack(tok, n, 4), *p64 = pack(tok, n, 8);
     lws_tokens t;
 
-    write_llmc(path_of("gpt2.bin"), 20240520, 1, (int32_t)n, p16, 2 * n);
-    CHECK_OK(lws_tokens_open(path_of("gpt2.bin"), 50257, "bytes", &t));
+    write_llmc(test_path("gpt2.bin"), 20240520, 1, (int32_t)n, p16, 2 * n);
+    CHECK_OK(lws_tokens_open(test_path("gpt2.bin"), 50257, "bytes", &t));
     check_same("llm.c uint16", &t, tok, n);
     CHECK(t.format == LWS_TOKENS_LLMC && t.token_bytes == 2 && t.vocab_size == 0,
           "llm.c uint16: format %d width %u", t.format, t.token_bytes);
     lws_tokens_close(&t);
 
-    write_llmc(path_of("llama3.bin"), 20240801, 7, (int32_t)n, p32, 4 * n);
-    CHECK_OK(lws_tokens_open(path_of("llama3.bin"), 128256, NULL, &t));
+    write_llmc(test_path("llama3.bin"), 20240801, 7, (int32_t)n, p32, 4 * n);
+    CHECK_OK(lws_tokens_open(test_path("llama3.bin"), 128256, NULL, &t));
     check_same("llm.c uint32", &t, tok, n);
     CHECK(t.token_bytes == 4, "llm.c uint32: width %u", t.token_bytes);
     lws_tokens_close(&t);
@@ -174,9 +160,9 @@ static void test_llmc_and_npy(test_rng *rng) {
         char shape[32];
         snprintf(shape, sizeof shape, "(%zu,)", n);
         uint8_t *data = npys[k].bytes == 2 ? p16 : npys[k].bytes == 4 ? p32 : p64;
-        write_npy(path_of("t.npy"), npys[k].major, npys[k].descr, shape, "False", data,
+        write_npy(test_path("t.npy"), npys[k].major, npys[k].descr, shape, "False", data,
                   n * (size_t)npys[k].bytes);
-        CHECK_OK(lws_tokens_open(path_of("t.npy"), 50257, NULL, &t));
+        CHECK_OK(lws_tokens_open(test_path("t.npy"), 50257, NULL, &t));
         char what[32];
         snprintf(what, sizeof what, "npy %s v%d", npys[k].descr, npys[k].major);
         check_same(what, &t, tok, n);
@@ -185,12 +171,12 @@ static void test_llmc_and_npy(test_rng *rng) {
         lws_tokens_close(&t);
     }
     /* 2-D C order reads flattened; 2-D with one long axis in Fortran order is the same. */
-    write_npy(path_of("2d.npy"), 1, "<u2", "(1, 1013)", "True", p16, 2 * n);
-    CHECK_OK(lws_tokens_open(path_of("2d.npy"), 50257, NULL, &t));
+    write_npy(test_path("2d.npy"), 1, "<u2", "(1, 1013)", "True", p16, 2 * n);
+    CHECK_OK(lws_tokens_open(test_path("2d.npy"), 50257, NULL, &t));
     check_same("npy (1, 1013) fortran", &t, tok, n);
     lws_tokens_close(&t);
-    write_npy(path_of("2d.npy"), 1, "<u2", "(4, 253)", "False", p16, 2 * 1012);
-    CHECK_OK(lws_tokens_open(path_of("2d.npy"), 50257, NULL, &t));
+    write_npy(test_path("2d.npy"), 1, "<u2", "(4, 253)", "False", p16, 2 * 1012);
+    CHECK_OK(lws_tokens_open(test_path("2d.npy"), 50257, NULL, &t));
     check_same("npy (4, 253)", &t, tok, 1012);
     lws_tokens_close(&t);
     free(tok), free(p16), free(p32), free(p64);
@@ -202,7 +188,7 @@ static void test_refusals(test_rng *rng) {
     uint8_t *p16 = pack(tok, n, 2), *p32 = pack(tok, n, 4);
     const char *p;
 
-    p = path_of("text.txt");
+    p = test_path("text.txt");
     write_bytes(p, "In the beginning God created the heaven and the earth.", 55, NULL, 0);
     expect_refused("no header", p, 1000, NULL, "no recognised", "LWSTOKNS");
     expect_refused("no header lists npy", p, 1000, NULL, "<u2, <u4, <i4 or <i8", "20240520");
@@ -210,24 +196,24 @@ static void test_refusals(test_rng *rng) {
     expect_refused("empty file", p, 1000, NULL, "no recognised", NULL);
 
     /* Sizes: one token short, one byte long, and int32 tokens behind a uint16 header. */
-    p = path_of("short.tok");
+    p = test_path("short.tok");
     CHECK_OK(lws_tokens_write(p, tok, n, 1000, "bytes", ""));
     CHECK(truncate(p, 256 + 2 * (n - 1)) == 0, "truncate failed");
     expect_refused("lws one token short", p, 1000, NULL, "need 1256 bytes", "has 1254");
-    p = path_of("long.bin");
+    p = test_path("long.bin");
     write_llmc(p, 20240520, 1, (int32_t)n, p16, 2 * n + 1);
     expect_refused("llm.c one byte long", p, 1000, NULL, "need 2024 bytes", "has 2025");
-    p = path_of("int32.bin");
+    p = test_path("int32.bin");
     write_llmc(p, 20240520, 1, (int32_t)n, p32, 4 * n);
     expect_refused("llm.c int32 under uint16 magic", p, 1000, NULL, "exactly twice the bytes",
                    "4-byte");
-    write_npy(path_of("short.npy"), 1, "<u4", "(500,)", "False", p32, 4 * n - 4);
-    expect_refused("npy short", path_of("short.npy"), 1000, NULL, "size disagrees", "has");
+    write_npy(test_path("short.npy"), 1, "<u4", "(500,)", "False", p32, 4 * n - 4);
+    expect_refused("npy short", test_path("short.npy"), 1000, NULL, "size disagrees", "has");
 
     /* Tokens out of range: first offending position and value. */
     tok[17] = 1000, tok[300] = 2000;
     uint8_t *bad16 = pack(tok, n, 2);
-    p = path_of("big.bin");
+    p = test_path("big.bin");
     write_llmc(p, 20240520, 1, (int32_t)n, bad16, 2 * n);
     expect_refused("token >= vocab", p, 1000, NULL, "position 17 is 1000", "model's vocab_size");
     lws_tokens t;
@@ -236,7 +222,7 @@ static void test_refusals(test_rng *rng) {
     lws_tokens_close(&t);
     tok[17] = 5, tok[300] = 6;
     /* A header vocab above the model's, and a token above the header's vocab. */
-    p = path_of("vocab.tok");
+    p = test_path("vocab.tok");
     CHECK_OK(lws_tokens_write(p, tok, n, 1000, "bytes", ""));
     expect_refused("header vocab > model vocab", p, 999, NULL, "vocab_size 1000",
                    "model's vocab_size 999");
@@ -246,7 +232,7 @@ static void test_refusals(test_rng *rng) {
     if (fd >= 0) close(fd);
     expect_refused("token >= header vocab", p, 4096, NULL, "position 42 is 1000", "header's");
     /* Tokenizer names. */
-    p = path_of("named.tok");
+    p = test_path("named.tok");
     CHECK_OK(lws_tokens_write(p, tok, n, 1000, "bytes", ""));
     expect_refused("tokenizer mismatch", p, 1000, "gpt2", "'bytes'", "'gpt2'");
     /* Header fields. */
@@ -254,41 +240,41 @@ static void test_refusals(test_rng *rng) {
     memset(h, 0, sizeof h);
     memcpy(h, "LWSTOKNS", 8);
     h[8] = 1, h[12] = 3, h[16] = 100, h[20] = 0, h[21] = 1, h[24] = 10;
-    write_bytes(path_of("dtype3.tok"), h, 256, p32, 30);
-    expect_refused("dtype 3", path_of("dtype3.tok"), 1000, NULL, "dtype 3", "use 2");
+    write_bytes(test_path("dtype3.tok"), h, 256, p32, 30);
+    expect_refused("dtype 3", test_path("dtype3.tok"), 1000, NULL, "dtype 3", "use 2");
     h[12] = 2, h[8] = 2;
-    write_bytes(path_of("v2.tok"), h, 256, p16, 20);
-    expect_refused("version 2", path_of("v2.tok"), 1000, NULL, "version 2", NULL);
+    write_bytes(test_path("v2.tok"), h, 256, p16, 20);
+    expect_refused("version 2", test_path("v2.tok"), 1000, NULL, "version 2", NULL);
 
     /* .npy: dtypes outside the list, negative tokens, Fortran order. */
     const char *refused[] = {"<f4", ">u2", "|u1", "<i2"};
     for (int k = 0; k < 4; k++) {
-        write_npy(path_of("bad.npy"), 1, refused[k], "(250,)", "False", p32, 1000);
-        expect_refused(refused[k], path_of("bad.npy"), 1000, NULL, refused[k],
+        write_npy(test_path("bad.npy"), 1, refused[k], "(250,)", "False", p32, 1000);
+        expect_refused(refused[k], test_path("bad.npy"), 1000, NULL, refused[k],
                        "<u2 (uint16), <u4 (uint32), <i4 (int32, non-negative), <i8");
     }
     int32_t neg[8] = {1, 2, 3, -5, 4, 5, 6, 7};
-    write_npy(path_of("neg.npy"), 1, "<i4", "(8,)", "False", neg, sizeof neg);
-    expect_refused("negative i4", path_of("neg.npy"), 1000, NULL, "position 3 is -5", "negative");
+    write_npy(test_path("neg.npy"), 1, "<i4", "(8,)", "False", neg, sizeof neg);
+    expect_refused("negative i4", test_path("neg.npy"), 1000, NULL, "position 3 is -5", "negative");
     int64_t neg64[3] = {1, -1, 2};
-    write_npy(path_of("neg8.npy"), 1, "<i8", "(3,)", "False", neg64, sizeof neg64);
-    expect_refused("negative i8", path_of("neg8.npy"), 1000, NULL, "position 1 is -1", NULL);
-    write_npy(path_of("f.npy"), 1, "<u2", "(2, 250)", "True", p16, 1000);
-    expect_refused("fortran", path_of("f.npy"), 1000, NULL, "Fortran", NULL);
+    write_npy(test_path("neg8.npy"), 1, "<i8", "(3,)", "False", neg64, sizeof neg64);
+    expect_refused("negative i8", test_path("neg8.npy"), 1000, NULL, "position 1 is -1", NULL);
+    write_npy(test_path("f.npy"), 1, "<u2", "(2, 250)", "True", p16, 1000);
+    expect_refused("fortran", test_path("f.npy"), 1000, NULL, "Fortran", NULL);
 
     /* The writer refuses tokens outside its vocabulary. */
     lws_error_clear();
-    CHECK(lws_tokens_write(path_of("w.tok"), tok, n, 100, "bytes", "") == LWS_ERR_INVALID &&
-              contains(lws_error_message(), "position"),
+    CHECK(lws_tokens_write(test_path("w.tok"), tok, n, 100, "bytes", "") == LWS_ERR_INVALID &&
+              test_contains(lws_error_message(), "position"),
           "writer accepted token >= vocab: %s", lws_error_message());
-    CHECK(access(path_of("w.tok"), F_OK) != 0 && access(path_of("w.tok.tmp"), F_OK) != 0,
+    CHECK(access(test_path("w.tok"), F_OK) != 0 && access(test_path("w.tok.tmp"), F_OK) != 0,
           "a refused write left a file behind");
     free(tok), free(p16), free(p32), free(bad16);
 }
 
 /* Reads what fn writes to stderr (fd 2) into buf. */
 static void capture_stderr(void (*fn)(void *), void *arg, char *buf, size_t cap) {
-    const char *p = path_of("stderr.txt");
+    const char *p = test_path("stderr.txt");
     fflush(stderr);
     int saved = dup(2), fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(fd, 2);
@@ -335,24 +321,24 @@ static void test_half_width(test_rng *rng) {
 
     /* Through open: the file opens (all tokens are < vocab) with the flag and
      * one WARNING naming it; a second open of the same file stays quiet. */
-    write_llmc(path_of("halfwidth.bin"), 20240520, 1, (int32_t)(2 * n), p32, 4 * n);
-    open_job j = {path_of("halfwidth.bin")};
+    write_llmc(test_path("halfwidth.bin"), 20240520, 1, (int32_t)(2 * n), p32, 4 * n);
+    open_job j = {test_path("halfwidth.bin")};
     char err[4096];
     capture_stderr(open_job_run, &j, err, sizeof err);
     CHECK(j.s == LWS_OK && j.t.half_width_zeros, "half-width file: status %d flag %d", j.s,
           j.t.half_width_zeros);
-    CHECK(contains(err, "WARNING") && contains(err, j.path) && contains(err, "32-bit tokens"),
+    CHECK(test_contains(err, "WARNING") && test_contains(err, j.path) && test_contains(err, "32-bit tokens"),
           "no WARNING line naming the file: '%s'", err);
     printf("warning seen: %s", err);
     lws_tokens_close(&j.t);
     capture_stderr(open_job_run, &j, err, sizeof err);
-    CHECK(j.s == LWS_OK && j.t.half_width_zeros && !contains(err, "WARNING"),
+    CHECK(j.s == LWS_OK && j.t.half_width_zeros && !test_contains(err, "WARNING"),
           "second open: flag %d, stderr '%s'", j.t.half_width_zeros, err);
     lws_tokens_close(&j.t);
-    write_llmc(path_of("normal.bin"), 20240520, 1, (int32_t)n, p16, 2 * n);
-    j = (open_job){path_of("normal.bin")};
+    write_llmc(test_path("normal.bin"), 20240520, 1, (int32_t)n, p16, 2 * n);
+    j = (open_job){test_path("normal.bin")};
     capture_stderr(open_job_run, &j, err, sizeof err);
-    CHECK(j.s == LWS_OK && !j.t.half_width_zeros && !contains(err, "WARNING"),
+    CHECK(j.s == LWS_OK && !j.t.half_width_zeros && !test_contains(err, "WARNING"),
           "normal file: flag %d, stderr '%s'", j.t.half_width_zeros, err);
     lws_tokens_close(&j.t);
     free(tok), free(p32), free(p16), free(mixed), free(pm);
@@ -369,9 +355,9 @@ static void positions_file(const char *p, size_t n) {
 static void test_sampler(void) {
     const size_t n = 5000, held_out = 1000;
     const uint32_t batch = 7, seq = 16;
-    positions_file(path_of("pos.tok"), n);
+    positions_file(test_path("pos.tok"), n);
     lws_tokens t;
-    CHECK_OK(lws_tokens_open(path_of("pos.tok"), 65536, NULL, &t));
+    CHECK_OK(lws_tokens_open(test_path("pos.tok"), 65536, NULL, &t));
     lws_token_range train, val;
     CHECK_OK(lws_tokens_split(&t, held_out, &train, &val));
     CHECK(train.begin == 0 && train.end == 4000 && val.begin == 4000 && val.end == 5000,
@@ -505,15 +491,12 @@ static void test_tokenizer(void) {
     lws_tokenizer_destroy(&tok);
     lws_error_clear();
     CHECK(lws_tokenizer_create("gpt9", &tok) == LWS_ERR_INVALID &&
-              contains(lws_error_message(), "gpt9") && contains(lws_error_message(), "bytes"),
+              test_contains(lws_error_message(), "gpt9") && test_contains(lws_error_message(), "bytes"),
           "unknown tokenizer: %s", lws_error_message());
 }
 
 int main(void) {
-    const char *base = getenv("LWS_TEST_DIR");
-    snprintf(dir, sizeof dir, "%s/test_tokens", base ? base : "/tmp");
-    if (base) mkdir(base, 0777);
-    mkdir(dir, 0777);
+    test_dir("test_tokens");
     test_rng rng;
     test_rng_seed(&rng, 11);
     test_lws_round_trip(&rng);

@@ -10,6 +10,9 @@ int lws_cli_sample(int argc, char **argv);
 int lws_cli_eval(int argc, char **argv);
 int lws_cli_prepare(int argc, char **argv);
 int lws_cli_tokenizer(int argc, char **argv);
+int lws_cli_bench(int argc, char **argv);
+int lws_cli_compare(int argc, char **argv);
+int lws_cli_plot(int argc, char **argv);
 
 /* Prints "lws: <message>" for a failed status and returns 1 (or 2 for usage). */
 int lws_cli_error(void);

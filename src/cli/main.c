@@ -20,6 +20,9 @@ static const subcommand subcommands[] = {
     {"eval", lws_cli_eval, "loss, perplexity and bits per byte of a checkpoint on a token file"},
     {"prepare", lws_cli_prepare, "tokenize text files into train/val token files"},
     {"tokenizer", lws_cli_tokenizer, "train a BPE vocabulary; encode and decode text"},
+    {"bench", lws_cli_bench, "training throughput, MFU, per-layer and per-op times; peak; kernels"},
+    {"compare", lws_cli_compare, "table and chart of several benchmark reports"},
+    {"plot", lws_cli_plot, "SVG of training and validation loss against tokens for runs"},
 };
 
 int lws_cli_error(void) {

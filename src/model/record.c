@@ -289,12 +289,17 @@ lws_status lws_model_record(lws_model *m) {
         }
     }
 
+    /* The evaluation and logits heads are not part of a training step: no
+     * op regions, so every region of the op timer is written by a step. */
+    lws_timer *op_timer = m->op_timer;
+    m->op_timer = NULL;
     LWS_TRY(begin(m, &m->cmd_eval_head));
     head(m, m->cmd_eval_head, 1, 0);
     LWS_TRY(lws_cmd_end(m->cmd_eval_head));
     LWS_TRY(begin(m, &m->cmd_logits_head));
     head(m, m->cmd_logits_head, 0, 0);
     LWS_TRY(lws_cmd_end(m->cmd_logits_head));
+    m->op_timer = op_timer;
 
     uint32_t n = 0;
     m->eval_cmds[n] = m->cmd_embed;

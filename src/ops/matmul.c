@@ -76,13 +76,28 @@ lws_status lws_op_matmul_batched(lws_cmd *cmd, lws_mm_layout layout, lws_buffer 
     uint32_t vec4 = m % 4 == 0 && n % 4 == 0 && k % 4 == 0 &&
                     (c.addr | a.addr | b.addr) % 16 == 0 &&
                     (batch == 1 || (stride_c | stride_a | stride_b) % 4 == 0);
-    uint32_t spec[7] = {t.mm_wg_x, t.mm_wg_y, 1, t.mm_tile_m, t.mm_tile_n, t.mm_tile_k, vec4};
+    /* The tuning's tile is the largest; small outputs get smaller tiles (same
+     * workgroup, smaller register blocks). A tile far wider than the matrix
+     * computes padding (d_model 64 under a 128-wide tile wastes half), and too
+     * few workgroups leave cores idle: a weight gradient dW[64, 64] summed
+     * over 2048 tokens is one 128x128 workgroup, so one core of many. */
+    uint32_t tile_m = t.mm_tile_m, tile_n = t.mm_tile_n;
+    uint32_t min_m = 4 * t.mm_wg_y, min_n = 4 * t.mm_wg_x;
+    while (tile_m > min_m && m <= tile_m / 2) tile_m /= 2;
+    while (tile_n > min_n && n <= tile_n / 2) tile_n /= 2;
+    while ((uint64_t)lws_div_up(m, tile_m) * lws_div_up(n, tile_n) * batch < t.mm_min_groups) {
+        if (tile_m >= tile_n && tile_m > min_m) tile_m /= 2;
+        else if (tile_n > min_n) tile_n /= 2;
+        else if (tile_m > min_m) tile_m /= 2;
+        else break;
+    }
+    uint32_t spec[7] = {t.mm_wg_x, t.mm_wg_y, 1, tile_m, tile_n, t.mm_tile_k, vec4};
     lws_pipeline *pipe;
     LWS_OP_PIPELINE(cmd, shader_names[layout], spec, 7, &pipe);
     matmul_push push = {c.addr, a.addr, b.addr, 4 * stride_c,        4 * stride_a, 4 * stride_b,
                         m,      n,      k,      accumulate ? 1u : 0u};
-    lws_cmd_dispatch(cmd, pipe, &push, sizeof push, lws_div_up(n, t.mm_tile_n),
-                     lws_div_up(m, t.mm_tile_m), batch);
+    lws_cmd_dispatch(cmd, pipe, &push, sizeof push, lws_div_up(n, tile_n), lws_div_up(m, tile_m),
+                     batch);
     return LWS_OK;
 }
 

@@ -1,4 +1,6 @@
 /* RMSNorm forward and backward (shaders/rmsnorm.comp, shaders/rmsnorm_bwd.comp). */
+#include <stdlib.h>
+
 #include "ops/common.h"
 
 typedef struct rmsnorm_push {
@@ -9,18 +11,39 @@ typedef struct rmsnorm_push {
 
 typedef struct rmsnorm_bwd_push {
     uint64_t dx, dw, dy, x, w, rstd, scratch;
-    uint32_t rows, cols, rows_per_block, blocks, accumulate_dx;
+    uint32_t rows, cols, rows_per_block, partials, accumulate_dx;
 } rmsnorm_bwd_push;
 
-/* The backward's dw is summed in two fixed-order passes: row blocks into
- * scratch (blocks, cols), then over the blocks. At most this many blocks keeps
- * the second pass (a serial sum per column) short, while rows up to 256 still
- * give one workgroup per row in the first pass. */
-#define RMSNORM_MAX_BLOCKS 256u
+/* How a workgroup of t.row_wg invocations covers rows: threads invocations
+ * per row (about 4 columns each, at most t.row_threads), rows_at_once rows. */
+typedef struct row_split {
+    uint32_t threads, rows_at_once;
+} row_split;
 
-static uint32_t rmsnorm_rows_per_block(uint32_t rows) {
-    uint32_t per = lws_div_up(rows, RMSNORM_MAX_BLOCKS);
-    return per ? per : 1;
+static row_split rmsnorm_split(const lws_tuning *t, uint32_t cols) {
+    row_split r = {1, 0};
+    uint32_t most = t->row_threads;
+    /* LWS_ROW_THREADS=n replaces the tuning's cap, so tests run the other
+     * devices' splits on lavapipe too. */
+    const char *force = getenv("LWS_ROW_THREADS");
+    if (force && *force) most = (uint32_t)strtoul(force, NULL, 10);
+    while (r.threads < most && r.threads < t->row_wg && 4ull * r.threads < cols)
+        r.threads *= 2;
+    r.rows_at_once = t->row_wg / r.threads;
+    return r;
+}
+
+/* The backward's dw is summed in two fixed-order passes: each row group's
+ * rows into scratch (partials, cols), then over the partials. At most this
+ * many partials keeps both serial sums short (about rows / 256 terms, then
+ * 256), so dw's rounding error stays that of a two-level sum. */
+#define RMSNORM_MAX_PARTIALS 256u
+
+static uint32_t rmsnorm_rows_per_block(uint32_t rows, row_split r) {
+    uint32_t blocks = RMSNORM_MAX_PARTIALS / r.rows_at_once;
+    if (blocks == 0) blocks = 1;
+    uint32_t per = lws_div_up(rows, blocks);
+    return lws_div_up(per, r.rows_at_once) * r.rows_at_once;
 }
 
 static lws_status rmsnorm_check_shape(lws_cmd *cmd, const char *op, uint32_t rows, uint32_t cols,
@@ -48,18 +71,20 @@ lws_status lws_op_rmsnorm_fwd(lws_cmd *cmd, lws_buffer y, lws_buffer rstd, lws_b
     LWS_OP_REQUIRE(cmd, rstd.size >= 4ull * rows,
                    "rmsnorm_fwd: rstd holds fewer than rows = %u floats", rows);
     LWS_OP_REQUIRE(cmd, eps >= 0.0f, "rmsnorm_fwd: eps = %g; it must be >= 0", (double)eps);
-    uint32_t spec[1] = {t.row_wg};
+    row_split r = rmsnorm_split(&t, cols);
+    uint32_t spec[2] = {t.row_wg, r.threads};
     lws_pipeline *pipe;
-    LWS_OP_PIPELINE(cmd, "rmsnorm", spec, 1, &pipe);
+    LWS_OP_PIPELINE(cmd, "rmsnorm", spec, 2, &pipe);
     rmsnorm_push push = {y.addr, rstd.addr, x.addr, w.addr, rows, cols, eps};
-    lws_cmd_dispatch(cmd, pipe, &push, sizeof push, rows, 1, 1);
+    lws_cmd_dispatch(cmd, pipe, &push, sizeof push, lws_div_up(rows, r.rows_at_once), 1, 1);
     return LWS_OK;
 }
 
 uint32_t lws_rmsnorm_scratch_floats(lws_context *ctx, uint32_t rows, uint32_t cols) {
-    (void)ctx;
-    uint32_t blocks = lws_div_up(rows, rmsnorm_rows_per_block(rows));
-    uint64_t n = (uint64_t)(blocks ? blocks : 1) * (cols ? cols : 1);
+    lws_tuning t = lws_tuning_get(ctx);
+    row_split r = rmsnorm_split(&t, cols);
+    uint32_t blocks = lws_div_up(rows, rmsnorm_rows_per_block(rows, r));
+    uint64_t n = (uint64_t)(blocks ? blocks : 1) * r.rows_at_once * (cols ? cols : 1);
     return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
 }
 
@@ -77,19 +102,20 @@ lws_status lws_op_rmsnorm_bwd(lws_cmd *cmd, lws_buffer dx, lws_buffer dw, lws_bu
                    "rmsnorm_bwd: w or dw holds fewer than cols = %u floats", cols);
     LWS_OP_REQUIRE(cmd, rstd.size >= 4ull * rows,
                    "rmsnorm_bwd: rstd holds fewer than rows = %u floats", rows);
-    uint32_t per = rmsnorm_rows_per_block(rows), blocks = lws_div_up(rows, per);
+    row_split r = rmsnorm_split(&t, cols);
+    uint32_t per = rmsnorm_rows_per_block(rows, r), blocks = lws_div_up(rows, per);
     uint32_t need = lws_rmsnorm_scratch_floats(ctx, rows, cols);
     LWS_OP_REQUIRE(cmd, scratch.size >= 4ull * need,
                    "rmsnorm_bwd: scratch holds %llu bytes; lws_rmsnorm_scratch_floats gives %u "
                    "floats for rows = %u, cols = %u",
                    (unsigned long long)scratch.size, need, rows, cols);
-    uint32_t spec0[2] = {t.row_wg, 0}, spec1[2] = {t.elementwise_wg, 1};
+    uint32_t spec0[3] = {t.row_wg, r.threads, 0}, spec1[3] = {t.elementwise_wg, 1, 1};
     lws_pipeline *rows_pass, *dw_pass;
-    LWS_OP_PIPELINE(cmd, "rmsnorm_bwd", spec0, 2, &rows_pass);
-    LWS_OP_PIPELINE(cmd, "rmsnorm_bwd", spec1, 2, &dw_pass);
+    LWS_OP_PIPELINE(cmd, "rmsnorm_bwd", spec0, 3, &rows_pass);
+    LWS_OP_PIPELINE(cmd, "rmsnorm_bwd", spec1, 3, &dw_pass);
     rmsnorm_bwd_push push = {dx.addr, dw.addr,   dy.addr,      x.addr,
                              w.addr,  rstd.addr, scratch.addr, rows,
-                             cols,    per,       blocks,       accumulate_dx ? 1u : 0u};
+                             cols,    per,       blocks * r.rows_at_once, accumulate_dx ? 1u : 0u};
     lws_cmd_dispatch(cmd, rows_pass, &push, sizeof push, blocks, 1, 1);
     lws_cmd_barrier(cmd);
     lws_cmd_dispatch(cmd, dw_pass, &push, sizeof push, lws_div_up(cols, t.elementwise_wg), 1, 1);

@@ -13,11 +13,13 @@ typedef struct lws_tuning {
     /* matmul: a workgroup computes a TILE_M x TILE_N block of C, stepping TILE_K */
     uint32_t mm_tile_m, mm_tile_n, mm_tile_k;
     uint32_t mm_wg_x, mm_wg_y; /* invocations; each owns (TILE_M/wg_y) x (TILE_N/wg_x) */
+    uint32_t mm_min_groups;    /* tiles shrink (down to 4x4 per invocation) to reach this many */
     /* attention: BLOCK_Q query rows x BLOCK_KV key rows per step */
     uint32_t attn_block_q, attn_block_kv;
     uint32_t attn_rows_per_invocation; /* query rows each invocation owns */
     uint32_t matvec_threads;           /* invocations sharing one output row of matvec */
-    uint32_t row_wg; /* workgroup size of per-row kernels (norms, softmax rows) */
+    uint32_t row_wg;      /* workgroup size of per-row kernels (norms, softmax rows) */
+    uint32_t row_threads; /* at most this many invocations share one row (a power of two) */
 } lws_tuning;
 
 /* The parameters for this context's device (cheap: a few assignments). */

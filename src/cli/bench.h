@@ -1,0 +1,40 @@
+/* Shared by the files of `lws bench` (bench.c: the training benchmark and the
+ * matmul peak; bench_kernels.c: per-op timings; bench_report.c: the parts of
+ * a report, docs/bench-report.md). */
+#ifndef LWS_CLI_BENCH_H
+#define LWS_CLI_BENCH_H
+
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "lws/config.h"
+#include "lws/vk.h"
+
+int lws_cli_bench_kernels(int argc, char **argv);
+
+/* Summary of n samples (n >= 1); v is left unchanged. */
+typedef struct lws_stats {
+    double median, min, max, mean, stdev;
+} lws_stats;
+lws_stats lws_stats_of(const double *v, uint32_t n);
+
+/* A new report object with the fields every kind carries: version, kind,
+ * label, created, engine, host, device. */
+cJSON *lws_report_begin(const char *kind, const char *label, const lws_device_caps *caps);
+/* The config section (name, path, shape of every layer, FLOPs per token at seq_len). */
+cJSON *lws_report_config(const lws_config *cfg, uint32_t seq_len);
+/* Writes the report, pretty-printed, to path ("-" = stdout). */
+lws_status lws_report_write(cJSON *report, const char *path);
+
+/* Human summary of the device and the config (one or two lines each). */
+void lws_print_device(const lws_device_caps *caps);
+void lws_print_config(const lws_config *cfg);
+
+/* Option values: a whole number in [min, max] or a positive number; on a bad
+ * value they print the usage error and return 2 (the exit status). */
+int lws_parse_u32(const char *usage, const char *option, const char *text, uint32_t min,
+                  uint32_t max, uint32_t *out);
+int lws_parse_positive(const char *usage, const char *option, const char *text, double *out);
+
+#endif
