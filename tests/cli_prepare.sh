@@ -1,6 +1,9 @@
 #!/bin/bash
-# lws prepare: byte-level tokenization of files and directories into
-# train.tok / val.tok / manifest.json; deterministic; clear refusals.
+# lws prepare: tokenization of files and directories into train.tok /
+# val.tok / manifest.json; deterministic; the same files for any --jobs and
+# --chunk-bytes, and the same tokens as encoding each file whole (also on
+# the King James Bible when the `bible` program is installed); a progress
+# bar on stderr only; clear refusals.
 set -u
 LWS=${1:?usage: cli_prepare.sh path/to/lws}
 T=${LWS_TEST_DIR:-$(mktemp -d)}
@@ -21,6 +24,7 @@ printf 'not text\n' >"$T/in/.git/config"
 out=$("$LWS" prepare --tokenizer bytes "$T/in" "$T/extra.bin" -o "$T/out" --val-fraction 0.1 2>"$T/err")
 rc=$?
 [ $rc -eq 0 ] || fail "prepare exited $rc: $(cat "$T/err")"
+[ -s "$T/err" ] && fail "stderr is not a terminal, yet prepare wrote to it: $(cat "$T/err")"
 echo "$out"
 [ "$(echo "$out" | wc -l)" -eq 1 ] || fail "summary is not one line: $out"
 echo "$out" | grep -q "5 files" || fail "summary does not count 5 files: $out"
@@ -68,6 +72,105 @@ for f in train.tok val.tok manifest.json; do
     cmp -s "$T/out/$f" "$T/out2/$f" || fail "$f differs between two runs"
 done
 
+# ---- threads and chunks never change a token ---------------------------------
+same_files() { # dir1 dir2 what
+    for f in train.tok val.tok manifest.json; do
+        cmp -s "$1/$f" "$2/$f" || fail "$3: $f differs from $1/$f"
+    done
+}
+for args in "--jobs 1" "--jobs 2" "-j 3 --chunk-bytes 1" "--jobs 2 --chunk-bytes 7"; do
+    d="$T/bytes_$(echo "$args" | tr -d ' -')"
+    "$LWS" prepare --tokenizer bytes "$T/in" "$T/extra.bin" -o "$d" --val-fraction 0.1 $args >/dev/null 2>"$T/err" ||
+        fail "prepare bytes $args: $(cat "$T/err")"
+    same_files "$T/out" "$d" "bytes, $args"
+done
+
+# Text built to break a careless cut: runs of spaces and other whitespace
+# (ASCII and Unicode) before words and line ends, contractions split by
+# whitespace, apostrophes at the ends, non-ASCII letters and numbers, long
+# runs without whitespace, invalid UTF-8 and stray bytes.
+/usr/bin/python3 - "$T/adversarial.txt" <<'EOF'
+import random, sys
+random.seed(11)
+atoms = [" ", "  ", "   ", "\t", "\n", "\n\n", "\r\n", " \n", "\n ", "  \n", "\t\n ", "\x0b", "\x0c",
+         "\u00a0", "\u3000", "\u2028", "\u0085", "\ufeff", "\u00a0 ", " \u00a0",
+         "'", "'s", "'t", "'re", "'ve", "'m", "'ll", "'d", "'S", "' s", "'r e", "'l\nl", "''", " '",
+         "a", "the", "The", "don", "I", "x", "Hello", "world", "\u00e9", "Stra\u00dfe", "na\u00efve",
+         "0", "12", "2024", "3.14", "\u0663", "\u00bd", "\u216b", ",", ".", "!", "?", "...", "--",
+         "\u2014", "(", ")", "\"", "\\", "#", "$", "%", "&", "~", "<|endoftext|>",
+         "\u65e5\u672c\u8a9e", "\u0420\u0443\u0441\u0441\u043a\u0438\u0439", "\U0001f389",
+         "\U0001f468\u200d\U0001f469", "\u200d", "\u00ad", "x" * 300, "7" * 150, "!?" * 100]
+parts = [random.choice(atoms) for _ in range(40000)]
+data = "".join(parts).encode("utf-8")
+bad = [b"\xff", b"\xfe", b"\x80", b"\xc0\xaf", b"\xe2\x82", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xe3\x80"]
+chunks = data.split(b" ")
+data = b" ".join(c + (random.choice(bad) if random.random() < 0.1 else b"") for c in chunks)
+open(sys.argv[1], "wb").write(data)
+EOF
+"$LWS" tokenizer train --vocab 600 "$T/adversarial.txt" -o "$T/tok.json" >/dev/null 2>"$T/err" ||
+    fail "tokenizer train: $(cat "$T/err")"
+# Whole-file encodings as the reference: each input's ids on one line.
+reference_ids() { # tokenizer file...
+    local tok=$1
+    shift
+    for f in "$@"; do "$LWS" tokenizer encode --tokenizer "$tok" "$f"; done
+}
+same_ids() { # dir reference: train.tok then val.tok hold the reference's ids
+    /usr/bin/python3 - "$1" "$2" <<'EOF'
+import struct, sys
+got = []
+for name in ("train.tok", "val.tok"):
+    b = open(f"{sys.argv[1]}/{name}", "rb").read()
+    dtype, count = struct.unpack_from("<I", b, 12)[0], struct.unpack_from("<Q", b, 24)[0]
+    got += struct.unpack_from(f"<{count}{ {2: 'H', 4: 'I'}[dtype] }", b, 256)
+want = [int(t) for t in open(sys.argv[2]).read().split()]
+if got != want:
+    first = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), min(len(got), len(want)))
+    sys.exit(f"{len(got)} tokens, the reference {len(want)}; first difference at token {first}")
+EOF
+}
+reference_ids "$T/tok.json" "$T/adversarial.txt" "$T/in/a.txt" "$T/in/b.txt" "$T/in/sub/c.txt" "$T/extra.bin" >"$T/bpe_ref.txt"
+for args in "--jobs 1" "--jobs 2" "--jobs 2 --chunk-bytes 1" "-j 3 --chunk-bytes 5" "--jobs 2 --chunk-bytes 64"; do
+    d="$T/bpe_$(echo "$args" | tr -d ' -')"
+    "$LWS" prepare --tokenizer "$T/tok.json" "$T/adversarial.txt" "$T/in" "$T/extra.bin" -o "$d" \
+        --val-fraction 0.05 $args >/dev/null 2>"$T/err" || fail "prepare BPE $args: $(cat "$T/err")"
+    same_files "$T/bpe_jobs1" "$d" "BPE, $args"
+done
+same_ids "$T/bpe_jobs2chunkbytes1" "$T/bpe_ref.txt" ||
+    fail "BPE tokens in chunks of 1 byte differ from encoding each file whole"
+echo "BPE: $(wc -w <"$T/bpe_ref.txt") tokens, the same for --jobs 1, 2, 3 and chunks of 1, 5, 64 bytes and whole files"
+
+if command -v bible >/dev/null; then
+    bible Gen1:1-Rev22:21 >"$T/bible.txt"
+    reference_ids "$T/tok.json" "$T/bible.txt" >"$T/bible_ref.txt"
+    for j in 1 2; do
+        "$LWS" prepare --tokenizer "$T/tok.json" "$T/bible.txt" -o "$T/bible_$j" --jobs $j --chunk-bytes 65536 \
+            >/dev/null 2>"$T/err" || fail "prepare the bible, --jobs $j: $(cat "$T/err")"
+    done
+    same_files "$T/bible_1" "$T/bible_2" "the bible, --jobs 2"
+    same_ids "$T/bible_2" "$T/bible_ref.txt" ||
+        fail "the bible's tokens in chunks differ from encoding it whole"
+    echo "bible: $(wc -w <"$T/bible_ref.txt") tokens, the same in chunks of 64 KiB on 1 and 2 threads as whole"
+else
+    echo "SKIP: the bible comparison (the program bible, Debian package bible-kjv, is not installed)"
+fi
+
+# ---- the progress bar: stderr only, files unchanged ----------------------------
+out=$("$LWS" prepare --tokenizer "$T/tok.json" "$T/adversarial.txt" "$T/in" "$T/extra.bin" -o "$T/bpe_progress" \
+    --val-fraction 0.05 --jobs 2 --chunk-bytes 4096 --progress 2>"$T/err")
+[ $? -eq 0 ] || fail "prepare --progress: $(cat "$T/err")"
+[ "$(echo "$out" | wc -l)" -eq 1 ] && echo "$out" | grep -q "^lws prepare: " ||
+    fail "--progress: stdout is not the one summary line: $out"
+last=$(tr '\r' '\n' <"$T/err" | sed '/^$/d' | tail -1)
+echo "progress: $last"
+echo "$last" | grep -Eq '^tokenizing \[#{30}\] 100%  [0-9.]+/[0-9.]+ MB  [0-9.]+ MB/s  in [0-9.]+ s *$' ||
+    fail "--progress: the last bar is not a full one: '$last'"
+[ "$(tail -c 1 "$T/err" | od -An -c | tr -d ' ')" = '\n' ] || fail "--progress: the bar does not end its line"
+[ "$(tr -cd '\r' <"$T/err" | wc -c)" -ge 2 ] || fail "--progress: the bar was drawn fewer than 2 times"
+same_files "$T/bpe_jobs1" "$T/bpe_progress" "--progress"
+"$LWS" prepare --tokenizer bytes "$T/extra.bin" -o "$T/quiet" --no-progress 2>"$T/err" >/dev/null
+[ -s "$T/err" ] && fail "--no-progress still wrote to stderr: $(cat "$T/err")"
+
 # Default val fraction 0.01, and 0 (an empty val.tok is still written).
 "$LWS" prepare --tokenizer bytes "$T/extra.bin" -o "$T/out3" >/dev/null || fail "default fraction"
 [ "$(stat -c %s "$T/out3/val.tok")" -eq $((256 + 2 * 30)) ] || fail "val.tok for 1% of 3000 bytes"
@@ -91,11 +194,20 @@ expect_fail 1 "tokenizer 'gpt9' is not known; known tokenizers: bytes" \
 expect_fail 2 "missing --tokenizer" "$LWS" prepare "$T/in" -o "$T/bad"
 expect_fail 2 "missing -o DIR" "$LWS" prepare --tokenizer bytes "$T/in"
 expect_fail 2 "--val-fraction '1.5'" "$LWS" prepare --tokenizer bytes "$T/in" -o "$T/bad" --val-fraction 1.5
+for j in 0 -1 1025 two 1.5 "" 2x; do
+    expect_fail 2 "--jobs '$j' is not allowed; use a whole number of threads from 1 to 1024" \
+        "$LWS" prepare --tokenizer bytes "$T/in" -o "$T/bad" --jobs "$j"
+done
+expect_fail 2 "-j '0' is not allowed" "$LWS" prepare --tokenizer bytes "$T/in" -o "$T/bad" -j 0
+expect_fail 2 "--jobs needs a value" "$LWS" prepare --tokenizer bytes "$T/in" -o "$T/bad" --jobs
+expect_fail 2 "--chunk-bytes '0' is not allowed; use a whole number from 1" \
+    "$LWS" prepare --tokenizer bytes "$T/in" -o "$T/bad" --chunk-bytes 0
 expect_fail 2 "unknown option '--vocab'" "$LWS" prepare --tokenizer bytes --vocab 3 "$T/in" -o "$T/bad"
 expect_fail 1 "$T/missing.txt" "$LWS" prepare --tokenizer bytes "$T/missing.txt" -o "$T/bad"
 mkdir -p "$T/only_hidden/.x"
 expect_fail 1 "no input files" "$LWS" prepare --tokenizer bytes "$T/only_hidden" -o "$T/bad"
-"$LWS" prepare --help | grep -q -- "--val-fraction" || fail "--help does not list options"
+[ -e "$T/bad" ] && fail "a refused command still created $T/bad"
+"$LWS" prepare --help | grep -q -- "--jobs" || fail "--help does not list options"
 
 if [ $failures -ne 0 ]; then
     echo "cli_prepare: $failures failure(s)"

@@ -262,10 +262,30 @@ static lws_status begin(lws_model *m, lws_cmd **c) {
     return lws_cmd_begin(m->ctx, 1, c);
 }
 
+/* One layer's forward or backward in a command buffer of its own, inside a
+ * timestamp region named layerI.fwd or layerI.bwd. */
+static lws_status record_layer(lws_model *m, uint32_t i, int backward) {
+    lws_cmd **slot = backward ? &m->cmd_bwd[i] : &m->cmd_fwd[i];
+    int *region = backward ? &m->region_bwd[i] : &m->region_fwd[i];
+    char name[64];
+    LWS_TRY(begin(m, slot));
+    lws_cmd *c = *slot;
+    snprintf(name, sizeof name, "layer%u.%s", i, backward ? "bwd" : "fwd");
+    *region = lws_cmd_region_begin(c, m->timer, name);
+    if (backward)
+        layer_backward(m, c, i);
+    else
+        layer_forward(m, c, i);
+    lws_cmd_region_end(c, m->timer, *region);
+    lws_status s = lws_cmd_end(c);
+    if (s != LWS_OK)
+        lws_error_context("recording layer %u %s", i, backward ? "backward" : "forward");
+    return s;
+}
+
 lws_status lws_model_record(lws_model *m) {
     uint32_t L = m->cfg.model.n_layers, N = m->tokens, d = m->cfg.model.d_model;
     uint32_t V = m->cfg.model.vocab_size;
-    char name[64];
     lws_cmd *c;
 
     LWS_TRY(begin(m, &m->cmd_embed));
@@ -275,19 +295,7 @@ lws_status lws_model_record(lws_model *m) {
     lws_cmd_region_end(c, m->timer, m->region_embed);
     LWS_TRY(lws_cmd_end(c));
 
-    for (uint32_t i = 0; i < L; i++) {
-        LWS_TRY(begin(m, &m->cmd_fwd[i]));
-        c = m->cmd_fwd[i];
-        snprintf(name, sizeof name, "layer%u.fwd", i);
-        m->region_fwd[i] = lws_cmd_region_begin(c, m->timer, name);
-        layer_forward(m, c, i);
-        lws_cmd_region_end(c, m->timer, m->region_fwd[i]);
-        lws_status s = lws_cmd_end(c);
-        if (s != LWS_OK) {
-            lws_error_context("recording layer %u forward", i);
-            return s;
-        }
-    }
+    for (uint32_t i = 0; i < L; i++) LWS_TRY(record_layer(m, i, 0));
 
     /* The evaluation and logits heads are not part of a training step: no
      * op regions, so every region of the op timer is written by a step. */
@@ -320,19 +328,7 @@ lws_status lws_model_record(lws_model *m) {
     lws_cmd_region_end(c, m->timer, m->region_head);
     LWS_TRY(lws_cmd_end(c));
 
-    for (uint32_t i = 0; i < L; i++) {
-        LWS_TRY(begin(m, &m->cmd_bwd[i]));
-        c = m->cmd_bwd[i];
-        snprintf(name, sizeof name, "layer%u.bwd", i);
-        m->region_bwd[i] = lws_cmd_region_begin(c, m->timer, name);
-        layer_backward(m, c, i);
-        lws_cmd_region_end(c, m->timer, m->region_bwd[i]);
-        lws_status s = lws_cmd_end(c);
-        if (s != LWS_OK) {
-            lws_error_context("recording layer %u backward", i);
-            return s;
-        }
-    }
+    for (uint32_t i = 0; i < L; i++) LWS_TRY(record_layer(m, i, 1));
 
     LWS_TRY(begin(m, &m->cmd_embed_bwd));
     c = m->cmd_embed_bwd;

@@ -46,7 +46,28 @@ typedef struct data_set {
     int have_val_file;
     lws_token_range train, val;
     const lws_tokens *val_tokens; /* the mapping the val range is in */
+    /* Bytes of text each token spells, for bits per byte: NULL for the
+     * byte-level tokenizer (one byte each) and when no vocabulary is known. */
+    uint32_t *token_bytes;
+    int bytes_known;
 } data_set;
+
+/* The bytes each token of a BPE vocabulary spells (special tokens: none). */
+static lws_status load_token_bytes(const char *spec, uint32_t vocab, data_set *d) {
+    lws_bpe *b;
+    LWS_TRY(lws_bpe_open(spec, &b));
+    d->token_bytes = calloc(vocab, sizeof *d->token_bytes);
+    if (!d->token_bytes) {
+        lws_bpe_free(b);
+        return lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory");
+    }
+    uint32_t n = lws_bpe_vocab_size(b), special = lws_bpe_special_count(b);
+    for (uint32_t id = 0; id < n && id < vocab; id++)
+        if (id < n - special) lws_bpe_token(b, id, &d->token_bytes[id]);
+    lws_bpe_free(b);
+    d->bytes_known = 1;
+    return LWS_OK;
+}
 
 static lws_status open_data(const lws_config *cfg, data_set *d) {
     memset(d, 0, sizeof *d);
@@ -73,6 +94,9 @@ static lws_status open_data(const lws_config *cfg, data_set *d) {
         name[sizeof name - 1] = 0;
         lws_tokenizer_destroy(&t);
         tok = name;
+        LWS_TRY(load_token_bytes(dc->tokenizer, cfg->model.vocab_size, d));
+    } else {
+        d->bytes_known = tok == NULL || strcmp(tok, "bytes") == 0;
     }
     LWS_TRY(lws_tokens_open(dc->train, cfg->model.vocab_size, tok, &d->train_file));
     if (dc->val[0]) {
@@ -107,14 +131,16 @@ static lws_status open_data(const lws_config *cfg, data_set *d) {
 }
 
 static void close_data(data_set *d) {
+    free(d->token_bytes);
     lws_tokens_close(&d->train_file);
     if (d->have_val_file) lws_tokens_close(&d->val_file);
 }
 
-/* Mean validation loss over eval.tokens (0: all) of the held-out windows. */
+/* Mean validation loss over eval.tokens (0: all) of the held-out windows,
+ * and the bytes of text those targets spell. */
 static lws_status evaluate(lws_model *m, const lws_config *cfg, const data_set *d, uint32_t *inputs,
-                           uint32_t *targets, double *mean, uint64_t *count) {
-    uint64_t cursor = 0, total = 0;
+                           uint32_t *targets, double *mean, uint64_t *count, uint64_t *bytes) {
+    uint64_t cursor = 0, total = 0, text = 0;
     double sum = 0;
     uint32_t B = m->batch, T = m->seq;
     uint64_t limit = cfg->eval.tokens;
@@ -129,6 +155,8 @@ static lws_status evaluate(lws_model *m, const lws_config *cfg, const data_set *
         LWS_TRY(lws_model_eval_rows(m, inputs, targets, rows, &batch_sum));
         sum += batch_sum;
         total += (uint64_t)rows * T;
+        for (size_t i = 0; d->token_bytes && i < (size_t)rows * T; i++)
+            text += targets[i] < m->cfg.model.vocab_size ? d->token_bytes[targets[i]] : 0;
         if (limit && total >= limit) break;
     }
     if (total == 0)
@@ -138,6 +166,7 @@ static lws_status evaluate(lws_model *m, const lws_config *cfg, const data_set *
                         T + 1);
     *mean = sum / (double)total;
     *count = total;
+    *bytes = d->token_bytes ? text : total;
     return LWS_OK;
 }
 
@@ -246,9 +275,6 @@ static lws_status parity_dump(lws_model *m, const lws_config *cfg, const char *d
     return s;
 }
 
-static int tokenizer_is_bytes(const lws_config *cfg) {
-    return strcmp(cfg->data.tokenizer, "bytes") == 0 || cfg->data.tokenizer[0] == 0;
-}
 
 lws_status lws_train(const lws_config *config, const lws_train_options *opt) {
     lws_config cfg = *config;
@@ -284,7 +310,10 @@ lws_status lws_train(const lws_config *config, const lws_train_options *opt) {
     }
 
     s = open_data(&cfg, &data);
-    if (s != LWS_OK) goto done;
+    if (s != LWS_OK) {
+        free(data.token_bytes);
+        goto done;
+    }
     data_open = 1;
     printf("data: %s, %llu training tokens", cfg.data.train,
            (unsigned long long)(data.train.end - data.train.begin));
@@ -426,8 +455,11 @@ lws_status lws_train(const lws_config *config, const lws_train_options *opt) {
         if (data.val_tokens &&
             ((cfg.eval.every && step % cfg.eval.every == 0) || (last && eval_due_at_end))) {
             double val = 0;
-            uint64_t count = 0;
-            s = evaluate(m, &cfg, &data, inputs, targets, &val, &count);
+            uint64_t count = 0, bytes = 0;
+            s = evaluate(m, &cfg, &data, inputs, targets, &val, &count, &bytes);
+            /* bits per byte: the summed loss in bits over the bytes it predicts */
+            int bpb_known = data.bytes_known && bytes > 0;
+            double bpb = bpb_known ? val * (double)count / log(2.0) / (double)bytes : 0;
             if (s != LWS_OK) break;
             cJSON *v = cJSON_CreateObject();
             cJSON_AddNumberToObject(v, "step", (double)step);
@@ -435,12 +467,12 @@ lws_status lws_train(const lws_config *config, const lws_train_options *opt) {
             cJSON_AddNumberToObject(v, "val_loss", val);
             cJSON_AddNumberToObject(v, "val_ppl", exp(val));
             cJSON_AddNumberToObject(v, "val_tokens", (double)count);
-            if (tokenizer_is_bytes(&cfg)) cJSON_AddNumberToObject(v, "val_bpb", val / log(2.0));
+            if (bpb_known) cJSON_AddNumberToObject(v, "val_bpb", bpb);
             log_json(log_file, v);
             if (!opt->quiet) {
                 printf("validation at step %llu: loss %.4f | perplexity %.3f",
                        (unsigned long long)step, val, exp(val));
-                if (tokenizer_is_bytes(&cfg)) printf(" | %.4f bits per byte", val / log(2.0));
+                if (bpb_known) printf(" | %.4f bits per byte", bpb);
                 printf(" (%llu tokens)\n", (unsigned long long)count);
             }
         }
