@@ -46,7 +46,8 @@ small straight 8
 "$lws" train "$dir/straight.json" --peak-tflops 1 --quiet >"$dir/straight.log" 2>&1
 cp -r "$dir/run-straight/checkpoints/step-00000004" "$dir/step4"
 "$lws" train "$dir/straight.json" --peak-tflops 1 --quiet --resume "$dir/step4" --out "$dir/run-resumed" >"$dir/resumed.log" 2>&1
-check "resumed run finishes" '[ $? -eq 0 ] && grep -q "resumed from" "$dir/resumed.log"'
+rc=$?
+check "resumed run finishes" '[ $rc -eq 0 ] && grep -q "resumed from" "$dir/resumed.log"'
 same=1
 for s in 5 6 7 8; do
     a=$(loss_at straight $s); b=$(loss_at resumed $s)

@@ -104,6 +104,9 @@ void lws_bpe_merge(const lws_bpe *b, uint32_t rank, uint32_t *left, uint32_t *ri
 uint32_t lws_bpe_special_count(const lws_bpe *b);
 /* The bytes of token id (< vocab size); *len set. */
 const uint8_t *lws_bpe_token(const lws_bpe *b, uint32_t id, uint32_t *len);
+/* The bytes of text each id < vocab spells (special tokens, and ids past the
+ * vocabulary: 0), for bits per byte; malloc'd, NULL when out of memory. */
+uint32_t *lws_bpe_token_lengths(const lws_bpe *b, uint32_t vocab);
 
 /* Appends the tokens of text to *tokens (realloc'd; *count and *capacity in
  * tokens). Not thread-safe: it caches the tokens of recent pieces. */

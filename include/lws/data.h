@@ -41,6 +41,24 @@
 
 #include "lws/status.h"
 
+/* ---- random numbers ---------------------------------------------------- */
+
+/* splitmix64 (Steele, Lea & Flood 2014): draw k of the stream seeded with
+ * `seed` is mix(seed + k * golden), so any draw is computable from (seed, k)
+ * and a stream's whole state is one number. */
+static inline uint64_t lws_splitmix64_at(uint64_t seed, uint64_t k) {
+    uint64_t z = seed + k * 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* The next draw of the stream whose state is *state. */
+static inline uint64_t lws_splitmix64(uint64_t *state) {
+    *state += 0x9E3779B97F4A7C15ull;
+    return lws_splitmix64_at(*state, 0);
+}
+
 /* ---- token files ------------------------------------------------------ */
 
 #define LWS_TOKENS_MAGIC        "LWSTOKNS"

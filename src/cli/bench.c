@@ -10,6 +10,7 @@
 
 #include "cli/bench.h"
 #include "cli/cli.h"
+#include "lws/data.h"
 #include "lws/train.h"
 #include "model/model.h"
 
@@ -120,10 +121,7 @@ static double now_ms(void) {
 
 /* splitmix64: the random tokens of every step, from train.seed. */
 static uint32_t next_token(uint64_t *state, uint32_t vocab) {
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return (uint32_t)((z ^ (z >> 31)) % vocab);
+    return (uint32_t)(lws_splitmix64(state) % vocab);
 }
 
 #define MAX_OP_KINDS 32

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lws/data.h"
 #include "cli/bench.h"
 #include "cli/cli.h"
 #include "train/report.h"
@@ -157,14 +158,18 @@ cJSON *lws_report_config(const lws_config *cfg, uint32_t seq_len) {
     return o;
 }
 
+/* A report file is written to path.tmp and renamed (lws_file_commit), so an
+ * interrupted benchmark never leaves a torn report for `lws compare`. */
 lws_status lws_report_write(cJSON *report, const char *path) {
     char *text = cJSON_Print(report);
     if (!text) return lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of memory printing the report");
     int to_stdout = strcmp(path, "-") == 0;
-    FILE *f = to_stdout ? stdout : fopen(path, "w");
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = to_stdout ? stdout : fopen(tmp, "w");
     if (!f) {
         free(text);
-        return lws_fail(LWS_ERR_IO, "%s: cannot write the report: %s", path, strerror(errno));
+        return lws_fail(LWS_ERR_IO, "%s: cannot write the report: %s", tmp, strerror(errno));
     }
     int bad = fputs(text, f) < 0 || fputc('\n', f) == EOF;
     if (to_stdout)
@@ -172,8 +177,11 @@ lws_status lws_report_write(cJSON *report, const char *path) {
     else
         bad |= fclose(f) != 0;
     free(text);
-    if (bad) return lws_fail(LWS_ERR_IO, "%s: writing the report failed", path);
-    return LWS_OK;
+    if (bad) {
+        if (!to_stdout) remove(tmp);
+        return lws_fail(LWS_ERR_IO, "%s: writing the report failed", path);
+    }
+    return to_stdout ? LWS_OK : lws_file_commit(tmp, path);
 }
 
 void lws_print_device(const lws_device_caps *c) {

@@ -90,12 +90,8 @@ static lws_status resolve_tokenizer(const lws_config *cfg, const char *given, ev
         if (lws_bpe_is_spec(spec)) {
             /* Bits per byte over the text the tokens spell: each token's
              * bytes; special tokens (document marks) spell none of it. */
-            const lws_bpe *b = tok.state;
-            uint32_t specials = lws_bpe_special_count(b);
-            t->token_bytes = calloc(tok.vocab_size, sizeof *t->token_bytes);
+            t->token_bytes = lws_bpe_token_lengths(tok.state, tok.vocab_size);
             if (!t->token_bytes) s = lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory");
-            for (uint32_t id = 0; s == LWS_OK && id + specials < tok.vocab_size; id++)
-                lws_bpe_token(b, id, &t->token_bytes[id]);
         }
         t->bytes_known = s == LWS_OK;
     }

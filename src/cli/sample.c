@@ -49,14 +49,6 @@ static double now_s(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* splitmix64: the whole state is one number, so a seed fixes every draw. */
-static uint64_t next_random(uint64_t *state) {
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 typedef struct sampling {
     double temperature; /* 0: greedy */
     uint32_t top_k;     /* 0: off */
@@ -101,7 +93,7 @@ static uint32_t pick(const float *logits, uint32_t n, sampling *sp, candidate *c
     }
     double total = 0;
     for (uint32_t i = 0; i < keep; i++) total += cand[i].p;
-    double u = (double)(next_random(&sp->rng) >> 11) * 0x1.0p-53 * total, acc = 0;
+    double u = (double)(lws_splitmix64(&sp->rng) >> 11) * 0x1.0p-53 * total, acc = 0;
     for (uint32_t i = 0; i < keep; i++) {
         acc += cand[i].p;
         if (u < acc) return cand[i].id;

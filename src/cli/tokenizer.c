@@ -149,7 +149,8 @@ static lws_status encode(const char *spec, const char *path, int stats) {
             used += (size_t)snprintf(buf + used, sizeof buf - used, i ? " %" PRIu32 : "%" PRIu32,
                                      tokens[i]);
             if (used > sizeof buf - 16) {
-                if (!write_out(buf, used)) s = LWS_ERR_IO;
+                if (!write_out(buf, used))
+                    s = lws_fail(LWS_ERR_IO, "standard output: write failed");
                 used = 0;
             }
         }

@@ -439,3 +439,11 @@ lws_status lws_bpe_tokenizer_create(const char *spec, lws_tokenizer *out) {
     out->state = b;
     return LWS_OK;
 }
+
+uint32_t *lws_bpe_token_lengths(const lws_bpe *b, uint32_t vocab) {
+    uint32_t *len = calloc(vocab ? vocab : 1, sizeof *len);
+    if (!len) return NULL;
+    uint32_t n = lws_bpe_vocab_size(b), text = n - lws_bpe_special_count(b);
+    for (uint32_t id = 0; id < text && id < vocab; id++) lws_bpe_token(b, id, &len[id]);
+    return len;
+}

@@ -18,21 +18,12 @@ lws_status lws_tokens_split(const lws_tokens *t, uint64_t held_out, lws_token_ra
     return LWS_OK;
 }
 
-/* splitmix64 (Steele, Lea & Flood 2014): output k of the stream seeded with
- * `seed` is mix(seed + k * golden), so any draw is computable from (seed, k). */
-static uint64_t splitmix64(uint64_t seed, uint64_t k) {
-    uint64_t z = seed + k * 0x9e3779b97f4a7c15ull;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 /* Uniform in [0, n) without modulo bias: reject the lowest 2^64 mod n raw
  * values (at most one in two draws for any n, usually none). */
 static uint64_t uniform_below(lws_sampler *s, uint64_t n) {
     uint64_t threshold = (0 - n) % n;
     for (;;) {
-        uint64_t x = splitmix64(s->seed, ++s->counter);
+        uint64_t x = lws_splitmix64_at(s->seed, ++s->counter);
         if (x >= threshold) return x % n;
     }
 }

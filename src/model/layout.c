@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lws/data.h"
 #include "model/model_internal.h"
 
 /* Tensors start on 64-float (256-byte) boundaries inside each block. */
@@ -73,12 +74,9 @@ uint64_t lws_layout_params(const lws_config *cfg, lws_param *list, lws_layer_ten
     return offset;
 }
 
-/* splitmix64: the seed of each tensor's stream. */
+/* splitmix64's mixing of one number: the seed of each tensor's stream. */
 static uint64_t mix(uint64_t x) {
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
+    return lws_splitmix64_at(x, 1);
 }
 
 typedef struct rng {

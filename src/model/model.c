@@ -129,6 +129,10 @@ static lws_status allocate(lws_model *m) {
 
     /* inputs and targets share one buffer so one upload carries both */
     m->targets_offset = (n * 4 + 255) / 256 * 256;
+    m->host_io = calloc(1, m->targets_offset + n * 4);
+    m->host_losses = calloc(n, sizeof *m->host_losses);
+    if (!m->host_io || !m->host_losses)
+        return lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory for the batch");
     LWS_TRY(lws_alloc(ctx, m->targets_offset + n * 4, &m->io));
     m->inputs = lws_buffer_slice(m->io, 0, n * 4);
     m->targets = lws_buffer_slice(m->io, m->targets_offset, n * 4);
@@ -302,6 +306,9 @@ void lws_model_destroy(lws_model *m) {
     }
     lws_timer_destroy(m->timer);
     lws_timer_destroy(m->op_timer);
+    free(m->timing_ms);
+    free(m->host_io);
+    free(m->host_losses);
     free(m->params);
     free(m->layers);
     free(m->acts);
@@ -331,36 +338,30 @@ lws_status lws_model_init_weights(lws_model *m, uint64_t seed) {
 }
 
 static lws_status upload_batch(lws_model *m, const uint32_t *inputs, const uint32_t *targets) {
-    size_t bytes = m->targets_offset + (size_t)m->tokens * 4;
-    uint8_t *io = calloc(1, bytes);
-    if (!io) return lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory");
     uint32_t V = m->cfg.model.vocab_size;
-    for (uint32_t i = 0; i < m->tokens; i++) {
-        if (inputs[i] >= V || (targets && targets[i] >= V)) {
-            free(io);
+    for (uint32_t i = 0; i < m->tokens; i++)
+        if (inputs[i] >= V || (targets && targets[i] >= V))
             return lws_fail(LWS_ERR_DATA,
                             "token %u at position %u of the batch is outside the vocabulary (%u)",
                             inputs[i] >= V ? inputs[i] : targets[i], i, V);
-        }
-    }
+    uint8_t *io = m->host_io;
     memcpy(io, inputs, (size_t)m->tokens * 4);
-    if (targets) memcpy(io + m->targets_offset, targets, (size_t)m->tokens * 4);
-    lws_status s = lws_upload(m->ctx, m->io, io, bytes);
-    free(io);
-    return s;
+    if (targets)
+        memcpy(io + m->targets_offset, targets, (size_t)m->tokens * 4);
+    else
+        memset(io + m->targets_offset, 0, (size_t)m->tokens * 4);
+    return lws_upload(m->ctx, m->io, io, m->targets_offset + (size_t)m->tokens * 4);
 }
 
 /* Sums the per-token losses in a fixed order (double), so the reported loss
  * is as deterministic as the kernels. */
 static lws_status sum_losses(lws_model *m, uint32_t count, double *sum) {
-    float *losses = malloc((size_t)m->tokens * sizeof *losses);
-    if (!losses) return lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory");
-    lws_status s = lws_download(m->ctx, m->losses, losses, (size_t)m->tokens * sizeof *losses);
+    float *losses = m->host_losses;
+    LWS_TRY(lws_download(m->ctx, m->losses, losses, (size_t)m->tokens * sizeof *losses));
     double total = 0;
     for (uint32_t i = 0; i < count; i++) total += losses[i];
-    free(losses);
     *sum = total;
-    return s;
+    return LWS_OK;
 }
 
 lws_status lws_model_forward_backward(lws_model *m, const uint32_t *inputs, const uint32_t *targets,
@@ -408,9 +409,12 @@ lws_status lws_model_optimizer_step(lws_model *m, double lr, uint64_t step, doub
 }
 
 lws_status lws_model_read_timing(lws_model *m, lws_timing *t) {
+    /* The regions are fixed once the model is recorded: one buffer serves
+     * every step. */
     uint32_t count = lws_timer_count(m->timer);
-    double *ms = calloc(count ? count : 1, sizeof *ms);
-    if (!ms) return lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory");
+    if (!m->timing_ms && !(m->timing_ms = calloc(count ? count : 1, sizeof *m->timing_ms)))
+        return lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory");
+    double *ms = m->timing_ms;
     lws_status s = lws_timer_read(m->ctx, m->timer, ms, count);
 #define AT(r) ((r) >= 0 && (uint32_t)(r) < count ? ms[r] : 0.0)
     if (s == LWS_OK) {
@@ -424,7 +428,6 @@ lws_status lws_model_read_timing(lws_model *m, lws_timing *t) {
         t->optim_ms = AT(m->region_optim);
     }
 #undef AT
-    free(ms);
     return s;
 }
 

@@ -79,6 +79,8 @@ typedef struct lws_model {
     lws_buffer io;              /* inputs then targets, uint32 (N) each */
     lws_buffer inputs, targets; /* views of io */
     uint64_t targets_offset;    /* bytes from the start of io */
+    uint8_t *host_io;           /* host copy of io, reused by every upload */
+    float *host_losses;         /* (N) host copy of losses */
     lws_buffer embed_out;       /* (N, d) x_0 */
     lws_layer_acts *acts;       /* [n_layers] */
     lws_buffer final_x;         /* (N, d) x_L */
@@ -106,6 +108,7 @@ typedef struct lws_model {
     lws_timer *op_timer; /* per op, when created with LWS_MODEL_PROFILE_OPS */
     int *region_fwd, *region_bwd;
     int region_embed, region_head, region_embed_bwd, region_optim;
+    double *timing_ms; /* host copy of the timer's regions (lws_model_read_timing) */
 } lws_model;
 
 /* The memory a model needs, by kind, in bytes (the plan printed before allocating). */

@@ -20,10 +20,15 @@ static uint32_t vocab_chunk(const lws_tuning *t) {
     return t->reduce_chunk;
 }
 
+/* Scratch: a header, one lse per row, and a (max, sum) pair per row and chunk. */
+static uint64_t scratch_floats_of(const lws_tuning *t, uint32_t rows, uint32_t vocab) {
+    uint64_t n_chunks = lws_div_up(vocab, vocab_chunk(t));
+    return CROSS_ENTROPY_HEADER + rows + 2ull * rows * n_chunks;
+}
+
 uint32_t lws_cross_entropy_scratch_floats(lws_context *ctx, uint32_t rows, uint32_t vocab) {
     lws_tuning t = lws_tuning_get(ctx);
-    uint64_t n_chunks = lws_div_up(vocab, vocab_chunk(&t));
-    uint64_t floats = CROSS_ENTROPY_HEADER + rows + 2ull * rows * n_chunks;
+    uint64_t floats = scratch_floats_of(&t, rows, vocab);
     return floats > UINT32_MAX ? UINT32_MAX : (uint32_t)floats;
 }
 
@@ -35,7 +40,7 @@ lws_status lws_op_cross_entropy(lws_cmd *cmd, lws_buffer losses, lws_buffer dlog
     lws_tuning t = lws_tuning_get(ctx);
     uint64_t elements = (uint64_t)rows * vocab;
     uint32_t chunk = vocab_chunk(&t), n_chunks = lws_div_up(vocab, chunk);
-    uint64_t scratch_floats = CROSS_ENTROPY_HEADER + rows + 2ull * rows * n_chunks;
+    uint64_t scratch_floats = scratch_floats_of(&t, rows, vocab);
     LWS_OP_REQUIRE(cmd, rows >= 1 && vocab >= 1,
                    "cross_entropy: rows = %u and vocab = %u must both be at least 1", rows, vocab);
     LWS_OP_REQUIRE(cmd, scratch_floats <= UINT32_MAX,

@@ -52,24 +52,7 @@ typedef struct data_set {
     int bytes_known;
 } data_set;
 
-/* The bytes each token of a BPE vocabulary spells (special tokens: none). */
-static lws_status load_token_bytes(const char *spec, uint32_t vocab, data_set *d) {
-    lws_bpe *b;
-    LWS_TRY(lws_bpe_open(spec, &b));
-    d->token_bytes = calloc(vocab, sizeof *d->token_bytes);
-    if (!d->token_bytes) {
-        lws_bpe_free(b);
-        return lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory");
-    }
-    uint32_t n = lws_bpe_vocab_size(b), special = lws_bpe_special_count(b);
-    for (uint32_t id = 0; id < n && id < vocab; id++)
-        if (id < n - special) lws_bpe_token(b, id, &d->token_bytes[id]);
-    lws_bpe_free(b);
-    d->bytes_known = 1;
-    return LWS_OK;
-}
-
-static lws_status open_data(const lws_config *cfg, data_set *d) {
+static lws_status open_files(const lws_config *cfg, data_set *d) {
     memset(d, 0, sizeof *d);
     const lws_data_config *dc = &cfg->data;
     if (!dc->train[0])
@@ -92,9 +75,12 @@ static lws_status open_data(const lws_config *cfg, data_set *d) {
         size_t len = strlen(t.name);
         memcpy(name, t.name, len < sizeof name ? len + 1 : sizeof name);
         name[sizeof name - 1] = 0;
+        /* bits per byte: the text each token spells (t.state is its lws_bpe) */
+        d->token_bytes = lws_bpe_token_lengths(t.state, cfg->model.vocab_size);
         lws_tokenizer_destroy(&t);
+        if (!d->token_bytes) return lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory");
+        d->bytes_known = 1;
         tok = name;
-        LWS_TRY(load_token_bytes(dc->tokenizer, cfg->model.vocab_size, d));
     } else {
         d->bytes_known = tok == NULL || strcmp(tok, "bytes") == 0;
     }
@@ -128,6 +114,17 @@ static lws_status open_data(const lws_config *cfg, data_set *d) {
                         cfg->train.seq_len + 1);
     }
     return LWS_OK;
+}
+
+/* The token files and, for a BPE vocabulary, its token lengths; on failure
+ * nothing stays open or allocated. */
+static lws_status open_data(const lws_config *cfg, data_set *d) {
+    lws_status s = open_files(cfg, d);
+    if (s != LWS_OK) {
+        free(d->token_bytes);
+        d->token_bytes = NULL;
+    }
+    return s;
 }
 
 static void close_data(data_set *d) {
@@ -215,12 +212,8 @@ static lws_status parity_dump(lws_model *m, const lws_config *cfg, const char *d
         return lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory");
     }
     uint64_t x = cfg->train.seed ^ 0x5EED5EED5EEDull;
-    for (size_t i = 0; i < (size_t)A * N; i++) { /* splitmix64 stream */
-        x += 0x9E3779B97F4A7C15ull;
-        uint64_t z = x;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        z ^= z >> 31;
+    for (size_t i = 0; i < (size_t)A * N; i++) {
+        uint64_t z = lws_splitmix64(&x);
         inputs[i] = (uint32_t)(z % V);
         targets[i] = (uint32_t)((z >> 32) % V);
     }
@@ -275,7 +268,6 @@ static lws_status parity_dump(lws_model *m, const lws_config *cfg, const char *d
     return s;
 }
 
-
 lws_status lws_train(const lws_config *config, const lws_train_options *opt) {
     lws_config cfg = *config;
     if (opt->steps) cfg.train.steps = opt->steps;
@@ -310,10 +302,7 @@ lws_status lws_train(const lws_config *config, const lws_train_options *opt) {
     }
 
     s = open_data(&cfg, &data);
-    if (s != LWS_OK) {
-        free(data.token_bytes);
-        goto done;
-    }
+    if (s != LWS_OK) goto done;
     data_open = 1;
     printf("data: %s, %llu training tokens", cfg.data.train,
            (unsigned long long)(data.train.end - data.train.begin));
