@@ -1,33 +1,182 @@
-/* lws — training: the loop, learning-rate schedules, checkpoints. */
+/* lws — training as a library: one optimizer step, one evaluation, the
+ * training run (data, schedule, validation, checkpoints, resume), and the
+ * checkpoints themselves. A caller owns the device context, the stop flag
+ * (its signal handlers set it) and what is printed (a progress callback). */
 #ifndef LWS_TRAIN_H
 #define LWS_TRAIN_H
 
+#include <signal.h>
 #include <stdint.h>
 
 #include "lws/config.h"
+#include "lws/data.h"
+#include "lws/model.h"
 #include "lws/status.h"
 #include "lws/vk.h"
 
-typedef struct lws_train_options {
-    const char *device;      /* --device: index or name substring; NULL = default */
-    const char *resume;      /* --resume: a checkpoint directory or a run directory */
-    const char *out_dir;     /* overrides train.out_dir */
-    uint32_t steps;          /* overrides train.steps when non-zero */
-    int profile;             /* print per-layer forward/backward times */
-    double peak_tflops;      /* MFU reference; 0 = measure the device */
-    const char *parity_dump; /* write the PyTorch parity files here and stop */
-    int quiet;               /* no progress lines (the JSONL log is still written) */
-} lws_train_options;
+/* A stop request: non-zero (the signal number, by convention) stops the work
+ * at the next safe point. NULL = never. */
+typedef volatile sig_atomic_t lws_stop_flag;
 
-/* Trains cfg on a Vulkan device. Returns LWS_ERR_INTERRUPTED after saving a
- * checkpoint when SIGINT or SIGTERM arrived. */
-lws_status lws_train(const lws_config *cfg, const lws_train_options *options);
+/* ---- one optimizer step (src/train/step.c) --------------------------------- */
+
+/* Fills micro-batch `micro` (0-based within the step) of batch * seq inputs
+ * and targets. */
+typedef lws_status (*lws_batch_fn)(void *state, uint32_t micro, uint32_t *inputs,
+                                   uint32_t *targets);
+typedef struct lws_batch_source {
+    lws_batch_fn next;
+    void *state;
+} lws_batch_source;
+
+typedef struct lws_step_result {
+    double loss;      /* mean over the step's micro-batches */
+    double grad_norm; /* before clipping */
+    double lr;
+} lws_step_result;
+
+/* Forward and backward over cfg.train.grad_accum micro-batches from src (the
+ * gradients accumulate) and their mean loss. The stop flag is checked between
+ * micro-batches: LWS_ERR_INTERRUPTED leaves the weights as they were (the
+ * gradients partial). A non-finite loss is LWS_ERR_NUMERIC, before any update. */
+lws_status lws_train_accumulate(lws_model *m, const lws_batch_source *src,
+                                const lws_stop_flag *stop, double *loss);
+/* Clipping and AdamW as update number `step` (1-based) at learning rate lr;
+ * zeroes the gradients. A non-finite gradient norm is LWS_ERR_NUMERIC. */
+lws_status lws_train_update(lws_model *m, uint64_t step, double lr, double *grad_norm);
+/* Both: optimizer step number `step` at the schedule's learning rate. */
+lws_status lws_train_step(lws_model *m, const lws_batch_source *src, uint64_t step,
+                          const lws_stop_flag *stop, lws_step_result *out);
 
 /* Learning rate of update `step` (1-based) under cfg's schedule. */
 double lws_lr_at(const lws_train_config *t, uint64_t step);
 
+/* ---- evaluation (src/train/eval.c) ------------------------------------------ */
+
+/* What bits per byte needs of a tokenizer: the bytes of text each token
+ * spells, and the name token files made with it carry. */
+typedef struct lws_text_measure {
+    int bytes_known;        /* bits per byte can be given */
+    uint32_t *token_bytes;  /* [vocab] bytes per token id; NULL: one byte each */
+    uint32_t vocab;         /* entries of token_bytes */
+    char name[LWS_TOKENIZER_NAME_MAX + 192]; /* the name token files must carry ("": any) */
+    char why[512];          /* why bits per byte is unknown */
+} lws_text_measure;
+
+/* For a config's data.tokenizer (`stored`, "" = bytes), or `given` in its
+ * place (a vocabulary for a tokenizer the config names only by hash).
+ * strict: a stored vocabulary that cannot be loaded is an error rather than
+ * "bits per byte unknown". model_vocab bounds token ids. */
+lws_status lws_text_measure_open(const char *stored, const char *given, uint32_t model_vocab,
+                                 int strict, lws_text_measure *out);
+void lws_text_measure_free(lws_text_measure *t);
+
+typedef struct lws_eval_result {
+    double loss_sum;  /* nats, summed over the predicted tokens */
+    uint64_t tokens;  /* predicted tokens */
+    uint64_t windows; /* seq_len windows */
+    uint64_t bytes;   /* bytes of text the targets spell (tokens when byte-level) */
+    int bytes_known;
+    double seconds;
+} lws_eval_result;
+
+/* The loss over consecutive seq_len windows of `range` of `file` (every token
+ * after the first predicted once), the first max_tokens of them (0: all;
+ * rounded up to whole windows). A partial last batch is padded with copies of
+ * its first row, whose losses are dropped, so the result does not depend on
+ * the batch size. The stop flag is checked between batches. */
+lws_status lws_evaluate(lws_model *m, const lws_tokens *file, lws_token_range range,
+                        uint64_t max_tokens, const lws_text_measure *text,
+                        const lws_stop_flag *stop, lws_eval_result *out);
+double lws_eval_loss(const lws_eval_result *r);
+/* NAN when the bytes are unknown. */
+double lws_eval_bits_per_byte(const lws_eval_result *r);
+
+/* ---- a training run (src/train/trainer.c) ----------------------------------- */
+
+typedef enum lws_progress_kind {
+    LWS_PROGRESS_START,      /* data opened (and a checkpoint loaded) */
+    LWS_PROGRESS_STEP,       /* an optimizer step done */
+    LWS_PROGRESS_EVAL,       /* a validation pass done */
+    LWS_PROGRESS_CHECKPOINT, /* a checkpoint written */
+} lws_progress_kind;
+
+typedef struct lws_train_progress {
+    lws_progress_kind kind;
+    uint64_t step;   /* the step just done (START: the step training resumes after) */
+    uint64_t steps;  /* train.steps */
+    uint64_t tokens; /* trained on so far */
+    /* START */
+    const char *run_dir;
+    const char *resumed_from;           /* NULL when starting afresh */
+    uint64_t train_tokens, val_tokens;  /* in the data */
+    const char *val_source;             /* the validation file, or NULL */
+    /* STEP */
+    double loss, lr, grad_norm, step_ms, tokens_per_s;
+    double mfu;                          /* NAN when no peak is known */
+    double eta_s, elapsed_s;
+    uint32_t n_layers;
+    const double *layer_fwd_ms, *layer_bwd_ms; /* device times, 0 without timestamps */
+    double head_ms, optimizer_ms;
+    /* EVAL */
+    double val_loss, val_ppl, val_bpb;   /* val_bpb NAN when unknown */
+    uint64_t val_count;                  /* tokens evaluated */
+    /* CHECKPOINT */
+    const char *checkpoint;
+} lws_train_progress;
+
+typedef void (*lws_progress_fn)(const lws_train_progress *p, void *user);
+
+typedef struct lws_train_options {
+    const char *resume;  /* a checkpoint, or a run directory (its newest checkpoint) */
+    const char *run_dir; /* where log.jsonl, config.json and checkpoints/ go; NULL: the
+                            resumed run's directory when resuming a run, else train.out_dir */
+    int overwrite;       /* start afresh in a run directory that already holds a run */
+    double peak_tflops;  /* the MFU reference; 0: MFU unknown */
+    const lws_stop_flag *stop;
+    lws_progress_fn progress; /* may be NULL */
+    void *user;
+} lws_train_options;
+
+typedef struct lws_train_result {
+    uint64_t step;         /* the last step done */
+    uint64_t tokens;       /* trained on, in all */
+    double final_loss;     /* the last step's training loss (NAN when no step ran) */
+    int has_val;           /* a validation pass ran */
+    double val_loss, val_ppl, val_bpb; /* the last one; val_bpb NAN when unknown */
+    uint64_t val_tokens;
+    double tokens_per_s;   /* this call's steps */
+    double wall_s;         /* this call */
+    double elapsed_s;      /* in all, with the runs it resumed */
+    uint64_t peak_memory;  /* the device arena's high-water mark */
+    char run_dir[1024];
+    char checkpoint[2048]; /* the last checkpoint written ("" when none) */
+} lws_train_result;
+
+/* Trains cfg on ctx's device. Returns LWS_ERR_INTERRUPTED after saving a
+ * checkpoint when *opt->stop became non-zero; out is filled either way. */
+lws_status lws_train(lws_context *ctx, const lws_config *cfg, const lws_train_options *opt,
+                     lws_train_result *out);
+
+/* The files tests/torch_reference.py checks lws against (src/train/parity.c):
+ * the initial weights, one batch of random tokens, the first step's
+ * gradients, and the losses of `steps` AdamW steps on that batch. */
+lws_status lws_train_parity_dump(lws_context *ctx, const lws_config *cfg, const char *dir,
+                                 uint32_t steps);
+
 /* Achievable fp32 TFLOP/s of this device with lws's matmul (a short timed
- * run), the reference for MFU when no datasheet figure is given. */
+ * run), the reference for MFU when no datasheet figure is given. Call it in
+ * a context of its own: its buffers count in the arena's peak. */
 lws_status lws_measure_peak_tflops(lws_context *ctx, double *tflops);
+
+/* ---- checkpoints (src/train/checkpoint.c) ------------------------------------- */
+
+/* path: a checkpoint directory, a model.safetensors file, or a run directory
+ * (its newest checkpoint). */
+lws_status lws_checkpoint_find(const char *path, char *dir, size_t dir_size);
+/* The resolved config stored in a checkpoint. */
+lws_status lws_checkpoint_config(const char *dir, lws_config *cfg);
+/* Loads a checkpoint's parameters into m (a model built from its config). */
+lws_status lws_checkpoint_load_params(lws_model *m, const char *dir);
 
 #endif

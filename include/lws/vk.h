@@ -12,6 +12,7 @@
 #include <volk.h>
 
 #include "lws/status.h"
+#include "lws/tensor.h"
 
 /* ---- devices ---------------------------------------------------------- */
 
@@ -75,12 +76,14 @@ int lws_context_validation(const lws_context *ctx);
 
 /* ---- memory ----------------------------------------------------------- */
 
-/* A range of a device buffer. addr is the buffer device address of offset. */
+/* A range of a device buffer. addr is the buffer device address of offset;
+ * dtype is the element type of what it holds (views keep their parent's). */
 typedef struct lws_buffer {
     VkBuffer buffer;
     VkDeviceSize offset;
     VkDeviceSize size;
     VkDeviceAddress addr;
+    lws_dtype dtype;
 } lws_buffer;
 
 /* Sub-allocates size bytes (aligned to 256) from the context's arena. */

@@ -11,13 +11,13 @@
 #include "cli/bench.h"
 #include "cli/cli.h"
 #include "lws/data.h"
+#include "lws/model.h"
 #include "lws/train.h"
-#include "model/model.h"
 
 static const char *usage =
     "lws bench CONFIG [--device D] [--steps N] [--warmup N] [--micro-batch N] [--seq-len N]\n"
     "                 [--grad-accum N] [--peak-tflops X] [--json FILE] [--label TEXT]\n"
-    "                 [--no-op-profile] [--print-config]\n"
+    "                 [--no-op-profile] [--print-config] [--dry-run]\n"
     "       lws bench peak [--device D] [--repeat N] [--json FILE]\n"
     "       lws bench kernels CONFIG [--micro-batch N] [--seq-len N] [--reps N] [--torch] ...";
 
@@ -41,7 +41,9 @@ static void help(void) {
         "  --label TEXT       the report's name in `lws compare` (default \"lws fp32\")\n"
         "  --no-op-profile    skip the per-op profile (up to 3 more steps of a model with a\n"
         "                     timestamp region around every op)\n"
-        "  --print-config     print the resolved config as JSON and stop\n\n"
+        "  --print-config     print the resolved config as JSON and stop\n"
+        "  --dry-run          print the memory plan for the device and whether it fits;\n"
+        "                     allocate nothing (exit 0 if it fits, 1 if not)\n\n"
         "lws bench peak: the fp32 matmul throughput MFU is measured against\n"
         "  (--repeat N runs, the fastest; --json FILE writes a \"peak\" report).\n"
         "lws bench kernels CONFIG: every op at the config's shapes; `lws bench kernels --help`.\n",
@@ -110,7 +112,7 @@ typedef struct bench_options {
     const char *config, *device, *json, *label;
     uint32_t steps, warmup, micro_batch, seq_len, grad_accum;
     double datasheet_tflops;
-    int op_profile, print_config;
+    int op_profile, print_config, dry_run;
 } bench_options;
 
 static double now_ms(void) {
@@ -119,9 +121,19 @@ static double now_ms(void) {
     return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
 }
 
-/* splitmix64: the random tokens of every step, from train.seed. */
-static uint32_t next_token(uint64_t *state, uint32_t vocab) {
-    return (uint32_t)(lws_splitmix64(state) % vocab);
+/* The random tokens of every step: splitmix64 from train.seed, input and
+ * target of each position in turn. */
+static lws_status random_batch(void *state, uint32_t micro, uint32_t *inputs, uint32_t *targets) {
+    const lws_model *m = ((void **)state)[0];
+    uint64_t *rng = ((void **)state)[1];
+    uint32_t V = lws_model_get_config(m)->model.vocab_size;
+    size_t N = (size_t)lws_model_batch(m) * lws_model_seq(m);
+    (void)micro;
+    for (size_t i = 0; i < N; i++) {
+        inputs[i] = (uint32_t)(lws_splitmix64(rng) % V);
+        targets[i] = (uint32_t)(lws_splitmix64(rng) % V);
+    }
+    return LWS_OK;
 }
 
 #define MAX_OP_KINDS 32
@@ -138,7 +150,8 @@ typedef struct op_profile {
 static lws_status op_profile_init(const lws_model *m, uint32_t steps, op_profile *p, int *usable) {
     memset(p, 0, sizeof *p);
     *usable = 0;
-    uint32_t n = lws_timer_count(m->op_timer);
+    lws_timer *timer = lws_model_op_timer(m);
+    uint32_t n = lws_timer_count(timer);
     if (n == 0) return LWS_OK; /* no timestamps on this device */
     /* Every op region belongs to the training step (the model records none in
      * its evaluation and logits heads). */
@@ -149,7 +162,7 @@ static lws_status op_profile_init(const lws_model *m, uint32_t steps, op_profile
         return lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory");
     for (uint32_t r = 0; r < n; r++) {
         p->kind_of[r] = UINT32_MAX;
-        const char *name = lws_timer_name(m->op_timer, r);
+        const char *name = lws_timer_name(timer, r);
         uint32_t k = 0;
         while (k < p->kinds && strcmp(p->name[k], name) != 0) k++;
         if (k == p->kinds) {
@@ -164,8 +177,9 @@ static lws_status op_profile_init(const lws_model *m, uint32_t steps, op_profile
 }
 
 static lws_status op_profile_read(const lws_model *m, op_profile *p, uint32_t step) {
-    uint32_t n = lws_timer_count(m->op_timer);
-    LWS_TRY(lws_timer_read(m->ctx, m->op_timer, p->region_ms, n));
+    lws_timer *timer = lws_model_op_timer(m);
+    uint32_t n = lws_timer_count(timer);
+    LWS_TRY(lws_timer_read(lws_model_context(m), timer, p->region_ms, n));
     double *row = p->ms + (size_t)step * MAX_OP_KINDS;
     for (uint32_t r = 0; r < n; r++)
         if (p->kind_of[r] != UINT32_MAX) row[p->kind_of[r]] += p->region_ms[r];
@@ -181,9 +195,11 @@ static void op_profile_free(op_profile *p) {
 /* The largest micro-batch below `batch` whose plan fits the device, or 0. */
 static uint32_t fitting_micro_batch(lws_context *ctx, const lws_config *cfg, uint32_t batch,
                                     uint32_t seq) {
-    uint64_t heap = lws_context_caps(ctx)->device_local_bytes;
+    lws_memory_plan plan;
     for (uint32_t b = batch; b-- > 1;)
-        if (lws_model_plan(ctx, cfg, b, seq, 1).total <= heap) return b;
+        if (lws_model_plan(ctx, cfg, b, seq, 1, &plan) == LWS_OK &&
+            lws_memory_plan_fits(&plan, lws_context_caps(ctx), NULL, 0))
+            return b;
     return 0;
 }
 
@@ -211,67 +227,60 @@ static void result_free(bench_result *r) {
     free(r->step_ms), free(r->device_ms), free(r->fwd_ms), free(r->bwd_ms), free(r->stage_ms);
 }
 
-/* `warmup` untimed then res->steps timed training steps (A micro-batches and
- * an optimizer update each) on fresh random tokens; per-layer times from the
- * model's timer after each timed step, and per-op ones when ops is given. */
-static lws_status run_steps(lws_model *m, uint32_t warmup, uint32_t A, const char *phase,
-                            op_profile *ops, bench_result *res) {
-    lws_config *cfg = &m->cfg;
-    uint32_t N = m->tokens, L = cfg->model.n_layers, V = cfg->model.vocab_size;
-    uint32_t *inputs = malloc((size_t)A * N * sizeof *inputs);
-    uint32_t *targets = malloc((size_t)A * N * sizeof *targets);
+/* Per-layer and per-stage device times of the step just run. */
+static lws_status read_step_times(lws_model *m, bench_result *res, uint32_t t, double *fwd,
+                                  double *bwd) {
+    uint32_t L = lws_model_get_config(m)->model.n_layers;
+    lws_timing timing = {fwd, bwd, 0, 0, 0, 0};
+    LWS_TRY(lws_model_read_timing(m, &timing));
+    double busy = timing.embed_ms + timing.head_ms + timing.embed_bwd_ms + timing.optim_ms;
+    for (uint32_t i = 0; i < L; i++) {
+        res->fwd_ms[(size_t)t * L + i] = fwd[i];
+        res->bwd_ms[(size_t)t * L + i] = bwd[i];
+        busy += fwd[i] + bwd[i];
+    }
+    double *stage = res->stage_ms + (size_t)t * 4;
+    stage[0] = timing.embed_ms;
+    stage[1] = timing.head_ms;
+    stage[2] = timing.embed_bwd_ms;
+    stage[3] = timing.optim_ms;
+    res->device_ms[t] = busy;
+    return LWS_OK;
+}
+
+/* `warmup` untimed then res->steps timed training steps (lws_train_step) on
+ * fresh random tokens; per-layer times from the model's timer after each
+ * timed step, and per-op ones when ops is given. */
+static lws_status run_steps(lws_model *m, uint32_t warmup, const char *phase, op_profile *ops,
+                            bench_result *res) {
+    const lws_config *cfg = lws_model_get_config(m);
+    uint32_t L = cfg->model.n_layers;
     double *fwd = malloc(L * sizeof *fwd), *bwd = malloc(L * sizeof *bwd);
-    lws_status s = LWS_OK;
-    if (!inputs || !targets || !fwd || !bwd)
-        s = lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory for the batch");
+    lws_status s = fwd && bwd ? LWS_OK : lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory");
     uint64_t rng = cfg->train.seed ^ 0xBE7C4BE7C4ull;
-    int has_timestamps = lws_context_caps(m->ctx)->timestamp_period_ns > 0;
+    void *state[2] = {m, &rng};
+    lws_batch_source src = {random_batch, state};
+    int has_timestamps = lws_context_caps(lws_model_context(m))->timestamp_period_ns > 0;
     uint32_t total = warmup + res->steps;
     for (uint32_t step = 0; s == LWS_OK && step < total; step++) {
-        for (size_t i = 0; i < (size_t)A * N; i++) {
-            inputs[i] = next_token(&rng, V);
-            targets[i] = next_token(&rng, V);
-        }
-        double t0 = now_ms(), loss = 0, norm = 0;
-        for (uint32_t a = 0; s == LWS_OK && a < A; a++) {
-            double mb;
-            s = lws_model_forward_backward(m, inputs + (size_t)a * N, targets + (size_t)a * N, &mb);
-            loss += mb / A;
-        }
-        if (s == LWS_OK)
-            s = lws_model_optimizer_step(m, lws_lr_at(&cfg->train, step + 1), step + 1, &norm);
+        double t0 = now_ms();
+        lws_step_result r;
+        s = lws_train_step(m, &src, step + 1, NULL, &r);
         double ms = now_ms() - t0;
         if (s != LWS_OK) break;
-        if (step == 0) {
-            res->first_loss = loss;
-        }
-        res->last_loss = loss;
+        if (step == 0) res->first_loss = r.loss;
+        res->last_loss = r.loss;
         int timed = step >= warmup;
         printf("%s%s step %u/%u: %.2f ms, loss %.4f\n", phase, timed ? "timed" : "warm-up",
-               timed ? step - warmup + 1 : step + 1, timed ? res->steps : warmup, ms, loss);
+               timed ? step - warmup + 1 : step + 1, timed ? res->steps : warmup, ms, r.loss);
         fflush(stdout);
-        if (!timed || s != LWS_OK) continue;
+        if (!timed) continue;
         uint32_t t = step - warmup;
         res->step_ms[t] = ms;
-        if (!has_timestamps) continue;
-        lws_timing timing = {fwd, bwd, 0, 0, 0, 0};
-        s = lws_model_read_timing(m, &timing);
-        if (s != LWS_OK) break;
-        double busy = timing.embed_ms + timing.head_ms + timing.embed_bwd_ms + timing.optim_ms;
-        for (uint32_t i = 0; i < L; i++) {
-            res->fwd_ms[(size_t)t * L + i] = fwd[i];
-            res->bwd_ms[(size_t)t * L + i] = bwd[i];
-            busy += fwd[i] + bwd[i];
-        }
-        double *stage = res->stage_ms + (size_t)t * 4;
-        stage[0] = timing.embed_ms;
-        stage[1] = timing.head_ms;
-        stage[2] = timing.embed_bwd_ms;
-        stage[3] = timing.optim_ms;
-        res->device_ms[t] = busy;
-        if (ops) s = op_profile_read(m, ops, t);
+        if (has_timestamps) s = read_step_times(m, res, t, fwd, bwd);
+        if (s == LWS_OK && has_timestamps && ops) s = op_profile_read(m, ops, t);
     }
-    free(inputs), free(targets), free(fwd), free(bwd);
+    free(fwd), free(bwd);
     return s;
 }
 
@@ -308,15 +317,18 @@ static void add_number_or_null(cJSON *o, const char *name, double v) {
 /* Explains a model that does not fit: what would fit, or that nothing does. */
 static void explain_refusal(lws_context *ctx, const lws_config *cfg, uint32_t B, uint32_t T) {
     const lws_device_caps *caps = lws_context_caps(ctx);
-    lws_memory_plan plan = lws_model_plan(ctx, cfg, B, T, 1);
-    if (plan.total <= caps->device_local_bytes) return;
+    lws_memory_plan plan;
+    if (lws_model_plan(ctx, cfg, B, T, 1, &plan) != LWS_OK ||
+        lws_memory_plan_fits(&plan, caps, NULL, 0))
+        return;
     double state = (double)(plan.params + plan.grads + plan.optimizer);
     uint32_t fits = fitting_micro_batch(ctx, cfg, B, T);
     fprintf(stderr, "lws bench: %s at micro-batch %u x %u does not fit %s.\n", cfg->name, B, T,
             caps->name);
-    if (fits)
+    lws_memory_plan smaller;
+    if (fits && lws_model_plan(ctx, cfg, fits, T, 1, &smaller) == LWS_OK)
         fprintf(stderr, "lws bench: --micro-batch %u fits (plan %.2f GiB).\n", fits,
-                lws_model_plan(ctx, cfg, fits, T, 1).total / 1073741824.0);
+                smaller.total / 1073741824.0);
     else if (state > caps->device_local_bytes)
         fprintf(stderr,
                 "lws bench: its parameters, gradients and AdamW moments alone need %.2f GiB, "
@@ -334,7 +346,7 @@ static void explain_refusal(lws_context *ctx, const lws_config *cfg, uint32_t B,
  * op (those regions slow a step down, so the throughput comes from a model
  * without them), `steps` timed steps. Returns a JSON array or NULL. */
 static lws_status profile_ops(lws_context *ctx, const lws_config *cfg, uint32_t B, uint32_t T,
-                              uint32_t A, uint32_t steps, double plain_step_ms, cJSON **out) {
+                              uint32_t steps, double plain_step_ms, cJSON **out) {
     *out = NULL;
     lws_arena_mark mark = lws_arena_get_mark(ctx);
     lws_model *m = NULL;
@@ -347,7 +359,7 @@ static lws_status profile_ops(lws_context *ctx, const lws_config *cfg, uint32_t 
     lws_status s = lws_model_create_ex(ctx, cfg, B, T, 1, LWS_MODEL_PROFILE_OPS, &m);
     if (s == LWS_OK) s = result_alloc(&res, steps, cfg->model.n_layers);
     if (s == LWS_OK) s = op_profile_init(m, steps, &ops, &usable);
-    if (s == LWS_OK && usable) s = run_steps(m, 1, A, "  profiled ", &ops, &res);
+    if (s == LWS_OK && usable) s = run_steps(m, 1, "  profiled ", &ops, &res);
     if (s == LWS_OK && usable) {
         double ms[MAX_OP_KINDS], total = 0;
         for (uint32_t k = 0; k < ops.kinds; k++) {
@@ -388,7 +400,217 @@ static lws_status profile_ops(lws_context *ctx, const lws_config *cfg, uint32_t 
     return s;
 }
 
-static int bench_train(const bench_options *o) {
+/* What one benchmark run measured, for the printout and the report. */
+typedef struct bench_run {
+    const lws_config *cfg;
+    const lws_device_caps *caps;
+    uint32_t B, T, A;
+    lws_memory_plan plan;
+    bench_result res;
+    double peak, tok_s, mfu, mfu_sheet, device_ms, mem_peak, mem_reserved;
+    lws_stats step;
+    cJSON *layers_json, *stages_json, *ops_json;
+} bench_run;
+
+/* The peak in a context of its own, so its buffers do not count in the
+ * model's peak memory. NAN when the device has no timestamps. */
+static lws_status measure_peak(const char *device, double *peak) {
+    lws_context *peak_ctx = NULL;
+    lws_context_options copt = {.device = device, .validation = -1, .pipeline_cache = -1};
+    lws_status s = lws_context_create(&copt, &peak_ctx);
+    if (s == LWS_OK) s = lws_measure_peak_tflops(peak_ctx, peak);
+    lws_context_destroy(peak_ctx);
+    if (s == LWS_OK && *peak > 0)
+        printf("peak: %.4g TFLOP/s measured (%s)\n", *peak, peak_method);
+    else if (s == LWS_OK) {
+        *peak = NAN;
+        printf("peak: unknown (the device gives no timestamps)\n");
+    }
+    return s;
+}
+
+static void print_layers(bench_run *r) {
+    const lws_config *cfg = r->cfg;
+    uint32_t L = cfg->model.n_layers, steps = r->res.steps;
+    printf("\nper layer (median ms over the timed steps):\n");
+    printf("  %5s %7s %8s %7s %10s %10s %11s\n", "layer", "q_heads", "kv_heads", "ffn_dim",
+           "forward", "backward", "fwd TFLOP/s");
+    r->layers_json = cJSON_CreateArray();
+    for (uint32_t i = 0; i < L; i++) {
+        const lws_layer_shape *s = &cfg->layers[i];
+        double f = column_median(r->res.fwd_ms, steps, L, i);
+        double b = column_median(r->res.bwd_ms, steps, L, i);
+        double flops = lws_layer_flops_per_token(cfg, i, r->T) * r->B * r->T;
+        printf("  %5u %7u %8u %7u %10.3f %10.3f %11.3g\n", i, s->q_heads, s->kv_heads, s->ffn_dim,
+               f, b, f > 0 ? flops / (f * 1e-3) / 1e12 : 0.0);
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "layer", i);
+        cJSON_AddNumberToObject(e, "q_heads", s->q_heads);
+        cJSON_AddNumberToObject(e, "kv_heads", s->kv_heads);
+        cJSON_AddNumberToObject(e, "ffn_dim", s->ffn_dim);
+        cJSON_AddNumberToObject(e, "forward_ms", f);
+        cJSON_AddNumberToObject(e, "backward_ms", b);
+        cJSON_AddNumberToObject(e, "forward_flops", flops);
+        cJSON_AddItemToArray(r->layers_json, e);
+    }
+    static const char *const stage_names[4] = {"embed_ms", "head_ms", "embed_bwd_ms",
+                                               "optimizer_ms"};
+    double stage[4];
+    r->stages_json = cJSON_CreateObject();
+    for (uint32_t j = 0; j < 4; j++) {
+        stage[j] = column_median(r->res.stage_ms, steps, 4, j);
+        cJSON_AddNumberToObject(r->stages_json, stage_names[j], stage[j]);
+    }
+    printf("  embedding %.3f, head (norm, logits, loss and backward) %.3f, embedding "
+           "backward %.3f, optimizer %.3f\n",
+           stage[0], stage[1], stage[2], stage[3]);
+}
+
+static void print_summary(const bench_run *r, const bench_options *o) {
+    printf("\nthroughput: %.1f tokens/s; step %.2f ms median (min %.2f, max %.2f, stdev %.2f "
+           "over %u steps)",
+           r->tok_s, r->step.median, r->step.min, r->step.max, r->step.stdev, o->steps);
+    if (isfinite(r->device_ms)) printf("; device busy %.2f ms", r->device_ms);
+    if (isfinite(r->mfu))
+        printf("\nMFU: %.2f%% of the measured %.4g TFLOP/s", 100 * r->mfu, r->peak);
+    else
+        printf("\nMFU: n/a (no measured peak)");
+    if (isfinite(r->mfu_sheet))
+        printf(", %.2f%% of the datasheet %.4g TFLOP/s", 100 * r->mfu_sheet, o->datasheet_tflops);
+    printf(" (%.4g GFLOP per token)\n", lws_config_train_flops_per_token_at(r->cfg, r->T) * 1e-9);
+    printf("peak device memory: %.1f MiB (arena high-water mark); %.1f MiB reserved from the "
+           "driver\n",
+           r->mem_peak / 1048576.0, r->mem_reserved / 1048576.0);
+}
+
+static cJSON *plan_json(const lws_memory_plan *p) {
+    cJSON *pl = cJSON_CreateObject();
+    cJSON_AddNumberToObject(pl, "params", (double)p->params);
+    cJSON_AddNumberToObject(pl, "grads", (double)p->grads);
+    cJSON_AddNumberToObject(pl, "optimizer", (double)p->optimizer);
+    cJSON_AddNumberToObject(pl, "activations", (double)p->activations);
+    cJSON_AddNumberToObject(pl, "scratch", (double)p->scratch);
+    cJSON_AddNumberToObject(pl, "total", (double)p->total);
+    return pl;
+}
+
+static int write_report(bench_run *r, const bench_options *o) {
+    cJSON *j = lws_report_begin("train", o->label, r->caps);
+    cJSON_AddItemToObject(j, "config", lws_report_config(r->cfg, r->T));
+    cJSON *shape = cJSON_AddObjectToObject(j, "shape");
+    cJSON_AddNumberToObject(shape, "micro_batch", r->B);
+    cJSON_AddNumberToObject(shape, "seq_len", r->T);
+    cJSON_AddNumberToObject(shape, "grad_accum", r->A);
+    cJSON_AddNumberToObject(shape, "tokens_per_step", (double)r->B * r->T * r->A);
+    cJSON *steps = cJSON_AddObjectToObject(j, "steps");
+    cJSON_AddNumberToObject(steps, "warmup", o->warmup);
+    cJSON_AddNumberToObject(steps, "timed", o->steps);
+    cJSON *thr = cJSON_AddObjectToObject(j, "throughput");
+    cJSON_AddNumberToObject(thr, "tokens_per_s", r->tok_s);
+    cJSON_AddItemToObject(thr, "step_ms", stats_json(r->res.step_ms, o->steps));
+    add_number_or_null(thr, "device_ms", r->device_ms);
+    cJSON *pk = cJSON_AddObjectToObject(j, "peak");
+    add_number_or_null(pk, "measured_tflops", r->peak);
+    cJSON_AddStringToObject(pk, "measured_with", peak_method);
+    add_number_or_null(pk, "datasheet_tflops", o->datasheet_tflops > 0 ? o->datasheet_tflops : NAN);
+    cJSON *mf = cJSON_AddObjectToObject(j, "mfu");
+    add_number_or_null(mf, "measured", r->mfu);
+    add_number_or_null(mf, "datasheet", r->mfu_sheet);
+    cJSON_AddItemToObject(j, "layers", r->layers_json ? r->layers_json : cJSON_CreateNull());
+    cJSON_AddItemToObject(j, "stages", r->stages_json ? r->stages_json : cJSON_CreateNull());
+    cJSON_AddItemToObject(j, "ops", r->ops_json ? r->ops_json : cJSON_CreateNull());
+    r->layers_json = r->stages_json = r->ops_json = NULL;
+    cJSON *mem = cJSON_AddObjectToObject(j, "memory");
+    cJSON_AddNumberToObject(mem, "peak_bytes", r->mem_peak);
+    cJSON_AddStringToObject(mem, "kind", "device arena");
+    cJSON_AddNumberToObject(mem, "reserved_bytes", r->mem_reserved);
+    cJSON_AddItemToObject(mem, "plan", plan_json(&r->plan));
+    cJSON *loss = cJSON_AddObjectToObject(j, "loss");
+    cJSON_AddNumberToObject(loss, "first", r->res.first_loss);
+    cJSON_AddNumberToObject(loss, "last", r->res.last_loss);
+    int rc = 0;
+    if (lws_report_write(j, o->json) != LWS_OK)
+        rc = lws_cli_error();
+    else if (strcmp(o->json, "-") != 0)
+        printf("report: %s\n", o->json);
+    cJSON_Delete(j);
+    return rc;
+}
+
+/* Builds the model, measures the peak, runs the steps; the model is gone
+ * (its memory reset) when this returns. */
+static int measure(lws_context *ctx, bench_run *r, const bench_options *o) {
+    lws_arena_mark mark = lws_arena_get_mark(ctx);
+    lws_model *m = NULL;
+    if (lws_model_create(ctx, r->cfg, r->B, r->T, 1, &m) != LWS_OK) {
+        int rc = lws_cli_error();
+        explain_refusal(ctx, r->cfg, r->B, r->T);
+        return rc;
+    }
+    int rc = 0;
+    if (measure_peak(o->device, &r->peak) != LWS_OK) {
+        rc = lws_cli_error();
+    } else if (result_alloc(&r->res, o->steps, r->cfg->model.n_layers) != LWS_OK ||
+               run_steps(m, o->warmup, "", NULL, &r->res) != LWS_OK) {
+        lws_error_context("%s: benchmark step", r->cfg->name);
+        rc = lws_cli_error();
+    }
+    r->mem_peak = (double)lws_memory_peak(ctx);
+    r->mem_reserved = (double)lws_memory_reserved(ctx);
+    lws_model_destroy(m);
+    lws_arena_reset(ctx, mark);
+    return rc;
+}
+
+static int bench_train(const bench_options *o, const lws_config *cfg) {
+    bench_run r = {.cfg = cfg, .B = cfg->train.micro_batch, .T = cfg->train.seq_len,
+                   .A = o->grad_accum};
+    lws_context *ctx = NULL;
+    lws_context_options copt = {.device = o->device, .validation = -1, .pipeline_cache = -1};
+    if (lws_context_create(&copt, &ctx) != LWS_OK) return lws_cli_error();
+    r.caps = lws_context_caps(ctx);
+    lws_print_device(r.caps);
+    lws_print_config(cfg);
+    printf("shape: micro-batch %u x %u tokens x %u accumulation = %llu tokens per step; %u "
+           "warm-up + %u timed steps on random tokens\n",
+           r.B, r.T, r.A, (unsigned long long)r.B * r.T * r.A, o->warmup, o->steps);
+    if (lws_model_plan(ctx, cfg, r.B, r.T, 1, &r.plan) == LWS_OK &&
+        lws_memory_plan_fits(&r.plan, r.caps, NULL, 0))
+        lws_memory_plan_print(&r.plan, stdout);
+    fflush(stdout); /* before a refusal on stderr */
+    int rc = measure(ctx, &r, o);
+    if (rc == 0) {
+        int has_timestamps = r.caps->timestamp_period_ns > 0;
+        r.step = lws_stats_of(r.res.step_ms, o->steps);
+        r.tok_s = (double)r.B * r.T * r.A / (r.step.median * 1e-3);
+        double flops_per_token = lws_config_train_flops_per_token_at(cfg, r.T);
+        r.mfu = r.tok_s * flops_per_token / (r.peak * 1e12);
+        r.mfu_sheet = o->datasheet_tflops > 0
+                          ? r.tok_s * flops_per_token / (o->datasheet_tflops * 1e12)
+                          : NAN;
+        r.device_ms = has_timestamps ? lws_stats_of(r.res.device_ms, o->steps).median : NAN;
+        print_summary(&r, o);
+        if (has_timestamps) {
+            print_layers(&r);
+            if (o->op_profile && profile_ops(ctx, cfg, r.B, r.T, o->steps < 3 ? o->steps : 3,
+                                             r.step.median, &r.ops_json) != LWS_OK) {
+                lws_error_context("%s: per-op profile", cfg->name);
+                rc = lws_cli_error();
+            }
+        }
+    }
+    if (rc == 0 && o->json) rc = write_report(&r, o);
+    cJSON_Delete(r.layers_json);
+    cJSON_Delete(r.stages_json);
+    cJSON_Delete(r.ops_json);
+    result_free(&r.res);
+    lws_context_destroy(ctx);
+    return rc;
+}
+
+/* Loads the config with the command's shape overrides, then the benchmark,
+ * its dry run, or the resolved config. */
+static int bench_config(const bench_options *o) {
     lws_config *cfg = malloc(sizeof *cfg);
     if (!cfg) return lws_cli_usage(usage, "out of memory");
     if (lws_config_load(o->config, cfg) != LWS_OK) {
@@ -398,190 +620,22 @@ static int bench_train(const bench_options *o) {
     if (o->micro_batch) cfg->train.micro_batch = o->micro_batch;
     if (o->seq_len) cfg->train.seq_len = o->seq_len;
     cfg->train.grad_accum = o->grad_accum;
+    int rc;
     if (o->print_config) {
         char *text = lws_config_to_json(cfg);
         if (text) printf("%s\n", text);
+        rc = text ? 0 : 1;
         free(text);
-        free(cfg);
-        return text ? 0 : 1;
+    } else if (cfg->train.micro_batch == 0 || cfg->train.seq_len == 0) {
+        rc = lws_cli_usage(usage,
+                           "%s: no train.micro_batch or train.seq_len: give --micro-batch and "
+                           "--seq-len",
+                           o->config);
+    } else if (o->dry_run) {
+        rc = lws_cli_dry_run(cfg, o->device, cfg->train.micro_batch, cfg->train.seq_len);
+    } else {
+        rc = bench_train(o, cfg);
     }
-    uint32_t B = cfg->train.micro_batch, T = cfg->train.seq_len, L = cfg->model.n_layers;
-    uint32_t A = o->grad_accum;
-    if (B == 0 || T == 0) {
-        free(cfg);
-        return lws_cli_usage(usage,
-                             "%s: no train.micro_batch or train.seq_len: give "
-                             "--micro-batch and --seq-len",
-                             o->config);
-    }
-    lws_context *ctx = NULL;
-    lws_context_options copt = {.device = o->device, .validation = -1, .pipeline_cache = -1};
-    if (lws_context_create(&copt, &ctx) != LWS_OK) {
-        free(cfg);
-        return lws_cli_error();
-    }
-    const lws_device_caps *caps = lws_context_caps(ctx);
-    lws_print_device(caps);
-    lws_print_config(cfg);
-    uint64_t tokens_per_step = (uint64_t)B * T * A;
-    printf("shape: micro-batch %u x %u tokens x %u accumulation = %llu tokens per step; %u "
-           "warm-up + %u timed steps on random tokens\n",
-           B, T, A, (unsigned long long)tokens_per_step, o->warmup, o->steps);
-    lws_memory_plan plan = lws_model_plan(ctx, cfg, B, T, 1);
-    if (plan.total <= caps->device_local_bytes) lws_memory_plan_print(&plan, stdout);
-    fflush(stdout); /* before a refusal on stderr */
-
-    int rc = 0, has_timestamps = caps->timestamp_period_ns > 0;
-    bench_result res = {0};
-    cJSON *layers_json = NULL, *stages_json = NULL, *ops_json = NULL;
-    lws_arena_mark mark = lws_arena_get_mark(ctx);
-    lws_model *m = NULL;
-    if (lws_model_create(ctx, cfg, B, T, 1, &m) != LWS_OK) {
-        rc = lws_cli_error();
-        explain_refusal(ctx, cfg, B, T);
-        goto done;
-    }
-    /* The peak is measured in a context of its own, so its buffers do not
-     * count in the model's peak memory. */
-    double peak = NAN;
-    {
-        lws_context *peak_ctx = NULL;
-        lws_status s = lws_context_create(&copt, &peak_ctx);
-        if (s == LWS_OK) s = lws_measure_peak_tflops(peak_ctx, &peak);
-        lws_context_destroy(peak_ctx);
-        if (s != LWS_OK) {
-            rc = lws_cli_error();
-            goto done;
-        }
-        printf("peak: %.4g TFLOP/s measured (%s)\n", peak, peak_method);
-    }
-    if (result_alloc(&res, o->steps, L) != LWS_OK ||
-        run_steps(m, o->warmup, A, "", NULL, &res) != LWS_OK) {
-        lws_error_context("%s: benchmark step", cfg->name);
-        rc = lws_cli_error();
-        goto done;
-    }
-    double mem_peak = (double)lws_memory_peak(ctx), mem_reserved = (double)lws_memory_reserved(ctx);
-    lws_model_destroy(m);
-    m = NULL;
-    lws_arena_reset(ctx, mark);
-
-    lws_stats step = lws_stats_of(res.step_ms, o->steps);
-    double tok_s = tokens_per_step / (step.median * 1e-3);
-    double flops_per_token = lws_config_train_flops_per_token_at(cfg, T);
-    double mfu = tok_s * flops_per_token / (peak * 1e12);
-    double mfu_sheet =
-        o->datasheet_tflops > 0 ? tok_s * flops_per_token / (o->datasheet_tflops * 1e12) : NAN;
-    double device_ms = has_timestamps ? lws_stats_of(res.device_ms, o->steps).median : NAN;
-
-    printf("\nthroughput: %.1f tokens/s; step %.2f ms median (min %.2f, max %.2f, stdev %.2f "
-           "over %u steps)",
-           tok_s, step.median, step.min, step.max, step.stdev, o->steps);
-    if (has_timestamps) printf("; device busy %.2f ms", device_ms);
-    printf("\nMFU: %.2f%% of the measured %.4g TFLOP/s", 100 * mfu, peak);
-    if (isfinite(mfu_sheet))
-        printf(", %.2f%% of the datasheet %.4g TFLOP/s", 100 * mfu_sheet, o->datasheet_tflops);
-    printf(" (%.4g GFLOP per token)\n", flops_per_token * 1e-9);
-    printf("peak device memory: %.1f MiB (arena high-water mark); %.1f MiB reserved from the "
-           "driver\n",
-           mem_peak / 1048576.0, mem_reserved / 1048576.0);
-
-    if (has_timestamps) {
-        printf("\nper layer (median ms over the timed steps):\n");
-        printf("  %5s %7s %8s %7s %10s %10s %11s\n", "layer", "q_heads", "kv_heads", "ffn_dim",
-               "forward", "backward", "fwd TFLOP/s");
-        layers_json = cJSON_CreateArray();
-        for (uint32_t i = 0; i < L; i++) {
-            const lws_layer_shape *s = &cfg->layers[i];
-            double f = column_median(res.fwd_ms, o->steps, L, i);
-            double b = column_median(res.bwd_ms, o->steps, L, i);
-            double flops = lws_layer_flops_per_token(cfg, i, T) * B * T;
-            printf("  %5u %7u %8u %7u %10.3f %10.3f %11.3g\n", i, s->q_heads, s->kv_heads,
-                   s->ffn_dim, f, b, f > 0 ? flops / (f * 1e-3) / 1e12 : 0.0);
-            cJSON *e = cJSON_CreateObject();
-            cJSON_AddNumberToObject(e, "layer", i);
-            cJSON_AddNumberToObject(e, "q_heads", s->q_heads);
-            cJSON_AddNumberToObject(e, "kv_heads", s->kv_heads);
-            cJSON_AddNumberToObject(e, "ffn_dim", s->ffn_dim);
-            cJSON_AddNumberToObject(e, "forward_ms", f);
-            cJSON_AddNumberToObject(e, "backward_ms", b);
-            cJSON_AddNumberToObject(e, "forward_flops", flops);
-            cJSON_AddItemToArray(layers_json, e);
-        }
-        static const char *const stage_names[4] = {"embed_ms", "head_ms", "embed_bwd_ms",
-                                                   "optimizer_ms"};
-        double stage[4];
-        stages_json = cJSON_CreateObject();
-        for (uint32_t j = 0; j < 4; j++) {
-            stage[j] = column_median(res.stage_ms, o->steps, 4, j);
-            cJSON_AddNumberToObject(stages_json, stage_names[j], stage[j]);
-        }
-        printf("  embedding %.3f, head (norm, logits, loss and backward) %.3f, embedding "
-               "backward %.3f, optimizer %.3f\n",
-               stage[0], stage[1], stage[2], stage[3]);
-        if (o->op_profile && profile_ops(ctx, cfg, B, T, A, o->steps < 3 ? o->steps : 3,
-                                         step.median, &ops_json) != LWS_OK) {
-            lws_error_context("%s: per-op profile", cfg->name);
-            rc = lws_cli_error();
-            goto done;
-        }
-    }
-
-    if (o->json) {
-        cJSON *r = lws_report_begin("train", o->label, caps);
-        cJSON_AddItemToObject(r, "config", lws_report_config(cfg, T));
-        cJSON *shape = cJSON_AddObjectToObject(r, "shape");
-        cJSON_AddNumberToObject(shape, "micro_batch", B);
-        cJSON_AddNumberToObject(shape, "seq_len", T);
-        cJSON_AddNumberToObject(shape, "grad_accum", A);
-        cJSON_AddNumberToObject(shape, "tokens_per_step", (double)tokens_per_step);
-        cJSON *steps = cJSON_AddObjectToObject(r, "steps");
-        cJSON_AddNumberToObject(steps, "warmup", o->warmup);
-        cJSON_AddNumberToObject(steps, "timed", o->steps);
-        cJSON *thr = cJSON_AddObjectToObject(r, "throughput");
-        cJSON_AddNumberToObject(thr, "tokens_per_s", tok_s);
-        cJSON_AddItemToObject(thr, "step_ms", stats_json(res.step_ms, o->steps));
-        add_number_or_null(thr, "device_ms", device_ms);
-        cJSON *pk = cJSON_AddObjectToObject(r, "peak");
-        cJSON_AddNumberToObject(pk, "measured_tflops", peak);
-        cJSON_AddStringToObject(pk, "measured_with", peak_method);
-        add_number_or_null(pk, "datasheet_tflops",
-                           o->datasheet_tflops > 0 ? o->datasheet_tflops : NAN);
-        cJSON *mf = cJSON_AddObjectToObject(r, "mfu");
-        add_number_or_null(mf, "measured", mfu);
-        add_number_or_null(mf, "datasheet", mfu_sheet);
-        cJSON_AddItemToObject(r, "layers", layers_json ? layers_json : cJSON_CreateNull());
-        cJSON_AddItemToObject(r, "stages", stages_json ? stages_json : cJSON_CreateNull());
-        cJSON_AddItemToObject(r, "ops", ops_json ? ops_json : cJSON_CreateNull());
-        layers_json = stages_json = ops_json = NULL;
-        cJSON *mem = cJSON_AddObjectToObject(r, "memory");
-        cJSON_AddNumberToObject(mem, "peak_bytes", mem_peak);
-        cJSON_AddStringToObject(mem, "kind", "device arena");
-        cJSON_AddNumberToObject(mem, "reserved_bytes", mem_reserved);
-        cJSON *pl = cJSON_AddObjectToObject(mem, "plan");
-        cJSON_AddNumberToObject(pl, "params", (double)plan.params);
-        cJSON_AddNumberToObject(pl, "grads", (double)plan.grads);
-        cJSON_AddNumberToObject(pl, "optimizer", (double)plan.optimizer);
-        cJSON_AddNumberToObject(pl, "activations", (double)plan.activations);
-        cJSON_AddNumberToObject(pl, "scratch", (double)plan.scratch);
-        cJSON_AddNumberToObject(pl, "total", (double)plan.total);
-        cJSON *loss = cJSON_AddObjectToObject(r, "loss");
-        cJSON_AddNumberToObject(loss, "first", res.first_loss);
-        cJSON_AddNumberToObject(loss, "last", res.last_loss);
-        if (lws_report_write(r, o->json) != LWS_OK)
-            rc = lws_cli_error();
-        else if (strcmp(o->json, "-") != 0)
-            printf("report: %s\n", o->json);
-        cJSON_Delete(r);
-    }
-
-done:
-    cJSON_Delete(layers_json);
-    cJSON_Delete(stages_json);
-    cJSON_Delete(ops_json);
-    result_free(&res);
-    lws_model_destroy(m);
-    lws_context_destroy(ctx);
     free(cfg);
     return rc;
 }
@@ -602,6 +656,8 @@ int lws_cli_bench(int argc, char **argv) {
             o.op_profile = 0;
         } else if (strcmp(a, "--print-config") == 0) {
             o.print_config = 1;
+        } else if (strcmp(a, "--dry-run") == 0) {
+            o.dry_run = 1;
         } else if (a[0] == '-' && a[1]) {
             if (i + 1 >= argc) return lws_cli_usage(usage, "%s needs a value", a);
             const char *v = argv[++i];
@@ -633,5 +689,5 @@ int lws_cli_bench(int argc, char **argv) {
         if (bad) return bad;
     }
     if (!o.config) return lws_cli_usage(usage, "no CONFIG given");
-    return bench_train(&o);
+    return bench_config(&o);
 }

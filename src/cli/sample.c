@@ -14,9 +14,8 @@
 #include "lws/bpe.h"
 #include "lws/config.h"
 #include "lws/data.h"
-#include "model/decode.h"
-#include "model/model.h"
-#include "train/checkpoint.h"
+#include "lws/model.h"
+#include "lws/train.h"
 
 static const char *usage = "lws sample CKPT [--prompt TEXT] [--tokens N] [--temperature T] "
                            "[--top-k K] [--top-p P] [--seed S] [--tokenizer T] [--device D]";
@@ -163,10 +162,10 @@ typedef struct sample_options {
     sampling sp;
 } sample_options;
 
-static lws_status generate(lws_decoder *dec, const sample_tokenizer *tk, uint32_t *window,
-                           uint32_t len, const sample_options *o) {
-    lws_model *m = dec->m;
-    uint32_t T = dec->max_seq, V = m->cfg.model.vocab_size, n = tk->tok.vocab_size;
+static lws_status generate(lws_decoder *dec, const lws_model *m, const sample_tokenizer *tk,
+                           uint32_t *window, uint32_t len, const sample_options *o) {
+    uint32_t T = lws_decoder_max_seq(dec), V = lws_model_get_config(m)->model.vocab_size;
+    uint32_t n = tk->tok.vocab_size;
     float *logits = malloc((size_t)V * sizeof *logits);
     candidate *cand = malloc((size_t)n * sizeof *cand);
     if (!logits || !cand) {
@@ -308,7 +307,7 @@ int lws_cli_sample(int argc, char **argv) {
      * its forward the prefill. */
     if (s == LWS_OK) s = lws_model_create(ctx, cfg, 1, T, 0, &m);
     if (s == LWS_OK) {
-        s = lws_checkpoint_load(m, dir, NULL);
+        s = lws_checkpoint_load_params(m, dir);
         if (s != LWS_OK) lws_error_context("loading checkpoint %s", dir);
     }
     if (s == LWS_OK) s = lws_decoder_create(m, T, &dec);
@@ -316,7 +315,7 @@ int lws_cli_sample(int argc, char **argv) {
         memcpy(window, prompt, count * sizeof *window);
         fputs(o.prompt, stdout);
         fflush(stdout);
-        s = generate(dec, &tk, window, (uint32_t)count, &o);
+        s = generate(dec, m, &tk, window, (uint32_t)count, &o);
     }
     free(prompt);
     free(window);

@@ -1,104 +1,268 @@
-/* lws train CONFIG: trains a model on a Vulkan device. */
+/* lws train CONFIG: trains a model on a Vulkan device. The training itself
+ * is lws_train (include/lws/train.h); this file owns the options, the
+ * signal handlers and what is printed. */
+#include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/bench.h"
 #include "cli/cli.h"
 #include "lws/config.h"
 #include "lws/train.h"
 
 static const char *usage =
-    "lws train CONFIG [--device D] [--steps N] [--resume DIR] [--out DIR] [--data FILE]\n"
-    "                 [--val FILE] [--profile] [--peak-tflops X] [--quiet] [--parity-dump DIR]";
+    "lws train CONFIG [--device D] [--steps N] [--resume DIR] [--out DIR] [--overwrite]\n"
+    "                 [--data FILE] [--val FILE] [--profile] [--peak-tflops X] [--quiet]\n"
+    "                 [--dry-run] [--parity-dump DIR]";
 
 static void help(void) {
     printf("usage: %s\n\n"
            "Trains the model CONFIG describes, on the first GPU (or --device).\n"
            "  --device D         device index or name substring (see `lws devices`)\n"
            "  --steps N          train N steps instead of train.steps\n"
-           "  --resume DIR       continue from a checkpoint (or the newest in a run directory)\n"
-           "  --out DIR          run directory (log.jsonl, checkpoints/) instead of train.out_dir\n"
+           "  --resume DIR       continue from a checkpoint, or from the newest checkpoint of\n"
+           "                     a run directory (the run continues in its own directory)\n"
+           "  --out DIR          run directory (log.jsonl, config.json, checkpoints/) instead\n"
+           "                     of train.out_dir\n"
+           "  --overwrite        start afresh in a run directory that already holds a run\n"
+           "                     (its log and checkpoints are deleted)\n"
            "  --data FILE        training token file instead of data.train\n"
            "  --val FILE         validation token file instead of data.val\n"
            "  --profile          print per-layer forward/backward times with each progress line\n"
            "  --peak-tflops X    MFU against X TFLOP/s instead of the measured matmul peak\n"
-           "  --quiet            no progress lines\n"
+           "  --quiet            no progress lines (the JSONL log is still written)\n"
+           "  --dry-run          print the schedule and the memory plan for the device, say\n"
+           "                     whether it fits, allocate nothing; exit 0 if it fits, 1 if not\n"
            "  --parity-dump DIR  write the PyTorch parity files (random batch, weights,\n"
            "                     gradients, losses of --steps updates) into DIR and stop\n",
            usage);
 }
 
-static int need_value(int i, int argc, char **argv) {
-    if (i + 1 >= argc) return lws_cli_usage(usage, "%s needs a value", argv[i]);
+typedef struct train_args {
+    const char *config, *device, *resume, *out, *data, *val, *parity_dump;
+    uint32_t steps;
+    double peak_tflops;
+    int profile, quiet, overwrite, dry_run;
+} train_args;
+
+static int parse(int argc, char **argv, train_args *a) {
+    memset(a, 0, sizeof *a);
+    for (int i = 0; i < argc; i++) {
+        const char *o = argv[i];
+        int bad = 0;
+        if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
+            help();
+            return -1;
+        } else if (strcmp(o, "--profile") == 0) {
+            a->profile = 1;
+        } else if (strcmp(o, "--quiet") == 0) {
+            a->quiet = 1;
+        } else if (strcmp(o, "--overwrite") == 0) {
+            a->overwrite = 1;
+        } else if (strcmp(o, "--dry-run") == 0) {
+            a->dry_run = 1;
+        } else if (o[0] == '-' && o[1]) {
+            if (i + 1 >= argc) return lws_cli_usage(usage, "%s needs a value", o);
+            const char *v = argv[++i];
+            if (strcmp(o, "--device") == 0)
+                a->device = v;
+            else if (strcmp(o, "--resume") == 0)
+                a->resume = v;
+            else if (strcmp(o, "--out") == 0)
+                a->out = v;
+            else if (strcmp(o, "--data") == 0)
+                a->data = v;
+            else if (strcmp(o, "--val") == 0)
+                a->val = v;
+            else if (strcmp(o, "--parity-dump") == 0)
+                a->parity_dump = v;
+            else if (strcmp(o, "--steps") == 0)
+                bad = lws_parse_u32(usage, o, v, 1, 0x7FFFFFFF, &a->steps);
+            else if (strcmp(o, "--peak-tflops") == 0)
+                bad = lws_parse_positive(usage, o, v, &a->peak_tflops);
+            else
+                return lws_cli_usage(usage, "unknown option '%s'", o);
+        } else if (!a->config) {
+            a->config = o;
+        } else {
+            return lws_cli_usage(usage, "one CONFIG only (got '%s' and '%s')", a->config, o);
+        }
+        if (bad) return bad;
+    }
+    if (!a->config) return lws_cli_usage(usage, "no CONFIG given");
     return 0;
 }
 
-int lws_cli_train(int argc, char **argv) {
-    lws_train_options opt = {0};
-    const char *config_path = NULL, *data = NULL, *val = NULL;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            help();
-            return 0;
-        } else if (strcmp(a, "--profile") == 0) {
-            opt.profile = 1;
-        } else if (strcmp(a, "--quiet") == 0) {
-            opt.quiet = 1;
-        } else if (strcmp(a, "--device") == 0 || strcmp(a, "--steps") == 0 ||
-                   strcmp(a, "--resume") == 0 || strcmp(a, "--out") == 0 ||
-                   strcmp(a, "--data") == 0 || strcmp(a, "--val") == 0 ||
-                   strcmp(a, "--peak-tflops") == 0 || strcmp(a, "--parity-dump") == 0) {
-            int bad = need_value(i, argc, argv);
-            if (bad) return bad;
-            const char *v = argv[++i];
-            if (strcmp(a, "--device") == 0)
-                opt.device = v;
-            else if (strcmp(a, "--resume") == 0)
-                opt.resume = v;
-            else if (strcmp(a, "--out") == 0)
-                opt.out_dir = v;
-            else if (strcmp(a, "--data") == 0)
-                data = v;
-            else if (strcmp(a, "--val") == 0)
-                val = v;
-            else if (strcmp(a, "--parity-dump") == 0)
-                opt.parity_dump = v;
-            else if (strcmp(a, "--steps") == 0) {
-                char *end;
-                long n = strtol(v, &end, 10);
-                if (*end || n <= 0 || n > 0x7FFFFFFF)
-                    return lws_cli_usage(usage, "--steps %s: expected a positive integer", v);
-                opt.steps = (uint32_t)n;
-            } else {
-                char *end;
-                double x = strtod(v, &end);
-                if (*end || !(x > 0))
-                    return lws_cli_usage(usage, "--peak-tflops %s: expected a positive number", v);
-                opt.peak_tflops = x;
-            }
-        } else if (a[0] == '-') {
-            return lws_cli_usage(usage, "unknown option '%s'", a);
-        } else if (!config_path) {
-            config_path = a;
-        } else {
-            return lws_cli_usage(usage, "one CONFIG only (got '%s' and '%s')", config_path, a);
-        }
+/* ---- progress lines ------------------------------------------------------ */
+
+typedef struct printer {
+    int quiet, profile;
+    uint32_t log_every;
+} printer;
+
+static void format_duration(double s, char *out, size_t n) {
+    if (s < 0 || !isfinite(s)) s = 0;
+    long t = (long)(s + 0.5);
+    if (t >= 3600)
+        snprintf(out, n, "%ldh%02ldm", t / 3600, t / 60 % 60);
+    else if (t >= 60)
+        snprintf(out, n, "%ldm%02lds", t / 60, t % 60);
+    else
+        snprintf(out, n, "%lds", t);
+}
+
+static void print_step(const lws_train_progress *p, const printer *pr) {
+    if (p->step % (pr->log_every ? pr->log_every : 1) != 0 && p->step != p->steps) return;
+    char eta[32], mfu[32];
+    format_duration(p->eta_s, eta, sizeof eta);
+    if (isfinite(p->mfu))
+        snprintf(mfu, sizeof mfu, "%.1f%%", 100 * p->mfu);
+    else
+        snprintf(mfu, sizeof mfu, "n/a");
+    printf("step %llu/%llu | loss %.4f | lr %.3e | grad norm %.3f | %.0f tok/s | MFU %s | ETA "
+           "%s\n",
+           (unsigned long long)p->step, (unsigned long long)p->steps, p->loss, p->lr,
+           p->grad_norm, p->tokens_per_s, mfu, eta);
+    if (pr->profile) {
+        printf("  per-layer ms (fwd/bwd):");
+        for (uint32_t i = 0; i < p->n_layers; i++)
+            printf(" %u:%.2f/%.2f", i, p->layer_fwd_ms[i], p->layer_bwd_ms[i]);
+        printf(" | head %.2f | optimizer %.2f\n", p->head_ms, p->optimizer_ms);
     }
-    if (!config_path) return lws_cli_usage(usage, "no CONFIG given");
-    lws_config *cfg = malloc(sizeof *cfg);
-    if (!cfg) return 1;
-    if (lws_config_load(config_path, cfg) != LWS_OK) {
-        free(cfg);
+}
+
+static void on_progress(const lws_train_progress *p, void *user) {
+    const printer *pr = user;
+    switch (p->kind) {
+    case LWS_PROGRESS_START:
+        printf("run: %s\n", p->run_dir);
+        printf("data: %llu training tokens", (unsigned long long)p->train_tokens);
+        if (p->val_tokens)
+            printf(", %llu validation tokens (%s)", (unsigned long long)p->val_tokens,
+                   p->val_source ? p->val_source : "held out from the end of the training file");
+        printf("\n");
+        if (p->resumed_from)
+            printf("resumed from %s at step %llu\n", p->resumed_from,
+                   (unsigned long long)p->step);
+        break;
+    case LWS_PROGRESS_STEP:
+        if (!pr->quiet) print_step(p, pr);
+        break;
+    case LWS_PROGRESS_EVAL:
+        if (pr->quiet) break;
+        printf("validation at step %llu: loss %.4f | perplexity %.3f", (unsigned long long)p->step,
+               p->val_loss, p->val_ppl);
+        if (isfinite(p->val_bpb)) printf(" | %.4f bits per byte", p->val_bpb);
+        printf(" (%llu tokens)\n", (unsigned long long)p->val_count);
+        break;
+    case LWS_PROGRESS_CHECKPOINT:
+        if (!pr->quiet) printf("checkpoint: %s\n", p->checkpoint);
+        break;
+    }
+    fflush(stdout);
+}
+
+/* ---- the command ------------------------------------------------------------ */
+
+static lws_stop_flag stop_signal;
+
+static void on_signal(int sig) {
+    stop_signal = sig;
+}
+
+/* The MFU reference: the datasheet figure given, or lws's matmul measured
+ * in a context of its own, released before the model is built (so its
+ * buffers do not count in the run's peak memory). 0 when unknown. */
+static lws_status peak_tflops(const train_args *a, double *peak) {
+    *peak = a->peak_tflops;
+    if (*peak > 0) return LWS_OK;
+    lws_context *ctx = NULL;
+    lws_context_options copt = {.device = a->device, .validation = -1, .pipeline_cache = -1};
+    lws_status s = lws_context_create(&copt, &ctx);
+    if (s == LWS_OK) s = lws_measure_peak_tflops(ctx, peak);
+    lws_context_destroy(ctx);
+    if (s == LWS_OK && *peak > 0)
+        printf("peak: %.3g TFLOP/s measured with lws's fp32 matmul (MFU is relative to it; "
+               "--peak-tflops sets a datasheet figure)\n",
+               *peak);
+    else if (s == LWS_OK)
+        printf("peak: unknown (the device gives no timestamps); MFU is shown as n/a unless "
+               "--peak-tflops is given\n");
+    return s;
+}
+
+static int train(const train_args *a, const lws_config *cfg) {
+    lws_context *ctx = NULL;
+    lws_context_options copt = {.device = a->device, .validation = -1, .pipeline_cache = -1};
+    if (a->parity_dump) {
+        lws_status s = lws_context_create(&copt, &ctx);
+        if (s == LWS_OK) s = lws_train_parity_dump(ctx, cfg, a->parity_dump, cfg->train.steps);
+        lws_context_destroy(ctx);
+        return s == LWS_OK ? 0 : lws_cli_error();
+    }
+    double peak = 0;
+    if (peak_tflops(a, &peak) != LWS_OK || lws_context_create(&copt, &ctx) != LWS_OK)
         return lws_cli_error();
-    }
-    if (data) snprintf(cfg->data.train, sizeof cfg->data.train, "%s", data);
-    if (val) snprintf(cfg->data.val, sizeof cfg->data.val, "%s", val);
-    lws_status s = lws_train(cfg, &opt);
-    free(cfg);
+    const lws_train_config *tc = &cfg->train;
+    uint32_t A = tc->grad_accum ? tc->grad_accum : 1;
+    const lws_device_caps *caps = lws_context_caps(ctx);
+    printf("device: %s (%s, %s)\n", caps->name, caps->vendor, caps->driver_name);
+    printf("model: %s, %llu parameters, %u layers, micro-batch %u x %u tokens, %u accumulation "
+           "step%s\n",
+           cfg->name, (unsigned long long)lws_config_params(cfg), cfg->model.n_layers,
+           tc->micro_batch, tc->seq_len, A, A == 1 ? "" : "s");
+    lws_memory_plan plan;
+    if (lws_model_plan(ctx, cfg, tc->micro_batch, tc->seq_len, 1, &plan) == LWS_OK)
+        lws_memory_plan_print(&plan, stdout);
+    fflush(stdout);
+
+    stop_signal = 0;
+    struct sigaction sa = {0}, old[3];
+    sa.sa_handler = on_signal;
+    const int signals[3] = {SIGINT, SIGTERM, SIGHUP};
+    for (int i = 0; i < 3; i++) sigaction(signals[i], &sa, &old[i]);
+    printer pr = {a->quiet, a->profile, tc->log_every};
+    lws_train_options opt = {.resume = a->resume,
+                             .run_dir = a->out,
+                             .overwrite = a->overwrite,
+                             .peak_tflops = peak,
+                             .stop = &stop_signal,
+                             .progress = on_progress,
+                             .user = &pr};
+    lws_train_result r;
+    lws_status s = lws_train(ctx, cfg, &opt, &r);
+    for (int i = 0; i < 3; i++) sigaction(signals[i], &old[i], NULL);
+    if (s == LWS_OK && !a->quiet)
+        printf("done: %llu steps, %llu tokens, %.1f s; peak device memory %.1f MiB\n",
+               (unsigned long long)r.step, (unsigned long long)r.tokens, r.elapsed_s,
+               r.peak_memory / 1048576.0);
+    lws_context_destroy(ctx);
     if (s == LWS_ERR_INTERRUPTED) {
         fprintf(stderr, "lws: %s\n", lws_error_message());
         return 130;
     }
     return s == LWS_OK ? 0 : lws_cli_error();
+}
+
+int lws_cli_train(int argc, char **argv) {
+    train_args a;
+    int rc = parse(argc, argv, &a);
+    if (rc) return rc < 0 ? 0 : rc;
+    lws_config *cfg = malloc(sizeof *cfg);
+    if (!cfg) return 1;
+    if (lws_config_load(a.config, cfg) != LWS_OK) {
+        free(cfg);
+        return lws_cli_error();
+    }
+    if (a.steps) cfg->train.steps = a.steps;
+    if (a.data) snprintf(cfg->data.train, sizeof cfg->data.train, "%s", a.data);
+    if (a.val) snprintf(cfg->data.val, sizeof cfg->data.val, "%s", a.val);
+    if (a.dry_run)
+        rc = lws_cli_dry_run(cfg, a.device, cfg->train.micro_batch, cfg->train.seq_len);
+    else
+        rc = train(&a, cfg);
+    free(cfg);
+    return rc;
 }

@@ -4,117 +4,75 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/block.h"
 #include "model/decode.h"
+#include "model/model_internal.h"
 #include "ops/decode_ops.h"
 #include "ops/ops.h"
 
-/* Launchers mark the command buffer failed; lws_cmd_end reports it. */
-#define B lws_cmd_barrier(c)
+/* ---- one token through the block recipe (block.c) ------------------------ */
 
-typedef struct shape {
-    uint32_t d, q, kv, f, qh, kvh, hd;
-} shape;
+static void project_one(void *self, lws_cmd *c, lws_buffer y, lws_buffer x, lws_buffer w,
+                        uint32_t n, uint32_t k) {
+    (void)self;
+    lws_op_matvec(c, y, w, x, n, k); /* (1, n) = (1, k) . (n, k)^T */
+}
 
-static shape layer_shape(const lws_decoder *dec, uint32_t i) {
+/* RoPE at the position in dec->pos; the key and value go to that row of the
+ * caches, and the query attends to rows 0..pos. */
+static void attend_cache(void *self, lws_cmd *c, uint32_t i, const lws_block_io *io) {
+    lws_decoder *dec = self;
     const lws_config *cfg = &dec->m->cfg;
     const lws_layer_shape *s = &cfg->layers[i];
-    uint32_t hd = cfg->model.head_dim;
-    shape sh = {cfg->model.d_model,
-                s->q_heads * hd,
-                s->kv_heads * hd,
-                s->ffn_dim,
-                s->q_heads,
-                s->kv_heads,
-                hd};
-    return sh;
+    uint32_t hd = cfg->model.head_dim, kv = s->kv_heads * hd, last = dec->max_seq - 1;
+    float theta = (float)cfg->model.rope_theta;
+    lws_op_rope_decode(c, io->q, io->q, dec->pos, s->q_heads, hd, 0, 0, theta);
+    lws_op_rope_decode(c, dec->k_cache[i], io->k, dec->pos, s->kv_heads, hd, kv, last, theta);
+    lws_op_store_row(c, dec->v_cache[i], io->v, dec->pos, kv, kv, last);
+    lws_cmd_barrier(c);
+    lws_op_attention_decode(c, io->att, io->q, dec->k_cache[i], dec->v_cache[i], dec->pos,
+                            dec->max_seq, s->q_heads, s->kv_heads, hd, 1.0f / sqrtf((float)hd));
+    lws_cmd_barrier(c);
 }
 
-static void mm(lws_cmd *c, lws_buffer dst, lws_buffer x, lws_buffer w, uint32_t n, uint32_t k) {
-    /* (1, n) = (1, k) . (n, k)^T */
-    lws_op_matvec(c, dst, w, x, n, k);
-}
-
-/* The attention sub-block for the new token, from the (normed, for
- * pre_norm) input `in` to dec->att, storing its key and value in row pos. */
-static void attention_step(lws_decoder *dec, lws_cmd *c, uint32_t i, lws_buffer in) {
-    const lws_layer_tensors *t = &dec->m->layers[i];
-    const lws_model_config *mc = &dec->m->cfg.model;
-    shape s = layer_shape(dec, i);
-    float eps = (float)mc->norm_eps, theta = (float)mc->rope_theta;
-    uint32_t last = dec->max_seq - 1;
-    mm(c, dec->q_raw, in, t->wq->param, s.q, s.d);
-    mm(c, dec->k_raw, in, t->wk->param, s.kv, s.d);
-    mm(c, dec->v, in, t->wv->param, s.kv, s.d);
-    B;
-    if (mc->qk_norm) {
-        /* QK-norm over the whole projection (q_heads * head_dim), as in training. */
-        lws_op_rmsnorm_fwd(c, dec->q, dec->q_rstd, dec->q_raw, t->q_norm->param, 1, s.q, eps);
-        lws_op_rmsnorm_fwd(c, dec->k, dec->k_rstd, dec->k_raw, t->k_norm->param, 1, s.kv, eps);
-        B;
-    }
-    lws_op_rope_decode(c, dec->q, dec->q, dec->pos, s.qh, s.hd, 0, 0, theta);
-    lws_op_rope_decode(c, dec->k_cache[i], dec->k, dec->pos, s.kvh, s.hd, s.kv, last, theta);
-    lws_op_store_row(c, dec->v_cache[i], dec->v, dec->pos, s.kv, s.kv, last);
-    B;
-    lws_op_attention_decode(c, dec->att, dec->q, dec->k_cache[i], dec->v_cache[i], dec->pos,
-                            dec->max_seq, s.qh, s.kvh, s.hd, 1.0f / sqrtf((float)s.hd));
-    B;
+static lws_block_kernels one_token_kernels(lws_decoder *dec) {
+    lws_block_kernels k = {dec, 1, project_one, "matvec", attend_cache, NULL, NULL};
+    return k;
 }
 
 /* One layer for one token: reads and rewrites dec->x. */
 static void layer_step(lws_decoder *dec, lws_cmd *c, uint32_t i) {
-    const lws_layer_tensors *t = &dec->m->layers[i];
-    shape s = layer_shape(dec, i);
-    float eps = (float)dec->m->cfg.model.norm_eps;
-    if (dec->m->cfg.model.block == LWS_BLOCK_POST_NORM) {
-        /* h = x + RMSNorm_attn(Attn(x)); x = h + RMSNorm_ffn(SwiGLU(h)) */
-        attention_step(dec, c, i, dec->x);
-        mm(c, dec->proj, dec->att, t->wo->param, s.d, s.q);
-        B;
-        lws_op_rmsnorm_fwd(c, dec->h, dec->rstd, dec->proj, t->attn_norm->param, 1, s.d, eps);
-        B;
-        lws_op_axpby(c, dec->h, dec->x, dec->h, 1.0f, 1.0f, s.d);
-        B;
-        mm(c, dec->gate, dec->h, t->w1->param, s.f, s.d);
-        mm(c, dec->up, dec->h, t->w3->param, s.f, s.d);
-        B;
-        lws_op_swiglu_fwd(c, dec->act, dec->gate, dec->up, s.f);
-        B;
-        mm(c, dec->proj, dec->act, t->w2->param, s.d, s.f);
-        B;
-        lws_op_rmsnorm_fwd(c, dec->x, dec->rstd, dec->proj, t->ffn_norm->param, 1, s.d, eps);
-        B;
-        lws_op_axpby(c, dec->x, dec->h, dec->x, 1.0f, 1.0f, s.d);
-    } else {
-        /* h = x + Attn(RMSNorm_attn(x)); x = h + SwiGLU(RMSNorm_ffn(h)) */
-        lws_op_rmsnorm_fwd(c, dec->xn, dec->rstd, dec->x, t->attn_norm->param, 1, s.d, eps);
-        B;
-        attention_step(dec, c, i, dec->xn);
-        mm(c, dec->h, dec->att, t->wo->param, s.d, s.q);
-        B;
-        lws_op_axpby(c, dec->h, dec->x, dec->h, 1.0f, 1.0f, s.d);
-        B;
-        lws_op_rmsnorm_fwd(c, dec->hn, dec->rstd, dec->h, t->ffn_norm->param, 1, s.d, eps);
-        B;
-        mm(c, dec->gate, dec->hn, t->w1->param, s.f, s.d);
-        mm(c, dec->up, dec->hn, t->w3->param, s.f, s.d);
-        B;
-        lws_op_swiglu_fwd(c, dec->act, dec->gate, dec->up, s.f);
-        B;
-        mm(c, dec->x, dec->act, t->w2->param, s.d, s.f);
-        B;
-        lws_op_axpby(c, dec->x, dec->h, dec->x, 1.0f, 1.0f, s.d);
-    }
+    /* post_norm reuses proj for Wo's and W2's outputs and one rstd for both
+     * block norms: nothing is saved for a backward. */
+    lws_block_io io = {.x = dec->x,
+                       .out = dec->x,
+                       .xn = dec->xn,
+                       .hn = dec->hn,
+                       .q_raw = dec->q_raw,
+                       .k_raw = dec->k_raw,
+                       .q = dec->q,
+                       .k = dec->k,
+                       .v = dec->v,
+                       .q_rstd = dec->q_rstd,
+                       .k_rstd = dec->k_rstd,
+                       .att = dec->att,
+                       .attn_out = dec->proj,
+                       .attn_rstd = dec->rstd,
+                       .h = dec->h,
+                       .gate = dec->gate,
+                       .up = dec->up,
+                       .act = dec->act,
+                       .ffn_out = dec->proj,
+                       .ffn_rstd = dec->rstd};
+    lws_block_kernels k = one_token_kernels(dec);
+    lws_block_weights w = lws_model_block_weights(dec->m, i);
+    lws_block_forward(&k, c, &dec->m->cfg, i, &w, &io);
 }
 
-static lws_status alloc_floats(lws_context *ctx, uint64_t floats, lws_buffer *out) {
-    return lws_alloc(ctx, floats * 4, out);
-}
-
-static lws_status allocate(lws_decoder *dec) {
-    lws_model *m = dec->m;
-    lws_context *ctx = m->ctx;
-    const lws_config *cfg = &m->cfg;
+/* The decoder's buffers: one token's activations at the widest layer, and
+ * each layer's key/value cache at its own width. */
+static lws_status describe(lws_decoder *dec, lws_mem_table *t) {
+    const lws_config *cfg = &dec->m->cfg;
     uint64_t d = cfg->model.d_model, V = cfg->model.vocab_size, hd = cfg->model.head_dim;
     uint64_t q_max = 0, kv_max = 0, f_max = 0;
     for (uint32_t i = 0; i < cfg->model.n_layers; i++) {
@@ -123,46 +81,50 @@ static lws_status allocate(lws_decoder *dec) {
         if (s->kv_heads * hd > kv_max) kv_max = s->kv_heads * hd;
         if (s->ffn_dim > f_max) f_max = s->ffn_dim;
     }
-    LWS_TRY(lws_alloc(ctx, 8, &dec->io));
-    dec->token = lws_buffer_slice(dec->io, 0, 4);
-    dec->pos = lws_buffer_slice(dec->io, 4, 4);
-    LWS_TRY(alloc_floats(ctx, d, &dec->x));
-    LWS_TRY(alloc_floats(ctx, d, &dec->h));
+    const lws_mem_kind A = LWS_MEM_ACTIVATIONS;
+    lws_mem_add(t, A, LWS_U32, 2, 0, &dec->io, "decode.token_pos");
+    lws_mem_add(t, A, LWS_F32, d, 0, &dec->x, "decode.x");
+    lws_mem_add(t, A, LWS_F32, d, 0, &dec->h, "decode.h");
     if (cfg->model.block == LWS_BLOCK_PRE_NORM) {
-        LWS_TRY(alloc_floats(ctx, d, &dec->xn));
-        LWS_TRY(alloc_floats(ctx, d, &dec->hn));
+        lws_mem_add(t, A, LWS_F32, d, 0, &dec->xn, "decode.xn");
+        lws_mem_add(t, A, LWS_F32, d, 0, &dec->hn, "decode.hn");
     } else {
-        LWS_TRY(alloc_floats(ctx, d, &dec->proj));
+        lws_mem_add(t, A, LWS_F32, d, 0, &dec->proj, "decode.proj");
     }
-    LWS_TRY(alloc_floats(ctx, q_max, &dec->q_raw));
-    LWS_TRY(alloc_floats(ctx, kv_max, &dec->k_raw));
+    lws_mem_add(t, A, LWS_F32, q_max, 0, &dec->q_raw, "decode.q_raw");
+    lws_mem_add(t, A, LWS_F32, kv_max, 0, &dec->k_raw, "decode.k_raw");
     if (cfg->model.qk_norm) {
-        LWS_TRY(alloc_floats(ctx, q_max, &dec->q));
-        LWS_TRY(alloc_floats(ctx, kv_max, &dec->k));
-    } else {
-        dec->q = dec->q_raw; /* RoPE rotates the projection in place */
-        dec->k = dec->k_raw;
+        lws_mem_add(t, A, LWS_F32, q_max, 0, &dec->q, "decode.q");
+        lws_mem_add(t, A, LWS_F32, kv_max, 0, &dec->k, "decode.k");
+    } else { /* RoPE rotates the projection in place */
+        lws_mem_alias(t, &dec->q, &dec->q_raw, "decode.q");
+        lws_mem_alias(t, &dec->k, &dec->k_raw, "decode.k");
     }
-    LWS_TRY(alloc_floats(ctx, kv_max, &dec->v));
-    LWS_TRY(alloc_floats(ctx, q_max, &dec->att));
-    LWS_TRY(alloc_floats(ctx, f_max, &dec->gate));
-    LWS_TRY(alloc_floats(ctx, f_max, &dec->up));
-    LWS_TRY(alloc_floats(ctx, f_max, &dec->act));
-    LWS_TRY(alloc_floats(ctx, 1, &dec->q_rstd));
-    LWS_TRY(alloc_floats(ctx, 1, &dec->k_rstd));
-    LWS_TRY(alloc_floats(ctx, 1, &dec->rstd));
-    LWS_TRY(alloc_floats(ctx, d, &dec->final_xn));
-    LWS_TRY(alloc_floats(ctx, V, &dec->logits));
+    lws_mem_add(t, A, LWS_F32, kv_max, 0, &dec->v, "decode.v");
+    lws_mem_add(t, A, LWS_F32, q_max, 0, &dec->att, "decode.att");
+    lws_mem_add(t, A, LWS_F32, f_max, 0, &dec->gate, "decode.gate");
+    lws_mem_add(t, A, LWS_F32, f_max, 0, &dec->up, "decode.up");
+    lws_mem_add(t, A, LWS_F32, f_max, 0, &dec->act, "decode.act");
+    lws_mem_add(t, A, LWS_F32, 1, 0, &dec->q_rstd, "decode.q_rstd");
+    lws_mem_add(t, A, LWS_F32, 1, 0, &dec->k_rstd, "decode.k_rstd");
+    lws_mem_add(t, A, LWS_F32, 1, 0, &dec->rstd, "decode.rstd");
+    lws_mem_add(t, A, LWS_F32, d, 0, &dec->final_xn, "decode.final_xn");
+    lws_mem_add(t, A, LWS_F32, V, 0, &dec->logits, "decode.logits");
     for (uint32_t i = 0; i < cfg->model.n_layers; i++) {
         uint64_t kv = cfg->layers[i].kv_heads * hd;
-        lws_status s = alloc_floats(ctx, dec->max_seq * kv, &dec->k_cache[i]);
-        if (s == LWS_OK) s = alloc_floats(ctx, dec->max_seq * kv, &dec->v_cache[i]);
-        if (s != LWS_OK) {
-            lws_error_context("allocating the key/value cache of layer %u (%u positions)", i,
-                              dec->max_seq);
-            return s;
-        }
+        lws_mem_add(t, A, LWS_F32, (uint64_t)dec->max_seq * kv, 0, &dec->k_cache[i],
+                    "decode.layers.%u.k_cache", i);
+        lws_mem_add(t, A, LWS_F32, (uint64_t)dec->max_seq * kv, 0, &dec->v_cache[i],
+                    "decode.layers.%u.v_cache", i);
     }
+    return t->status;
+}
+
+static lws_status allocate(lws_decoder *dec) {
+    LWS_TRY(describe(dec, &dec->mem));
+    LWS_TRY(lws_mem_allocate(dec->m->ctx, &dec->mem));
+    dec->token = lws_buffer_slice(dec->io, 0, 4);
+    dec->pos = lws_buffer_slice(dec->io, 4, 4);
     return LWS_OK;
 }
 
@@ -190,10 +152,9 @@ static lws_status record(lws_decoder *dec) {
 
     LWS_TRY(lws_cmd_begin(m->ctx, 1, &dec->cmd_head));
     c = dec->cmd_head;
-    lws_op_rmsnorm_fwd(c, dec->final_xn, dec->rstd, dec->x, m->final_norm->param, 1, d,
-                       (float)cfg->model.norm_eps);
-    B;
-    mm(c, dec->logits, dec->final_xn, m->lm_head->param, V, d);
+    lws_block_kernels k = one_token_kernels(dec);
+    lws_block_head(&k, c, cfg, dec->x, dec->final_xn, dec->rstd, m->final_norm->param,
+                   m->lm_head->param, dec->logits);
     LWS_TRY(lws_cmd_end(c));
 
     /* The prefill forward leaves each layer's keys (after QK-norm and RoPE
@@ -260,7 +221,12 @@ void lws_decoder_destroy(lws_decoder *dec) {
     free(dec->step_cmds);
     free(dec->k_cache);
     free(dec->v_cache);
+    lws_mem_free(&dec->mem);
     free(dec);
+}
+
+uint32_t lws_decoder_max_seq(const lws_decoder *dec) {
+    return dec->max_seq;
 }
 
 static lws_status check_token(const lws_decoder *dec, uint32_t token, uint32_t pos) {

@@ -19,7 +19,7 @@
 
 #include "model/model.h"
 
-typedef struct lws_decoder {
+struct lws_decoder {
     lws_model *m;     /* the parameters (and the prefill forward); not owned */
     uint32_t max_seq; /* cache rows: positions 0 .. max_seq - 1 */
 
@@ -44,24 +44,9 @@ typedef struct lws_decoder {
     lws_cmd *cmd_embed, **cmd_layer, *cmd_head, *cmd_prefill_kv;
     lws_cmd **step_cmds; /* embed, layers, head */
     uint32_t n_step_cmds;
-} lws_decoder;
+    lws_mem_table mem; /* the decoder's device buffers, described once */
+};
 
-/* Allocates the caches and single-token activations for positions
- * 0 .. max_seq - 1 and records the step. m holds the parameters (any batch
- * and seq; training or not). */
-lws_status lws_decoder_create(lws_model *m, uint32_t max_seq, lws_decoder **out);
-/* Frees the host side; the device memory stays in the arena (as a model's). */
-void lws_decoder_destroy(lws_decoder *d);
-
-/* Runs `token` at position pos: positions 0 .. pos-1 must already be in the
- * caches (earlier steps or a prefill). Writes the next-token logits (V
- * floats) when logits is not NULL. */
-lws_status lws_decoder_step(lws_decoder *d, uint32_t token, uint32_t pos, float *logits);
-
-/* Fills positions 0 .. n-1 with tokens and writes the logits after the last
- * (V floats) when logits is not NULL. The first min(n, m->seq) positions take
- * one forward of the model (batch row 0, the rest padding) whose keys and
- * values are copied into the caches; any further ones take a step each. */
-lws_status lws_decoder_prefill(lws_decoder *d, const uint32_t *tokens, uint32_t n, float *logits);
+/* The public functions are declared in lws/model.h. */
 
 #endif

@@ -5,118 +5,11 @@
 
 #include "model/model_internal.h"
 
-typedef struct widths {
-    uint32_t q_max, kv_max, f_max, qh_max;
-} widths;
-
-static widths max_widths(const lws_config *cfg) {
-    widths w = {0, 0, 0, 0};
-    for (uint32_t i = 0; i < cfg->model.n_layers; i++) {
-        const lws_layer_shape *s = &cfg->layers[i];
-        uint32_t q = s->q_heads * cfg->model.head_dim, kv = s->kv_heads * cfg->model.head_dim;
-        if (q > w.q_max) w.q_max = q;
-        if (kv > w.kv_max) w.kv_max = kv;
-        if (s->ffn_dim > w.f_max) w.f_max = s->ffn_dim;
-        if (s->q_heads > w.qh_max) w.qh_max = s->q_heads;
-    }
-    return w;
-}
-
-/* Floats of one layer's saved activations for N tokens (see lws_layer_acts). */
-static uint64_t layer_act_floats(const lws_config *cfg, uint32_t i, uint64_t n, int training) {
-    const lws_layer_shape *s = &cfg->layers[i];
-    uint64_t d = cfg->model.d_model, hd = cfg->model.head_dim;
-    uint64_t q = s->q_heads * hd, kv = s->kv_heads * hd, f = s->ffn_dim;
-    int pre = cfg->model.block == LWS_BLOCK_PRE_NORM, qk = cfg->model.qk_norm;
-    uint64_t total = n * d                     /* x */
-                     + (pre ? n * d : 0)       /* xn */
-                     + (qk ? n * (q + kv) : 0) /* q_raw, k_raw */
-                     + n * (q + 2 * kv)        /* q, k, v */
-                     + (qk ? 2 * n : 0)        /* q_rstd, k_rstd */
-                     + n * q                   /* att */
-                     + n * s->q_heads          /* lse */
-                     + (pre ? 0 : n * d)       /* attn_out */
-                     + n                       /* attn_rstd */
-                     + n * d                   /* h */
-                     + (pre ? n * d : 0)       /* hn */
-                     + 3 * n * f               /* gate, up, act */
-                     + (pre ? 0 : n * d)       /* ffn_out */
-                     + n;                      /* ffn_rstd */
-    (void)training;
-    return total;
-}
-
-/* Every allocation is rounded up to 256 bytes by the arena. */
-static uint64_t padded(uint64_t floats) {
-    return (floats * 4 + 255) / 256 * 256;
-}
-
-lws_memory_plan lws_model_plan(lws_context *ctx, const lws_config *cfg, uint32_t batch,
-                               uint32_t seq, int training) {
-    lws_memory_plan p = {0};
-    lws_param *list = calloc(lws_layout_count(cfg), sizeof *list);
-    lws_layer_tensors *layers = calloc(cfg->model.n_layers, sizeof *layers);
-    uint32_t count = 0;
-    uint64_t floats = list && layers ? lws_layout_params(cfg, list, layers, &count) : 0;
-    free(list);
-    free(layers);
-    uint64_t n = (uint64_t)batch * seq, d = cfg->model.d_model, v = cfg->model.vocab_size;
-    widths w = max_widths(cfg);
-    p.params = padded(floats);
-    if (training) {
-        p.grads = padded(floats);
-        p.optimizer = 2 * padded(floats);
-    }
-    for (uint32_t i = 0; i < cfg->model.n_layers; i++)
-        p.activations += padded(layer_act_floats(cfg, i, n, training));
-    p.activations += padded(2 * n) + 3 * padded(n * d) + 2 * padded(n) + padded(n * v);
-    uint32_t norm_cols = w.q_max > d ? w.q_max : (uint32_t)d;
-    p.scratch = padded(lws_cross_entropy_scratch_floats(ctx, (uint32_t)n, (uint32_t)v)) +
-                padded(lws_rmsnorm_scratch_floats(ctx, (uint32_t)n, norm_cols));
-    if (training) {
-        p.scratch += 2 * padded(n * d) + 4 * padded(n * w.q_max) + 3 * padded(n * w.kv_max) +
-                     3 * padded(n * w.f_max) + padded(n * w.qh_max);
-        uint64_t chunks = floats / LWS_OPTIM_CHUNK + lws_layout_count(cfg) + 1;
-        p.scratch += padded(16) + padded(lws_layout_count(cfg) * 12) + padded(chunks);
-    }
-    p.total = p.params + p.grads + p.optimizer + p.activations + p.scratch;
-    return p;
-}
-
-static void print_bytes(FILE *out, const char *what, uint64_t bytes) {
-    if (bytes >= (1ull << 30))
-        fprintf(out, "  %-12s %10.2f GiB\n", what, bytes / 1073741824.0);
-    else
-        fprintf(out, "  %-12s %10.2f MiB\n", what, bytes / 1048576.0);
-}
-
-void lws_memory_plan_print(const lws_memory_plan *p, FILE *out) {
-    fprintf(out, "memory plan:\n");
-    print_bytes(out, "parameters", p->params);
-    print_bytes(out, "gradients", p->grads);
-    print_bytes(out, "optimizer", p->optimizer);
-    print_bytes(out, "activations", p->activations);
-    print_bytes(out, "scratch", p->scratch);
-    print_bytes(out, "total", p->total);
-}
-
-static lws_status alloc_floats(lws_context *ctx, uint64_t floats, lws_buffer *out) {
-    return lws_alloc(ctx, floats * 4, out);
-}
-
-static lws_status allocate(lws_model *m) {
+/* After allocation: the per-tensor views into the blocks, the batch views,
+ * the optimizer's table of addresses, and zeroed gradients and moments. */
+static lws_status bind_buffers(lws_model *m) {
     lws_context *ctx = m->ctx;
-    const lws_config *cfg = &m->cfg;
-    uint64_t n = m->tokens, d = cfg->model.d_model, v = cfg->model.vocab_size;
-    uint64_t hd = cfg->model.head_dim;
-    int pre = cfg->model.block == LWS_BLOCK_PRE_NORM, qk = cfg->model.qk_norm;
-
-    LWS_TRY(alloc_floats(ctx, m->n_floats, &m->param_block));
-    if (m->training) {
-        LWS_TRY(alloc_floats(ctx, m->n_floats, &m->grad_block));
-        LWS_TRY(alloc_floats(ctx, m->n_floats, &m->m_block));
-        LWS_TRY(alloc_floats(ctx, m->n_floats, &m->v_block));
-    }
+    uint64_t n = m->tokens;
     for (uint32_t i = 0; i < m->n_params; i++) {
         lws_param *p = &m->params[i];
         p->param = lws_buffer_slice(m->param_block, p->offset * 4, p->count * 4);
@@ -126,130 +19,47 @@ static lws_status allocate(lws_model *m) {
             p->v = lws_buffer_slice(m->v_block, p->offset * 4, p->count * 4);
         }
     }
-
-    /* inputs and targets share one buffer so one upload carries both */
-    m->targets_offset = (n * 4 + 255) / 256 * 256;
+    m->inputs = lws_buffer_slice(m->io, 0, n * 4);
+    m->targets = lws_buffer_slice(m->io, m->targets_offset, n * 4);
+    m->embed_out = m->acts[0].x;
     m->host_io = calloc(1, m->targets_offset + n * 4);
     m->host_losses = calloc(n, sizeof *m->host_losses);
     if (!m->host_io || !m->host_losses)
         return lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory for the batch");
-    LWS_TRY(lws_alloc(ctx, m->targets_offset + n * 4, &m->io));
-    m->inputs = lws_buffer_slice(m->io, 0, n * 4);
-    m->targets = lws_buffer_slice(m->io, m->targets_offset, n * 4);
+    if (!m->training) return LWS_OK;
 
-    for (uint32_t i = 0; i < cfg->model.n_layers; i++) {
-        const lws_layer_shape *s = &cfg->layers[i];
-        uint64_t q = s->q_heads * hd, kv = s->kv_heads * hd, f = s->ffn_dim;
-        lws_layer_acts *a = &m->acts[i];
-        LWS_TRY(alloc_floats(ctx, n * d, &a->x));
-        if (pre) LWS_TRY(alloc_floats(ctx, n * d, &a->xn));
-        LWS_TRY(alloc_floats(ctx, n * q, &a->q));
-        LWS_TRY(alloc_floats(ctx, n * kv, &a->k));
-        LWS_TRY(alloc_floats(ctx, n * kv, &a->v));
-        if (qk) {
-            LWS_TRY(alloc_floats(ctx, n * q, &a->q_raw));
-            LWS_TRY(alloc_floats(ctx, n * kv, &a->k_raw));
-            LWS_TRY(alloc_floats(ctx, n, &a->q_rstd));
-            LWS_TRY(alloc_floats(ctx, n, &a->k_rstd));
-        } else {
-            a->q_raw = a->q; /* without QK-norm RoPE rotates the projection in place */
-            a->k_raw = a->k;
-        }
-        LWS_TRY(alloc_floats(ctx, n * q, &a->att));
-        LWS_TRY(alloc_floats(ctx, n * s->q_heads, &a->lse));
-        if (!pre) LWS_TRY(alloc_floats(ctx, n * d, &a->attn_out));
-        LWS_TRY(alloc_floats(ctx, n, &a->attn_rstd));
-        LWS_TRY(alloc_floats(ctx, n * d, &a->h));
-        if (pre) LWS_TRY(alloc_floats(ctx, n * d, &a->hn));
-        LWS_TRY(alloc_floats(ctx, n * f, &a->gate));
-        LWS_TRY(alloc_floats(ctx, n * f, &a->up));
-        LWS_TRY(alloc_floats(ctx, n * f, &a->act));
-        if (!pre) LWS_TRY(alloc_floats(ctx, n * d, &a->ffn_out));
-        LWS_TRY(alloc_floats(ctx, n, &a->ffn_rstd));
+    /* The optimizer's table: one row per tensor, chunk offsets running. */
+    lws_optim_entry *table = calloc(m->n_params, sizeof *table);
+    if (!table) return lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory");
+    uint32_t chunks = 0;
+    for (uint32_t i = 0; i < m->n_params; i++) {
+        lws_param *p = &m->params[i];
+        table[i] = (lws_optim_entry){p->param.addr,      p->grad.addr,       p->m.addr, p->v.addr,
+                                     (uint32_t)p->count, (uint32_t)p->decay, chunks,    0};
+        chunks += (uint32_t)((p->count + LWS_OPTIM_CHUNK - 1) / LWS_OPTIM_CHUNK);
     }
-    m->embed_out = m->acts[0].x;
-    LWS_TRY(alloc_floats(ctx, n * d, &m->final_x));
-    LWS_TRY(alloc_floats(ctx, n * d, &m->final_xn));
-    LWS_TRY(alloc_floats(ctx, n, &m->final_rstd));
-    LWS_TRY(alloc_floats(ctx, n * v, &m->logits));
-    LWS_TRY(alloc_floats(ctx, n, &m->losses));
-    LWS_TRY(alloc_floats(ctx, lws_cross_entropy_scratch_floats(ctx, (uint32_t)n, (uint32_t)v),
-                         &m->ce_scratch));
-
-    widths w = max_widths(cfg);
-    uint32_t norm_cols = w.q_max > d ? w.q_max : (uint32_t)d;
-    lws_grad_scratch *g = &m->gs;
-    LWS_TRY(alloc_floats(ctx, lws_rmsnorm_scratch_floats(ctx, (uint32_t)n, norm_cols),
-                         &g->norm_scratch));
-    LWS_TRY(alloc_floats(ctx, n * d, &g->dnorm_in)); /* also the head's dxn when eval-only */
-    if (m->training) {
-        LWS_TRY(alloc_floats(ctx, n * d, &g->dx));
-        LWS_TRY(alloc_floats(ctx, n * w.q_max, &g->dq));
-        LWS_TRY(alloc_floats(ctx, n * w.kv_max, &g->dk));
-        LWS_TRY(alloc_floats(ctx, n * w.kv_max, &g->dv));
-        LWS_TRY(alloc_floats(ctx, n * w.q_max, &g->dq_raw));
-        LWS_TRY(alloc_floats(ctx, n * w.kv_max, &g->dk_raw));
-        LWS_TRY(alloc_floats(ctx, n * w.q_max, &g->datt));
-        LWS_TRY(alloc_floats(ctx, n * w.f_max, &g->dgate));
-        LWS_TRY(alloc_floats(ctx, n * w.f_max, &g->dup));
-        LWS_TRY(alloc_floats(ctx, n * w.f_max, &g->dact));
-        LWS_TRY(alloc_floats(ctx, n * w.qh_max, &g->delta));
-
-        /* The optimizer's table: one row per tensor, chunk offsets running. */
-        lws_optim_entry *table = calloc(m->n_params, sizeof *table);
-        if (!table) return lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory");
-        uint32_t chunks = 0;
-        for (uint32_t i = 0; i < m->n_params; i++) {
-            lws_param *p = &m->params[i];
-            table[i] =
-                (lws_optim_entry){p->param.addr,      p->grad.addr,       p->m.addr, p->v.addr,
-                                  (uint32_t)p->count, (uint32_t)p->decay, chunks,    0};
-            chunks += (uint32_t)((p->count + LWS_OPTIM_CHUNK - 1) / LWS_OPTIM_CHUNK);
-        }
-        m->optim_chunks = chunks;
-        lws_status s = lws_alloc(ctx, m->n_params * sizeof *table, &m->optim_table);
-        if (s == LWS_OK) s = lws_upload(ctx, m->optim_table, table, m->n_params * sizeof *table);
-        free(table);
-        LWS_TRY(s);
-        LWS_TRY(lws_alloc(ctx, sizeof(lws_optim_hyper), &m->hyper));
-        LWS_TRY(alloc_floats(ctx, chunks, &m->norm_scratch));
-        LWS_TRY(lws_fill(ctx, m->grad_block, 0));
-        LWS_TRY(lws_fill(ctx, m->m_block, 0));
-        LWS_TRY(lws_fill(ctx, m->v_block, 0));
-    }
-    return LWS_OK;
+    lws_status s = lws_upload(ctx, m->optim_table, table, m->n_params * sizeof *table);
+    free(table);
+    LWS_TRY(s);
+    LWS_TRY(lws_fill(ctx, m->grad_block, 0));
+    LWS_TRY(lws_fill(ctx, m->m_block, 0));
+    return lws_fill(ctx, m->v_block, 0);
 }
 
-lws_status lws_model_create(lws_context *ctx, const lws_config *cfg, uint32_t batch, uint32_t seq,
-                            int training, lws_model **out) {
-    return lws_model_create_ex(ctx, cfg, batch, seq, training, 0, out);
-}
-
-lws_status lws_model_create_ex(lws_context *ctx, const lws_config *cfg, uint32_t batch,
-                               uint32_t seq, int training, uint32_t flags, lws_model **out) {
+lws_status lws_model_skeleton(const lws_config *cfg, uint32_t batch, uint32_t seq, int training,
+                              lws_model **out) {
     *out = NULL;
     if (batch == 0 || seq == 0)
         return lws_fail(LWS_ERR_INVALID, "micro-batch %u x sequence %u: both must be positive",
                         batch, seq);
     uint64_t tokens = (uint64_t)batch * seq;
-    if (tokens * cfg->model.vocab_size > 0xFFFFFFFFull)
+    if (tokens > 0x7FFFFFFFull)
         return lws_fail(LWS_ERR_INVALID,
-                        "micro-batch %u x sequence %u x vocabulary %u logits exceed 2^32 "
-                        "elements: use a smaller micro-batch",
-                        batch, seq, cfg->model.vocab_size);
-    const lws_device_caps *caps = lws_context_caps(ctx);
-    lws_memory_plan plan = lws_model_plan(ctx, cfg, batch, seq, training);
-    if (plan.total > caps->device_local_bytes) {
-        lws_memory_plan_print(&plan, stderr);
-        return lws_fail(LWS_ERR_OUT_OF_MEMORY,
-                        "the model needs %.2f GiB (plan above) but %s has %.2f GiB of device "
-                        "memory: use a smaller micro_batch or seq_len",
-                        plan.total / 1073741824.0, caps->name,
-                        caps->device_local_bytes / 1073741824.0);
-    }
+                        "micro-batch %u x sequence %u = %llu tokens: at most 2^31 - 1 tokens "
+                        "per micro-batch",
+                        batch, seq, (unsigned long long)tokens);
     lws_model *m = calloc(1, sizeof *m);
     if (!m) return lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory");
-    m->ctx = ctx;
     m->cfg = *cfg;
     m->batch = batch;
     m->seq = seq;
@@ -275,12 +85,39 @@ lws_status lws_model_create_ex(lws_context *ctx, const lws_config *cfg, uint32_t
     m->embed = &m->params[0];
     m->final_norm = lws_model_find(m, "final_norm.weight");
     m->lm_head = cfg->model.tied_embeddings ? m->embed : lws_model_find(m, "lm_head.weight");
+    *out = m;
+    return LWS_OK;
+}
 
-    lws_status s = lws_timer_create(ctx, 2 * L + 8, &m->timer);
+lws_status lws_model_create(lws_context *ctx, const lws_config *cfg, uint32_t batch, uint32_t seq,
+                            int training, lws_model **out) {
+    return lws_model_create_ex(ctx, cfg, batch, seq, training, 0, out);
+}
+
+lws_status lws_model_create_ex(lws_context *ctx, const lws_config *cfg, uint32_t batch,
+                               uint32_t seq, int training, uint32_t flags, lws_model **out) {
+    *out = NULL;
+    lws_model *m = NULL;
+    LWS_TRY(lws_model_skeleton(cfg, batch, seq, training, &m));
+    m->ctx = ctx;
+    lws_status s = lws_model_describe(m, &m->mem);
+    lws_memory_plan plan;
+    char why[768];
+    if (s == LWS_OK) {
+        lws_mem_plan(&m->mem, &plan);
+        if (!lws_memory_plan_fits(&plan, lws_context_caps(ctx), why, sizeof why))
+            s = lws_fail(LWS_ERR_OUT_OF_MEMORY,
+                         "%s at micro-batch %u x %u does not fit: %s; use a smaller micro_batch "
+                         "or seq_len (`lws train CONFIG --dry-run` prints the plan)",
+                         cfg->name, batch, seq, why);
+    }
+    uint32_t L = cfg->model.n_layers;
+    if (s == LWS_OK) s = lws_timer_create(ctx, 2 * L + 8, &m->timer);
     /* about 25 ops per layer forward and backward, plus head and optimizer */
     if (s == LWS_OK && (flags & LWS_MODEL_PROFILE_OPS))
         s = lws_timer_create(ctx, 64 * L + 64, &m->op_timer);
-    if (s == LWS_OK) s = allocate(m);
+    if (s == LWS_OK) s = lws_mem_allocate(ctx, &m->mem);
+    if (s == LWS_OK) s = bind_buffers(m);
     if (s == LWS_OK) s = lws_model_init_weights(m, cfg->train.seed);
     if (s == LWS_OK) s = lws_model_record(m);
     if (s != LWS_OK) {
@@ -319,7 +156,20 @@ void lws_model_destroy(lws_model *m) {
     free(m->logits_cmds);
     free(m->region_fwd);
     free(m->region_bwd);
+    lws_mem_free(&m->mem);
     free(m);
+}
+
+const lws_config *lws_model_get_config(const lws_model *m) { return &m->cfg; }
+lws_context *lws_model_context(const lws_model *m) { return m->ctx; }
+uint32_t lws_model_batch(const lws_model *m) { return m->batch; }
+uint32_t lws_model_seq(const lws_model *m) { return m->seq; }
+uint64_t lws_model_floats(const lws_model *m) { return m->n_floats; }
+lws_timer *lws_model_op_timer(const lws_model *m) { return m->op_timer; }
+
+void lws_model_host_batch(lws_model *m, uint32_t **inputs, uint32_t **targets) {
+    *inputs = (uint32_t *)m->host_io;
+    *targets = (uint32_t *)(m->host_io + m->targets_offset);
 }
 
 lws_param *lws_model_find(lws_model *m, const char *name) {
@@ -345,11 +195,11 @@ static lws_status upload_batch(lws_model *m, const uint32_t *inputs, const uint3
                             "token %u at position %u of the batch is outside the vocabulary (%u)",
                             inputs[i] >= V ? inputs[i] : targets[i], i, V);
     uint8_t *io = m->host_io;
-    memcpy(io, inputs, (size_t)m->tokens * 4);
-    if (targets)
-        memcpy(io + m->targets_offset, targets, (size_t)m->tokens * 4);
-    else
+    if ((const uint8_t *)inputs != io) memcpy(io, inputs, (size_t)m->tokens * 4);
+    if (!targets)
         memset(io + m->targets_offset, 0, (size_t)m->tokens * 4);
+    else if ((const uint8_t *)targets != io + m->targets_offset)
+        memcpy(io + m->targets_offset, targets, (size_t)m->tokens * 4);
     return lws_upload(m->ctx, m->io, io, m->targets_offset + (size_t)m->tokens * 4);
 }
 

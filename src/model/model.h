@@ -8,7 +8,9 @@
 #include <stdio.h>
 
 #include "lws/config.h"
+#include "lws/model.h"
 #include "lws/vk.h"
+#include "model/memtable.h"
 
 /* One named parameter tensor: a 2-D weight [rows, cols] (out, in features)
  * or a 1-D norm weight [rows] (cols == 0). */
@@ -58,12 +60,7 @@ typedef struct lws_grad_scratch {
     lws_buffer norm_scratch;     /* RMSNorm backward partial sums */
 } lws_grad_scratch;
 
-typedef struct lws_timing {
-    double *layer_fwd_ms, *layer_bwd_ms; /* [n_layers] */
-    double embed_ms, head_ms, embed_bwd_ms, optim_ms;
-} lws_timing;
-
-typedef struct lws_model {
+struct lws_model {
     lws_context *ctx;
     lws_config cfg;
     uint32_t batch, seq, tokens; /* micro-batch shape; tokens = batch * seq */
@@ -109,60 +106,18 @@ typedef struct lws_model {
     int *region_fwd, *region_bwd;
     int region_embed, region_head, region_embed_bwd, region_optim;
     double *timing_ms; /* host copy of the timer's regions (lws_model_read_timing) */
-} lws_model;
+    lws_mem_table mem; /* what was allocated (model/buffers.c) */
+};
 
-/* The memory a model needs, by kind, in bytes (the plan printed before allocating). */
-typedef struct lws_memory_plan {
-    uint64_t params, grads, optimizer, activations, scratch, total;
-} lws_memory_plan;
+/* The model's device memory described once (model/buffers.c): every buffer
+ * with its name, element type, size and kind, pointing at the field above
+ * that receives it. */
+lws_status lws_model_describe(lws_model *m, struct lws_mem_table *t);
 
-lws_memory_plan lws_model_plan(lws_context *ctx, const lws_config *cfg, uint32_t batch,
-                               uint32_t seq, int training);
-void lws_memory_plan_print(const lws_memory_plan *plan, FILE *out);
-
-/* Lays out and allocates the model (refusing, with the plan, when it does not
- * fit the device heap), initialises the weights from cfg->train.seed, and
- * records the command buffers. training = 0 builds a forward-only model. */
-lws_status lws_model_create(lws_context *ctx, const lws_config *cfg, uint32_t batch, uint32_t seq,
-                            int training, lws_model **out);
-/* Flags of lws_model_create_ex. */
-#define LWS_MODEL_PROFILE_OPS 1u /* a timestamp region around every op (lws bench) */
-lws_status lws_model_create_ex(lws_context *ctx, const lws_config *cfg, uint32_t batch,
-                               uint32_t seq, int training, uint32_t flags, lws_model **out);
-void lws_model_destroy(lws_model *m);
-
-/* Truncated-normal initialisation (std cfg.model.init_std, cut at +-3 std;
- * norm weights 1), deterministic in the seed and independent of the device. */
-lws_status lws_model_init_weights(lws_model *m, uint64_t seed);
-
-/* One micro-batch: uploads inputs and targets (N uint32 each), runs the
- * forward and the backward (gradients accumulate), and returns the mean loss
- * over the micro-batch's tokens. grad_scale multiplies dlogits (1/accum). */
-lws_status lws_model_forward_backward(lws_model *m, const uint32_t *inputs, const uint32_t *targets,
-                                      double *loss);
-/* Forward only over a full micro-batch; returns the summed loss of the
- * tokens of its first `rows` rows (the rest may be padding). */
-lws_status lws_model_eval_rows(lws_model *m, const uint32_t *inputs, const uint32_t *targets,
-                               uint32_t rows, double *loss_sum);
-/* Forward only, returns logits (N, V) into host memory. */
-lws_status lws_model_logits(lws_model *m, const uint32_t *inputs, float *logits);
-/* Clips the gradients by global norm (cfg.train.grad_clip) and applies AdamW
- * (betas, eps, weight decay from cfg.train) with learning rate lr as update
- * number `step` (1-based, for the bias corrections); zeroes the gradients and
- * returns the gradient norm before clipping. */
-lws_status lws_model_optimizer_step(lws_model *m, double lr, uint64_t step, double *grad_norm);
-/* Per-region times of the last submissions (ms). */
-lws_status lws_model_read_timing(lws_model *m, lws_timing *t);
-
-/* Host copies of parameters, gradients or moments by tensor. */
-typedef enum {
-    LWS_BLOCK_PARAMS,
-    LWS_BLOCK_GRADS,
-    LWS_BLOCK_ADAM_M,
-    LWS_BLOCK_ADAM_V
-} lws_block_kind;
-lws_status lws_model_download(lws_model *m, lws_block_kind kind, float *host /* n_floats */);
-lws_status lws_model_upload(lws_model *m, lws_block_kind kind, const float *host);
+/* Host side of a model's layout (parameters, per-layer views) without device
+ * memory: what planning and building share. */
+lws_status lws_model_skeleton(const lws_config *cfg, uint32_t batch, uint32_t seq, int training,
+                              lws_model **out);
 lws_param *lws_model_find(lws_model *m, const char *name);
 
 #endif

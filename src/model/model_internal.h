@@ -16,5 +16,7 @@ void lws_init_host_weights(const lws_model *m, uint64_t seed, float *host);
 
 /* Records the command buffers of the model (src/model/record.c). */
 lws_status lws_model_record(lws_model *m);
+/* Layer i's weights as the block recipe takes them (model/block.h). */
+struct lws_block_weights lws_model_block_weights(const lws_model *m, uint32_t i);
 
 #endif

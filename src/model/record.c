@@ -6,11 +6,11 @@
 #include <math.h>
 #include <stdio.h>
 
+#include "model/block.h"
 #include "model/model_internal.h"
 
 /* The launchers return a status and also mark the command buffer failed;
  * lws_cmd_end reports the first failure, so recording can go straight on. */
-#define B lws_cmd_barrier(c)
 
 static void mm(lws_cmd *c, lws_mm_layout layout, lws_buffer dst, lws_buffer a, lws_buffer b,
                uint32_t m, uint32_t n, uint32_t k, int accumulate) {
@@ -48,83 +48,80 @@ static lws_buffer next_x(const lws_model *m, uint32_t i) {
     return i + 1 < m->cfg.model.n_layers ? m->acts[i + 1].x : m->final_x;
 }
 
-/* Attention sub-block from the (normed, for pre_norm) input `in` to att. */
-static void attention_forward(lws_model *m, lws_cmd *c, uint32_t i, lws_buffer in) {
-    const lws_layer_tensors *t = &m->layers[i];
-    lws_layer_acts *a = &m->acts[i];
+/* ---- the forward: the block recipe (block.c) over N token rows ------------ */
+
+static void project_rows(void *self, lws_cmd *c, lws_buffer y, lws_buffer x, lws_buffer w,
+                         uint32_t n, uint32_t k) {
+    lws_model *m = self;
+    mm(c, LWS_MM_NT, y, x, w, m->tokens, n, k, 0);
+}
+
+/* RoPE in place on q and k at position t % seq, then causal attention. */
+static void attend_sequence(void *self, lws_cmd *c, uint32_t i, const lws_block_io *io) {
+    lws_model *m = self;
     shape s = layer_shape(m, i);
-    const lws_model_config *mc = &m->cfg.model;
-    float eps = (float)mc->norm_eps;
-    OP("matmul", mm(c, LWS_MM_NT, a->q_raw, in, t->wq->param, s.N, s.q, s.d, 0));
-    OP("matmul", mm(c, LWS_MM_NT, a->k_raw, in, t->wk->param, s.N, s.kv, s.d, 0));
-    OP("matmul", mm(c, LWS_MM_NT, a->v, in, t->wv->param, s.N, s.kv, s.d, 0));
-    B;
-    if (mc->qk_norm) {
-        /* QK-norm over the whole projection of a token (q_heads * head_dim). */
-        OP("rmsnorm",
-           lws_op_rmsnorm_fwd(c, a->q, a->q_rstd, a->q_raw, t->q_norm->param, s.N, s.q, eps));
-        OP("rmsnorm",
-           lws_op_rmsnorm_fwd(c, a->k, a->k_rstd, a->k_raw, t->k_norm->param, s.N, s.kv, eps));
-        B;
-    }
-    OP("rope", lws_op_rope(c, a->q, a->q, s.N, m->seq, s.qh, s.hd, (float)mc->rope_theta, 0));
-    OP("rope", lws_op_rope(c, a->k, a->k, s.N, m->seq, s.kvh, s.hd, (float)mc->rope_theta, 0));
-    B;
-    OP("attention", lws_op_attention_fwd(c, a->att, a->lse, a->q, a->k, a->v, m->batch, m->seq,
-                                         s.qh, s.kvh, s.hd, 1.0f / sqrtf((float)s.hd)));
-    B;
+    float theta = (float)m->cfg.model.rope_theta;
+    OP("rope", lws_op_rope(c, io->q, io->q, s.N, m->seq, s.qh, s.hd, theta, 0));
+    OP("rope", lws_op_rope(c, io->k, io->k, s.N, m->seq, s.kvh, s.hd, theta, 0));
+    lws_cmd_barrier(c);
+    OP("attention", lws_op_attention_fwd(c, io->att, m->acts[i].lse, io->q, io->k, io->v,
+                                         m->batch, m->seq, s.qh, s.kvh, s.hd,
+                                         1.0f / sqrtf((float)s.hd)));
+    lws_cmd_barrier(c);
+}
+
+static int block_op_begin(void *self, lws_cmd *c, const char *kind) {
+    return op_begin(self, c, kind);
+}
+static void block_op_end(void *self, lws_cmd *c, int region) {
+    op_end(self, c, region);
+}
+
+static lws_block_kernels row_kernels(lws_model *m) {
+    lws_block_kernels k = {m,          m->tokens,      project_rows, "matmul",
+                           attend_sequence, block_op_begin, block_op_end};
+    return k;
+}
+
+lws_block_weights lws_model_block_weights(const lws_model *m, uint32_t i) {
+    const lws_layer_tensors *t = &m->layers[i];
+    lws_buffer none = {0};
+    lws_block_weights w = {t->wq->param,        t->wk->param,        t->wv->param,
+                           t->wo->param,        t->q_norm ? t->q_norm->param : none,
+                           t->k_norm ? t->k_norm->param : none,
+                           t->attn_norm->param, t->ffn_norm->param,  t->w1->param,
+                           t->w3->param,        t->w2->param};
+    return w;
 }
 
 static void layer_forward(lws_model *m, lws_cmd *c, uint32_t i) {
-    const lws_layer_tensors *t = &m->layers[i];
-    lws_layer_acts *a = &m->acts[i];
-    shape s = layer_shape(m, i);
-    float eps = (float)m->cfg.model.norm_eps;
-    lws_buffer out = next_x(m, i);
-    if (m->cfg.model.block == LWS_BLOCK_POST_NORM) {
-        /* h = x + RMSNorm_attn(Attn(x)); out = h + RMSNorm_ffn(SwiGLU(h)) */
-        attention_forward(m, c, i, a->x);
-        OP("matmul", mm(c, LWS_MM_NT, a->attn_out, a->att, t->wo->param, s.N, s.d, s.q, 0));
-        B;
-        OP("rmsnorm", lws_op_rmsnorm_fwd(c, a->h, a->attn_rstd, a->attn_out, t->attn_norm->param,
-                                         s.N, s.d, eps));
-        B;
-        OP("axpby", lws_op_axpby(c, a->h, a->x, a->h, 1.0f, 1.0f, s.N * s.d));
-        B;
-        OP("matmul", mm(c, LWS_MM_NT, a->gate, a->h, t->w1->param, s.N, s.f, s.d, 0));
-        OP("matmul", mm(c, LWS_MM_NT, a->up, a->h, t->w3->param, s.N, s.f, s.d, 0));
-        B;
-        OP("swiglu", lws_op_swiglu_fwd(c, a->act, a->gate, a->up, s.N * s.f));
-        B;
-        OP("matmul", mm(c, LWS_MM_NT, a->ffn_out, a->act, t->w2->param, s.N, s.d, s.f, 0));
-        B;
-        OP("rmsnorm",
-           lws_op_rmsnorm_fwd(c, out, a->ffn_rstd, a->ffn_out, t->ffn_norm->param, s.N, s.d, eps));
-        B;
-        OP("axpby", lws_op_axpby(c, out, a->h, out, 1.0f, 1.0f, s.N * s.d));
-    } else {
-        /* h = x + Attn(RMSNorm_attn(x)); out = h + SwiGLU(RMSNorm_ffn(h)) */
-        OP("rmsnorm",
-           lws_op_rmsnorm_fwd(c, a->xn, a->attn_rstd, a->x, t->attn_norm->param, s.N, s.d, eps));
-        B;
-        attention_forward(m, c, i, a->xn);
-        OP("matmul", mm(c, LWS_MM_NT, a->h, a->att, t->wo->param, s.N, s.d, s.q, 0));
-        B;
-        OP("axpby", lws_op_axpby(c, a->h, a->x, a->h, 1.0f, 1.0f, s.N * s.d));
-        B;
-        OP("rmsnorm",
-           lws_op_rmsnorm_fwd(c, a->hn, a->ffn_rstd, a->h, t->ffn_norm->param, s.N, s.d, eps));
-        B;
-        OP("matmul", mm(c, LWS_MM_NT, a->gate, a->hn, t->w1->param, s.N, s.f, s.d, 0));
-        OP("matmul", mm(c, LWS_MM_NT, a->up, a->hn, t->w3->param, s.N, s.f, s.d, 0));
-        B;
-        OP("swiglu", lws_op_swiglu_fwd(c, a->act, a->gate, a->up, s.N * s.f));
-        B;
-        OP("matmul", mm(c, LWS_MM_NT, out, a->act, t->w2->param, s.N, s.d, s.f, 0));
-        B;
-        OP("axpby", lws_op_axpby(c, out, a->h, out, 1.0f, 1.0f, s.N * s.d));
-    }
+    const lws_layer_acts *a = &m->acts[i];
+    lws_block_io io = {.x = a->x,
+                       .out = next_x(m, i),
+                       .xn = a->xn,
+                       .hn = a->hn,
+                       .q_raw = a->q_raw,
+                       .k_raw = a->k_raw,
+                       .q = a->q,
+                       .k = a->k,
+                       .v = a->v,
+                       .q_rstd = a->q_rstd,
+                       .k_rstd = a->k_rstd,
+                       .att = a->att,
+                       .attn_out = a->attn_out,
+                       .attn_rstd = a->attn_rstd,
+                       .h = a->h,
+                       .gate = a->gate,
+                       .up = a->up,
+                       .act = a->act,
+                       .ffn_out = a->ffn_out,
+                       .ffn_rstd = a->ffn_rstd};
+    lws_block_kernels k = row_kernels(m);
+    lws_block_weights w = lws_model_block_weights(m, i);
+    lws_block_forward(&k, c, &m->cfg, i, &w, &io);
 }
+
+/* ---- the backward ---------------------------------------------------------- */
 
 /* From d(att) in g->datt back to the projections' input `in` (x or xn):
  * the input gradient is added into `din` when din_holds_value, else written. */
@@ -138,20 +135,20 @@ static void attention_backward(lws_model *m, lws_cmd *c, uint32_t i, lws_buffer 
     OP("attention_bwd", lws_op_attention_bwd(c, g->dq, g->dk, g->dv, g->datt, a->q, a->k, a->v,
                                              a->att, a->lse, g->delta, m->batch, m->seq, s.qh,
                                              s.kvh, s.hd, 1.0f / sqrtf((float)s.hd)));
-    B;
+    lws_cmd_barrier(c);
     OP("rope", lws_op_rope(c, g->dq, g->dq, s.N, m->seq, s.qh, s.hd, (float)mc->rope_theta, 1));
     OP("rope", lws_op_rope(c, g->dk, g->dk, s.N, m->seq, s.kvh, s.hd, (float)mc->rope_theta, 1));
-    B;
+    lws_cmd_barrier(c);
     lws_buffer dq = g->dq, dk = g->dk;
     if (mc->qk_norm) {
         OP("rmsnorm_bwd",
            lws_op_rmsnorm_bwd(c, g->dq_raw, t->q_norm->grad, g->dq, a->q_raw, t->q_norm->param,
                               a->q_rstd, g->norm_scratch, s.N, s.q, 0));
-        B;
+        lws_cmd_barrier(c);
         OP("rmsnorm_bwd",
            lws_op_rmsnorm_bwd(c, g->dk_raw, t->k_norm->grad, g->dk, a->k_raw, t->k_norm->param,
                               a->k_rstd, g->norm_scratch, s.N, s.kv, 0));
-        B;
+        lws_cmd_barrier(c);
         dq = g->dq_raw;
         dk = g->dk_raw;
     }
@@ -160,11 +157,11 @@ static void attention_backward(lws_model *m, lws_cmd *c, uint32_t i, lws_buffer 
     OP("matmul", mm(c, LWS_MM_TN, t->wq->grad, dq, in, s.q, s.d, s.N, 1));
     OP("matmul", mm(c, LWS_MM_TN, t->wk->grad, dk, in, s.kv, s.d, s.N, 1));
     OP("matmul", mm(c, LWS_MM_TN, t->wv->grad, g->dv, in, s.kv, s.d, s.N, 1));
-    B;
+    lws_cmd_barrier(c);
     OP("matmul", mm(c, LWS_MM_NN, din, dk, t->wk->param, s.N, s.d, s.kv, 1));
-    B;
+    lws_cmd_barrier(c);
     OP("matmul", mm(c, LWS_MM_NN, din, g->dv, t->wv->param, s.N, s.d, s.kv, 1));
-    B;
+    lws_cmd_barrier(c);
 }
 
 /* g->dx holds dL/d(layer output); leaves dL/d(layer input) there. */
@@ -178,52 +175,52 @@ static void layer_backward(lws_model *m, lws_cmd *c, uint32_t i) {
         OP("rmsnorm_bwd",
            lws_op_rmsnorm_bwd(c, g->dnorm_in, t->ffn_norm->grad, g->dx, a->ffn_out,
                               t->ffn_norm->param, a->ffn_rstd, g->norm_scratch, s.N, s.d, 0));
-        B;
+        lws_cmd_barrier(c);
         OP("matmul", mm(c, LWS_MM_NN, g->dact, g->dnorm_in, t->w2->param, s.N, s.f, s.d, 0));
         OP("matmul", mm(c, LWS_MM_TN, t->w2->grad, g->dnorm_in, a->act, s.d, s.f, s.N, 1));
-        B;
+        lws_cmd_barrier(c);
         OP("swiglu_bwd",
            lws_op_swiglu_bwd(c, g->dgate, g->dup, g->dact, a->gate, a->up, s.N * s.f));
-        B;
+        lws_cmd_barrier(c);
         /* dh = dout + dgate . W1 + dup . W3, accumulated in place in dx */
         OP("matmul", mm(c, LWS_MM_NN, g->dx, g->dgate, t->w1->param, s.N, s.d, s.f, 1));
         OP("matmul", mm(c, LWS_MM_TN, t->w1->grad, g->dgate, a->h, s.f, s.d, s.N, 1));
         OP("matmul", mm(c, LWS_MM_TN, t->w3->grad, g->dup, a->h, s.f, s.d, s.N, 1));
-        B;
+        lws_cmd_barrier(c);
         OP("matmul", mm(c, LWS_MM_NN, g->dx, g->dup, t->w3->param, s.N, s.d, s.f, 1));
-        B;
+        lws_cmd_barrier(c);
         /* h = x + RMSNorm_attn(attn_out) */
         OP("rmsnorm_bwd",
            lws_op_rmsnorm_bwd(c, g->dnorm_in, t->attn_norm->grad, g->dx, a->attn_out,
                               t->attn_norm->param, a->attn_rstd, g->norm_scratch, s.N, s.d, 0));
-        B;
+        lws_cmd_barrier(c);
         OP("matmul", mm(c, LWS_MM_NN, g->datt, g->dnorm_in, t->wo->param, s.N, s.q, s.d, 0));
         OP("matmul", mm(c, LWS_MM_TN, t->wo->grad, g->dnorm_in, a->att, s.d, s.q, s.N, 1));
-        B;
+        lws_cmd_barrier(c);
         /* dx = dh + the projections' input gradient */
         attention_backward(m, c, i, a->x, g->dx, 1);
     } else {
         /* out = h + ffn(hn), hn = RMSNorm_ffn(h) */
         OP("matmul", mm(c, LWS_MM_NN, g->dact, g->dx, t->w2->param, s.N, s.f, s.d, 0));
         OP("matmul", mm(c, LWS_MM_TN, t->w2->grad, g->dx, a->act, s.d, s.f, s.N, 1));
-        B;
+        lws_cmd_barrier(c);
         OP("swiglu_bwd",
            lws_op_swiglu_bwd(c, g->dgate, g->dup, g->dact, a->gate, a->up, s.N * s.f));
-        B;
+        lws_cmd_barrier(c);
         OP("matmul", mm(c, LWS_MM_NN, g->dnorm_in, g->dgate, t->w1->param, s.N, s.d, s.f, 0));
         OP("matmul", mm(c, LWS_MM_TN, t->w1->grad, g->dgate, a->hn, s.f, s.d, s.N, 1));
         OP("matmul", mm(c, LWS_MM_TN, t->w3->grad, g->dup, a->hn, s.f, s.d, s.N, 1));
-        B;
+        lws_cmd_barrier(c);
         OP("matmul", mm(c, LWS_MM_NN, g->dnorm_in, g->dup, t->w3->param, s.N, s.d, s.f, 1));
-        B;
+        lws_cmd_barrier(c);
         OP("rmsnorm_bwd",
            lws_op_rmsnorm_bwd(c, g->dx, t->ffn_norm->grad, g->dnorm_in, a->h, t->ffn_norm->param,
                               a->ffn_rstd, g->norm_scratch, s.N, s.d, 1));
-        B;
+        lws_cmd_barrier(c);
         /* h = x + att . Wo^T, att from xn = RMSNorm_attn(x) */
         OP("matmul", mm(c, LWS_MM_NN, g->datt, g->dx, t->wo->param, s.N, s.q, s.d, 0));
         OP("matmul", mm(c, LWS_MM_TN, t->wo->grad, g->dx, a->att, s.d, s.q, s.N, 1));
-        B;
+        lws_cmd_barrier(c);
         attention_backward(m, c, i, a->xn, g->dnorm_in, 0);
         OP("rmsnorm_bwd",
            lws_op_rmsnorm_bwd(c, g->dx, t->attn_norm->grad, g->dnorm_in, a->x, t->attn_norm->param,
@@ -235,12 +232,11 @@ static void layer_backward(lws_model *m, lws_cmd *c, uint32_t i) {
  * with_backward, the head's backward into dx. */
 static void head(lws_model *m, lws_cmd *c, int with_loss, int with_backward) {
     uint32_t N = m->tokens, d = m->cfg.model.d_model, V = m->cfg.model.vocab_size;
-    OP("rmsnorm", lws_op_rmsnorm_fwd(c, m->final_xn, m->final_rstd, m->final_x,
-                                     m->final_norm->param, N, d, (float)m->cfg.model.norm_eps));
-    B;
-    OP("matmul", mm(c, LWS_MM_NT, m->logits, m->final_xn, m->lm_head->param, N, V, d, 0));
+    lws_block_kernels k = row_kernels(m);
+    lws_block_head(&k, c, &m->cfg, m->final_x, m->final_xn, m->final_rstd, m->final_norm->param,
+                   m->lm_head->param, m->logits);
     if (!with_loss) return;
-    B;
+    lws_cmd_barrier(c);
     /* Every token counts (no ignore index in pre-training batches); the loss
      * of a step is the mean over its micro-batches, hence 1/grad_accum. */
     float grad_scale = 1.0f / (float)(m->cfg.train.grad_accum ? m->cfg.train.grad_accum : 1);
@@ -248,11 +244,11 @@ static void head(lws_model *m, lws_cmd *c, int with_loss, int with_backward) {
        lws_op_cross_entropy(c, m->losses, m->logits, m->logits, m->targets, m->ce_scratch, N, V,
                             UINT32_MAX, (float)m->cfg.train.z_loss, grad_scale));
     if (!with_backward) return;
-    B;
+    lws_cmd_barrier(c);
     lws_grad_scratch *g = &m->gs;
     OP("matmul", mm(c, LWS_MM_NN, g->dnorm_in, m->logits, m->lm_head->param, N, d, V, 0));
     OP("matmul", mm(c, LWS_MM_TN, m->lm_head->grad, m->logits, m->final_xn, V, d, N, 1));
-    B;
+    lws_cmd_barrier(c);
     OP("rmsnorm_bwd",
        lws_op_rmsnorm_bwd(c, g->dx, m->final_norm->grad, g->dnorm_in, m->final_x,
                           m->final_norm->param, m->final_rstd, g->norm_scratch, N, d, 0));
@@ -342,7 +338,7 @@ lws_status lws_model_record(lws_model *m) {
     m->region_optim = lws_cmd_region_begin(c, m->timer, "optimizer");
     OP("grad_norm", lws_op_grad_norm(c, m->hyper, m->optim_table, m->n_params, m->optim_chunks,
                                      m->norm_scratch));
-    B;
+    lws_cmd_barrier(c);
     OP("adamw", lws_op_adamw(c, m->hyper, m->optim_table, m->n_params, m->optim_chunks));
     lws_cmd_region_end(c, m->timer, m->region_optim);
     LWS_TRY(lws_cmd_end(c));

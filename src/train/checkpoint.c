@@ -412,3 +412,14 @@ lws_status lws_checkpoint_load(lws_model *m, const char *dir, lws_train_state *s
     snprintf(file, sizeof file, "%s/state.json", dir);
     return load_state(file, st);
 }
+
+lws_status lws_checkpoint_load_params(lws_model *m, const char *dir) {
+    return lws_checkpoint_load(m, dir, NULL);
+}
+
+lws_status lws_checkpoint_remove(const char *dir) {
+    remove_dir(dir);
+    struct stat st;
+    if (stat(dir, &st) == 0) return lws_fail(LWS_ERR_IO, "cannot remove checkpoint %s", dir);
+    return LWS_OK;
+}

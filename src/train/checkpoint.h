@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 
+#include "lws/train.h"
 #include "model/model.h"
 
 typedef struct lws_train_state {
@@ -21,13 +22,10 @@ typedef struct lws_train_state {
 
 lws_status lws_checkpoint_save(lws_model *m, const char *run_dir, const lws_train_state *st,
                                uint32_t keep, char *saved, size_t saved_size);
-/* path: a checkpoint directory, a model.safetensors file, or a run directory
- * (its newest checkpoint). */
-lws_status lws_checkpoint_find(const char *path, char *dir, size_t dir_size);
-/* The resolved config stored in a checkpoint. */
-lws_status lws_checkpoint_config(const char *dir, lws_config *cfg);
 /* Loads parameters (and, when st is not NULL, the moments and the state). */
 lws_status lws_checkpoint_load(lws_model *m, const char *dir, lws_train_state *st);
+/* Removes a checkpoint directory. */
+lws_status lws_checkpoint_remove(const char *dir);
 /* Writes the parameters of m (or of a host copy) as a safetensors file. */
 lws_status lws_save_params(lws_model *m, const float *host, const char *path);
 

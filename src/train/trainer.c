@@ -1,28 +1,19 @@
-/* The training loop: data, steps with gradient accumulation, AdamW with a
- * schedule, validation, logging, checkpoints, resume, and clean stops. */
+/* The training run: data, steps (train/step.c), validation (train/eval.c),
+ * the log, checkpoints, resume and stops. Prints nothing: what happens is
+ * reported through the progress callback and the result. */
 #include <errno.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include <cjson/cJSON.h>
 
-#include "lws/bpe.h"
-#include "lws/data.h"
-#include "lws/safetensors.h"
 #include "lws/train.h"
-#include "model/model.h"
 #include "train/checkpoint.h"
-
-static volatile sig_atomic_t stop_signal;
-
-static void on_signal(int sig) {
-    stop_signal = sig;
-}
+#include "train/run_dir.h"
+#include "util/files.h"
 
 static double now_s(void) {
     struct timespec ts;
@@ -30,29 +21,26 @@ static double now_s(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static void format_duration(double s, char *out, size_t n) {
-    if (s < 0 || !isfinite(s)) s = 0;
-    long t = (long)(s + 0.5);
-    if (t >= 3600)
-        snprintf(out, n, "%ldh%02ldm", t / 3600, t / 60 % 60);
-    else if (t >= 60)
-        snprintf(out, n, "%ldm%02lds", t / 60, t % 60);
-    else
-        snprintf(out, n, "%lds", t);
-}
+/* ---- data ----------------------------------------------------------------- */
 
 typedef struct data_set {
     lws_tokens train_file, val_file;
-    int have_val_file;
+    int train_open, val_open;
     lws_token_range train, val;
-    const lws_tokens *val_tokens; /* the mapping the val range is in */
-    /* Bytes of text each token spells, for bits per byte: NULL for the
-     * byte-level tokenizer (one byte each) and when no vocabulary is known. */
-    uint32_t *token_bytes;
-    int bytes_known;
+    const lws_tokens *val_tokens; /* the mapping the val range is in; NULL: no validation */
+    lws_text_measure text;        /* bytes per token, for bits per byte */
 } data_set;
 
-static lws_status open_files(const lws_config *cfg, data_set *d) {
+static void close_data(data_set *d) {
+    lws_text_measure_free(&d->text);
+    if (d->train_open) lws_tokens_close(&d->train_file);
+    if (d->val_open) lws_tokens_close(&d->val_file);
+    d->train_open = d->val_open = 0;
+}
+
+/* The token files, checked against the model's vocabulary and tokenizer;
+ * on failure nothing stays open. */
+static lws_status open_data(const lws_config *cfg, data_set *d) {
     memset(d, 0, sizeof *d);
     const lws_data_config *dc = &cfg->data;
     if (!dc->train[0])
@@ -60,438 +48,330 @@ static lws_status open_files(const lws_config *cfg, data_set *d) {
                         "%s: data.train is empty: give a token file (make one with `lws "
                         "prepare`)",
                         cfg->path);
-    /* data.tokenizer is a name ("bytes", "gpt2", "bpe:<hash>") or a
-     * vocabulary to load ("gpt2:DIR", "tok.json"), which gives the name
-     * the token files must carry. */
-    char name[LWS_TOKENIZER_NAME_MAX] = "";
-    const char *tok = dc->tokenizer[0] ? dc->tokenizer : NULL;
-    if (lws_bpe_is_spec(dc->tokenizer)) {
-        lws_tokenizer t;
-        lws_status s = lws_tokenizer_create(dc->tokenizer, &t);
-        if (s != LWS_OK) {
-            lws_error_context("%s: data.tokenizer", cfg->path);
-            return s;
-        }
-        size_t len = strlen(t.name);
-        memcpy(name, t.name, len < sizeof name ? len + 1 : sizeof name);
-        name[sizeof name - 1] = 0;
-        /* bits per byte: the text each token spells (t.state is its lws_bpe) */
-        d->token_bytes = lws_bpe_token_lengths(t.state, cfg->model.vocab_size);
-        lws_tokenizer_destroy(&t);
-        if (!d->token_bytes) return lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory");
-        d->bytes_known = 1;
-        tok = name;
-    } else {
-        d->bytes_known = tok == NULL || strcmp(tok, "bytes") == 0;
+    lws_status s = lws_text_measure_open(dc->tokenizer, NULL, cfg->model.vocab_size, 1, &d->text);
+    if (s != LWS_OK) {
+        lws_error_context("%s: data.tokenizer", cfg->path);
+        return s;
     }
-    LWS_TRY(lws_tokens_open(dc->train, cfg->model.vocab_size, tok, &d->train_file));
-    if (dc->val[0]) {
-        lws_status s = lws_tokens_open(dc->val, cfg->model.vocab_size, tok, &d->val_file);
-        if (s != LWS_OK) {
-            lws_tokens_close(&d->train_file);
-            return s;
-        }
-        d->have_val_file = 1;
+    const char *name = d->text.name[0] ? d->text.name : NULL;
+    s = lws_tokens_open(dc->train, cfg->model.vocab_size, name, &d->train_file);
+    d->train_open = s == LWS_OK;
+    if (s == LWS_OK && dc->val[0]) {
+        s = lws_tokens_open(dc->val, cfg->model.vocab_size, name, &d->val_file);
+        d->val_open = s == LWS_OK;
         d->train = lws_tokens_all(&d->train_file);
         d->val = lws_tokens_all(&d->val_file);
         d->val_tokens = &d->val_file;
-    } else if (dc->val_tokens > 0) {
-        lws_status s = lws_tokens_split(&d->train_file, dc->val_tokens, &d->train, &d->val);
+    } else if (s == LWS_OK && dc->val_tokens > 0) {
+        s = lws_tokens_split(&d->train_file, dc->val_tokens, &d->train, &d->val);
+        d->val_tokens = &d->train_file;
+    } else if (s == LWS_OK) {
+        d->train = lws_tokens_all(&d->train_file);
+    }
+    if (s == LWS_OK && d->train.end - d->train.begin < (uint64_t)cfg->train.seq_len + 1)
+        s = lws_fail(LWS_ERR_DATA, "%s: %llu training tokens, fewer than seq_len + 1 = %u",
+                     dc->train, (unsigned long long)(d->train.end - d->train.begin),
+                     cfg->train.seq_len + 1);
+    if (s != LWS_OK) close_data(d);
+    return s;
+}
+
+/* ---- the run ---------------------------------------------------------------- */
+
+typedef struct trainer {
+    lws_context *ctx;
+    lws_config cfg; /* as resolved, out_dir set to the run directory */
+    const lws_train_options *opt;
+    lws_train_result *res;
+    lws_model *m;
+    data_set data;
+    lws_sampler sampler;
+    lws_train_state st;
+    FILE *log;
+    char resumed_from[2400];
+    uint64_t saved_step; /* the step of the last checkpoint written (0: none) */
+    double flops_per_token;
+    double *fwd_ms, *bwd_ms; /* [n_layers] */
+} trainer;
+
+static void emit(const trainer *t, lws_train_progress *p) {
+    p->steps = t->cfg.train.steps;
+    p->tokens = t->st.tokens_seen;
+    p->run_dir = t->cfg.train.out_dir;
+    if (t->opt->progress) t->opt->progress(p, t->opt->user);
+}
+
+static lws_status next_batch(void *state, uint32_t micro, uint32_t *inputs, uint32_t *targets) {
+    trainer *t = state;
+    (void)micro;
+    return lws_sampler_next(&t->sampler, &t->data.train_file, lws_model_batch(t->m),
+                            lws_model_seq(t->m), inputs, targets);
+}
+
+static void log_json(trainer *t, cJSON *o) {
+    char *text = cJSON_PrintUnformatted(o);
+    if (text && t->log) {
+        fprintf(t->log, "%s\n", text);
+        fflush(t->log);
+    }
+    free(text);
+    cJSON_Delete(o);
+}
+
+/* Where this run writes: a resumed run continues in its own directory unless
+ * told otherwise; a directory that holds another run is refused. */
+static lws_status choose_run_dir(trainer *t, const char *ckpt) {
+    const lws_train_options *opt = t->opt;
+    char resumed_run[2048] = "", dir[1024];
+    if (ckpt) lws_run_dir_of(opt->resume, resumed_run, sizeof resumed_run);
+    const char *chosen = opt->run_dir            ? opt->run_dir
+                         : resumed_run[0] != 0 ? resumed_run
+                                                 : t->cfg.train.out_dir;
+    if (strlen(chosen) >= sizeof dir)
+        return lws_fail(LWS_ERR_INVALID, "run directory %.64s...: longer than %zu characters",
+                        chosen, sizeof dir - 1);
+    snprintf(dir, sizeof dir, "%s", chosen);
+    snprintf(t->cfg.train.out_dir, sizeof t->cfg.train.out_dir, "%s", dir);
+    int same_run = resumed_run[0] && strcmp(resumed_run, dir) == 0;
+    if (!same_run && lws_run_dir_in_use(dir)) {
+        if (!opt->overwrite)
+            return lws_fail(LWS_ERR_INVALID,
+                            "run directory %s already holds a run (log.jsonl, config.json or "
+                            "checkpoints/): continue it with --resume %s, start afresh there "
+                            "with --overwrite (deletes its log and checkpoints), or choose "
+                            "another directory with --out",
+                            dir, dir);
+        LWS_TRY(lws_run_dir_clear(dir));
+    }
+    LWS_TRY(lws_mkdir_p(dir));
+    /* A resumed run's log keeps each step once: the steps after the
+     * checkpoint are trained again. */
+    if (same_run) LWS_TRY(lws_run_dir_trim_log(dir, t->st.step));
+    char written[4200];
+    LWS_TRY(lws_run_dir_write_config(dir, &t->cfg, t->st.step, written, sizeof written));
+    char path[1100];
+    snprintf(path, sizeof path, "%s/log.jsonl", dir);
+    t->log = fopen(path, "ab");
+    if (!t->log) return lws_fail(LWS_ERR_IO, "cannot write %s: %s", path, strerror(errno));
+    return LWS_OK;
+}
+
+/* The model, the data, the checkpoint to resume from and the run directory. */
+static lws_status start(trainer *t) {
+    const lws_train_config *tc = &t->cfg.train;
+    LWS_TRY(lws_model_create(t->ctx, &t->cfg, tc->micro_batch, tc->seq_len, 1, &t->m));
+    LWS_TRY(open_data(&t->cfg, &t->data));
+    LWS_TRY(lws_sampler_init(&t->sampler, t->data.train, tc->seed));
+    t->st = (lws_train_state){0, 0, tc->seed, 0, 0};
+    const char *ckpt = NULL;
+    if (t->opt->resume) {
+        lws_status s = lws_checkpoint_find(t->opt->resume, t->resumed_from, sizeof t->resumed_from);
+        if (s == LWS_OK) s = lws_checkpoint_load(t->m, t->resumed_from, &t->st);
         if (s != LWS_OK) {
-            lws_tokens_close(&d->train_file);
+            lws_error_context("resuming from %s", t->opt->resume);
             return s;
         }
-        d->val_tokens = &d->train_file;
-    } else {
-        d->train = lws_tokens_all(&d->train_file);
-        d->val_tokens = NULL;
+        t->sampler.seed = t->st.sampler_seed;
+        t->sampler.counter = t->st.sampler_counter;
+        ckpt = t->resumed_from;
     }
-    if (d->train.end - d->train.begin < (uint64_t)cfg->train.seq_len + 1) {
-        lws_tokens_close(&d->train_file);
-        if (d->have_val_file) lws_tokens_close(&d->val_file);
-        return lws_fail(LWS_ERR_DATA, "%s: %llu training tokens, fewer than seq_len + 1 = %u",
-                        dc->train, (unsigned long long)(d->train.end - d->train.begin),
-                        cfg->train.seq_len + 1);
+    LWS_TRY(choose_run_dir(t, ckpt));
+    uint32_t L = t->cfg.model.n_layers;
+    t->fwd_ms = calloc(L, sizeof *t->fwd_ms);
+    t->bwd_ms = calloc(L, sizeof *t->bwd_ms);
+    if (!t->fwd_ms || !t->bwd_ms) return lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory");
+    t->flops_per_token = lws_config_train_flops_per_token(&t->cfg);
+    lws_train_progress p = {.kind = LWS_PROGRESS_START,
+                            .step = t->st.step,
+                            .resumed_from = ckpt,
+                            .train_tokens = t->data.train.end - t->data.train.begin};
+    if (t->data.val_tokens) {
+        p.val_tokens = t->data.val.end - t->data.val.begin;
+        p.val_source = t->data.val_open ? t->cfg.data.val : NULL;
     }
+    emit(t, &p);
     return LWS_OK;
 }
 
-/* The token files and, for a BPE vocabulary, its token lengths; on failure
- * nothing stays open or allocated. */
-static lws_status open_data(const lws_config *cfg, data_set *d) {
-    lws_status s = open_files(cfg, d);
-    if (s != LWS_OK) {
-        free(d->token_bytes);
-        d->token_bytes = NULL;
-    }
-    return s;
-}
+/* The log line and progress report of a finished step. */
+static lws_status report_step(trainer *t, const lws_step_result *r, double step_s,
+                              double run_start, uint64_t first_step) {
+    const lws_train_config *tc = &t->cfg.train;
+    uint32_t L = t->cfg.model.n_layers;
+    uint64_t step = t->st.step;
+    lws_timing timing = {t->fwd_ms, t->bwd_ms, 0, 0, 0, 0};
+    LWS_TRY(lws_model_read_timing(t->m, &timing));
+    double tokens = (double)lws_model_batch(t->m) * lws_model_seq(t->m) *
+                    (tc->grad_accum ? tc->grad_accum : 1);
+    lws_train_progress p = {.kind = LWS_PROGRESS_STEP,
+                            .step = step,
+                            .loss = r->loss,
+                            .lr = r->lr,
+                            .grad_norm = r->grad_norm,
+                            .step_ms = step_s * 1e3,
+                            .tokens_per_s = tokens / step_s,
+                            .elapsed_s = t->st.elapsed_s,
+                            .n_layers = L,
+                            .layer_fwd_ms = t->fwd_ms,
+                            .layer_bwd_ms = t->bwd_ms,
+                            .head_ms = timing.head_ms,
+                            .optimizer_ms = timing.optim_ms};
+    p.mfu = t->opt->peak_tflops > 0
+                ? p.tokens_per_s * t->flops_per_token / (t->opt->peak_tflops * 1e12)
+                : NAN;
+    p.eta_s = (now_s() - run_start) / (double)(step - first_step) * (double)(tc->steps - step);
 
-static void close_data(data_set *d) {
-    free(d->token_bytes);
-    lws_tokens_close(&d->train_file);
-    if (d->have_val_file) lws_tokens_close(&d->val_file);
-}
-
-/* Mean validation loss over eval.tokens (0: all) of the held-out windows,
- * and the bytes of text those targets spell. */
-static lws_status evaluate(lws_model *m, const lws_config *cfg, const data_set *d, uint32_t *inputs,
-                           uint32_t *targets, double *mean, uint64_t *count, uint64_t *bytes) {
-    uint64_t cursor = 0, total = 0, text = 0;
-    double sum = 0;
-    uint32_t B = m->batch, T = m->seq;
-    uint64_t limit = cfg->eval.tokens;
-    for (;;) {
-        uint32_t rows = lws_eval_windows(d->val_tokens, d->val, T, B, &cursor, inputs, targets);
-        if (rows == 0) break;
-        for (uint32_t r = rows; r < B; r++) { /* pad a partial batch; its losses are dropped */
-            memcpy(inputs + (size_t)r * T, inputs, T * sizeof *inputs);
-            memcpy(targets + (size_t)r * T, targets, T * sizeof *targets);
-        }
-        double batch_sum;
-        LWS_TRY(lws_model_eval_rows(m, inputs, targets, rows, &batch_sum));
-        sum += batch_sum;
-        total += (uint64_t)rows * T;
-        for (size_t i = 0; d->token_bytes && i < (size_t)rows * T; i++)
-            text += targets[i] < m->cfg.model.vocab_size ? d->token_bytes[targets[i]] : 0;
-        if (limit && total >= limit) break;
-    }
-    if (total == 0)
-        return lws_fail(LWS_ERR_DATA,
-                        "the validation split has fewer than seq_len + 1 = %u tokens: raise "
-                        "data.val_tokens or give a longer data.val file",
-                        T + 1);
-    *mean = sum / (double)total;
-    *count = total;
-    *bytes = d->token_bytes ? text : total;
-    return LWS_OK;
-}
-
-static FILE *open_log(const char *run_dir, int append) {
-    char path[2200];
-    snprintf(path, sizeof path, "%s/log.jsonl", run_dir);
-    return fopen(path, append ? "ab" : "wb");
-}
-
-static void log_json(FILE *log, cJSON *o) {
-    char *text = cJSON_PrintUnformatted(o);
-    if (text && log) {
-        fprintf(log, "%s\n", text);
-        fflush(log);
-    }
-    free(text);
-    cJSON_Delete(o);
-}
-
-static lws_status make_run_dir(const char *path) {
-    char tmp[2048];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        mkdir(tmp, 0755);
-        *p = '/';
-    }
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-        return lws_fail(LWS_ERR_IO, "cannot create the run directory %s: %s", tmp, strerror(errno));
-    return LWS_OK;
-}
-
-/* The files tests/torch_reference.py checks lws against: the initial
- * weights, one batch of random tokens, the first step's gradients, and the
- * losses of `steps` AdamW steps on that batch. */
-static lws_status parity_dump(lws_model *m, const lws_config *cfg, const char *dir,
-                              uint32_t steps) {
-    LWS_TRY(make_run_dir(dir));
-    uint32_t A = cfg->train.grad_accum ? cfg->train.grad_accum : 1, N = m->tokens;
-    uint32_t V = cfg->model.vocab_size;
-    uint32_t *inputs = malloc((size_t)A * N * 4), *targets = malloc((size_t)A * N * 4);
-    float *host = malloc(m->n_floats * sizeof *host);
-    if (!inputs || !targets || !host) {
-        free(inputs), free(targets), free(host);
-        return lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory");
-    }
-    uint64_t x = cfg->train.seed ^ 0x5EED5EED5EEDull;
-    for (size_t i = 0; i < (size_t)A * N; i++) {
-        uint64_t z = lws_splitmix64(&x);
-        inputs[i] = (uint32_t)(z % V);
-        targets[i] = (uint32_t)((z >> 32) % V);
-    }
-    char path[2400];
-    lws_status s = LWS_OK;
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    s = lws_save_params(m, NULL, path);
-    if (s == LWS_OK) {
-        lws_st_writer *w;
-        s = lws_st_writer_create(&w);
-        uint64_t shape[3] = {A, m->batch, m->seq};
-        if (s == LWS_OK) s = lws_st_add(w, "inputs", LWS_ST_I32, shape, 3, inputs);
-        if (s == LWS_OK) s = lws_st_add(w, "targets", LWS_ST_I32, shape, 3, targets);
-        snprintf(path, sizeof path, "%s/batch.safetensors", dir);
-        if (s == LWS_OK) s = lws_st_write(w, path);
-        lws_st_writer_destroy(w);
-    }
-    cJSON *losses = cJSON_CreateArray(), *lrs = cJSON_CreateArray(), *norms = cJSON_CreateArray();
-    for (uint32_t step = 1; s == LWS_OK && step <= steps; step++) {
-        double loss = 0;
-        for (uint32_t a = 0; s == LWS_OK && a < A; a++) {
-            double mb;
-            s = lws_model_forward_backward(m, inputs + (size_t)a * N, targets + (size_t)a * N, &mb);
-            loss += mb / A;
-        }
-        if (s == LWS_OK && step == 1) {
-            s = lws_model_download(m, LWS_BLOCK_GRADS, host);
-            snprintf(path, sizeof path, "%s/grads.safetensors", dir);
-            if (s == LWS_OK) s = lws_save_params(m, host, path);
-        }
-        double lr = lws_lr_at(&cfg->train, step), norm = 0;
-        if (s == LWS_OK) s = lws_model_optimizer_step(m, lr, step, &norm);
-        cJSON_AddItemToArray(losses, cJSON_CreateNumber(loss));
-        cJSON_AddItemToArray(lrs, cJSON_CreateNumber(lr));
-        cJSON_AddItemToArray(norms, cJSON_CreateNumber(norm));
-        printf("parity step %u: loss %.9f lr %.6g grad norm %.6g\n", step, loss, lr, norm);
-    }
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddItemToObject(o, "losses", losses);
-    cJSON_AddItemToObject(o, "lrs", lrs);
-    cJSON_AddItemToObject(o, "grad_norms", norms);
-    char *text = cJSON_Print(o);
-    cJSON_Delete(o);
-    if (s == LWS_OK) {
-        snprintf(path, sizeof path, "%s/steps.json", dir);
-        FILE *f = fopen(path, "wb");
-        if (!f || fputs(text, f) < 0) s = lws_fail(LWS_ERR_IO, "cannot write %s", path);
-        if (f) fclose(f);
+    cJSON_AddNumberToObject(o, "step", (double)step);
+    cJSON_AddNumberToObject(o, "tokens", (double)t->st.tokens_seen);
+    cJSON_AddNumberToObject(o, "loss", r->loss);
+    cJSON_AddNumberToObject(o, "lr", r->lr);
+    cJSON_AddNumberToObject(o, "grad_norm", r->grad_norm);
+    cJSON_AddNumberToObject(o, "step_ms", p.step_ms);
+    cJSON_AddNumberToObject(o, "tokens_per_s", p.tokens_per_s);
+    if (isfinite(p.mfu))
+        cJSON_AddNumberToObject(o, "mfu", p.mfu);
+    else
+        cJSON_AddNullToObject(o, "mfu");
+    cJSON_AddNumberToObject(o, "elapsed_s", t->st.elapsed_s);
+    cJSON *lf = cJSON_AddArrayToObject(o, "layer_fwd_ms");
+    cJSON *lb = cJSON_AddArrayToObject(o, "layer_bwd_ms");
+    for (uint32_t i = 0; i < L; i++) {
+        cJSON_AddItemToArray(lf, cJSON_CreateNumber(t->fwd_ms[i]));
+        cJSON_AddItemToArray(lb, cJSON_CreateNumber(t->bwd_ms[i]));
     }
-    free(text);
-    free(inputs), free(targets), free(host);
-    return s;
+    cJSON_AddNumberToObject(o, "head_ms", timing.head_ms);
+    cJSON_AddNumberToObject(o, "optimizer_ms", timing.optim_ms);
+    log_json(t, o);
+    t->res->final_loss = r->loss;
+    emit(t, &p);
+    return LWS_OK;
 }
 
-lws_status lws_train(const lws_config *config, const lws_train_options *opt) {
-    lws_config cfg = *config;
-    if (opt->steps) cfg.train.steps = opt->steps;
-    if (opt->out_dir) snprintf(cfg.train.out_dir, sizeof cfg.train.out_dir, "%s", opt->out_dir);
-    const lws_train_config *tc = &cfg.train;
+static lws_status validate(trainer *t) {
+    lws_eval_result r;
+    LWS_TRY(lws_evaluate(t->m, t->data.val_tokens, t->data.val, t->cfg.eval.tokens,
+                         &t->data.text, t->opt->stop, &r));
+    double loss = lws_eval_loss(&r), bpb = lws_eval_bits_per_byte(&r);
+    cJSON *v = cJSON_CreateObject();
+    cJSON_AddNumberToObject(v, "step", (double)t->st.step);
+    cJSON_AddNumberToObject(v, "tokens", (double)t->st.tokens_seen);
+    cJSON_AddNumberToObject(v, "val_loss", loss);
+    cJSON_AddNumberToObject(v, "val_ppl", exp(loss));
+    cJSON_AddNumberToObject(v, "val_tokens", (double)r.tokens);
+    if (isfinite(bpb)) cJSON_AddNumberToObject(v, "val_bpb", bpb);
+    log_json(t, v);
+    lws_train_result *res = t->res;
+    res->has_val = 1;
+    res->val_loss = loss;
+    res->val_ppl = exp(loss);
+    res->val_bpb = bpb;
+    res->val_tokens = r.tokens;
+    lws_train_progress p = {.kind = LWS_PROGRESS_EVAL,
+                            .step = t->st.step,
+                            .val_loss = loss,
+                            .val_ppl = exp(loss),
+                            .val_bpb = bpb,
+                            .val_count = r.tokens};
+    emit(t, &p);
+    return LWS_OK;
+}
+
+static lws_status save(trainer *t) {
+    lws_train_result *res = t->res;
+    LWS_TRY(lws_checkpoint_save(t->m, t->cfg.train.out_dir, &t->st,
+                                t->cfg.train.keep_checkpoints, res->checkpoint,
+                                sizeof res->checkpoint));
+    t->saved_step = t->st.step;
+    lws_train_progress p = {.kind = LWS_PROGRESS_CHECKPOINT,
+                            .step = t->st.step,
+                            .checkpoint = res->checkpoint};
+    emit(t, &p);
+    return LWS_OK;
+}
+
+/* A stop between micro-batches or evaluation batches leaves the last
+ * completed step to save. */
+static lws_status stopped(trainer *t, int signal) {
+    if (t->st.step == 0)
+        return lws_fail(LWS_ERR_INTERRUPTED,
+                        "stopped by signal %d before the first step finished; nothing to save",
+                        signal);
+    if (t->saved_step != t->st.step) LWS_TRY(save(t));
+    return lws_fail(LWS_ERR_INTERRUPTED,
+                    "stopped by signal %d at step %llu; checkpoint %s (continue with --resume %s)",
+                    signal, (unsigned long long)t->st.step, t->res->checkpoint,
+                    t->cfg.train.out_dir);
+}
+
+static lws_status run(trainer *t) {
+    const lws_train_config *tc = &t->cfg.train;
     uint32_t A = tc->grad_accum ? tc->grad_accum : 1;
-
-    lws_context *ctx = NULL;
-    lws_context_options copt = {.device = opt->device, .validation = -1, .pipeline_cache = -1};
-    LWS_TRY(lws_context_create(&copt, &ctx));
-    const lws_device_caps *caps = lws_context_caps(ctx);
-    printf("device: %s (%s, %s)\n", caps->name, caps->vendor, caps->driver_name);
-    printf("model: %s, %llu parameters, %u layers, micro-batch %u x %u tokens, %u accumulation "
-           "step%s\n",
-           cfg.name, (unsigned long long)lws_config_params(&cfg), cfg.model.n_layers,
-           tc->micro_batch, tc->seq_len, A, A == 1 ? "" : "s");
-    lws_memory_plan plan = lws_model_plan(ctx, &cfg, tc->micro_batch, tc->seq_len, 1);
-    lws_memory_plan_print(&plan, stdout);
-
-    lws_model *m = NULL;
-    data_set data;
-    int data_open = 0;
-    FILE *log_file = NULL;
-    uint32_t *inputs = NULL, *targets = NULL;
-    double *fwd_ms = NULL, *bwd_ms = NULL;
-    lws_status s = lws_model_create(ctx, &cfg, tc->micro_batch, tc->seq_len, 1, &m);
-    if (s != LWS_OK) goto done;
-
-    if (opt->parity_dump) {
-        s = parity_dump(m, &cfg, opt->parity_dump, tc->steps);
-        goto done;
-    }
-
-    s = open_data(&cfg, &data);
-    if (s != LWS_OK) goto done;
-    data_open = 1;
-    printf("data: %s, %llu training tokens", cfg.data.train,
-           (unsigned long long)(data.train.end - data.train.begin));
-    if (data.val_tokens)
-        printf(", %llu validation tokens (%s)", (unsigned long long)(data.val.end - data.val.begin),
-               data.have_val_file ? cfg.data.val : "held out from the end of the training file");
-    printf("\n");
-
-    lws_sampler sampler;
-    s = lws_sampler_init(&sampler, data.train, tc->seed);
-    if (s != LWS_OK) goto done;
-    lws_train_state st = {0, 0, tc->seed, 0, 0};
-    const char *run_dir = cfg.train.out_dir;
-    if (opt->resume) {
-        char dir[2400];
-        s = lws_checkpoint_find(opt->resume, dir, sizeof dir);
-        if (s == LWS_OK) s = lws_checkpoint_load(m, dir, &st);
+    uint64_t step_tokens = (uint64_t)lws_model_batch(t->m) * lws_model_seq(t->m) * A;
+    double start_s = now_s(), elapsed_before = t->st.elapsed_s;
+    uint64_t first_step = t->st.step;
+    int eval_at_end = t->cfg.eval.every > 0 || t->data.val_tokens != NULL;
+    lws_batch_source src = {next_batch, t};
+    while (t->st.step < tc->steps) {
+        uint64_t step = t->st.step + 1;
+        double t0 = now_s();
+        lws_step_result r;
+        lws_status s = lws_train_step(t->m, &src, step, t->opt->stop, &r);
+        if (s == LWS_ERR_INTERRUPTED) return stopped(t, (int)*t->opt->stop);
         if (s != LWS_OK) {
-            lws_error_context("resuming from %s", opt->resume);
-            goto done;
+            char why[1024];
+            snprintf(why, sizeof why, "%s", lws_error_message());
+            return lws_fail(s, "step %llu: %s (last good checkpoint: %s)",
+                            (unsigned long long)step, why,
+                            t->res->checkpoint[0] ? t->res->checkpoint : "none yet");
         }
-        sampler.seed = st.sampler_seed;
-        sampler.counter = st.sampler_counter;
-        printf("resumed from %s at step %llu\n", dir, (unsigned long long)st.step);
-    }
-    s = make_run_dir(run_dir);
-    if (s != LWS_OK) goto done;
-    log_file = open_log(run_dir, opt->resume != NULL);
-    if (!log_file) {
-        s = lws_fail(LWS_ERR_IO, "cannot write %s/log.jsonl: %s", run_dir, strerror(errno));
-        goto done;
-    }
-
-    double peak = opt->peak_tflops;
-    if (peak <= 0) {
-        s = lws_measure_peak_tflops(ctx, &peak);
-        if (s != LWS_OK) goto done;
-        printf("peak: %.3g TFLOP/s measured with lws's fp32 matmul (MFU is relative to it; "
-               "--peak-tflops sets a datasheet figure)\n",
-               peak);
-    }
-    double flops_per_token = lws_config_train_flops_per_token(&cfg);
-
-    uint32_t N = m->tokens, L = cfg.model.n_layers;
-    inputs = malloc((size_t)N * 4);
-    targets = malloc((size_t)N * 4);
-    fwd_ms = calloc(L, sizeof *fwd_ms);
-    bwd_ms = calloc(L, sizeof *bwd_ms);
-    if (!inputs || !targets || !fwd_ms || !bwd_ms) {
-        s = lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory");
-        goto done;
-    }
-    stop_signal = 0;
-    struct sigaction sa = {0}, old_int, old_term;
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-
-    char last_ckpt[2400] = "";
-    double start = now_s(), elapsed_before = st.elapsed_s;
-    uint64_t first_step = st.step;
-    int eval_due_at_end = cfg.eval.every > 0 || data.val_tokens != NULL;
-    while (st.step < tc->steps) {
-        uint64_t step = st.step + 1;
-        double t0 = now_s(), loss = 0;
-        for (uint32_t a = 0; a < A && s == LWS_OK; a++) {
-            double mb;
-            s = lws_sampler_next(&sampler, &data.train_file, m->batch, m->seq, inputs, targets);
-            if (s == LWS_OK) s = lws_model_forward_backward(m, inputs, targets, &mb);
-            loss += mb / A;
-        }
-        if (s != LWS_OK) break;
-        double lr = lws_lr_at(tc, step), grad_norm = 0;
-        if (!isfinite(loss)) {
-            s = lws_fail(LWS_ERR_NUMERIC,
-                         "step %llu: the loss is %g; stopped before the update (last good "
-                         "checkpoint: %s)",
-                         (unsigned long long)step, loss, last_ckpt[0] ? last_ckpt : "none yet");
-            break;
-        }
-        s = lws_model_optimizer_step(m, lr, step, &grad_norm);
-        if (s != LWS_OK) break;
-        if (!isfinite(grad_norm)) {
-            s = lws_fail(
-                LWS_ERR_NUMERIC, "step %llu: the gradient norm is %g (last good checkpoint: %s)",
-                (unsigned long long)step, grad_norm, last_ckpt[0] ? last_ckpt : "none yet");
-            break;
-        }
-        double step_s = now_s() - t0;
-        st.step = step;
-        st.tokens_seen += (uint64_t)N * A;
-        st.sampler_counter = sampler.counter;
-        st.elapsed_s = elapsed_before + (now_s() - start);
-
-        lws_timing timing = {fwd_ms, bwd_ms, 0, 0, 0, 0};
-        s = lws_model_read_timing(m, &timing);
-        if (s != LWS_OK) break;
-        double tok_s = (double)N * A / step_s;
-        double mfu = peak > 0 ? tok_s * flops_per_token / (peak * 1e12) : 0;
-        double done_steps = (double)(step - first_step);
-        double eta = (now_s() - start) / done_steps * (double)(tc->steps - step);
-
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddNumberToObject(o, "step", (double)step);
-        cJSON_AddNumberToObject(o, "tokens", (double)st.tokens_seen);
-        cJSON_AddNumberToObject(o, "loss", loss);
-        cJSON_AddNumberToObject(o, "lr", lr);
-        cJSON_AddNumberToObject(o, "grad_norm", grad_norm);
-        cJSON_AddNumberToObject(o, "step_ms", step_s * 1e3);
-        cJSON_AddNumberToObject(o, "tokens_per_s", tok_s);
-        cJSON_AddNumberToObject(o, "mfu", mfu);
-        cJSON_AddNumberToObject(o, "elapsed_s", st.elapsed_s);
-        cJSON *lf = cJSON_AddArrayToObject(o, "layer_fwd_ms");
-        cJSON *lb = cJSON_AddArrayToObject(o, "layer_bwd_ms");
-        for (uint32_t i = 0; i < L; i++) {
-            cJSON_AddItemToArray(lf, cJSON_CreateNumber(fwd_ms[i]));
-            cJSON_AddItemToArray(lb, cJSON_CreateNumber(bwd_ms[i]));
-        }
-        cJSON_AddNumberToObject(o, "head_ms", timing.head_ms);
-        cJSON_AddNumberToObject(o, "optimizer_ms", timing.optim_ms);
-        log_json(log_file, o);
-
-        if (!opt->quiet && (step % (tc->log_every ? tc->log_every : 1) == 0 || step == tc->steps)) {
-            char eta_text[32];
-            format_duration(eta, eta_text, sizeof eta_text);
-            printf("step %llu/%u | loss %.4f | lr %.3e | grad norm %.3f | %.0f tok/s | MFU %.1f%% "
-                   "| ETA %s\n",
-                   (unsigned long long)step, tc->steps, loss, lr, grad_norm, tok_s, 100 * mfu,
-                   eta_text);
-            if (opt->profile) {
-                printf("  per-layer ms (fwd/bwd):");
-                for (uint32_t i = 0; i < L; i++) printf(" %u:%.2f/%.2f", i, fwd_ms[i], bwd_ms[i]);
-                printf(" | head %.2f | optimizer %.2f\n", timing.head_ms, timing.optim_ms);
-            }
-            fflush(stdout);
-        }
+        t->st.step = step;
+        t->st.tokens_seen += step_tokens;
+        t->st.sampler_counter = t->sampler.counter;
+        t->st.elapsed_s = elapsed_before + (now_s() - start_s);
+        t->res->step = step;
+        t->res->tokens = t->st.tokens_seen;
+        LWS_TRY(report_step(t, &r, now_s() - t0, start_s, first_step));
 
         int last = step == tc->steps;
-        if (data.val_tokens &&
-            ((cfg.eval.every && step % cfg.eval.every == 0) || (last && eval_due_at_end))) {
-            double val = 0;
-            uint64_t count = 0, bytes = 0;
-            s = evaluate(m, &cfg, &data, inputs, targets, &val, &count, &bytes);
-            /* bits per byte: the summed loss in bits over the bytes it predicts */
-            int bpb_known = data.bytes_known && bytes > 0;
-            double bpb = bpb_known ? val * (double)count / log(2.0) / (double)bytes : 0;
-            if (s != LWS_OK) break;
-            cJSON *v = cJSON_CreateObject();
-            cJSON_AddNumberToObject(v, "step", (double)step);
-            cJSON_AddNumberToObject(v, "tokens", (double)st.tokens_seen);
-            cJSON_AddNumberToObject(v, "val_loss", val);
-            cJSON_AddNumberToObject(v, "val_ppl", exp(val));
-            cJSON_AddNumberToObject(v, "val_tokens", (double)count);
-            if (bpb_known) cJSON_AddNumberToObject(v, "val_bpb", bpb);
-            log_json(log_file, v);
-            if (!opt->quiet) {
-                printf("validation at step %llu: loss %.4f | perplexity %.3f",
-                       (unsigned long long)step, val, exp(val));
-                if (bpb_known) printf(" | %.4f bits per byte", bpb);
-                printf(" (%llu tokens)\n", (unsigned long long)count);
-            }
+        if (t->data.val_tokens &&
+            ((t->cfg.eval.every && step % t->cfg.eval.every == 0) || (last && eval_at_end))) {
+            s = validate(t);
+            if (s == LWS_ERR_INTERRUPTED) return stopped(t, (int)*t->opt->stop);
+            LWS_TRY(s);
         }
-        int interrupted = stop_signal != 0;
-        if (last || interrupted || (tc->checkpoint_every && step % tc->checkpoint_every == 0)) {
-            s = lws_checkpoint_save(m, run_dir, &st, tc->keep_checkpoints, last_ckpt,
-                                    sizeof last_ckpt);
-            if (s != LWS_OK) break;
-            if (!opt->quiet) printf("checkpoint: %s\n", last_ckpt);
-        }
-        if (interrupted) {
-            s = lws_fail(LWS_ERR_INTERRUPTED,
-                         "stopped by signal %d at step %llu; checkpoint %s (continue with "
-                         "--resume %s)",
-                         (int)stop_signal, (unsigned long long)step, last_ckpt, run_dir);
-            break;
-        }
+        int interrupted = t->opt->stop && *t->opt->stop;
+        if (last || interrupted || (tc->checkpoint_every && step % tc->checkpoint_every == 0))
+            LWS_TRY(save(t));
+        if (interrupted) return stopped(t, (int)*t->opt->stop);
     }
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
-    if (s == LWS_OK && !opt->quiet)
-        printf("done: %llu steps, %llu tokens, %.1f s; peak device memory %.1f MiB\n",
-               (unsigned long long)st.step, (unsigned long long)st.tokens_seen, st.elapsed_s,
-               lws_memory_peak(ctx) / 1048576.0);
+    double wall = now_s() - start_s;
+    t->res->tokens_per_s = wall > 0 ? (double)(t->st.step - first_step) * step_tokens / wall : 0;
+    return LWS_OK;
+}
 
-done:
-    if (log_file) fclose(log_file);
-    free(inputs), free(targets), free(fwd_ms), free(bwd_ms);
-    if (data_open) close_data(&data);
-    lws_model_destroy(m);
-    lws_context_destroy(ctx);
+lws_status lws_train(lws_context *ctx, const lws_config *cfg, const lws_train_options *opt,
+                     lws_train_result *out) {
+    memset(out, 0, sizeof *out);
+    out->final_loss = out->val_loss = out->val_ppl = out->val_bpb = NAN;
+    trainer *t = calloc(1, sizeof *t);
+    if (!t) return lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory");
+    t->ctx = ctx;
+    t->cfg = *cfg;
+    t->opt = opt;
+    t->res = out;
+    double t0 = now_s();
+    lws_status s = start(t);
+    if (s == LWS_OK) s = run(t);
+    out->wall_s = now_s() - t0;
+    out->elapsed_s = t->st.elapsed_s;
+    out->peak_memory = lws_memory_peak(ctx);
+    snprintf(out->run_dir, sizeof out->run_dir, "%s", t->cfg.train.out_dir);
+    if (t->log) fclose(t->log);
+    free(t->fwd_ms);
+    free(t->bwd_ms);
+    close_data(&t->data);
+    lws_model_destroy(t->m);
+    free(t);
     return s;
 }

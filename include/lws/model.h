@@ -1,0 +1,142 @@
+/* lws — the model on a Vulkan device: parameters laid out from the LWS
+ * schedule (every layer its own widths), gradients and AdamW moments beside
+ * them, activations for one micro-batch, and per-layer command buffers
+ * recorded once and replayed every step. */
+#ifndef LWS_MODEL_PUBLIC_H
+#define LWS_MODEL_PUBLIC_H
+
+#include <stdio.h>
+
+#include "lws/config.h"
+#include "lws/vk.h"
+
+typedef struct lws_model lws_model;
+
+/* ---- the memory plan ------------------------------------------------------ */
+
+/* What a device buffer holds, which is also how long it lives. */
+typedef enum lws_mem_kind {
+    LWS_MEM_PARAMS,      /* the weights */
+    LWS_MEM_GRADS,       /* their gradients (training) */
+    LWS_MEM_OPTIMIZER,   /* AdamW moments (training) */
+    LWS_MEM_ACTIVATIONS, /* what one micro-batch's forward saves for its backward */
+    LWS_MEM_SCRATCH,     /* reused within a step */
+    LWS_MEM_KINDS
+} lws_mem_kind;
+
+/* The device memory a model needs, in bytes as the arena holds them (each
+ * buffer rounded up to 256 bytes). Building the model allocates exactly
+ * `total`. */
+typedef struct lws_memory_plan {
+    uint64_t params, grads, optimizer, activations, scratch, total;
+    uint32_t tensors;          /* buffers allocated */
+    uint64_t largest;          /* bytes of the largest buffer */
+    char largest_name[64];     /* ... and its name */
+    uint64_t largest_operand;  /* elements of the largest matrix a matmul touches */
+    char largest_operand_name[64];
+} lws_memory_plan;
+
+/* The plan for cfg at micro-batch (batch, seq); training adds gradients,
+ * moments and the backward's scratch. ctx gives the device (scratch sizes
+ * follow its tuning); nothing is allocated. */
+lws_status lws_model_plan(lws_context *ctx, const lws_config *cfg, uint32_t batch, uint32_t seq,
+                          int training, lws_memory_plan *out);
+void lws_memory_plan_print(const lws_memory_plan *plan, FILE *out);
+/* 1 when the plan fits the device; otherwise 0 and `why` names the limit it
+ * breaks (the device-local heap, the largest allocation the driver allows,
+ * the elements one matmul operand may have) with the numbers. */
+int lws_memory_plan_fits(const lws_memory_plan *plan, const lws_device_caps *caps, char *why,
+                         size_t why_size);
+
+/* ---- building ------------------------------------------------------------- */
+
+/* Flags of lws_model_create_ex. */
+#define LWS_MODEL_PROFILE_OPS 1u /* a timestamp region around every op (lws bench) */
+
+/* Lays out and allocates the model (refusing, with the plan in the message,
+ * when it does not fit the device), initialises the weights from
+ * cfg->train.seed, and records the command buffers. training = 0 builds a
+ * forward-only model. */
+lws_status lws_model_create(lws_context *ctx, const lws_config *cfg, uint32_t batch, uint32_t seq,
+                            int training, lws_model **out);
+lws_status lws_model_create_ex(lws_context *ctx, const lws_config *cfg, uint32_t batch,
+                               uint32_t seq, int training, uint32_t flags, lws_model **out);
+void lws_model_destroy(lws_model *m);
+
+const lws_config *lws_model_get_config(const lws_model *m);
+lws_context *lws_model_context(const lws_model *m);
+uint32_t lws_model_batch(const lws_model *m);
+uint32_t lws_model_seq(const lws_model *m);
+/* Floats of each of the parameter, gradient and moment blocks. */
+uint64_t lws_model_floats(const lws_model *m);
+
+/* Truncated-normal initialisation (std cfg.model.init_std, cut at +-3 std;
+ * norm weights 1), deterministic in the seed and independent of the device. */
+lws_status lws_model_init_weights(lws_model *m, uint64_t seed);
+
+/* ---- running -------------------------------------------------------------- */
+
+/* The model's host buffers for one micro-batch (batch * seq uint32 each),
+ * reused by every call: a caller may fill them and pass them back to the
+ * functions below, which then copy nothing. */
+void lws_model_host_batch(lws_model *m, uint32_t **inputs, uint32_t **targets);
+/* One micro-batch: uploads inputs and targets (batch * seq uint32 each), runs
+ * the forward and the backward (gradients accumulate, dlogits scaled by
+ * 1/grad_accum), and returns the mean loss over the micro-batch's tokens. */
+lws_status lws_model_forward_backward(lws_model *m, const uint32_t *inputs, const uint32_t *targets,
+                                      double *loss);
+/* Forward only over a full micro-batch; returns the summed loss of the
+ * tokens of its first `rows` rows (the rest may be padding). */
+lws_status lws_model_eval_rows(lws_model *m, const uint32_t *inputs, const uint32_t *targets,
+                               uint32_t rows, double *loss_sum);
+/* Forward only; the logits (batch * seq, vocab) into host memory. */
+lws_status lws_model_logits(lws_model *m, const uint32_t *inputs, float *logits);
+/* Clips the gradients by global norm (cfg.train.grad_clip) and applies AdamW
+ * (betas, eps, weight decay from cfg.train) with learning rate lr as update
+ * number `step` (1-based, for the bias corrections); zeroes the gradients and
+ * returns the gradient norm before clipping. */
+lws_status lws_model_optimizer_step(lws_model *m, double lr, uint64_t step, double *grad_norm);
+
+/* Device times of the last step, from timestamp queries (0 without them). */
+typedef struct lws_timing {
+    double *layer_fwd_ms, *layer_bwd_ms; /* [n_layers], given by the caller */
+    double embed_ms, head_ms, embed_bwd_ms, optim_ms;
+} lws_timing;
+lws_status lws_model_read_timing(lws_model *m, lws_timing *t);
+/* The per-op timer of a model built with LWS_MODEL_PROFILE_OPS (else NULL):
+ * one region per op of a training step, named by the op's kind. */
+lws_timer *lws_model_op_timer(const lws_model *m);
+
+/* Host copies of the parameter, gradient or moment blocks (lws_model_floats
+ * floats, in the layout of the parameter list). */
+typedef enum {
+    LWS_BLOCK_PARAMS,
+    LWS_BLOCK_GRADS,
+    LWS_BLOCK_ADAM_M,
+    LWS_BLOCK_ADAM_V
+} lws_block_kind;
+lws_status lws_model_download(lws_model *m, lws_block_kind kind, float *host);
+lws_status lws_model_upload(lws_model *m, lws_block_kind kind, const float *host);
+
+/* ---- decoding with a key/value cache (src/model/decode.c) ------------------ */
+
+typedef struct lws_decoder lws_decoder;
+
+/* Allocates the caches and single-token activations for positions
+ * 0 .. max_seq - 1 and records the step. m holds the parameters (any batch
+ * and seq; training or not) and must outlive the decoder; its own forward
+ * (batch row 0) serves as the prefill. */
+lws_status lws_decoder_create(lws_model *m, uint32_t max_seq, lws_decoder **out);
+/* Frees the host side; the device memory stays in the arena (as a model's). */
+void lws_decoder_destroy(lws_decoder *d);
+uint32_t lws_decoder_max_seq(const lws_decoder *d);
+/* Runs `token` at position pos: positions 0 .. pos-1 must already be in the
+ * caches (earlier steps or a prefill). Writes the next-token logits (vocab
+ * floats) when logits is not NULL. */
+lws_status lws_decoder_step(lws_decoder *d, uint32_t token, uint32_t pos, float *logits);
+/* Runs a prompt of n tokens (1 <= n <= max_seq) into the caches: the first
+ * min(n, m's seq) in one forward of the model, the rest one step each.
+ * Writes the logits after the last prompt token when logits is not NULL. */
+lws_status lws_decoder_prefill(lws_decoder *d, const uint32_t *tokens, uint32_t n, float *logits);
+
+#endif

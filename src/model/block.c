@@ -1,0 +1,91 @@
+/* The block recipe (see block.h). */
+#include "model/block.h"
+
+/* A timestamp region around one op when the caller profiles ops. */
+#define OP(kind, call)                                                                             \
+    do {                                                                                           \
+        int op_region_ = k->op_begin ? k->op_begin(k->self, c, kind) : -1;                         \
+        call;                                                                                      \
+        if (k->op_end) k->op_end(k->self, c, op_region_);                                          \
+    } while (0)
+#define PROJECT(y, x, w, n, kk) OP(k->project_kind, k->project(k->self, c, y, x, w, n, kk))
+
+/* Attention sub-block from `in` (x, or xn for pre_norm) to io->att. */
+static void attention(const lws_block_kernels *k, lws_cmd *c, const lws_config *cfg,
+                      uint32_t layer, const lws_block_weights *w, const lws_block_io *io,
+                      lws_buffer in) {
+    const lws_layer_shape *s = &cfg->layers[layer];
+    uint32_t d = cfg->model.d_model, hd = cfg->model.head_dim, R = k->rows;
+    uint32_t q = s->q_heads * hd, kv = s->kv_heads * hd;
+    float eps = (float)cfg->model.norm_eps;
+    PROJECT(io->q_raw, in, w->wq, q, d);
+    PROJECT(io->k_raw, in, w->wk, kv, d);
+    PROJECT(io->v, in, w->wv, kv, d);
+    lws_cmd_barrier(c);
+    if (cfg->model.qk_norm) {
+        /* QK-norm over the whole projection of a token (q_heads * head_dim). */
+        OP("rmsnorm", lws_op_rmsnorm_fwd(c, io->q, io->q_rstd, io->q_raw, w->q_norm, R, q, eps));
+        OP("rmsnorm", lws_op_rmsnorm_fwd(c, io->k, io->k_rstd, io->k_raw, w->k_norm, R, kv, eps));
+        lws_cmd_barrier(c);
+    }
+    k->attend(k->self, c, layer, io);
+}
+
+/* SwiGLU from `in` (h, or hn for pre_norm) to y = W2 (silu(W1 in) * W3 in). */
+static void ffn(const lws_block_kernels *k, lws_cmd *c, uint32_t d, uint32_t f,
+                const lws_block_weights *w, const lws_block_io *io, lws_buffer in, lws_buffer y) {
+    PROJECT(io->gate, in, w->w1, f, d);
+    PROJECT(io->up, in, w->w3, f, d);
+    lws_cmd_barrier(c);
+    OP("swiglu", lws_op_swiglu_fwd(c, io->act, io->gate, io->up, k->rows * f));
+    lws_cmd_barrier(c);
+    PROJECT(y, io->act, w->w2, d, f);
+    lws_cmd_barrier(c);
+}
+
+void lws_block_forward(const lws_block_kernels *k, lws_cmd *c, const lws_config *cfg,
+                       uint32_t layer, const lws_block_weights *w, const lws_block_io *io) {
+    const lws_layer_shape *s = &cfg->layers[layer];
+    uint32_t d = cfg->model.d_model, R = k->rows;
+    uint32_t q = s->q_heads * cfg->model.head_dim, f = s->ffn_dim;
+    float eps = (float)cfg->model.norm_eps;
+    if (cfg->model.block == LWS_BLOCK_POST_NORM) {
+        /* h = x + RMSNorm_attn(Attn(x)); out = h + RMSNorm_ffn(SwiGLU(h)) */
+        attention(k, c, cfg, layer, w, io, io->x);
+        PROJECT(io->attn_out, io->att, w->wo, d, q);
+        lws_cmd_barrier(c);
+        OP("rmsnorm",
+           lws_op_rmsnorm_fwd(c, io->h, io->attn_rstd, io->attn_out, w->attn_norm, R, d, eps));
+        lws_cmd_barrier(c);
+        OP("axpby", lws_op_axpby(c, io->h, io->x, io->h, 1.0f, 1.0f, R * d));
+        lws_cmd_barrier(c);
+        ffn(k, c, d, f, w, io, io->h, io->ffn_out);
+        OP("rmsnorm",
+           lws_op_rmsnorm_fwd(c, io->out, io->ffn_rstd, io->ffn_out, w->ffn_norm, R, d, eps));
+        lws_cmd_barrier(c);
+        OP("axpby", lws_op_axpby(c, io->out, io->h, io->out, 1.0f, 1.0f, R * d));
+    } else {
+        /* h = x + Attn(RMSNorm_attn(x)); out = h + SwiGLU(RMSNorm_ffn(h)) */
+        OP("rmsnorm", lws_op_rmsnorm_fwd(c, io->xn, io->attn_rstd, io->x, w->attn_norm, R, d, eps));
+        lws_cmd_barrier(c);
+        attention(k, c, cfg, layer, w, io, io->xn);
+        PROJECT(io->h, io->att, w->wo, d, q);
+        lws_cmd_barrier(c);
+        OP("axpby", lws_op_axpby(c, io->h, io->x, io->h, 1.0f, 1.0f, R * d));
+        lws_cmd_barrier(c);
+        OP("rmsnorm", lws_op_rmsnorm_fwd(c, io->hn, io->ffn_rstd, io->h, w->ffn_norm, R, d, eps));
+        lws_cmd_barrier(c);
+        ffn(k, c, d, f, w, io, io->hn, io->out);
+        OP("axpby", lws_op_axpby(c, io->out, io->h, io->out, 1.0f, 1.0f, R * d));
+    }
+}
+
+void lws_block_head(const lws_block_kernels *k, lws_cmd *c, const lws_config *cfg, lws_buffer x,
+                    lws_buffer xn, lws_buffer rstd, lws_buffer norm_w, lws_buffer head_w,
+                    lws_buffer logits) {
+    uint32_t d = cfg->model.d_model, V = cfg->model.vocab_size;
+    OP("rmsnorm",
+       lws_op_rmsnorm_fwd(c, xn, rstd, x, norm_w, k->rows, d, (float)cfg->model.norm_eps));
+    lws_cmd_barrier(c);
+    PROJECT(logits, xn, head_w, V, d);
+}

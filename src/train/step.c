@@ -1,0 +1,43 @@
+/* One optimizer step, the only place the host side of a step is written:
+ * grad_accum micro-batches of forward and backward, then clipping and AdamW.
+ * lws train, lws bench and the parity dump all run their steps here. */
+#include <math.h>
+
+#include "lws/train.h"
+
+lws_status lws_train_accumulate(lws_model *m, const lws_batch_source *src,
+                                const lws_stop_flag *stop, double *loss) {
+    const lws_config *cfg = lws_model_get_config(m);
+    uint32_t A = cfg->train.grad_accum ? cfg->train.grad_accum : 1;
+    uint32_t *inputs, *targets;
+    lws_model_host_batch(m, &inputs, &targets);
+    double sum = 0;
+    for (uint32_t a = 0; a < A; a++) {
+        if (stop && *stop)
+            return lws_fail(LWS_ERR_INTERRUPTED, "stopped by signal %d between micro-batches",
+                            (int)*stop);
+        double mb = 0;
+        LWS_TRY(src->next(src->state, a, inputs, targets));
+        LWS_TRY(lws_model_forward_backward(m, inputs, targets, &mb));
+        sum += mb / A;
+    }
+    *loss = sum;
+    if (!isfinite(sum))
+        return lws_fail(LWS_ERR_NUMERIC, "the loss is %g; stopped before the update", sum);
+    return LWS_OK;
+}
+
+lws_status lws_train_update(lws_model *m, uint64_t step, double lr, double *grad_norm) {
+    LWS_TRY(lws_model_optimizer_step(m, lr, step, grad_norm));
+    if (!isfinite(*grad_norm))
+        return lws_fail(LWS_ERR_NUMERIC, "the gradient norm is %g", *grad_norm);
+    return LWS_OK;
+}
+
+lws_status lws_train_step(lws_model *m, const lws_batch_source *src, uint64_t step,
+                          const lws_stop_flag *stop, lws_step_result *out) {
+    out->lr = lws_lr_at(&lws_model_get_config(m)->train, step);
+    out->grad_norm = 0;
+    LWS_TRY(lws_train_accumulate(m, src, stop, &out->loss));
+    return lws_train_update(m, step, out->lr, &out->grad_norm);
+}
