@@ -54,6 +54,18 @@ every_op() {
 check "bench kernels times every op, GFLOP/s and GB/s, with torch's matmul times" \
     '[ $rc -eq 0 ] && every_op && grep -q "torch ms" "$dir/kernels.log" && grep -q "OpenBLAS core" "$dir/kernels.log"'
 
+"$lws" bench kernels configs/tiny/crown.json --set model.n_layers=3 --set=lws.variant=reverse \
+    --print-config >"$dir/kernels-config.json" 2>&1
+check "bench kernels --set and --print-config: the overridden config, nothing timed" \
+    '[ $? -eq 0 ] && /usr/bin/python3 -c "
+import json, sys
+c = json.load(open(sys.argv[1]))
+assert c[\"model\"][\"n_layers\"] == 3 and len(c[\"lws\"][\"ffn_dims\"]) == 3
+" "$dir/kernels-config.json"'
+"$lws" bench kernels configs/tiny/crown.json --set model.n_layers=x >"$dir/kernels-set.log" 2>&1
+check "bench kernels refuses a bad --set with its path" \
+    '[ $? -eq 1 ] && grep -q "set model.n_layers=x: expected an integer" "$dir/kernels-set.log"'
+
 # 4. PyTorch on the CPU, same config and shape.
 /usr/bin/python3 bench/torch_reference.py configs/tiny/crown.json $small --json "$dir/torch.json" \
     >"$dir/torch.log" 2>&1

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# lws schedule: the paper's six totals, --json, --svg, and config errors.
+# lws schedule: the paper's six totals, --json, --svg, --set, --print-config and config errors.
 set -euo pipefail
 lws="$1"
 tmp="${LWS_TEST_DIR:-/tmp/lws_cli_schedule}"
@@ -51,6 +51,24 @@ check "tiny configs load and report their budget match" \
 seq=$("$lws" schedule --seq-len 2048 configs/paper/crown-18l.json)
 check "--seq-len changes the attention term" '[[ "$seq" == *"(seq_len 2048)"* ]]'
 
+# --set overrides after extends, typed by the schema; --print-config shows the result.
+set8=$("$lws" schedule configs/tiny/crown.json --set model.n_layers=8)
+check "--set model.n_layers=8 gives 8 layers" \
+  '[[ "$set8" == *", 8 layers,"* ]] && grep -qE "^ +7 +[0-9.]+ +[0-9.]+ +4 +2 +" <<<"$set8" &&
+   ! grep -qE "^ +8 +[0-9.]+ " <<<"$set8"'
+setv=$("$lws" schedule --set=lws.variant=vanilla configs/tiny/crown.json configs/tiny/framed.json)
+check "--set=PATH=VALUE applies to every CONFIG" \
+  '[ $(grep -c "profile  vanilla: beta 1 -> 4, alpha 0.5 -> 1;" <<<"$setv") -eq 2 ]'
+printed=$("$lws" schedule configs/tiny/crown.json --set model.n_layers=8 --set train.lr=2e-4 \
+  --set data.train=runs/x.tok --print-config)
+check "--print-config prints the overridden values as a config that loads again" \
+  'echo "$printed" | /usr/bin/python3 -c "
+import json, sys
+c = json.load(sys.stdin)
+assert c[\"model\"][\"n_layers\"] == 8 and len(c[\"lws\"][\"ffn_dims\"]) == 8
+assert c[\"train\"][\"lr\"] == 2e-4 and c[\"data\"][\"train\"] == \"runs/x.tok\"
+" && echo "$printed" >"$tmp/printed.json" && "$lws" schedule "$tmp/printed.json" | grep -q ", 8 layers,"'
+
 # Errors: non-zero exit and a message naming the file, the path and the value.
 err() {  # name, expected rc, needle..., -- args
   local name="$1" want="$2"; shift 2
@@ -72,6 +90,10 @@ err "one bad among good" 1 "tests/configs/typo.json" -- configs/paper/crown-18l.
 err "no config" 2 "give at least one config" --
 err "unknown option" 2 "--bogus" -- --bogus configs/paper/crown-18l.json
 err "bad --seq-len" 2 "--seq-len" -- --seq-len 0 configs/paper/crown-18l.json
+err "--set unknown key" 1 "--set train.lrr" "did you mean \"train.lr\"" -- configs/tiny/crown.json --set train.lrr=1
+err "--set wrong type" 1 "--set train.steps=ten" "expected an integer" -- configs/tiny/crown.json --set train.steps=ten
+err "--set out of range" 1 "--set: train.lr" "value -1" "> 0" -- --set train.lr=-1 configs/tiny/crown.json
+err "--set without a value" 2 "--set needs PATH=VALUE" -- configs/tiny/crown.json --set
 err "unwritable svg" 1 "/nonexistent/dir/x.svg" -- --svg /nonexistent/dir/x.svg configs/paper/crown-18l.json
 
 echo "$pass passed, $fail failed"

@@ -420,6 +420,197 @@ static void round_trip(void) {
     }
 }
 
+/* ---- --set overrides ---- */
+
+#define SETS(...)   ((const char *const[]){__VA_ARGS__})
+#define N_SETS(...) ((uint32_t)(sizeof SETS(__VA_ARGS__) / sizeof(const char *)))
+#define LOAD_SET(path, out, ...)                                                                   \
+    lws_config_load_with(path, SETS(__VA_ARGS__), N_SETS(__VA_ARGS__), out)
+#define SET_ERROR(what, path, set, ...)                                                            \
+    expect_error(what, lws_config_load_with(path, SETS(set), 1, &cfg), __VA_ARGS__, NULL)
+
+static lws_config want; /* the same config written in a file */
+
+/* Equal shapes; with multipliers also equal alpha and beta (a resolved
+ * config's explicit lists keep the widths, not the multipliers). */
+static void same_layers(const char *what, const lws_config *a, const lws_config *b,
+                        int multipliers) {
+    CHECK(a->model.n_layers == b->model.n_layers, "%s: %u vs %u layers", what, a->model.n_layers,
+          b->model.n_layers);
+    for (uint32_t i = 0; i < a->model.n_layers && i < b->model.n_layers; i++) {
+        const lws_layer_shape *x = &a->layers[i], *y = &b->layers[i];
+        CHECK(x->q_heads == y->q_heads && x->kv_heads == y->kv_heads && x->ffn_dim == y->ffn_dim &&
+                  (!multipliers || (x->alpha == y->alpha && x->beta == y->beta)),
+              "%s: layer %u: %u/%u/%u vs %u/%u/%u", what, i, x->q_heads, x->kv_heads, x->ffn_dim,
+              y->q_heads, y->kv_heads, y->ffn_dim);
+    }
+}
+
+static void same_profile(const char *what, const lws_profile *a, const lws_profile *b) {
+    CHECK(strcmp(a->variant, b->variant) == 0 && a->n_ffn_points == b->n_ffn_points &&
+              a->n_qkv_points == b->n_qkv_points && a->frame == b->frame &&
+              a->frame_ffn == b->frame_ffn && a->frame_qkv == b->frame_qkv &&
+              a->ffn_divisor == b->ffn_divisor && a->gqa == b->gqa &&
+              a->gqa_value == b->gqa_value && a->match_target == b->match_target,
+          "%s: profiles differ (variant %s vs %s)", what, a->variant, b->variant);
+    for (uint32_t k = 0; k < a->n_ffn_points && k < LWS_MAX_POINTS; k++)
+        CHECK(a->ffn_points[k] == b->ffn_points[k], "%s: ffn_points[%u]", what, k);
+    for (uint32_t k = 0; k < a->n_qkv_points && k < LWS_MAX_POINTS; k++)
+        CHECK(a->qkv_points[k] == b->qkv_points[k], "%s: qkv_points[%u]", what, k);
+}
+
+/* Each kind of value, checked against the same value written in a file. */
+static void overrides_take_effect(void) {
+    const char *small = "tests/configs/small_base.json";
+    CHECK_OK(LOAD_SET(small, &cfg, "model.n_layers=8"));
+    CHECK_OK(lws_config_parse(js("{" MODEL "}, " LWS ", 'variant': 'crown'}}"), "six.json", &want));
+    CHECK(want.model.n_layers == 6 && cfg.model.n_layers == 8, "n_layers 8 over 6");
+    CHECK_OK(lws_config_parse(js("{'model': {'d_model': 64, 'n_layers': 8, 'head_dim': 16, "
+                                 "'vocab_size': 256}, " LWS ", 'variant': 'crown'}}"),
+                              "eight.json", &want));
+    same_layers("n_layers=8", &cfg, &want, 1);
+    /* Crown is framed: the first and last layer are 4 d_model wide with every head. */
+    CHECK(cfg.layers[0].ffn_dim == 256 && cfg.layers[7].ffn_dim == 256 &&
+              cfg.layers[0].q_heads == 4 && cfg.layers[7].q_heads == 4 &&
+              cfg.layers[3].ffn_dim == cfg.layers[4].ffn_dim && cfg.layers[1].ffn_dim < 256,
+          "n_layers=8: framed ends, held peak");
+
+    CHECK_OK(LOAD_SET(small, &cfg, "lws.variant=vanilla"));
+    CHECK_OK(lws_config_parse(js("{" MODEL "}, " LWS ", 'variant': 'vanilla'}}"), "v.json", &want));
+    CHECK(strcmp(cfg.lws.variant, "vanilla") == 0 && cfg.lws.n_ffn_points == 2 &&
+              cfg.lws.ffn_points[0] == 1.0 && cfg.lws.ffn_points[1] == 4.0 && !cfg.lws.frame,
+          "variant=vanilla: the preset");
+    same_layers("variant=vanilla", &cfg, &want, 1);
+
+    CHECK_OK(LOAD_SET(small, &cfg, "train.seed=7", "train.lr=3e-4", "model.tied_embeddings=true"));
+    CHECK(cfg.train.seed == 7 && cfg.train.lr == 3e-4 && cfg.model.tied_embeddings,
+          "seed %llu lr %g tied %d", (unsigned long long)cfg.train.seed, cfg.train.lr,
+          cfg.model.tied_embeddings);
+    CHECK(cfg.train.seq_len == 32 && cfg.train.steps == 10, "the rest of train kept");
+
+    /* Strings are taken literally (or as one quoted JSON string); a new section is made. */
+    CHECK_OK(LOAD_SET(small, &cfg, "data.train=runs/x.tok", "name=abc", "train.schedule=\"wsd\""));
+    CHECK(cfg.has_data && strcmp(cfg.data.train, "runs/x.tok") == 0, "data.train %s",
+          cfg.data.train);
+    CHECK(strcmp(cfg.name, "abc") == 0 && strcmp(cfg.train.out_dir, "runs/abc") == 0,
+          "name %s out_dir %s", cfg.name, cfg.train.out_dir);
+    CHECK(cfg.train.schedule == LWS_LR_WSD, "quoted string");
+
+    /* Lists, an object that replaces the base's, a key inside an object, null. */
+    CHECK_OK(LOAD_SET(small, &cfg, "lws.ffn_points=[1, 2, 1]", "lws.q_heads=[2,4,4,4,4,2]"));
+    CHECK_OK(lws_config_parse(js("{" MODEL "}, " LWS ", 'variant': 'crown', 'ffn_points': [1, 2, "
+                                 "1], 'q_heads': [2, 4, 4, 4, 4, 2]}}"),
+                              "lists.json", &want));
+    CHECK(cfg.lws.n_ffn_points == 3 && cfg.lws.ffn_points[1] == 2 && cfg.lws.has_q_heads &&
+              cfg.layers[1].q_heads == 4 && cfg.layers[0].q_heads == 2,
+          "lists set");
+    same_layers("lists", &cfg, &want, 1);
+    CHECK_OK(LOAD_SET(small, &cfg, "lws.gqa={\"kv_heads\": 1}"));
+    CHECK(cfg.lws.gqa == LWS_GQA_KV_HEADS && cfg.lws.gqa_value == 1,
+          "an object value replaces the object");
+    for (uint32_t i = 0; i < cfg.model.n_layers; i++)
+        CHECK(cfg.layers[i].kv_heads == 1, "kv_heads policy: layer %u has %u", i,
+              cfg.layers[i].kv_heads);
+    CHECK_OK(LOAD_SET(small, &cfg, "lws.gqa.group_size=1"));
+    CHECK(cfg.lws.gqa == LWS_GQA_GROUP_SIZE && cfg.lws.gqa_value == 1 &&
+              cfg.layers[2].kv_heads == cfg.layers[2].q_heads,
+          "nested key");
+    CHECK_OK(LOAD_SET(small, &cfg, "train=null", "eval.every=null"));
+    CHECK(!cfg.has_train && cfg.eval.every == 0, "null removes a section; removing an absent "
+                                                 "key changes nothing");
+
+    /* A budget target named on the command line is relative to the working directory. */
+    CHECK_OK(
+        LOAD_SET("configs/tiny/crown.json", &cfg, "lws.match_config=configs/tiny/vanilla.json"));
+    CHECK_OK(lws_config_load("configs/tiny/vanilla.json", &want));
+    CHECK(cfg.lws.match_target == lws_config_params(&want), "match_config from --set");
+}
+
+/* lws.variant over explicit points behaves as a child file that sets it. */
+static void override_profile(void) {
+    const char *iso = "configs/paper/isotropic-18l.json";
+    CHECK_OK(LOAD_SET(iso, &cfg, "lws.variant=crown"));
+    CHECK_OK(lws_config_load("tests/configs/variant_child.json", &want));
+    same_profile("variant over points", &cfg.lws, &want.lws);
+    same_layers("variant over points", &cfg, &want, 1);
+    CHECK(cfg.lws.ffn_points[0] == 2.5 && !cfg.lws.frame, "the explicit points stay");
+
+    /* Without the points the variant is the paper's crown. */
+    CHECK_OK(LOAD_SET(iso, &cfg, "lws.variant=crown", "lws.ffn_points=null", "lws.qkv_points=null",
+                      "lws.frame=null"));
+    CHECK_OK(lws_config_load("configs/paper/crown-18l.json", &want));
+    same_profile("crown by --set", &cfg.lws, &want.lws);
+    same_layers("crown by --set", &cfg, &want, 1);
+    CHECK(lws_config_params(&cfg) == 181906688, "crown by --set: %llu params",
+          (unsigned long long)lws_config_params(&cfg));
+}
+
+static void override_errors(void) {
+    const char *small = "tests/configs/small_base.json";
+    SET_ERROR("unknown key", small, "train.lrr=1", "--set train.lrr: unknown key",
+              "did you mean \"train.lr\"?", "allowed keys in train: seq_len");
+    SET_ERROR("unknown section", small, "trian.lr=1", "--set trian.lr", "\"train.lr\"",
+              "the top level: name, description, model");
+    SET_ERROR("bare key", small, "n_layers=8", "--set n_layers", "\"model.n_layers\"");
+    SET_ERROR("not an integer", small, "train.steps=ten",
+              "--set train.steps=ten: expected an integer");
+    SET_ERROR("not a number", small, "train.lr=fast", "--set train.lr=fast: expected a number");
+    SET_ERROR("not a bool", small, "model.qk_norm=1",
+              "--set model.qk_norm=1: expected true or false");
+    SET_ERROR("not an array", small, "lws.ffn_points=[1, 2", "--set lws.ffn_points=[1, 2",
+              "expected a JSON array");
+    SET_ERROR("not an object", small, "lws.gqa=2", "--set lws.gqa=2: expected a JSON object");
+    SET_ERROR("quoted for a number", small, "train.lr=\"1\"", "expected a number");
+    /* Values of the right type go through the file's checks, named as --set. */
+    SET_ERROR("out of range", small, "train.lr=-1",
+              "--set: train.lr: value -1 is not allowed; expected a number > 0");
+    SET_ERROR("too many layers", small, "model.n_layers=300", "--set: model.n_layers", "value 300",
+              "from 1 to 256");
+    SET_ERROR("not whole", small, "train.steps=1.5", "--set: train.steps", "not a whole number");
+    SET_ERROR("variant name", small, "lws.variant=crwn", "--set: lws.variant", "\"crwn\"",
+              "\"crown\"");
+    SET_ERROR("element", small, "lws.ffn_points=[1, \"x\"]", "--set: lws.ffn_points[1]", "\"x\"");
+    SET_ERROR("inside an object", small, "lws.gqa={\"grup_size\": 2}", "--set: lws.gqa.grup_size",
+              "did you mean \"group_size\"");
+    SET_ERROR("name", small, "name=a/b", "--set: name", "'/'");
+    /* Usage. */
+    SET_ERROR("no =", small, "train.lr", "--set train.lr: no '='", "PATH=VALUE");
+    SET_ERROR("empty path", small, "=3", "--set =3: the path is empty", "PATH=VALUE");
+    SET_ERROR("empty value", small, "train.lr=", "--set train.lr=: the value is empty", "null");
+    CHECK(lws_config_load_with(small, NULL, 1, &cfg) == LWS_ERR_INVALID, "sets NULL, n 1");
+    /* A file's problem is still the file's. */
+    SET_ERROR("file error", "tests/configs/typo.json", "train.lr=1", "tests/configs/typo.json",
+              "lws.ffn_point");
+}
+
+static void override_order_and_round_trip(void) {
+    const char *small = "tests/configs/small_base.json";
+    CHECK_OK(LOAD_SET(small, &cfg, "train.lr=1e-3", "train.lr=2e-3"));
+    CHECK(cfg.train.lr == 2e-3, "later set wins: %g", cfg.train.lr);
+    CHECK_OK(LOAD_SET(small, &cfg, "lws.gqa={\"kv_heads\": 2}", "lws.gqa.kv_heads=1"));
+    CHECK(cfg.lws.gqa == LWS_GQA_KV_HEADS && cfg.lws.gqa_value == 1, "set inside a set object");
+    CHECK_OK(LOAD_SET(small, &cfg, "lws.variant=null", "lws.variant=framed"));
+    CHECK(strcmp(cfg.lws.variant, "framed") == 0, "removed, then set");
+
+    /* The resolved JSON holds the overrides and reads back to the same config. */
+    static lws_config back;
+    CHECK_OK(LOAD_SET("configs/tiny/crown.json", &cfg, "lws.variant=vanilla", "model.n_layers=5",
+                      "train.seed=9", "train.lr=2e-4"));
+    char *text = lws_config_to_json(&cfg);
+    CHECK(text != NULL, "to_json");
+    if (!text) return;
+    CHECK_OK(lws_config_parse(text, "resolved.json", &back));
+    free(text);
+    CHECK(back.model.n_layers == 5 && back.train.seed == 9 && back.train.lr == 2e-4,
+          "round trip: %u layers, seed %llu, lr %g", back.model.n_layers,
+          (unsigned long long)back.train.seed, back.train.lr);
+    same_layers("round trip", &back, &cfg, 0);
+    CHECK(lws_config_params(&back) == lws_config_params(&cfg), "round trip params");
+    CHECK_OK(lws_config_load("configs/tiny/crown.json", &want));
+    CHECK(want.model.n_layers == 6 && lws_config_params(&want) != lws_config_params(&back),
+          "the overrides changed the model");
+}
+
 /* The tiny configs exercise every path the trainer must handle. */
 static void tiny_configs(void) {
     const char *variants[] = {"isotropic", "vanilla", "framed", "reverse", "crown"};
@@ -464,5 +655,9 @@ int main(void) {
     train_data_checks();
     round_trip();
     tiny_configs();
+    overrides_take_effect();
+    override_profile();
+    override_errors();
+    override_order_and_round_trip();
     return test_finish(NULL);
 }

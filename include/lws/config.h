@@ -106,6 +106,19 @@ typedef struct lws_config {
 
 /* A file (+ the files it extends) -> a resolved config with every layer shaped. */
 lws_status lws_config_load(const char *path, lws_config *out);
+/* The same with overrides, each "PATH=VALUE" (the text of `--set`), applied
+ * in order to the merged document (after extends) before any section is
+ * read, so an overridden value is checked as one in the file; errors about it
+ * name "--set" as its origin. PATH is a dotted key of the schema
+ * ("train.lr", "lws.gqa.group_size"); an unknown one is refused with the
+ * nearest known path. VALUE is typed by the schema: a JSON number for numeric
+ * keys, true/false, the text itself for strings (a quoted JSON string also
+ * works), a JSON array or object for list and object keys; `null` removes
+ * the key, as in a file. The value replaces what is at PATH, an object
+ * included. Paths in values (lws.match_config) are relative to the working
+ * directory. lws_config_load is the case n_sets = 0. */
+lws_status lws_config_load_with(const char *path, const char *const *sets, uint32_t n_sets,
+                                lws_config *out);
 /* The same from text; origin names it in errors and anchors relative paths. */
 lws_status lws_config_parse(const char *json, const char *origin, lws_config *out);
 /* malloc'd JSON of the RESOLVED config: the lws section holds explicit

@@ -17,7 +17,8 @@
 
 static const char *usage =
     "lws bench kernels CONFIG [--device D] [--micro-batch N] [--seq-len N] [--reps N]\n"
-    "                         [--json FILE] [--label TEXT] [--torch]";
+    "                         [--json FILE] [--label TEXT] [--torch] [--set PATH=VALUE]...\n"
+    "                         [--print-config]";
 
 typedef enum kernel_kind {
     K_MATMUL,
@@ -534,17 +535,21 @@ static void help(void) {
            "  --json FILE        write a \"kernels\" report (docs/bench-report.md)\n"
            "  --label TEXT       the report's label (default \"lws fp32 kernels\")\n"
            "  --torch            also time the matmuls with PyTorch (bench/torch_matmul.py, run\n"
-           "                     by $LWS_PYTHON or /usr/bin/python3), same shapes, same run\n",
-           usage);
+           "                     by $LWS_PYTHON or /usr/bin/python3), same shapes, same run\n"
+           "%s",
+           usage, lws_cli_sets_help);
 }
 
 int lws_cli_bench_kernels(int argc, char **argv) {
     const char *config = NULL, *device = NULL, *json = NULL, *label = "lws fp32 kernels";
     uint32_t batch = 0, seq = 0, reps = 0;
     int torch = 0;
+    lws_cli_sets sets = {.n = 0};
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
-        int bad = 0;
+        int took = lws_cli_take_set(&i, argc, argv, usage, &sets), bad = 0;
+        if (took == 2) return 2;
+        if (took) continue;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             help();
             return 0;
@@ -577,9 +582,14 @@ int lws_cli_bench_kernels(int argc, char **argv) {
     if (!config) return lws_cli_usage(usage, "no CONFIG given");
     lws_config *cfg = malloc(sizeof *cfg);
     if (!cfg) return 1;
-    if (lws_config_load(config, cfg) != LWS_OK) {
+    if (lws_cli_load_config(config, &sets, cfg) != LWS_OK) {
         free(cfg);
         return lws_cli_error();
+    }
+    if (sets.print_config) {
+        int rc = lws_cli_print_config(cfg);
+        free(cfg);
+        return rc;
     }
     if (batch) cfg->train.micro_batch = batch;
     if (seq) cfg->train.seq_len = seq;

@@ -5,6 +5,8 @@
 
 #include <stdint.h>
 
+#include "lws/config.h"
+
 int lws_cli_devices(int argc, char **argv);
 int lws_cli_schedule(int argc, char **argv);
 int lws_cli_train(int argc, char **argv);
@@ -20,12 +22,42 @@ int lws_cli_plot(int argc, char **argv);
  * plan for the device at micro-batch (batch, seq), whether it fits and which
  * limit it breaks; allocates nothing. Returns the exit status: 0 if it fits,
  * 1 if not (or on an error). */
-struct lws_config;
-int lws_cli_dry_run(const struct lws_config *cfg, const char *device, uint32_t batch,
+int lws_cli_dry_run(const lws_config *cfg, const char *device, uint32_t batch,
                     uint32_t seq);
 
 /* Prints "lws: <message>" for a failed status and returns 1 (or 2 for usage). */
 int lws_cli_error(void);
 int lws_cli_usage(const char *usage, const char *fmt, ...);
+
+/* ---- the options of every command that takes a config (config_args.c) ---- */
+
+#define LWS_CLI_MAX_SETS 64
+
+/* --set PATH=VALUE overrides in command-line order, and --print-config. */
+typedef struct lws_cli_sets {
+    const char *items[LWS_CLI_MAX_SETS]; /* "PATH=VALUE", pointing into argv */
+    uint32_t n;
+    int print_config;
+} lws_cli_sets;
+
+/* The lines of a command's --help that describe --set and --print-config. */
+extern const char lws_cli_sets_help[];
+
+/* In an option loop over argv: when argv[*i] is `--set PATH=VALUE` (*i then
+ * moves past the value), `--set=PATH=VALUE` or `--print-config`, records it
+ * and returns 1; returns 0 for any other argument. When --set lacks its
+ * value or there are more than LWS_CLI_MAX_SETS, prints the problem with
+ * usage and returns 2, the exit status:
+ *
+ *   int took = lws_cli_take_set(&i, argc, argv, usage, &sets);
+ *   if (took == 2) return 2;
+ *   if (took) continue;
+ */
+int lws_cli_take_set(int *i, int argc, char **argv, const char *usage, lws_cli_sets *sets);
+/* lws_config_load_with the overrides (sets may be NULL: none). */
+lws_status lws_cli_load_config(const char *path, const lws_cli_sets *sets, lws_config *out);
+/* The --print-config output: lws_config_to_json of cfg on stdout. Returns the
+ * exit status (0, or 1 when out of memory). */
+int lws_cli_print_config(const lws_config *cfg);
 
 #endif

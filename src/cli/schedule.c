@@ -11,7 +11,9 @@
 #include "cli/svg.h"
 #include "lws/config.h"
 
-static const char *usage = "lws schedule [--json] [--svg FILE] [--seq-len N] CONFIG...";
+static const char *usage =
+    "lws schedule [--json] [--svg FILE] [--seq-len N] [--set PATH=VALUE]...\n"
+    "                    [--print-config] CONFIG...";
 
 /* 181107456 -> "181,107,456" */
 static const char *grouped(uint64_t v, char *out, size_t n) {
@@ -264,16 +266,24 @@ int lws_cli_schedule(int argc, char **argv) {
     long seq_override = -1;
     const char **files = calloc((size_t)argc + 1, sizeof *files);
     int n = 0;
+    lws_cli_sets sets = {.n = 0};
     if (!files) return lws_cli_usage(usage, "out of memory");
     for (int i = 0; i < argc; i++) {
+        int took = lws_cli_take_set(&i, argc, argv, usage, &sets);
+        if (took == 2) {
+            free(files);
+            return 2;
+        }
+        if (took) continue;
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             printf("usage: %s\n\nPrints each config's per-layer schedule (alpha, beta, heads, FFN "
                    "width, parameters, forward FLOPs per token) and totals.\n"
                    "  --json       machine-readable output\n"
                    "  --svg FILE   chart of FFN width and query heads per layer\n"
                    "  --seq-len N  sequence length for the attention FLOPs (default "
-                   "train.seq_len)\n",
-                   usage);
+                   "train.seq_len)\n"
+                   "Every CONFIG gets the same overrides:\n%s",
+                   usage, lws_cli_sets_help);
             free(files);
             return 0;
         } else if (strcmp(argv[i], "--json") == 0)
@@ -306,10 +316,15 @@ int lws_cli_schedule(int argc, char **argv) {
     }
     int rc = 0;
     for (int k = 0; k < n && rc == 0; k++) {
-        if (lws_config_load(files[k], &cfg[k]) != LWS_OK)
+        if (lws_cli_load_config(files[k], &sets, &cfg[k]) != LWS_OK)
             rc = lws_cli_error();
         else
             seq[k] = seq_override > 0 ? (uint32_t)seq_override : cfg[k].train.seq_len;
+    }
+    if (rc == 0 && sets.print_config) {
+        for (int k = 0; k < n && rc == 0; k++) rc = lws_cli_print_config(&cfg[k]);
+        free(files), free(cfg), free(seq);
+        return rc;
     }
     if (rc == 0 && json) {
         cJSON *root = cJSON_CreateObject();

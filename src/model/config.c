@@ -11,16 +11,11 @@
 
 /* ---- model -------------------------------------------------------------- */
 
-static const char *const block_names[] = {"post_norm", "pre_norm"};
-
 static lws_status read_model(const cfg_doc *doc, const cJSON *root, lws_model_config *m) {
     const cJSON *s = cfg_item(root, "model");
     if (!s) return cfg_missing(doc, "model", "the transformer's sizes");
     LWS_TRY(cfg_check_object(doc, s, "model"));
-    static const char *const keys[] = {"d_model", "n_layers",        "head_dim",   "vocab_size",
-                                       "block",   "tied_embeddings", "rope_theta", "norm_eps",
-                                       "qk_norm", "init_std"};
-    LWS_TRY(cfg_check_keys(doc, s, "model", keys, CFG_COUNT(keys)));
+    LWS_TRY(cfg_check_keys(doc, s, "model"));
     *m = (lws_model_config){.block = LWS_BLOCK_POST_NORM,
                             .rope_theta = 500000,
                             .norm_eps = 1e-6,
@@ -39,8 +34,7 @@ static lws_status read_model(const cfg_doc *doc, const cJSON *root, lws_model_co
         }
     }
     int block = 0;
-    LWS_TRY(
-        cfg_get_enum(doc, s, "model", "block", block_names, CFG_COUNT(block_names), &block, NULL));
+    LWS_TRY(cfg_get_enum(doc, s, "model", "block", &block, NULL));
     m->block = (lws_block_style)block;
     LWS_TRY(cfg_get_bool(doc, s, "model", "tied_embeddings", &m->tied_embeddings, NULL));
     const cfg_interval positive = {0, INFINITY, 1, 0};
@@ -84,30 +78,7 @@ static lws_status read_train(const cfg_doc *doc, const cJSON *root, lws_config *
     cfg->has_train = s != NULL;
     if (!s) return LWS_OK;
     LWS_TRY(cfg_check_object(doc, s, "train"));
-    static const char *const keys[] = {"seq_len",
-                                       "micro_batch",
-                                       "grad_accum",
-                                       "steps",
-                                       "lr",
-                                       "min_lr_ratio",
-                                       "schedule",
-                                       "warmup_steps",
-                                       "decay_fraction",
-                                       "beta1",
-                                       "beta2",
-                                       "eps",
-                                       "weight_decay",
-                                       "decay_embeddings",
-                                       "decay_norms",
-                                       "grad_clip",
-                                       "z_loss",
-                                       "seed",
-                                       "log_every",
-                                       "checkpoint_every",
-                                       "keep_checkpoints",
-                                       "out_dir",
-                                       "precision"};
-    LWS_TRY(cfg_check_keys(doc, s, "train", keys, CFG_COUNT(keys)));
+    LWS_TRY(cfg_check_keys(doc, s, "train"));
     const char *required[] = {"seq_len", "micro_batch", "steps"};
     uint32_t *fields[] = {&t->seq_len, &t->micro_batch, &t->steps};
     const uint32_t max[] = {1u << 20, 1u << 16, 0xffffffffu};
@@ -125,10 +96,8 @@ static lws_status read_train(const cfg_doc *doc, const cJSON *root, lws_config *
     LWS_TRY(cfg_get_u32(doc, s, "train", "grad_accum", 1, 1u << 16, &t->grad_accum, NULL));
     LWS_TRY(cfg_get_number(doc, s, "train", "min_lr_ratio", (cfg_interval){0, 1, 0, 0},
                            &t->min_lr_ratio, NULL));
-    static const char *const schedules[] = {"constant", "cosine", "wsd"};
     int schedule = t->schedule;
-    LWS_TRY(cfg_get_enum(doc, s, "train", "schedule", schedules, CFG_COUNT(schedules), &schedule,
-                         NULL));
+    LWS_TRY(cfg_get_enum(doc, s, "train", "schedule", &schedule, NULL));
     t->schedule = (lws_lr_schedule)schedule;
     LWS_TRY(cfg_get_u32(doc, s, "train", "warmup_steps", 0, 0xffffffffu, &t->warmup_steps, NULL));
     int decay_given = 0;
@@ -151,10 +120,8 @@ static lws_status read_train(const cfg_doc *doc, const cJSON *root, lws_config *
     LWS_TRY(cfg_get_u32(doc, s, "train", "keep_checkpoints", 0, 0xffffffffu, &t->keep_checkpoints,
                         NULL));
     LWS_TRY(cfg_get_string(doc, s, "train", "out_dir", t->out_dir, sizeof t->out_dir, NULL));
-    static const char *const precisions[] = {"fp32"};
     int precision = 0;
-    LWS_TRY(cfg_get_enum(doc, s, "train", "precision", precisions, CFG_COUNT(precisions),
-                         &precision, NULL));
+    LWS_TRY(cfg_get_enum(doc, s, "train", "precision", &precision, NULL));
 
     if (t->warmup_steps >= t->steps)
         return cfg_error(doc, cfg_item(s, "warmup_steps"), "train.warmup_steps",
@@ -164,7 +131,7 @@ static lws_status read_train(const cfg_doc *doc, const cJSON *root, lws_config *
         return cfg_error(doc, cfg_item(s, "decay_fraction"), "train.decay_fraction",
                          "applies only to \"schedule\": \"wsd\" (warmup-stable-decay); the "
                          "schedule here is \"%s\"",
-                         schedules[t->schedule]);
+                         cfg_enum_name("train.schedule", t->schedule));
     if (t->schedule == LWS_LR_WSD &&
         t->warmup_steps + t->decay_fraction * t->steps > (double)t->steps)
         return cfg_error(doc, cfg_item(s, "decay_fraction"), "train.decay_fraction",
@@ -183,8 +150,7 @@ static lws_status read_data(const cfg_doc *doc, const cJSON *root, lws_config *c
     cfg->has_data = s != NULL;
     if (!s) return LWS_OK;
     LWS_TRY(cfg_check_object(doc, s, "data"));
-    static const char *const keys[] = {"train", "val", "val_tokens", "tokenizer"};
-    LWS_TRY(cfg_check_keys(doc, s, "data", keys, CFG_COUNT(keys)));
+    LWS_TRY(cfg_check_keys(doc, s, "data"));
     int given = 0, val = 0;
     LWS_TRY(cfg_get_string(doc, s, "data", "train", d->train, sizeof d->train, &given));
     if (!given) return cfg_missing(doc, "data.train", "the path of the training token file");
@@ -209,8 +175,7 @@ static lws_status read_eval(const cfg_doc *doc, const cJSON *root, lws_config *c
     const cJSON *s = cfg_item(root, "eval");
     if (!s) return LWS_OK;
     LWS_TRY(cfg_check_object(doc, s, "eval"));
-    static const char *const keys[] = {"every", "tokens"};
-    LWS_TRY(cfg_check_keys(doc, s, "eval", keys, CFG_COUNT(keys)));
+    LWS_TRY(cfg_check_keys(doc, s, "eval"));
     LWS_TRY(cfg_get_u32(doc, s, "eval", "every", 0, 0xffffffffu, &cfg->eval.every, NULL));
     LWS_TRY(cfg_get_u64(doc, s, "eval", "tokens", 0, CFG_EXACT_MAX, &cfg->eval.tokens, NULL));
     return LWS_OK;
@@ -226,7 +191,15 @@ typedef struct match_chain {
     uint32_t n;
 } match_chain;
 
-static lws_status load(const char *path, const char *text, lws_config *out, match_chain *mc);
+/* A config from a file (text NULL) or text, with overrides applied to the
+ * merged document in order before any section is read. */
+typedef struct load_source {
+    const char *path, *text;
+    const char *const *sets;
+    uint32_t n_sets;
+} load_source;
+
+static lws_status load(load_source src, lws_config *out, match_chain *mc);
 
 static void default_name(const char *path, char *out, size_t n) {
     const char *base = strrchr(path, '/');
@@ -261,7 +234,7 @@ static lws_status match_target(const cfg_doc *doc, lws_config *cfg, match_chain 
     free(real);
     lws_config *other = malloc(sizeof *other);
     if (!other) return lws_fail(LWS_ERR_OUT_OF_MEMORY, "config: out of memory");
-    s = load(cfg->lws.match_config, NULL, other, mc);
+    s = load((load_source){.path = cfg->lws.match_config}, other, mc);
     mc->n--;
     if (s == LWS_OK)
         cfg->lws.match_target = lws_config_params(other);
@@ -274,9 +247,7 @@ static lws_status match_target(const cfg_doc *doc, lws_config *cfg, match_chain 
 static lws_status read_config(const cfg_doc *doc, const char *path, lws_config *out,
                               match_chain *mc) {
     const cJSON *root = doc->root;
-    static const char *const keys[] = {"name",  "description", "model", "lws",
-                                       "train", "data",        "eval"};
-    LWS_TRY(cfg_check_keys(doc, root, "", keys, CFG_COUNT(keys)));
+    LWS_TRY(cfg_check_keys(doc, root, ""));
     snprintf(out->path, sizeof out->path, "%s", path);
     default_name(path, out->name, sizeof out->name);
     LWS_TRY(cfg_get_string(doc, root, "", "name", out->name, sizeof out->name, NULL));
@@ -307,25 +278,37 @@ static lws_status read_config(const cfg_doc *doc, const char *path, lws_config *
     return s;
 }
 
-static lws_status load(const char *path, const char *text, lws_config *out, match_chain *mc) {
+static lws_status load(load_source src, lws_config *out, match_chain *mc) {
     memset(out, 0, sizeof *out);
+    if (src.n_sets && !src.sets)
+        return lws_fail(LWS_ERR_INVALID, "%s: %u overrides given without their texts", src.path,
+                        src.n_sets);
     cfg_doc doc;
-    LWS_TRY(cfg_doc_load(&doc, path, text));
-    lws_status s = read_config(&doc, path, out, mc);
+    LWS_TRY(cfg_doc_load(&doc, src.path, src.text));
+    lws_status s = LWS_OK;
+    for (uint32_t k = 0; k < src.n_sets && s == LWS_OK; k++)
+        s = cfg_doc_apply_set(&doc, src.sets[k] ? src.sets[k] : "");
+    if (s == LWS_OK) s = read_config(&doc, src.path, out, mc);
     cfg_doc_free(&doc);
     return s;
 }
 
-lws_status lws_config_load(const char *path, lws_config *out) {
+lws_status lws_config_load_with(const char *path, const char *const *sets, uint32_t n_sets,
+                                lws_config *out) {
     match_chain mc = {.n = 0};
     char *real = realpath(path, NULL);
     snprintf(mc.files[mc.n++], sizeof mc.files[0], "%s", real ? real : path);
     free(real);
-    return load(path, NULL, out, &mc);
+    return load((load_source){path, NULL, sets, n_sets}, out, &mc);
+}
+
+lws_status lws_config_load(const char *path, lws_config *out) {
+    return lws_config_load_with(path, NULL, 0, out);
 }
 
 lws_status lws_config_parse(const char *json, const char *origin, lws_config *out) {
     match_chain mc = {.n = 0};
     snprintf(mc.files[mc.n++], sizeof mc.files[0], "%s", origin ? origin : "config");
-    return load(origin ? origin : "config", json ? json : "", out, &mc);
+    return load((load_source){.path = origin ? origin : "config", .text = json ? json : ""}, out,
+                &mc);
 }

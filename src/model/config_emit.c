@@ -4,9 +4,6 @@
 
 #include "model/config_internal.h"
 
-static const char *const block_names[] = {"post_norm", "pre_norm"};
-static const char *const schedule_names[] = {"constant", "cosine", "wsd"};
-
 static cJSON *layer_list(const lws_config *cfg, int which) {
     cJSON *a = cJSON_CreateArray();
     for (uint32_t i = 0; a && i < cfg->model.n_layers; i++) {
@@ -29,7 +26,7 @@ char *lws_config_to_json(const lws_config *cfg) {
     cJSON_AddNumberToObject(model, "n_layers", m->n_layers);
     cJSON_AddNumberToObject(model, "head_dim", m->head_dim);
     cJSON_AddNumberToObject(model, "vocab_size", m->vocab_size);
-    cJSON_AddStringToObject(model, "block", block_names[m->block]);
+    cJSON_AddStringToObject(model, "block", cfg_enum_name("model.block", m->block));
     cJSON_AddBoolToObject(model, "tied_embeddings", m->tied_embeddings);
     cJSON_AddNumberToObject(model, "rope_theta", m->rope_theta);
     cJSON_AddNumberToObject(model, "norm_eps", m->norm_eps);
@@ -54,7 +51,7 @@ char *lws_config_to_json(const lws_config *cfg) {
         cJSON_AddNumberToObject(train, "steps", t->steps);
         cJSON_AddNumberToObject(train, "lr", t->lr);
         cJSON_AddNumberToObject(train, "min_lr_ratio", t->min_lr_ratio);
-        cJSON_AddStringToObject(train, "schedule", schedule_names[t->schedule]);
+        cJSON_AddStringToObject(train, "schedule", cfg_enum_name("train.schedule", t->schedule));
         cJSON_AddNumberToObject(train, "warmup_steps", t->warmup_steps);
         if (t->schedule == LWS_LR_WSD)
             cJSON_AddNumberToObject(train, "decay_fraction", t->decay_fraction);

@@ -15,44 +15,16 @@ void cfg_join(char *out, size_t n, const char *section, const char *key) {
     snprintf(out, n, "%s%s%s", section, section[0] ? "." : "", key);
 }
 
-static size_t cfg_edit_distance(const char *a, const char *b) {
-    size_t la = strlen(a), lb = strlen(b), row[65];
-    if (la > 64 || lb > 64) return 99;
-    for (size_t j = 0; j <= lb; j++) row[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
-            if (up + 1 < best) best = up + 1;
-            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
-            diag = up;
-            row[j] = best;
-        }
-    }
-    return row[lb];
-}
-
-lws_status cfg_check_keys(const cfg_doc *doc, const cJSON *obj, const char *section,
-                          const char *const *allowed, size_t n) {
-    for (const cJSON *c = obj->child; c; c = c->next) {
-        size_t best = 0, best_d = 99;
-        for (size_t k = 0; k < n; k++) {
-            if (strcmp(c->string, allowed[k]) == 0) best_d = 0;
-            size_t d = cfg_edit_distance(c->string, allowed[k]);
-            if (d < best_d) best_d = d, best = k;
-        }
-        if (best_d == 0) continue;
-        char list[1024] = "", path[256], hint[128] = "";
-        for (size_t k = 0; k < n; k++) {
-            strncat(list, k ? ", " : "", sizeof list - strlen(list) - 1);
-            strncat(list, allowed[k], sizeof list - strlen(list) - 1);
-        }
-        if (best_d <= 2) snprintf(hint, sizeof hint, " (did you mean \"%s\"?)", allowed[best]);
-        cfg_join(path, sizeof path, section, c->string);
-        return cfg_error(doc, c, path, "unknown key%s; allowed keys in %s: %s", hint,
-                         section[0] ? section : "the top level", list);
-    }
+lws_status cfg_field(const cJSON *obj, const char *section, const char *key, cfg_type type,
+                     char *path, size_t n, const cJSON **c, int *given) {
+    cfg_join(path, n, section, key);
+    const cfg_key *k = cfg_schema_find(path);
+    if (!k || k->type != type)
+        return lws_fail(LWS_ERR_INVALID, "config schema: %s is read as %s but declared %s%s", path,
+                        cfg_type_expected(type), k ? "as " : "nowhere",
+                        k ? cfg_type_expected(k->type) : "");
+    *c = cfg_item(obj, key);
+    if (given) *given = *c != NULL;
     return LWS_OK;
 }
 
@@ -66,9 +38,10 @@ lws_status cfg_check_object(const cfg_doc *doc, const cJSON *node, const char *p
 
 lws_status cfg_missing(const cfg_doc *doc, const char *path, const char *what) {
     return lws_fail(LWS_ERR_CONFIG,
-                    "%s: %s: required key is missing (%s); neither this file nor "
-                    "the files it extends give it",
-                    doc->files[0], path, what);
+                    "%s: %s: required key is missing (%s); neither this file%s "
+                    "the files it extends%s give it",
+                    doc->files[0], path, what, doc->set_file ? "," : " nor",
+                    doc->set_file ? " nor --set" : "");
 }
 
 static void cfg_int_range(char *out, size_t n, uint64_t min, uint64_t max) {
@@ -100,12 +73,10 @@ lws_status cfg_node_uint(const cfg_doc *doc, const cJSON *c, const char *path, u
 
 lws_status cfg_get_u64(const cfg_doc *doc, const cJSON *obj, const char *section, const char *key,
                        uint64_t min, uint64_t max, uint64_t *out, int *given) {
-    const cJSON *c = cfg_item(obj, key);
-    if (given) *given = c != NULL;
-    if (!c) return LWS_OK;
+    const cJSON *c = NULL;
     char path[256];
-    cfg_join(path, sizeof path, section, key);
-    return cfg_node_uint(doc, c, path, min, max, out);
+    LWS_TRY(cfg_field(obj, section, key, CFG_INTEGER, path, sizeof path, &c, given));
+    return c ? cfg_node_uint(doc, c, path, min, max, out) : LWS_OK;
 }
 
 lws_status cfg_get_u32(const cfg_doc *doc, const cJSON *obj, const char *section, const char *key,
@@ -137,21 +108,18 @@ lws_status cfg_node_number(const cfg_doc *doc, const cJSON *c, const char *path,
 
 lws_status cfg_get_number(const cfg_doc *doc, const cJSON *obj, const char *section,
                           const char *key, cfg_interval r, double *out, int *given) {
-    const cJSON *c = cfg_item(obj, key);
-    if (given) *given = c != NULL;
-    if (!c) return LWS_OK;
+    const cJSON *c = NULL;
     char path[256];
-    cfg_join(path, sizeof path, section, key);
-    return cfg_node_number(doc, c, path, r, out);
+    LWS_TRY(cfg_field(obj, section, key, CFG_NUMBER, path, sizeof path, &c, given));
+    return c ? cfg_node_number(doc, c, path, r, out) : LWS_OK;
 }
 
 lws_status cfg_get_bool(const cfg_doc *doc, const cJSON *obj, const char *section, const char *key,
                         int *out, int *given) {
-    const cJSON *c = cfg_item(obj, key);
-    if (given) *given = c != NULL;
-    if (!c) return LWS_OK;
+    const cJSON *c = NULL;
     char path[256], v[96];
-    cfg_join(path, sizeof path, section, key);
+    LWS_TRY(cfg_field(obj, section, key, CFG_BOOL, path, sizeof path, &c, given));
+    if (!c) return LWS_OK;
     cfg_value_text(c, v, sizeof v);
     if (!cJSON_IsBool(c))
         return cfg_error(doc, c, path, "value %s is %s; expected true or false", v,
@@ -162,11 +130,10 @@ lws_status cfg_get_bool(const cfg_doc *doc, const cJSON *obj, const char *sectio
 
 lws_status cfg_get_string(const cfg_doc *doc, const cJSON *obj, const char *section,
                           const char *key, char *out, size_t cap, int *given) {
-    const cJSON *c = cfg_item(obj, key);
-    if (given) *given = c != NULL;
-    if (!c) return LWS_OK;
+    const cJSON *c = NULL;
     char path[256], v[96];
-    cfg_join(path, sizeof path, section, key);
+    LWS_TRY(cfg_field(obj, section, key, CFG_STRING, path, sizeof path, &c, given));
+    if (!c) return LWS_OK;
     cfg_value_text(c, v, sizeof v);
     if (!cJSON_IsString(c))
         return cfg_error(doc, c, path, "value %s is %s; expected a string", v, cfg_type_name(c));
@@ -179,21 +146,25 @@ lws_status cfg_get_string(const cfg_doc *doc, const cJSON *obj, const char *sect
 }
 
 lws_status cfg_get_enum(const cfg_doc *doc, const cJSON *obj, const char *section, const char *key,
-                        const char *const *names, size_t n, int *out, int *given) {
+                        int *out, int *given) {
     char value[64] = "";
     const cJSON *c = cfg_item(obj, key);
     int present = 0;
     LWS_TRY(cfg_get_string(doc, obj, section, key, value, sizeof value, &present));
     if (given) *given = present;
     if (!present) return LWS_OK;
-    for (size_t k = 0; k < n; k++)
+    char path[256], list[256] = "";
+    cfg_join(path, sizeof path, section, key);
+    const char *const *names = cfg_schema_find(path)->names;
+    if (!names)
+        return lws_fail(LWS_ERR_INVALID, "config schema: %s is read as a name but declares none",
+                        path);
+    for (size_t k = 0; names[k]; k++)
         if (strcmp(value, names[k]) == 0) {
             *out = (int)k;
             return LWS_OK;
         }
-    char path[256], list[256] = "";
-    cfg_join(path, sizeof path, section, key);
-    for (size_t k = 0; k < n; k++) {
+    for (size_t k = 0; names[k]; k++) {
         char quoted[64];
         snprintf(quoted, sizeof quoted, "%s\"%s\"", k ? ", " : "", names[k]);
         strncat(list, quoted, sizeof list - strlen(list) - 1);

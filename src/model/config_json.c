@@ -308,6 +308,42 @@ static lws_status load_tree(cfg_doc *doc, const char *path, const char *text, ch
     return LWS_OK;
 }
 
+/* obj[key] as an object: made (replacing a value of another type) when absent. */
+static cJSON *object_at(cfg_doc *doc, cJSON *obj, const char *key) {
+    cJSON *child = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (cJSON_IsObject(child)) return child;
+    if (child) discard(doc, cJSON_DetachItemViaPointer(obj, child));
+    child = cJSON_AddObjectToObject(obj, key);
+    return child && add_origin(doc, child, doc->set_file) == LWS_OK ? child : NULL;
+}
+
+lws_status cfg_doc_set(cfg_doc *doc, const char *path, cJSON *value) {
+    lws_status s = doc->set_file ? LWS_OK : add_file(doc, "--set", &doc->set_file);
+    cJSON *obj = doc->root;
+    char key[256];
+    for (const char *p = path; s == LWS_OK; p = strchr(p, '.') + 1) {
+        const char *dot = strchr(p, '.');
+        snprintf(key, sizeof key, "%.*s", dot ? (int)(dot - p) : (int)strlen(p), p);
+        if (!dot) break;
+        /* Removing a key under an object that is not there removes nothing. */
+        if (!value && !cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(obj, key))) return s;
+        obj = object_at(doc, obj, key);
+        if (!obj) s = lws_fail(LWS_ERR_OUT_OF_MEMORY, "--set %s: out of memory", path);
+    }
+    if (s != LWS_OK) {
+        cJSON_Delete(value);
+        return s;
+    }
+    cJSON *old = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (old) discard(doc, cJSON_DetachItemViaPointer(obj, old));
+    if (!value) return LWS_OK;
+    if (!cJSON_AddItemToObject(obj, key, value)) {
+        cJSON_Delete(value);
+        return lws_fail(LWS_ERR_OUT_OF_MEMORY, "--set %s: out of memory", path);
+    }
+    return mark(doc, value, doc->set_file, path);
+}
+
 lws_status cfg_doc_load(cfg_doc *doc, const char *path, const char *text) {
     memset(doc, 0, sizeof *doc);
     chain *ch = calloc(1, sizeof *ch);

@@ -7,28 +7,31 @@
 #include "model/config_internal.h"
 
 typedef struct variant_preset {
-    const char *name;
     uint32_t n_points;
     double ffn[LWS_MAX_POINTS], qkv[LWS_MAX_POINTS];
     int frame;
 } variant_preset;
 
 /* The paper's variants (DESIGN.md §1.2); isotropic is the standard
- * transformer shape (FFN 4 d_model, every head). */
+ * transformer shape (FFN 4 d_model, every head). The schema's lws.variant
+ * takes its names from here; presets[i] belongs to cfg_variant_names[i]. */
+const char *const cfg_variant_names[] = {"isotropic", "vanilla", "framed",
+                                         "reverse",   "crown",   NULL};
 static const variant_preset presets[] = {
-    {"isotropic", 2, {4.0, 4.0}, {1.0, 1.0}, 0},       {"vanilla", 2, {1.0, 4.0}, {0.5, 1.0}, 0},
-    {"framed", 2, {0.5, 4.0}, {0.5, 1.0}, 1},          {"reverse", 2, {4.0, 0.5}, {1.0, 0.5}, 1},
-    {"crown", 3, {0.5, 3.8, 0.5}, {0.5, 1.0, 0.5}, 1},
+    {2, {4.0, 4.0}, {1.0, 1.0}, 0},           {2, {1.0, 4.0}, {0.5, 1.0}, 0},
+    {2, {0.5, 4.0}, {0.5, 1.0}, 1},           {2, {4.0, 0.5}, {1.0, 0.5}, 1},
+    {3, {0.5, 3.8, 0.5}, {0.5, 1.0, 0.5}, 1},
 };
+_Static_assert(CFG_COUNT(presets) + 1 == CFG_COUNT(cfg_variant_names),
+               "one preset per variant name");
 
 /* Control points: 2 or 3 numbers, each a multiple of d_model in (0, 64]. */
 static lws_status read_points(const cfg_doc *doc, const cJSON *lws, const char *key, double *points,
                               uint32_t *n, int *given) {
-    const cJSON *c = cfg_item(lws, key);
-    *given = c != NULL;
-    if (!c) return LWS_OK;
+    const cJSON *c = NULL;
     char path[64], v[128];
-    cfg_join(path, sizeof path, "lws", key);
+    LWS_TRY(cfg_field(lws, "lws", key, CFG_ARRAY, path, sizeof path, &c, given));
+    if (!c) return LWS_OK;
     cfg_value_text(c, v, sizeof v);
     if (!cJSON_IsArray(c))
         return cfg_error(doc, c, path, "value %s is %s; expected 2 or 3 numbers, e.g. [0.5, 4.0]",
@@ -52,11 +55,10 @@ static lws_status read_points(const cfg_doc *doc, const cJSON *lws, const char *
 /* A per-layer list of positive integers, one per layer. */
 static lws_status read_list(const cfg_doc *doc, const cJSON *lws, const char *key,
                             uint32_t n_layers, uint32_t max, uint32_t *out, int *given) {
-    const cJSON *c = cfg_item(lws, key);
-    *given = c != NULL;
-    if (!c) return LWS_OK;
+    const cJSON *c = NULL;
     char path[64], v[128];
-    cfg_join(path, sizeof path, "lws", key);
+    LWS_TRY(cfg_field(lws, "lws", key, CFG_ARRAY, path, sizeof path, &c, given));
+    if (!c) return LWS_OK;
     cfg_value_text(c, v, sizeof v);
     if (!cJSON_IsArray(c))
         return cfg_error(doc, c, path, "value %s is %s; expected one positive integer per layer", v,
@@ -86,14 +88,15 @@ static lws_status conflict(const cfg_doc *doc, const cJSON *lws, const char *a, 
 }
 
 static lws_status read_gqa(const cfg_doc *doc, const cJSON *lws, lws_profile *p) {
-    const cJSON *g = cfg_item(lws, "gqa");
+    const cJSON *g = NULL;
+    char path[64];
+    LWS_TRY(cfg_field(lws, "lws", "gqa", CFG_OBJECT, path, sizeof path, &g, NULL));
     if (!g)
         return cfg_missing(doc, "lws.gqa",
                            "the GQA policy: {\"group_size\": g} keeps g query heads "
                            "per KV head, {\"kv_heads\": k} keeps k KV heads in every layer");
     LWS_TRY(cfg_check_object(doc, g, "lws.gqa"));
-    static const char *const keys[] = {"group_size", "kv_heads"};
-    LWS_TRY(cfg_check_keys(doc, g, "lws.gqa", keys, CFG_COUNT(keys)));
+    LWS_TRY(cfg_check_keys(doc, g, "lws.gqa"));
     int group = 0, kv = 0;
     LWS_TRY(cfg_get_u32(doc, g, "lws.gqa", "group_size", 1, 4096, &p->gqa_value, &group));
     if (group) p->gqa = LWS_GQA_GROUP_SIZE;
@@ -111,22 +114,16 @@ lws_status cfg_read_lws(const cfg_doc *doc, const cJSON *root, lws_config *cfg) 
     const cJSON *s = cfg_item(root, "lws");
     if (!s) return cfg_missing(doc, "lws", "the layer-wise scaling profile");
     LWS_TRY(cfg_check_object(doc, s, "lws"));
-    static const char *const keys[] = {
-        "variant", "ffn_points", "qkv_points",  "frame", "frame_ffn",    "frame_qkv",   "ffn_dims",
-        "q_heads", "kv_heads",   "ffn_divisor", "gqa",   "match_params", "match_config"};
-    LWS_TRY(cfg_check_keys(doc, s, "lws", keys, CFG_COUNT(keys)));
+    LWS_TRY(cfg_check_keys(doc, s, "lws"));
     lws_profile *p = &cfg->lws;
     const uint32_t n = cfg->model.n_layers;
     *p = (lws_profile){.frame_ffn = 4.0, .frame_qkv = 1.0, .ffn_divisor = 256, .match_scale = 1};
 
-    static const char *const variant_names[] = {"isotropic", "vanilla", "framed", "reverse",
-                                                "crown"};
     int variant = -1, given = 0;
-    LWS_TRY(cfg_get_enum(doc, s, "lws", "variant", variant_names, CFG_COUNT(variant_names),
-                         &variant, &given));
+    LWS_TRY(cfg_get_enum(doc, s, "lws", "variant", &variant, &given));
     if (given) {
         const variant_preset *v = &presets[variant];
-        snprintf(p->variant, sizeof p->variant, "%s", v->name);
+        snprintf(p->variant, sizeof p->variant, "%s", cfg_variant_names[variant]);
         p->n_ffn_points = p->n_qkv_points = v->n_points;
         memcpy(p->ffn_points, v->ffn, sizeof p->ffn_points);
         memcpy(p->qkv_points, v->qkv, sizeof p->qkv_points);
