@@ -17,7 +17,7 @@
 static const char *usage =
     "lws bench CONFIG [--device D] [--steps N] [--warmup N] [--micro-batch N] [--seq-len N]\n"
     "                 [--grad-accum N] [--peak-tflops X] [--json FILE] [--label TEXT]\n"
-    "                 [--no-op-profile] [--print-config] [--dry-run]\n"
+    "                 [--no-op-profile] [--dry-run] [--set PATH=VALUE]... [--print-config]\n"
     "       lws bench peak [--device D] [--repeat N] [--json FILE]\n"
     "       lws bench kernels CONFIG [--micro-batch N] [--seq-len N] [--reps N] [--torch] ...";
 
@@ -41,13 +41,13 @@ static void help(void) {
         "  --label TEXT       the report's name in `lws compare` (default \"lws fp32\")\n"
         "  --no-op-profile    skip the per-op profile (up to 3 more steps of a model with a\n"
         "                     timestamp region around every op)\n"
-        "  --print-config     print the resolved config as JSON and stop\n"
         "  --dry-run          print the memory plan for the device and whether it fits;\n"
-        "                     allocate nothing (exit 0 if it fits, 1 if not)\n\n"
+        "                     allocate nothing (exit 0 if it fits, 1 if not)\n"
+        "%s\n"
         "lws bench peak: the fp32 matmul throughput MFU is measured against\n"
         "  (--repeat N runs, the fastest; --json FILE writes a \"peak\" report).\n"
         "lws bench kernels CONFIG: every op at the config's shapes; `lws bench kernels --help`.\n",
-        usage);
+        usage, lws_cli_sets_help);
 }
 
 /* ---- lws bench peak ------------------------------------------------------ */
@@ -110,9 +110,10 @@ static int bench_peak(int argc, char **argv) {
 
 typedef struct bench_options {
     const char *config, *device, *json, *label;
-    uint32_t steps, warmup, micro_batch, seq_len, grad_accum;
+    uint32_t steps, warmup, grad_accum;
     double datasheet_tflops;
-    int op_profile, print_config, dry_run;
+    int op_profile, dry_run;
+    lws_cli_sets sets; /* --set, and --micro-batch, --seq-len as overrides */
 } bench_options;
 
 static double now_ms(void) {
@@ -613,19 +614,15 @@ static int bench_train(const bench_options *o, const lws_config *cfg) {
 static int bench_config(const bench_options *o) {
     lws_config *cfg = malloc(sizeof *cfg);
     if (!cfg) return lws_cli_usage(usage, "out of memory");
-    if (lws_config_load(o->config, cfg) != LWS_OK) {
+    if (lws_cli_load_config(o->config, &o->sets, cfg) != LWS_OK) {
         free(cfg);
         return lws_cli_error();
     }
-    if (o->micro_batch) cfg->train.micro_batch = o->micro_batch;
-    if (o->seq_len) cfg->train.seq_len = o->seq_len;
+    /* the benchmark's own accumulation (--grad-accum, default 1) */
     cfg->train.grad_accum = o->grad_accum;
     int rc;
-    if (o->print_config) {
-        char *text = lws_config_to_json(cfg);
-        if (text) printf("%s\n", text);
-        rc = text ? 0 : 1;
-        free(text);
+    if (o->sets.print_config) {
+        rc = lws_cli_print_config(cfg);
     } else if (cfg->train.micro_batch == 0 || cfg->train.seq_len == 0) {
         rc = lws_cli_usage(usage,
                            "%s: no train.micro_batch or train.seq_len: give --micro-batch and "
@@ -648,14 +645,15 @@ int lws_cli_bench(int argc, char **argv) {
         .steps = 10, .warmup = 2, .grad_accum = 1, .label = "lws fp32", .op_profile = 1};
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
-        int bad = 0;
+        int bad = lws_cli_take_set(&i, argc, argv, usage, &o.sets);
+        if (bad == 2) return bad;
+        if (bad) continue;
+        uint32_t n = 0;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             help();
             return 0;
         } else if (strcmp(a, "--no-op-profile") == 0) {
             o.op_profile = 0;
-        } else if (strcmp(a, "--print-config") == 0) {
-            o.print_config = 1;
         } else if (strcmp(a, "--dry-run") == 0) {
             o.dry_run = 1;
         } else if (a[0] == '-' && a[1]) {
@@ -671,10 +669,12 @@ int lws_cli_bench(int argc, char **argv) {
                 bad = lws_parse_u32(usage, a, v, 1, 1000000, &o.steps);
             else if (strcmp(a, "--warmup") == 0)
                 bad = lws_parse_u32(usage, a, v, 0, 1000000, &o.warmup);
-            else if (strcmp(a, "--micro-batch") == 0)
-                bad = lws_parse_u32(usage, a, v, 1, 1u << 20, &o.micro_batch);
-            else if (strcmp(a, "--seq-len") == 0)
-                bad = lws_parse_u32(usage, a, v, 1, 1u << 20, &o.seq_len);
+            else if (strcmp(a, "--micro-batch") == 0 || strcmp(a, "--seq-len") == 0) {
+                bad = lws_parse_u32(usage, a, v, 1, 1u << 20, &n);
+                if (!bad)
+                    bad = lws_cli_add_set(&o.sets, usage, "train.%s=%u",
+                                          a[2] == 'm' ? "micro_batch" : "seq_len", n);
+            }
             else if (strcmp(a, "--grad-accum") == 0)
                 bad = lws_parse_u32(usage, a, v, 1, 1u << 16, &o.grad_accum);
             else if (strcmp(a, "--peak-tflops") == 0)

@@ -35,9 +35,13 @@ int lws_cli_usage(const char *usage, const char *fmt, ...);
 
 /* --set PATH=VALUE overrides in command-line order, and --print-config. */
 typedef struct lws_cli_sets {
-    const char *items[LWS_CLI_MAX_SETS]; /* "PATH=VALUE", pointing into argv */
+    const char *items[LWS_CLI_MAX_SETS]; /* "PATH=VALUE", pointing into argv or owned */
     uint32_t n;
     int print_config;
+    /* Overrides a command makes from its own options (--steps N is
+     * train.steps=N): formatted here, so they go through the same checks. */
+    char owned[8][1100];
+    uint32_t n_owned;
 } lws_cli_sets;
 
 /* The lines of a command's --help that describe --set and --print-config. */
@@ -54,6 +58,10 @@ extern const char lws_cli_sets_help[];
  *   if (took) continue;
  */
 int lws_cli_take_set(int *i, int argc, char **argv, const char *usage, lws_cli_sets *sets);
+/* Appends an override formatted like printf ("train.steps=%u"); returns 2
+ * (after a usage message) when there is no room, else 0. */
+int lws_cli_add_set(lws_cli_sets *sets, const char *usage, const char *fmt, ...)
+    LWS_PRINTF(3, 4);
 /* lws_config_load_with the overrides (sets may be NULL: none). */
 lws_status lws_cli_load_config(const char *path, const lws_cli_sets *sets, lws_config *out);
 /* The --print-config output: lws_config_to_json of cfg on stdout. Returns the

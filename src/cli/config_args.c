@@ -1,5 +1,6 @@
 /* --set PATH=VALUE and --print-config, the options of every command that
  * takes a config. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,18 @@ int lws_cli_take_set(int *i, int argc, char **argv, const char *usage, lws_cli_s
         return lws_cli_usage(usage, "more than %d --set options", LWS_CLI_MAX_SETS);
     sets->items[sets->n++] = value;
     return 1;
+}
+
+int lws_cli_add_set(lws_cli_sets *sets, const char *usage, const char *fmt, ...) {
+    if (sets->n == LWS_CLI_MAX_SETS || sets->n_owned == sizeof sets->owned / sizeof *sets->owned)
+        return lws_cli_usage(usage, "too many config overrides");
+    char *item = sets->owned[sets->n_owned++];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(item, sizeof sets->owned[0], fmt, ap);
+    va_end(ap);
+    sets->items[sets->n++] = item;
+    return 0;
 }
 
 lws_status lws_cli_load_config(const char *path, const lws_cli_sets *sets, lws_config *out) {

@@ -15,7 +15,7 @@
 static const char *usage =
     "lws train CONFIG [--device D] [--steps N] [--resume DIR] [--out DIR] [--overwrite]\n"
     "                 [--data FILE] [--val FILE] [--profile] [--peak-tflops X] [--quiet]\n"
-    "                 [--dry-run] [--parity-dump DIR]";
+    "                 [--dry-run] [--parity-dump DIR] [--set PATH=VALUE]... [--print-config]";
 
 static void help(void) {
     printf("usage: %s\n\n"
@@ -36,22 +36,26 @@ static void help(void) {
            "  --dry-run          print the schedule and the memory plan for the device, say\n"
            "                     whether it fits, allocate nothing; exit 0 if it fits, 1 if not\n"
            "  --parity-dump DIR  write the PyTorch parity files (random batch, weights,\n"
-           "                     gradients, losses of --steps updates) into DIR and stop\n",
-           usage);
+           "                     gradients, losses of --steps updates) into DIR and stop\n"
+           "%s",
+           usage, lws_cli_sets_help);
 }
 
 typedef struct train_args {
-    const char *config, *device, *resume, *out, *data, *val, *parity_dump;
-    uint32_t steps;
+    const char *config, *device, *resume, *out, *parity_dump;
     double peak_tflops;
     int profile, quiet, overwrite, dry_run;
+    lws_cli_sets sets; /* --set, and --steps, --data, --val as overrides */
 } train_args;
 
 static int parse(int argc, char **argv, train_args *a) {
     memset(a, 0, sizeof *a);
     for (int i = 0; i < argc; i++) {
         const char *o = argv[i];
-        int bad = 0;
+        int bad = lws_cli_take_set(&i, argc, argv, usage, &a->sets);
+        if (bad == 2) return bad;
+        if (bad) continue;
+        uint32_t steps = 0;
         if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
             help();
             return -1;
@@ -73,13 +77,17 @@ static int parse(int argc, char **argv, train_args *a) {
             else if (strcmp(o, "--out") == 0)
                 a->out = v;
             else if (strcmp(o, "--data") == 0)
-                a->data = v;
-            else if (strcmp(o, "--val") == 0)
-                a->val = v;
+                bad = lws_cli_add_set(&a->sets, usage, "data.train=%s", v);
+            else if (strcmp(o, "--val") == 0) { /* a file in place of a held-out split */
+                bad = lws_cli_add_set(&a->sets, usage, "data.val_tokens=null");
+                if (!bad) bad = lws_cli_add_set(&a->sets, usage, "data.val=%s", v);
+            }
             else if (strcmp(o, "--parity-dump") == 0)
                 a->parity_dump = v;
-            else if (strcmp(o, "--steps") == 0)
-                bad = lws_parse_u32(usage, o, v, 1, 0x7FFFFFFF, &a->steps);
+            else if (strcmp(o, "--steps") == 0) {
+                bad = lws_parse_u32(usage, o, v, 1, 0x7FFFFFFF, &steps);
+                if (!bad) bad = lws_cli_add_set(&a->sets, usage, "train.steps=%u", steps);
+            }
             else if (strcmp(o, "--peak-tflops") == 0)
                 bad = lws_parse_positive(usage, o, v, &a->peak_tflops);
             else
@@ -252,14 +260,13 @@ int lws_cli_train(int argc, char **argv) {
     if (rc) return rc < 0 ? 0 : rc;
     lws_config *cfg = malloc(sizeof *cfg);
     if (!cfg) return 1;
-    if (lws_config_load(a.config, cfg) != LWS_OK) {
+    if (lws_cli_load_config(a.config, &a.sets, cfg) != LWS_OK) {
         free(cfg);
         return lws_cli_error();
     }
-    if (a.steps) cfg->train.steps = a.steps;
-    if (a.data) snprintf(cfg->data.train, sizeof cfg->data.train, "%s", a.data);
-    if (a.val) snprintf(cfg->data.val, sizeof cfg->data.val, "%s", a.val);
-    if (a.dry_run)
+    if (a.sets.print_config)
+        rc = lws_cli_print_config(cfg);
+    else if (a.dry_run)
         rc = lws_cli_dry_run(cfg, a.device, cfg->train.micro_batch, cfg->train.seq_len);
     else
         rc = train(&a, cfg);

@@ -125,7 +125,8 @@ static lws_status read_train(const cfg_doc *doc, const cJSON *root, lws_config *
 
     if (t->warmup_steps >= t->steps)
         return cfg_error(doc, cfg_item(s, "warmup_steps"), "train.warmup_steps",
-                         "value %u is not less than train.steps %u; warm up for fewer steps",
+                         "value %u is not less than train.steps %u; warm up for fewer steps "
+                         "(for a shorter run: --set train.warmup_steps=N with N < train.steps)",
                          t->warmup_steps, t->steps);
     if (decay_given && t->schedule != LWS_LR_WSD)
         return cfg_error(doc, cfg_item(s, "decay_fraction"), "train.decay_fraction",
