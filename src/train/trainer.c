@@ -369,7 +369,7 @@ lws_status lws_train(const lws_config *config, const lws_train_options *opt) {
         uint64_t step = st.step + 1;
         double t0 = now_s(), loss = 0;
         for (uint32_t a = 0; a < A && s == LWS_OK; a++) {
-            double mb;
+            double mb = 0;
             s = lws_sampler_next(&sampler, &data.train_file, m->batch, m->seq, inputs, targets);
             if (s == LWS_OK) s = lws_model_forward_backward(m, inputs, targets, &mb);
             loss += mb / A;
