@@ -3,15 +3,18 @@
 # configures and builds it with CMake.
 #   scripts/setup.sh            Release build in build/
 #   scripts/setup.sh asan       AddressSanitizer + UBSan build in build-asan/
+#   scripts/setup.sh clang      Release build with clang in build-clang/ (the
+#                               code must compile warning-free with both)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Build: compiler, CMake, Vulkan headers and loader, volk, the GLSL compiler,
-# cJSON. Run: lavapipe (the CPU Vulkan driver). Tests: validation layers,
-# SPIR-V tools, PyTorch (the parity reference) with OpenBLAS, rsvg-convert
-# (plots rendered in tests). Quick start: the King James Bible text.
+# Build: compilers (gcc; clang for a second compiler's warnings), CMake,
+# Vulkan headers and loader, volk, the GLSL compiler, cJSON. Run: lavapipe
+# (the CPU Vulkan driver). Tests: validation layers, SPIR-V tools, PyTorch
+# (the parity reference) with OpenBLAS, rsvg-convert (plots rendered in
+# tests). Quick start: the King James Bible text.
 packages=(
-    gcc make cmake pkg-config
+    gcc clang make cmake pkg-config
     libvulkan-dev libvulkan1 libvulkan-volk-dev glslang-tools libcjson-dev
     mesa-vulkan-drivers vulkan-validationlayers spirv-tools
     python3 python3-torch libopenblas0-pthread librsvg2-bin
@@ -47,13 +50,21 @@ kind="${1:-release}"
 case "$kind" in
     release) dir=build type=Release ;;
     asan) dir=build-asan type=Asan ;;
-    *) echo "setup: unknown build kind '$kind' (release or asan)" >&2; exit 2 ;;
+    clang) dir=build-clang type=Release ;;
+    *) echo "setup: unknown build kind '$kind' (release, asan or clang)" >&2; exit 2 ;;
 esac
 log="$dir/build.log"
 mkdir -p "$dir"
+if [ "$kind" = clang ]; then
+    export CC=clang
+    # CMake keeps the compiler a directory was first configured with.
+    if [ -f "$dir/CMakeCache.txt" ] && ! grep -q '^CMAKE_C_COMPILER:.*clang' "$dir/CMakeCache.txt"; then
+        rm -rf "$dir/CMakeCache.txt" "$dir/CMakeFiles"
+    fi
+fi
 if ! { cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE="$type" && cmake --build "$dir" -j"$(nproc)"; } >"$log" 2>&1; then
     tail -n 60 "$log" >&2
-    echo "setup: the $type build failed (full log: $log)" >&2
+    echo "setup: the $kind build ($type) failed (full log: $log)" >&2
     exit 1
 fi
-echo "setup: built $dir/lws ($type)"
+echo "setup: built $dir/lws ($kind build)"

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test: first the Release
-# build, then the AddressSanitizer + UBSan build of the host code.
+# build, then the AddressSanitizer + UBSan build of the host code. The clang
+# build only has to compile (with -Werror, as every build): a second
+# compiler's warnings.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 jobs="${LWS_TEST_JOBS:-2}"
 
 bash scripts/setup.sh release
+bash scripts/setup.sh clang
 (cd build && ctest --output-on-failure -j"$jobs" "$@")
 
 bash scripts/setup.sh asan

@@ -196,6 +196,7 @@ check "plot refuses a file that is not a log, naming the line" '[ $rc -ne 0 ] &&
 msg=$("$lws" bench 2>&1); rc=$?
 check "bench without a config is a usage error" '[ $rc -eq 2 ] && [[ "$msg" == *"no CONFIG"* ]]'
 msg=$("$lws" bench configs/tiny/crown.json --steps 0 2>&1); rc=$?
-check "bench --steps 0 is refused naming the range" '[ $rc -eq 2 ] && [[ "$msg" == *"--steps 0"* ]]'
+want="--steps '0' is not allowed; use a whole number from 1 to 1000000"
+check "bench --steps 0 is refused naming the range" '[ $rc -eq 2 ] && [[ "$msg" == *"$want"* ]]'
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -195,7 +195,7 @@ expect_fail 2 "missing --tokenizer" "$LWS" prepare "$T/in" -o "$T/bad"
 expect_fail 2 "missing -o DIR" "$LWS" prepare --tokenizer bytes "$T/in"
 expect_fail 2 "--val-fraction '1.5'" "$LWS" prepare --tokenizer bytes "$T/in" -o "$T/bad" --val-fraction 1.5
 for j in 0 -1 1025 two 1.5 "" 2x; do
-    expect_fail 2 "--jobs '$j' is not allowed; use a whole number of threads from 1 to 1024" \
+    expect_fail 2 "--jobs '$j' is not allowed; use a whole number from 1 to 1024 (threads;" \
         "$LWS" prepare --tokenizer bytes "$T/in" -o "$T/bad" --jobs "$j"
 done
 expect_fail 2 "-j '0' is not allowed" "$LWS" prepare --tokenizer bytes "$T/in" -o "$T/bad" -j 0
@@ -204,6 +204,11 @@ expect_fail 2 "--chunk-bytes '0' is not allowed; use a whole number from 1" \
     "$LWS" prepare --tokenizer bytes "$T/in" -o "$T/bad" --chunk-bytes 0
 expect_fail 2 "unknown option '--vocab'" "$LWS" prepare --tokenizer bytes --vocab 3 "$T/in" -o "$T/bad"
 expect_fail 1 "$T/missing.txt" "$LWS" prepare --tokenizer bytes "$T/missing.txt" -o "$T/bad"
+expect_fail 1 "$T/extra.bin is a regular file, not a directory" \
+    "$LWS" prepare --tokenizer bytes "$T/in" -o "$T/extra.bin/out"
+rm -f "$T/fifo" && mkfifo "$T/fifo"
+expect_fail 1 "input $T/fifo: is a FIFO (named pipe), not a regular file or a directory" \
+    "$LWS" prepare --tokenizer bytes "$T/fifo" -o "$T/bad"
 mkdir -p "$T/only_hidden/.x"
 expect_fail 1 "no input files" "$LWS" prepare --tokenizer bytes "$T/only_hidden" -o "$T/bad"
 [ -e "$T/bad" ] && fail "a refused command still created $T/bad"

@@ -167,6 +167,20 @@ expect_fail 1 "token 1 '700' is not a token id; ids are integers in [0, 700)" \
 echo "5 x1" >"$T/bad_ids.txt"
 expect_fail 1 "token 1 'x1' is not a token id" "$LWS" tokenizer decode --tokenizer bytes "$T/bad_ids.txt"
 expect_fail 2 "train: missing --vocab N" "$LWS" tokenizer train "$T/corpus.txt" -o "$T/bad.json"
+for v in 0 -5 x 4294967296 " 300" 3e2; do
+    expect_fail 2 "--vocab '$v' is not allowed; use a whole number from 1 to 4294967295" \
+        "$LWS" tokenizer train --vocab "$v" "$T/corpus.txt" -o "$T/bad.json"
+done
+# Inputs are regular files: a FIFO (which would block a plain open) and a
+# directory are refused at once, naming what they are.
+rm -f "$T/fifo" && mkfifo "$T/fifo"
+expect_fail 1 "$T/fifo: is a FIFO (named pipe), not a regular file" \
+    timeout 20 "$LWS" tokenizer encode --tokenizer bytes "$T/fifo"
+expect_fail 1 "$T: is a directory, not a regular file" \
+    "$LWS" tokenizer train --vocab 300 "$T" -o "$T/bad.json"
+rm -f "$T/fifo.json" && mkfifo "$T/fifo.json"
+expect_fail 1 "$T/fifo.json: is a FIFO (named pipe), not a regular file" \
+    timeout 20 "$LWS" tokenizer info --tokenizer "$T/fifo.json"
 expect_fail 2 "unknown command 'tain'" "$LWS" tokenizer tain
 expect_fail 2 "encode: missing --tokenizer T" "$LWS" tokenizer encode "$T/corpus.txt"
 "$LWS" tokenizer --help | grep -q -- "--special" || fail "--help does not list options"

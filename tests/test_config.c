@@ -117,6 +117,9 @@ static void extends_and_merge(void) {
                "tests/configs/extends_missing.json", "extends", "no_such_base.json", "cannot open");
     LOAD_ERROR("missing file", "tests/configs/does_not_exist.json",
                "tests/configs/does_not_exist.json", "cannot open");
+    LOAD_ERROR("a directory", "tests/configs", "tests/configs: is a directory",
+               "not a regular file");
+    LOAD_ERROR("a device", "/dev/zero", "/dev/zero: is a character device");
 }
 
 static void malformed_json(void) {

@@ -31,10 +31,4 @@ lws_status lws_report_write(cJSON *report, const char *path);
 void lws_print_device(const lws_device_caps *caps);
 void lws_print_config(const lws_config *cfg);
 
-/* Option values: a whole number in [min, max] or a positive number; on a bad
- * value they print the usage error and return 2 (the exit status). */
-int lws_parse_u32(const char *usage, const char *option, const char *text, uint32_t min,
-                  uint32_t max, uint32_t *out);
-int lws_parse_positive(const char *usage, const char *option, const char *text, double *out);
-
 #endif

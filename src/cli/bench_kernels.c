@@ -14,6 +14,7 @@
 #include "cli/bench.h"
 #include "cli/cli.h"
 #include "ops/ops.h"
+#include "util/files.h"
 
 static const char *usage =
     "lws bench kernels CONFIG [--device D] [--micro-batch N] [--seq-len N] [--reps N]\n"
@@ -430,6 +431,9 @@ static int find_torch_script(char *out, size_t cap) {
     return file_exists(out);
 }
 
+/* The script writes one small record per matmul shape. */
+#define TORCH_RESULTS_MAX_BYTES ((size_t)16 << 20)
+
 static lws_status run_torch(kernel_list *l, uint32_t reps, cJSON **info) {
     char script[2200];
     if (!find_torch_script(script, sizeof script))
@@ -485,21 +489,15 @@ static lws_status run_torch(kernel_list *l, uint32_t reps, cJSON **info) {
                         python, script, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
     }
     unlink(in_path);
-    FILE *f = fopen(out_path, "rb");
-    char *text = NULL;
-    long len = 0;
-    if (f && fseek(f, 0, SEEK_END) == 0 && (len = ftell(f)) > 0 && fseek(f, 0, SEEK_SET) == 0) {
-        text = malloc((size_t)len + 1);
-        if (text && fread(text, 1, (size_t)len, f) != (size_t)len) {
-            free(text);
-            text = NULL;
-        }
-    }
-    if (f) fclose(f);
+    char *text;
+    size_t len;
+    s = lws_read_file(out_path, TORCH_RESULTS_MAX_BYTES, &text, &len);
     unlink(out_path);
-    if (!text) return lws_fail(LWS_ERR_IO, "--torch: %s wrote no results", script);
-    text[len] = 0;
-    cJSON *root = cJSON_Parse(text);
+    if (s != LWS_OK) {
+        lws_error_context("--torch: %s wrote no results", script);
+        return s;
+    }
+    cJSON *root = cJSON_ParseWithLength(text, len);
     free(text);
     const cJSON *results = cJSON_GetObjectItemCaseSensitive(root, "results");
     if (!cJSON_IsArray(results)) {

@@ -1,6 +1,5 @@
 /* The parts every benchmark report shares (docs/bench-report.md): version,
  * engine, host, device and config records, statistics, writing the file. */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,10 +8,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "lws/data.h"
 #include "cli/bench.h"
 #include "cli/cli.h"
 #include "train/report.h"
+#include "util/files.h"
 
 static int compare_doubles(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -158,30 +157,16 @@ cJSON *lws_report_config(const lws_config *cfg, uint32_t seq_len) {
     return o;
 }
 
-/* A report file is written to path.tmp and renamed (lws_file_commit), so an
+/* A report file is written atomically (lws_write_json_atomic), so an
  * interrupted benchmark never leaves a torn report for `lws compare`. */
 lws_status lws_report_write(cJSON *report, const char *path) {
+    if (strcmp(path, "-") != 0) return lws_write_json_atomic(path, report);
     char *text = cJSON_Print(report);
     if (!text) return lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of memory printing the report");
-    int to_stdout = strcmp(path, "-") == 0;
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = to_stdout ? stdout : fopen(tmp, "w");
-    if (!f) {
-        free(text);
-        return lws_fail(LWS_ERR_IO, "%s: cannot write the report: %s", tmp, strerror(errno));
-    }
-    int bad = fputs(text, f) < 0 || fputc('\n', f) == EOF;
-    if (to_stdout)
-        bad |= fflush(f) != 0;
-    else
-        bad |= fclose(f) != 0;
+    int bad = fputs(text, stdout) < 0 || fputc('\n', stdout) == EOF || fflush(stdout) != 0;
     free(text);
-    if (bad) {
-        if (!to_stdout) remove(tmp);
-        return lws_fail(LWS_ERR_IO, "%s: writing the report failed", path);
-    }
-    return to_stdout ? LWS_OK : lws_file_commit(tmp, path);
+    if (bad) return lws_fail(LWS_ERR_IO, "standard output: writing the report failed");
+    return LWS_OK;
 }
 
 void lws_print_device(const lws_device_caps *c) {
@@ -208,25 +193,4 @@ void lws_print_config(const lws_config *cfg) {
         }
         printf("\n");
     }
-}
-
-int lws_parse_u32(const char *usage, const char *option, const char *text, uint32_t min,
-                  uint32_t max, uint32_t *out) {
-    char *end;
-    errno = 0;
-    long long v = strtoll(text, &end, 10);
-    if (errno || *end || end == text || v < min || v > max)
-        return lws_cli_usage(usage, "%s %s: expected a whole number from %u to %u", option, text,
-                             min, max);
-    *out = (uint32_t)v;
-    return 0;
-}
-
-int lws_parse_positive(const char *usage, const char *option, const char *text, double *out) {
-    char *end;
-    double v = strtod(text, &end);
-    if (*end || end == text || !(v > 0) || !isfinite(v))
-        return lws_cli_usage(usage, "%s %s: expected a positive number", option, text);
-    *out = v;
-    return 0;
 }

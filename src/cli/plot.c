@@ -2,17 +2,20 @@
  * for several runs (the log.jsonl that `lws train` writes), one colour per
  * run, named by its run directory or --name. */
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "cli/cli.h"
 #include "cli/svg.h"
+#include "util/files.h"
 
 static const char *usage =
     "lws plot LOG.jsonl|RUN_DIR... --svg FILE [--name NAME]... [--title TEXT]";
@@ -63,8 +66,13 @@ static lws_status read_log(const char *arg, const char *name, run *r) {
         snprintf(dir, sizeof dir, "%s", r->path);
         snprintf(r->name, sizeof r->name, "%s", basename(dirname(dir)));
     }
-    FILE *f = fopen(r->path, "r");
-    if (!f) return lws_fail(LWS_ERR_IO, "%s: cannot read the log: %s", r->path, strerror(errno));
+    int fd;
+    LWS_TRY(lws_open_regular(r->path, O_RDONLY, &fd, NULL));
+    FILE *f = fdopen(fd, "r");
+    if (!f) {
+        close(fd);
+        return lws_fail(LWS_ERR_IO, "%s: cannot read the log: %s", r->path, strerror(errno));
+    }
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;

@@ -18,6 +18,7 @@
 #include "cli/cli.h"
 #include "data/prepare_encode.h"
 #include "lws/data.h"
+#include "util/files.h"
 
 static const char *usage =
     "lws prepare --tokenizer NAME INPUT... -o DIR [--val-fraction F] [--jobs N] [--progress]\n"
@@ -70,7 +71,8 @@ static lws_status walk(input_list *l, const char *path, int depth) {
     if (stat(path, &st) != 0) return lws_fail(LWS_ERR_IO, "input %s: %s", path, strerror(errno));
     if (S_ISREG(st.st_mode)) return add_file(l, path, (uint64_t)st.st_size);
     if (!S_ISDIR(st.st_mode))
-        return lws_fail(LWS_ERR_IO, "input %s: not a regular file or a directory", path);
+        return lws_fail(LWS_ERR_IO, "input %s: is %s, not a regular file or a directory", path,
+                        lws_file_kind(st.st_mode));
     if (depth > 64)
         return lws_fail(LWS_ERR_IO, "input %s: directories nested deeper than 64 (a link loop?)",
                         path);
@@ -115,30 +117,6 @@ static char *join(const char *dir, const char *name) {
     return p;
 }
 
-static lws_status make_dir(const char *dir) {
-    char *p = strdup(dir);
-    if (!p) return lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of memory");
-    /* mkdir -p: each prefix, then the whole path. */
-    for (char *c = p + 1;; c++) {
-        if (*c != '/' && *c != 0) continue;
-        char saved = *c;
-        *c = 0;
-        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-            lws_status s = lws_fail(LWS_ERR_IO, "output directory %s: cannot create %s: %s", dir, p,
-                                    strerror(errno));
-            free(p);
-            return s;
-        }
-        *c = saved;
-        if (!saved) break;
-    }
-    free(p);
-    struct stat st;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-        return lws_fail(LWS_ERR_IO, "output %s: not a directory", dir);
-    return LWS_OK;
-}
-
 static cJSON *json_u64(uint64_t v) {
     char buf[24];
     snprintf(buf, sizeof buf, "%" PRIu64, v);
@@ -177,29 +155,11 @@ static lws_status write_manifest(const char *dir, const lws_tokenizer *tok, doub
             f, "bytes", json_u64(LWS_TOKENS_HEADER_BYTES + out[i].tokens * out[i].token_bytes));
         cJSON_AddItemToArray(outputs, f);
     }
-    char *text = cJSON_Print(root);
+    char *path = join(dir, "manifest.json");
+    lws_status s = path ? lws_write_json_atomic(path, root)
+                        : lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of memory writing the manifest");
     cJSON_Delete(root);
-    char *path = join(dir, "manifest.json"), *tmp = join(dir, "manifest.json.tmp");
-    lws_status s = LWS_OK;
-    if (!text || !path || !tmp) {
-        s = lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of memory writing the manifest");
-        goto done;
-    }
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        s = lws_fail(LWS_ERR_IO, "file %s: cannot create: %s", tmp, strerror(errno));
-        goto done;
-    }
-    int ok = fputs(text, f) >= 0 && fputc('\n', f) != EOF;
-    if (fclose(f) != 0) ok = 0;
-    if (!ok) {
-        s = lws_fail(LWS_ERR_IO, "file %s: write failed: %s", tmp, strerror(errno));
-        unlink(tmp);
-        goto done;
-    }
-    s = lws_file_commit(tmp, path);
-done:
-    free(text), free(path), free(tmp);
+    free(path);
     return s;
 }
 
@@ -361,7 +321,7 @@ static lws_status prepare(lws_tokenizer *tok, input_list *in, const prepare_opti
         total_bytes += in->files[i].bytes, in->files[i].bytes = 0;
     struct stat dir_st;
     int made_dir = stat(dir, &dir_st) != 0;
-    LWS_TRY(make_dir(dir));
+    LWS_TRY(lws_mkdir_p(dir));
     lws_status s = LWS_OK;
     char *train_path = join(dir, "train.tok"), *val_path = join(dir, "val.tok");
     char *scratch_path = join(dir, "tokens.scratch.tmp");
@@ -437,18 +397,6 @@ done:
     return s;
 }
 
-/* Parses a whole decimal number in [lo, hi]; 0 when it is not one. */
-static int parse_count(const char *v, unsigned long long lo, unsigned long long hi,
-                       unsigned long long *out) {
-    char *end;
-    errno = 0;
-    if (v[0] < '0' || v[0] > '9') return 0;
-    unsigned long long n = strtoull(v, &end, 10);
-    if (errno || end == v || *end || n < lo || n > hi) return 0;
-    *out = n;
-    return 1;
-}
-
 #define MAX_JOBS        1024
 #define MAX_CHUNK_BYTES (1ull << 30)
 
@@ -476,7 +424,7 @@ int lws_cli_prepare(int argc, char **argv) {
                           strcmp(a, "--output") == 0 || strcmp(a, "--val-fraction") == 0 ||
                           strcmp(a, "--jobs") == 0 || strcmp(a, "-j") == 0 ||
                           strcmp(a, "--chunk-bytes") == 0;
-        unsigned long long n;
+        uint64_t n = 0;
         if (takes_value && i + 1 >= argc) {
             rc = lws_cli_usage(usage, "%s needs a value", a);
         } else if (strcmp(a, "--tokenizer") == 0) {
@@ -484,33 +432,15 @@ int lws_cli_prepare(int argc, char **argv) {
         } else if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) {
             opt.dir = argv[++i];
         } else if (strcmp(a, "--val-fraction") == 0) {
-            char *end;
-            const char *v = argv[++i];
-            errno = 0;
-            opt.val_fraction = strtod(v, &end);
-            if (errno || end == v || *end || !(opt.val_fraction >= 0 && opt.val_fraction < 1))
-                rc = lws_cli_usage(usage,
-                                   "--val-fraction '%s' is not allowed; use a number in "
-                                   "[0, 1)",
-                                   v);
+            rc = lws_parse_real(usage, a, argv[++i], 0, 1, LWS_HI_OPEN, NULL, &opt.val_fraction);
         } else if (strcmp(a, "--jobs") == 0 || strcmp(a, "-j") == 0) {
-            const char *v = argv[++i];
-            if (parse_count(v, 1, MAX_JOBS, &n))
+            char note[64];
+            snprintf(note, sizeof note, "threads; default: the %ld online CPUs", online);
+            if (!(rc = lws_parse_u64(usage, a, argv[++i], 1, MAX_JOBS, note, &n)))
                 opt.jobs = (unsigned)n;
-            else
-                rc = lws_cli_usage(usage,
-                                   "%s '%s' is not allowed; use a whole number of threads from 1 "
-                                   "to %d (default: the %ld online CPUs)",
-                                   a, v, MAX_JOBS, online);
         } else if (strcmp(a, "--chunk-bytes") == 0) {
-            const char *v = argv[++i];
-            if (parse_count(v, 1, MAX_CHUNK_BYTES, &n))
+            if (!(rc = lws_parse_u64(usage, a, argv[++i], 1, MAX_CHUNK_BYTES, NULL, &n)))
                 opt.chunk_bytes = (size_t)n;
-            else
-                rc = lws_cli_usage(usage,
-                                   "--chunk-bytes '%s' is not allowed; use a whole number from 1 "
-                                   "to %llu",
-                                   v, MAX_CHUNK_BYTES);
         } else if (strcmp(a, "--progress") == 0) {
             opt.progress = 1;
         } else if (strcmp(a, "--no-progress") == 0) {

@@ -3,7 +3,7 @@
  * the model, then each new token costs one position. Sampling: temperature
  * (0 = greedy), top-k, top-p (nucleus), deterministic given the seed; text
  * is written as each token is produced. */
-#include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -223,8 +223,8 @@ static int parse_options(int argc, char **argv, const char **ckpt, sample_option
                     strcmp(a, "--top-p") == 0 || strcmp(a, "--tokenizer") == 0;
         if (takes && i + 1 >= argc) return lws_cli_usage(usage, "%s needs a value", a);
         const char *v = takes ? argv[++i] : NULL;
-        char *end = NULL;
-        errno = 0;
+        uint64_t n = 0;
+        int rc = 0;
         if (strcmp(a, "--prompt") == 0)
             o->prompt = v;
         else if (strcmp(a, "--device") == 0)
@@ -232,40 +232,24 @@ static int parse_options(int argc, char **argv, const char **ckpt, sample_option
         else if (strcmp(a, "--tokenizer") == 0)
             o->tokenizer = v;
         else if (strcmp(a, "--tokens") == 0) {
-            o->tokens = strtol(v, &end, 10);
-            if (*end || !*v || errno || o->tokens <= 0)
-                return lws_cli_usage(usage, "--tokens %s: expected a positive integer", v);
+            if (!(rc = lws_parse_u64(usage, a, v, 1, LONG_MAX, NULL, &n))) o->tokens = (long)n;
         } else if (strcmp(a, "--temperature") == 0) {
-            o->sp.temperature = strtod(v, &end);
-            if (*end || !*v || !(o->sp.temperature >= 0) || !isfinite(o->sp.temperature))
-                return lws_cli_usage(usage,
-                                     "--temperature %s: expected a number >= 0 (0 is "
-                                     "greedy)",
-                                     v);
+            rc = lws_parse_real(usage, a, v, 0, INFINITY, LWS_CLOSED, "0 is greedy",
+                                &o->sp.temperature);
         } else if (strcmp(a, "--top-k") == 0) {
-            long k = strtol(v, &end, 10);
-            if (*end || !*v || errno || k < 0 || k > 0x7FFFFFFF)
-                return lws_cli_usage(usage, "--top-k %s: expected an integer >= 0 (0: all tokens)",
-                                     v);
-            o->sp.top_k = (uint32_t)k;
+            if (!(rc = lws_parse_u64(usage, a, v, 0, INT32_MAX, "0: all tokens", &n)))
+                o->sp.top_k = (uint32_t)n;
         } else if (strcmp(a, "--top-p") == 0) {
-            o->sp.top_p = strtod(v, &end);
-            if (*end || !*v || !(o->sp.top_p > 0 && o->sp.top_p <= 1))
-                return lws_cli_usage(usage,
-                                     "--top-p %s: expected a number in (0, 1] (1: all "
-                                     "tokens)",
-                                     v);
+            rc = lws_parse_real(usage, a, v, 0, 1, LWS_LO_OPEN, "1: all tokens", &o->sp.top_p);
         } else if (strcmp(a, "--seed") == 0) {
-            unsigned long long seed = strtoull(v, &end, 10);
-            if (*end || !*v || errno || v[0] == '-')
-                return lws_cli_usage(usage, "--seed %s: expected a non-negative integer", v);
-            o->sp.rng = seed;
+            rc = lws_parse_u64(usage, a, v, 0, UINT64_MAX, NULL, &o->sp.rng);
         } else if (a[0] == '-')
             return lws_cli_usage(usage, "unknown option '%s'", a);
         else if (!*ckpt)
             *ckpt = a;
         else
             return lws_cli_usage(usage, "one CKPT only ('%s' and '%s' given)", *ckpt, a);
+        if (rc) return rc;
     }
     if (!*ckpt) return lws_cli_usage(usage, "no CKPT given (a checkpoint or run directory)");
     return 0;

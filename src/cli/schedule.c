@@ -231,7 +231,7 @@ static lws_status draw_chart(const char *path, const lws_config *c, int n) {
                **colours = malloc((size_t)n * sizeof *colours);
     if (!ends || !names || !colours) {
         free(ends), free(names), free(colours);
-        lws_svg_end(&svg);
+        lws_svg_discard(&svg);
         return lws_fail(LWS_ERR_OUT_OF_MEMORY, "%s: out of memory drawing the chart", path);
     }
     for (int panel = 0; panel < 2; panel++) {
@@ -263,7 +263,7 @@ static lws_status draw_chart(const char *path, const lws_config *c, int n) {
 int lws_cli_schedule(int argc, char **argv) {
     int json = 0;
     const char *svg_path = NULL;
-    long seq_override = -1;
+    uint32_t seq_override = 0; /* 0: each config's train.seq_len */
     const char **files = calloc((size_t)argc + 1, sizeof *files);
     int n = 0;
     lws_cli_sets sets = {.n = 0};
@@ -291,12 +291,9 @@ int lws_cli_schedule(int argc, char **argv) {
         else if (strcmp(argv[i], "--svg") == 0 && i + 1 < argc)
             svg_path = argv[++i];
         else if (strcmp(argv[i], "--seq-len") == 0 && i + 1 < argc) {
-            char *end;
-            seq_override = strtol(argv[++i], &end, 10);
-            if (*end || seq_override < 1 || seq_override > (1 << 20)) {
+            if (lws_parse_u32(usage, "--seq-len", argv[++i], 1, 1u << 20, &seq_override)) {
                 free(files);
-                return lws_cli_usage(usage, "--seq-len: '%s' is not a length from 1 to 1048576",
-                                     argv[i]);
+                return 2;
             }
         } else if (argv[i][0] == '-' && argv[i][1]) {
             free(files);
@@ -319,7 +316,7 @@ int lws_cli_schedule(int argc, char **argv) {
         if (lws_cli_load_config(files[k], &sets, &cfg[k]) != LWS_OK)
             rc = lws_cli_error();
         else
-            seq[k] = seq_override > 0 ? (uint32_t)seq_override : cfg[k].train.seq_len;
+            seq[k] = seq_override ? seq_override : cfg[k].train.seq_len;
     }
     if (rc == 0 && sets.print_config) {
         for (int k = 0; k < n && rc == 0; k++) rc = lws_cli_print_config(&cfg[k]);

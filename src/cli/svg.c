@@ -1,11 +1,12 @@
 /* SVG writing for the command line's plots (see svg.h). */
 #include "cli/svg.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "util/files.h"
 
 static const char *const palette[] = {
     "#0072B2", /* blue */
@@ -24,10 +25,12 @@ const char *lws_svg_colour(uint32_t i) {
 
 lws_status lws_svg_begin(lws_svg *svg, const char *path, double width, double height) {
     memset(svg, 0, sizeof *svg);
-    snprintf(svg->path, sizeof svg->path, "%s", path);
-    svg->f = fopen(path, "w");
-    if (!svg->f)
-        return lws_fail(LWS_ERR_IO, "%s: cannot write the chart: %s", path, strerror(errno));
+    svg->path = strdup(path);
+    svg->f = svg->path ? open_memstream(&svg->text, &svg->text_len) : NULL;
+    if (!svg->f) {
+        lws_svg_discard(svg);
+        return lws_fail(LWS_ERR_OUT_OF_MEMORY, "%s: out of memory starting the chart", path);
+    }
     svg->width = width;
     svg->height = height;
     fprintf(svg->f,
@@ -39,13 +42,22 @@ lws_status lws_svg_begin(lws_svg *svg, const char *path, double width, double he
 }
 
 lws_status lws_svg_end(lws_svg *svg) {
-    if (!svg->f) return lws_fail(LWS_ERR_IO, "%s: chart was not open", svg->path);
+    if (!svg->f) return lws_fail(LWS_ERR_INVALID, "the chart was not started");
     fprintf(svg->f, "</svg>\n");
     int bad = ferror(svg->f);
     if (fclose(svg->f) != 0) bad = 1;
     svg->f = NULL;
-    if (bad) return lws_fail(LWS_ERR_IO, "%s: writing the chart failed", svg->path);
-    return LWS_OK;
+    lws_status s =
+        bad ? lws_fail(LWS_ERR_OUT_OF_MEMORY, "%s: out of memory drawing the chart", svg->path)
+            : lws_write_file_atomic(svg->path, svg->text, svg->text_len);
+    lws_svg_discard(svg);
+    return s;
+}
+
+void lws_svg_discard(lws_svg *svg) {
+    if (svg->f) fclose(svg->f);
+    free(svg->text), free(svg->path);
+    svg->f = NULL, svg->text = NULL, svg->path = NULL;
 }
 
 void lws_svg_line(lws_svg *svg, double x0, double y0, double x1, double y1, const char *colour,

@@ -19,8 +19,10 @@
 #include "lws/status.h"
 
 typedef struct lws_svg {
-    FILE *f;
-    char path[1024];
+    FILE *f;    /* prints to text, a memory stream */
+    char *text; /* the document so far */
+    size_t text_len;
+    char *path; /* where lws_svg_end writes it */
     double width, height;
 } lws_svg;
 
@@ -37,8 +39,11 @@ typedef struct lws_svg_axes {
 const char *lws_svg_colour(uint32_t i);
 
 lws_status lws_svg_begin(lws_svg *svg, const char *path, double width, double height);
-/* Closes the document; fails if anything could not be written. */
+/* Closes the document and writes it to the path, atomically (a reader never
+ * sees half a chart); fails if it could not be written. */
 lws_status lws_svg_end(lws_svg *svg);
+/* Drops the document without writing anything (after another failure). */
+void lws_svg_discard(lws_svg *svg);
 
 void lws_svg_line(lws_svg *svg, double x0, double y0, double x1, double y1, const char *colour,
                   double width, const char *dash);

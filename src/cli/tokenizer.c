@@ -10,6 +10,7 @@
 #include "cli/cli.h"
 #include "lws/bpe.h"
 #include "lws/data.h"
+#include "util/files.h"
 
 static const char *usage =
     "lws tokenizer train --vocab N [--special TEXT]... FILE... -o TOK.json\n"
@@ -36,36 +37,17 @@ static double now(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
+/* Inputs are held whole in memory; larger text is for `lws prepare`, which streams. */
+#define INPUT_MAX_BYTES ((size_t)1 << 30)
+
 /* The whole of path ("-": standard input). */
 static lws_status read_all(const char *path, uint8_t **data, size_t *len) {
-    *data = NULL, *len = 0;
-    int is_stdin = strcmp(path, "-") == 0;
-    FILE *f = is_stdin ? stdin : fopen(path, "rb");
-    if (!f) return lws_fail(LWS_ERR_IO, "input %s: cannot open: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    uint8_t *buf = malloc(cap);
-    for (size_t got = 1; buf && got;) {
-        if (n == cap) {
-            uint8_t *p = realloc(buf, 2 * cap);
-            if (!p) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = p, cap *= 2;
-        }
-        got = fread(buf + n, 1, cap - n, f);
-        n += got;
-    }
-    int err = ferror(f);
-    if (!is_stdin) fclose(f);
-    if (!buf) return lws_fail(LWS_ERR_OUT_OF_MEMORY, "input %s: out of memory reading it", path);
-    if (err) {
-        free(buf);
-        return lws_fail(LWS_ERR_IO, "input %s: read failed", is_stdin ? "(standard input)" : path);
-    }
-    *data = buf, *len = n;
-    return LWS_OK;
+    char *text;
+    lws_status s = strcmp(path, "-") == 0
+                       ? lws_read_fd("standard input", 0, INPUT_MAX_BYTES, &text, len)
+                       : lws_read_file(path, INPUT_MAX_BYTES, &text, len);
+    *data = (uint8_t *)text;
+    return s;
 }
 
 /* Either a BPE vocabulary or the byte-level tokenizer. */
@@ -292,13 +274,10 @@ int lws_cli_tokenizer(int argc, char **argv) {
         if (takes_value && i + 1 >= argc) {
             rc = lws_cli_usage(usage, "%s needs a value", a);
         } else if (is_train && strcmp(a, "--vocab") == 0) {
-            char *end;
-            const char *v = argv[++i];
-            errno = 0;
-            vocab = strtoll(v, &end, 10);
-            if (errno || end == v || *end || vocab < 1 || vocab > UINT32_MAX)
-                rc = lws_cli_usage(usage, "--vocab '%s' is not allowed; use a token count >= 256",
-                                   v);
+            uint64_t n = 0;
+            if (!(rc = lws_parse_u64(usage, a, argv[++i], 1, UINT32_MAX,
+                                     "tokens: the 256 bytes, merges and the special tokens", &n)))
+                vocab = (long long)n;
         } else if (is_train && strcmp(a, "--special") == 0) {
             specials[n_specials++] = argv[++i];
         } else if (is_train && (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0)) {

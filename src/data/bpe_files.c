@@ -1,46 +1,17 @@
 /* Byte-level BPE files: reading lws-bpe files and GPT-2's encoder.json +
  * vocab.bpe, writing lws-bpe files (the formats are in include/lws/bpe.h).
  * Every refusal names the file and the JSON path or line of the problem. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "data/bpe_internal.h"
+#include "util/files.h"
 
-static lws_status read_file(const char *path, char **text, size_t *len) {
-    *text = NULL, *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return lws_fail(LWS_ERR_IO, "file %s: cannot open: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    for (size_t got = 1; buf && got;) {
-        if (n == cap) {
-            char *p = realloc(buf, 2 * cap + 1);
-            if (!p) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = p, cap *= 2;
-        }
-        got = fread(buf + n, 1, cap - n, f);
-        n += got;
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (!buf) return lws_fail(LWS_ERR_OUT_OF_MEMORY, "file %s: out of memory reading it", path);
-    if (err) {
-        free(buf);
-        return lws_fail(LWS_ERR_IO, "file %s: read failed", path);
-    }
-    buf[n] = 0;
-    *text = buf, *len = n;
-    return LWS_OK;
-}
+/* GPT-2's encoder.json is 1 MiB; a vocabulary file far beyond this is not one. */
+#define BPE_FILE_MAX_BYTES ((size_t)256 << 20)
 
 /* One code point of well-formed UTF-8 at s (n bytes left): its length, or 0. */
 static size_t utf8_decode(const uint8_t *s, size_t n, uint32_t *cp) {
@@ -287,7 +258,7 @@ lws_status lws_bpe_load(const char *path, lws_bpe **out) {
     *out = NULL;
     char *text;
     size_t len;
-    LWS_TRY(read_file(path, &text, &len));
+    LWS_TRY(lws_read_file(path, BPE_FILE_MAX_BYTES, &text, &len));
     cJSON *root = cJSON_ParseWithLength(text, len);
     if (!root) {
         const char *at = cJSON_GetErrorPtr();
@@ -425,7 +396,7 @@ lws_status lws_bpe_load_gpt2(const char *dir, lws_bpe **out) {
     }
     snprintf(encoder_path, n, "%s/encoder.json", dir);
     snprintf(merges_path, n, "%s/vocab.bpe", dir);
-    if ((s = read_file(encoder_path, &text, &len)) != LWS_OK) goto done;
+    if ((s = lws_read_file(encoder_path, BPE_FILE_MAX_BYTES, &text, &len)) != LWS_OK) goto done;
     cJSON *root = cJSON_ParseWithLength(text, len);
     if (!root) {
         const char *at = cJSON_GetErrorPtr();
@@ -437,7 +408,7 @@ lws_status lws_bpe_load_gpt2(const char *dir, lws_bpe **out) {
     cJSON_Delete(root);
     free(text);
     text = NULL;
-    if (s == LWS_OK) s = read_file(merges_path, &text, &len);
+    if (s == LWS_OK) s = lws_read_file(merges_path, BPE_FILE_MAX_BYTES, &text, &len);
     if (s == LWS_OK) s = load_merges(merges_path, text, len, &v, &ids);
     if (s == LWS_OK) {
         s = bpe_create(&v, out);
@@ -480,16 +451,11 @@ static void put_text(FILE *f, const uint8_t *t, uint32_t len) {
 }
 
 lws_status lws_bpe_save(const lws_bpe *b, const char *path) {
-    size_t n = strlen(path) + 5;
-    char *tmp = malloc(n);
-    if (!tmp) return lws_fail(LWS_ERR_OUT_OF_MEMORY, "bpe: out of memory");
-    snprintf(tmp, n, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        lws_status s = lws_fail(LWS_ERR_IO, "file %s: cannot create: %s", tmp, strerror(errno));
-        free(tmp);
-        return s;
-    }
+    /* Printed to memory, then written in one piece (atomically). */
+    char *text = NULL;
+    size_t text_len = 0;
+    FILE *f = open_memstream(&text, &text_len);
+    if (!f) return lws_fail(LWS_ERR_OUT_OF_MEMORY, "file %s: out of memory printing it", path);
     const bpe_vocab *v = &b->vocab;
     uint32_t n_ordinary = v->n_tokens - v->n_specials, len;
     fprintf(f,
@@ -522,13 +488,8 @@ lws_status lws_bpe_save(const lws_bpe *b, const char *path) {
     fputs(v->n_merges ? "\n  ]\n}\n" : "]\n}\n", f);
     int ok = !ferror(f);
     if (fclose(f) != 0) ok = 0;
-    lws_status s = LWS_OK;
-    if (!ok) {
-        s = lws_fail(LWS_ERR_IO, "file %s: write failed: %s", tmp, strerror(errno));
-        unlink(tmp);
-    } else {
-        s = lws_file_commit(tmp, path);
-    }
-    free(tmp);
+    lws_status s = ok ? lws_write_file_atomic(path, text, text_len)
+                      : lws_fail(LWS_ERR_OUT_OF_MEMORY, "file %s: out of memory printing it", path);
+    free(text);
     return s;
 }

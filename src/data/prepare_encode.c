@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "lws/bpe.h"
+#include "util/files.h"
 
 /* ---- where text may be cut ------------------------------------------------ */
 
@@ -118,10 +119,7 @@ static lws_status next_chunk(reader *r, prepare_cuts cuts, size_t chunk_bytes, c
     c->text_len = 0;
     for (; r->file < r->n_files; r->file++) {
         if (r->fd < 0) {
-            r->fd = open(r->paths[r->file], O_RDONLY);
-            if (r->fd < 0)
-                return lws_fail(LWS_ERR_IO, "input %s: cannot read: %s", r->paths[r->file],
-                                strerror(errno));
+            LWS_TRY(lws_open_regular(r->paths[r->file], O_RDONLY, &r->fd, NULL));
             r->eof = 0;
             r->start = r->end = 0;
         }

@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "lws/data.h"
+#include "util/files.h"
 
 #define LLMC_MAGIC_U16    20240520 /* GPT-2 shards: uint16 tokens */
 #define LLMC_MAGIC_U32    20240801 /* Llama 3 shards: uint32 tokens */
@@ -404,19 +404,10 @@ lws_status lws_tokens_open(const char *path, uint32_t model_vocab, const char *e
     lws_tokens t = {0};
     t.path = strdup(path);
     if (!t.path) return lws_fail(LWS_ERR_OUT_OF_MEMORY, "file %s: out of memory", path);
-    lws_status s = LWS_OK;
-    int fd = open(path, O_RDONLY);
-    struct stat st;
-    if (fd < 0) {
-        s = lws_fail(LWS_ERR_IO, "file %s: cannot open: %s", path, strerror(errno));
-        goto fail;
-    }
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        s = lws_fail(LWS_ERR_IO, "file %s: not a regular file", path);
-        close(fd);
-        goto fail;
-    }
-    size_t size = (size_t)st.st_size;
+    int fd;
+    size_t size = 0;
+    lws_status s = lws_open_regular(path, O_RDONLY, &fd, &size);
+    if (s != LWS_OK) goto fail;
     if (size == 0) {
         close(fd);
         s = lws_fail(LWS_ERR_DATA, "file %s: empty file, no recognised header; %s", path,

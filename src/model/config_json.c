@@ -1,7 +1,6 @@
 /* Config documents: reading a file, JSON errors with line and column,
  * duplicate keys, and "extends" merging that remembers which file wrote each
  * value. */
-#include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -9,8 +8,11 @@
 #include <string.h>
 
 #include "model/config_internal.h"
+#include "util/files.h"
 
 #define CFG_MAX_EXTENDS 16
+/* A config is a few KiB of JSON; a file far beyond that is not one. */
+#define CFG_MAX_FILE_BYTES ((size_t)16 << 20)
 
 /* ---- origins ----------------------------------------------------------- */
 
@@ -85,34 +87,6 @@ void cfg_relative_path(const char *from, const char *path, char *out, size_t n) 
 }
 
 /* ---- reading and parsing ----------------------------------------------- */
-
-static lws_status read_text(const char *path, char **out) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return lws_fail(LWS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 4096, len = 0;
-    char *buf = malloc(cap);
-    for (;;) {
-        if (!buf) {
-            fclose(f);
-            return lws_fail(LWS_ERR_OUT_OF_MEMORY, "%s: out of memory reading", path);
-        }
-        len += fread(buf + len, 1, cap - 1 - len, f);
-        if (len < cap - 1) break;
-        char *grown = realloc(buf, cap * 2);
-        if (!grown) free(buf);
-        buf = grown;
-        cap *= 2;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        return lws_fail(LWS_ERR_IO, "%s: read error", path);
-    }
-    buf[len] = 0;
-    *out = buf;
-    return LWS_OK;
-}
 
 static lws_status parse_json(const char *path, const char *text, cJSON **out) {
     const char *end = NULL;
@@ -233,7 +207,8 @@ static lws_status load_tree(cfg_doc *doc, const char *path, const char *text, ch
                             cJSON **out) {
     char *owned = NULL;
     if (!text) {
-        LWS_TRY(read_text(path, &owned));
+        size_t len;
+        LWS_TRY(lws_read_file(path, CFG_MAX_FILE_BYTES, &owned, &len));
         text = owned;
     }
     cJSON *root = NULL;

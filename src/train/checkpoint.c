@@ -9,9 +9,9 @@
 
 #include <cjson/cJSON.h>
 
-#include "lws/data.h"
 #include "lws/safetensors.h"
 #include "train/checkpoint.h"
+#include "util/files.h"
 
 static int is_dir(const char *p) {
     struct stat st;
@@ -21,21 +21,6 @@ static int is_dir(const char *p) {
 static int is_file(const char *p) {
     struct stat st;
     return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-static lws_status make_dirs(const char *path) {
-    char tmp[2048];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-            return lws_fail(LWS_ERR_IO, "cannot create directory %s: %s", tmp, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-        return lws_fail(LWS_ERR_IO, "cannot create directory %s: %s", tmp, strerror(errno));
-    return LWS_OK;
 }
 
 /* Removes a checkpoint directory (flat: only files inside). */
@@ -127,24 +112,8 @@ static lws_status save_state(const lws_train_state *st, const char *path) {
     snprintf(num, sizeof num, "%llu", (unsigned long long)st->sampler_counter);
     cJSON_AddStringToObject(o, "sampler_counter", num);
     cJSON_AddNumberToObject(o, "elapsed_s", st->elapsed_s);
-    char *text = cJSON_Print(o);
+    lws_status s = lws_write_json_atomic(path, o);
     cJSON_Delete(o);
-    if (!text) return lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory");
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    lws_status s = LWS_OK;
-    if (!f)
-        s = lws_fail(LWS_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
-    else {
-        int ok = fputs(text, f) >= 0 && fputc('\n', f) != EOF;
-        ok &= fclose(f) == 0;
-        if (!ok)
-            s = lws_fail(LWS_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
-        else
-            s = lws_file_commit(tmp, path);
-    }
-    free(text);
     return s;
 }
 
@@ -196,11 +165,11 @@ lws_status lws_checkpoint_save(lws_model *m, const char *run_dir, const lws_trai
                                uint32_t keep, char *saved, size_t saved_size) {
     char root[2048], final[2200], tmp[2300], file[2400];
     snprintf(root, sizeof root, "%s/checkpoints", run_dir);
-    LWS_TRY(make_dirs(root));
+    LWS_TRY(lws_mkdir_p(root));
     snprintf(final, sizeof final, "%s/step-%08llu", root, (unsigned long long)st->step);
     snprintf(tmp, sizeof tmp, "%s.tmp", final);
     remove_dir(tmp);
-    LWS_TRY(make_dirs(tmp));
+    LWS_TRY(lws_mkdir_p(tmp));
     snprintf(file, sizeof file, "%s/model.safetensors", tmp);
     lws_status s = lws_save_params(m, NULL, file);
     if (s == LWS_OK && m->training) {
@@ -370,14 +339,15 @@ static lws_status load_block(lws_model *m, const char *file, lws_block_kind kind
     return s;
 }
 
+/* state.json holds a handful of numbers; anything much bigger is not one. */
+#define STATE_MAX_BYTES (64 * 1024)
+
 static lws_status load_state(const char *path, lws_train_state *st) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return lws_fail(LWS_ERR_IO, "cannot read %s: %s", path, strerror(errno));
-    char buf[4096];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    cJSON *o = cJSON_Parse(buf);
+    char *text;
+    size_t len;
+    LWS_TRY(lws_read_file(path, STATE_MAX_BYTES, &text, &len));
+    cJSON *o = cJSON_ParseWithLength(text, len);
+    free(text);
     if (!o) return lws_fail(LWS_ERR_DATA, "%s: not valid JSON", path);
     const cJSON *step = cJSON_GetObjectItemCaseSensitive(o, "step");
     const cJSON *tokens = cJSON_GetObjectItemCaseSensitive(o, "tokens_seen");

@@ -1,13 +1,14 @@
 /* Reading a benchmark report (docs/bench-report.md) for `lws compare`. */
 #include "train/report.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
+
+#include "util/files.h"
 
 /* The item at a dotted path ("throughput.step_ms.median"), or NULL. */
 static const cJSON *at(const cJSON *root, const char *path) {
@@ -153,35 +154,15 @@ static lws_status parse(const cJSON *root, const char *file, lws_report *r) {
     return read_layers(root, file, r);
 }
 
+/* A report is tens of KiB of JSON; a file far beyond this is not one. */
+#define REPORT_MAX_BYTES ((size_t)64 << 20)
+
 lws_status lws_report_load(const char *path, lws_report *out) {
     memset(out, 0, sizeof *out);
     snprintf(out->path, sizeof out->path, "%s", path);
-    FILE *f = fopen(path, "rb");
-    if (!f) return lws_fail(LWS_ERR_IO, "%s: cannot read the report: %s", path, strerror(errno));
-    char *text = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len + 65536 + 1 > cap) {
-            cap = cap ? cap * 2 : 131072;
-            char *grown = realloc(text, cap);
-            if (!grown) {
-                free(text);
-                fclose(f);
-                return lws_fail(LWS_ERR_OUT_OF_MEMORY, "%s: out of memory reading it", path);
-            }
-            text = grown;
-        }
-        size_t got = fread(text + len, 1, 65536, f);
-        len += got;
-        if (got == 0) break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(text);
-        return lws_fail(LWS_ERR_IO, "%s: reading the report failed", path);
-    }
-    text[len] = 0;
+    char *text;
+    size_t len;
+    LWS_TRY(lws_read_file(path, REPORT_MAX_BYTES, &text, &len));
     cJSON *root = cJSON_ParseWithLength(text, len);
     if (!root) {
         const char *where = cJSON_GetErrorPtr();

@@ -7,13 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "lws/data.h" /* lws_file_commit */
 #include "lws/safetensors.h"
+#include "util/files.h"
 
 /* The safetensors reference implementation refuses headers above 100 MB. */
 #define MAX_HEADER_BYTES (100u << 20)
@@ -433,15 +433,10 @@ lws_status lws_st_open(const char *path, lws_st_file **out) {
         free(f);
         return lws_fail(LWS_ERR_OUT_OF_MEMORY, "file %s: out of memory", path);
     }
-    lws_status s = LWS_OK;
-    int fd = open(path, O_RDONLY);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        s = lws_fail(LWS_ERR_IO, "file %s: cannot open: %s", path, strerror(errno));
-        if (fd >= 0) close(fd);
-        goto fail;
-    }
-    size_t size = (size_t)st.st_size;
+    int fd;
+    size_t size = 0;
+    lws_status s = lws_open_regular(path, O_RDONLY, &fd, &size);
+    if (s != LWS_OK) goto fail;
     if (size < 8) {
         close(fd);
         s = lws_fail(LWS_ERR_DATA,

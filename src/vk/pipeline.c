@@ -1,24 +1,13 @@
 /* Compute pipelines from embedded SPIR-V, and the on-disk pipeline cache. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
+#include "util/files.h"
 #include "vk/internal.h"
 
-static int mkdirs(const char *path) {
-    char tmp[1024];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    return mkdir(tmp, 0755) == 0 || errno == EEXIST ? 0 : -1;
-}
+/* A cache file larger than this is not read (compiling afresh rewrites it). */
+#define CACHE_MAX_BYTES ((size_t)256 << 20)
 
 /* $XDG_CACHE_HOME/lws (or ~/.cache/lws)/pipelines-<vendor>-<device>-<driver>-<uuid>.bin:
  * a driver update or another device gets a file of its own. */
@@ -26,8 +15,10 @@ static void cache_path(lws_context *ctx, char *out, size_t n) {
     const char *xdg = getenv("XDG_CACHE_HOME");
     const char *home = getenv("HOME");
     char dir[900];
-    if (xdg && *xdg) snprintf(dir, sizeof dir, "%s/lws", xdg);
-    else if (home && *home) snprintf(dir, sizeof dir, "%s/.cache/lws", home);
+    if (xdg && *xdg)
+        snprintf(dir, sizeof dir, "%s/lws", xdg);
+    else if (home && *home)
+        snprintf(dir, sizeof dir, "%s/.cache/lws", home);
     else {
         out[0] = 0;
         return;
@@ -64,22 +55,16 @@ lws_status lws_pipelines_init(lws_context *ctx, int use_cache) {
     };
     LWS_VK(vkCreatePipelineLayout(ctx->device, &layout, NULL, &ctx->layout));
 
-    void *data = NULL;
+    char *data = NULL;
     size_t size = 0;
     ctx->cache_path[0] = 0;
     if (use_cache) {
         cache_path(ctx, ctx->cache_path, sizeof ctx->cache_path);
-        FILE *f = ctx->cache_path[0] ? fopen(ctx->cache_path, "rb") : NULL;
-        if (f) {
-            fseek(f, 0, SEEK_END);
-            long len = ftell(f);
-            fseek(f, 0, SEEK_SET);
-            if (len > 0 && (data = malloc((size_t)len)) != NULL &&
-                fread(data, 1, (size_t)len, f) == (size_t)len &&
-                cache_matches(ctx, data, (size_t)len))
-                size = (size_t)len;
-            fclose(f);
-        }
+        /* No cache yet, or one that cannot be read: start with an empty one. */
+        if (ctx->cache_path[0] &&
+            lws_read_file(ctx->cache_path, CACHE_MAX_BYTES, &data, &size) != LWS_OK)
+            lws_error_clear();
+        if (!cache_matches(ctx, (const unsigned char *)data, size)) size = 0;
     }
     VkPipelineCacheCreateInfo info = {
         .sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO,
@@ -97,31 +82,28 @@ lws_status lws_pipelines_init(lws_context *ctx, int use_cache) {
     return LWS_OK;
 }
 
-/* Written to a temporary file and renamed, so a crash never leaves half a cache. */
+/* Written atomically, so a crash never leaves half a cache. The cache only
+ * saves time: a failure to save it is not reported, and must not replace
+ * the message of an error the caller may be about to report. */
 static void save_cache(lws_context *ctx) {
     if (!ctx->cache_path[0] || !ctx->cache) return;
     size_t size = 0;
     if (vkGetPipelineCacheData(ctx->device, ctx->cache, &size, NULL) != VK_SUCCESS || !size) return;
     void *data = malloc(size);
-    if (!data) return;
-    if (vkGetPipelineCacheData(ctx->device, ctx->cache, &size, data) == VK_SUCCESS) {
-        char dir[1024];
-        snprintf(dir, sizeof dir, "%s", ctx->cache_path);
+    char *dir = strdup(ctx->cache_path);
+    char *message = strdup(lws_error_message());
+    if (data && dir && message &&
+        vkGetPipelineCacheData(ctx->device, ctx->cache, &size, data) == VK_SUCCESS) {
         char *slash = strrchr(dir, '/');
         if (slash) *slash = 0;
-        if (mkdirs(dir) == 0) {
-            char tmp[1100];
-            snprintf(tmp, sizeof tmp, "%s.%ld.tmp", ctx->cache_path, (long)getpid());
-            FILE *f = fopen(tmp, "wb");
-            if (f) {
-                int ok = fwrite(data, 1, size, f) == size;
-                ok &= fclose(f) == 0;
-                if (ok) rename(tmp, ctx->cache_path);
-                else remove(tmp);
-            }
-        }
+        lws_status s = slash ? lws_mkdir_p(dir) : LWS_OK;
+        if (s == LWS_OK) s = lws_write_file_atomic(ctx->cache_path, data, size);
+        if (s != LWS_OK && strcmp(message, "no error") == 0)
+            lws_error_clear();
+        else if (s != LWS_OK)
+            lws_fail(s, "%s", message);
     }
-    free(data);
+    free(data), free(dir), free(message);
 }
 
 void lws_pipelines_destroy(lws_context *ctx) {
