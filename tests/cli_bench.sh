@@ -5,13 +5,7 @@
 # and PyTorch reports side by side, a config too large for the device is
 # refused with its memory plan, and the SVGs are well-formed with their
 # legends.
-set -uo pipefail
-lws="$1"
-dir="${LWS_TEST_DIR:-/tmp/lws-cli-bench}"
-rm -rf "$dir"; mkdir -p "$dir"
-root="$(pwd)"
-pass=0; fail=0
-check() { if eval "$2"; then pass=$((pass+1)); echo "ok   $1"; else fail=$((fail+1)); echo "FAIL $1"; fi; }
+source tests/lib.sh cli-bench "$1"
 if ! /usr/bin/python3 -c "import torch" 2>/dev/null; then
     echo "FAIL: python3-torch is not installed (scripts/setup.sh installs it)"; exit 1
 fi
@@ -198,5 +192,4 @@ check "bench without a config is a usage error" '[ $rc -eq 2 ] && [[ "$msg" == *
 msg=$("$lws" bench configs/tiny/crown.json --steps 0 2>&1); rc=$?
 want="--steps '0' is not allowed; use a whole number from 1 to 1000000"
 check "bench --steps 0 is refused naming the range" '[ $rc -eq 2 ] && [[ "$msg" == *"$want"* ]]'
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish

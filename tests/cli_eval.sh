@@ -6,14 +6,7 @@
 # (a tensor of the wrong shape, a missing tensor, an extra tensor, a
 # truncated file) are refused by `lws eval` and `lws sample` with a message
 # that names the file, the tensor, and what was expected and found.
-set -uo pipefail
-lws="$1"
-dir="${LWS_TEST_DIR:-/tmp/lws-cli-eval}"
-rm -rf "$dir"; mkdir -p "$dir"
-root="$(pwd)"
-py=/usr/bin/python3
-pass=0; fail=0
-check() { if eval "$2"; then pass=$((pass+1)); echo "ok   $1"; else fail=$((fail+1)); echo "FAIL $1"; fi; }
+source tests/lib.sh cli-eval "$1"
 
 cat /usr/share/common-licenses/* >"$dir/corpus.txt"
 "$lws" prepare --tokenizer bytes "$dir/corpus.txt" -o "$dir/data" --val-fraction 0.05 >"$dir/prepare.log" 2>&1
@@ -161,5 +154,4 @@ for cmd in eval sample; do
         '[ $rc -ne 0 ] && [[ "$msg" == *"truncated/model.safetensors"* && "$msg" == *"truncated"* ]]'
 done
 echo "  e.g.: $("$lws" eval "$dir/shape" --data "$dir/data/val.tok" 2>&1)"
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish

@@ -10,14 +10,7 @@
 #    once; every run directory keeps the config it was started with;
 #  - lws eval of a checkpoint equals the trainer's validation of it exactly
 #    (one evaluation function).
-set -uo pipefail
-lws="$1"
-dir="${LWS_TEST_DIR:-/tmp/lws-cli-run}"
-rm -rf "$dir"; mkdir -p "$dir"
-root="$(pwd)"
-py=/usr/bin/python3
-pass=0; fail=0
-check() { if eval "$2"; then pass=$((pass+1)); echo "ok   $1"; else fail=$((fail+1)); echo "FAIL $1"; fi; }
+source tests/lib.sh cli-run "$1"
 
 # 1. Dry runs.
 out=$("$lws" train configs/paper/crown-18l.json --dry-run 2>&1); rc=$?
@@ -87,5 +80,4 @@ got=$("$lws" eval "$dir/run2" --data "$dir/data/val.tok" --tokens 1024 --json | 
 check "lws eval $got == the trainer's validation $val" '[ -n "$got" ] && [ "$got" = "$val" ]'
 got=$("$lws" eval "$dir/run2" --data "$dir/data/val.tok" --tokens 1024 --batch 3 --json | $py -c 'import json, sys; print(repr(json.load(sys.stdin)["loss"]))')
 check "... whatever the batch (a padded last batch): $got" "awk 'BEGIN{d = $got - $val; exit !(d < 1e-6 && d > -1e-6)}'"
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish

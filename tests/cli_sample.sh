@@ -5,14 +5,7 @@
 # from the prefill forward, generation past the context (sliding), streaming
 # output, a BPE model's text through its vocabulary, and refusals (a prompt
 # longer than the context, bad options, a tokenizer that is not the model's).
-set -uo pipefail
-lws="$1"
-dir="${LWS_TEST_DIR:-/tmp/lws-cli-sample}"
-rm -rf "$dir"; mkdir -p "$dir"
-root="$(pwd)"
-py=/usr/bin/python3
-pass=0; fail=0
-check() { if eval "$2"; then pass=$((pass+1)); echo "ok   $1"; else fail=$((fail+1)); echo "FAIL $1"; fi; }
+source tests/lib.sh cli-sample "$1"
 
 cat /usr/share/common-licenses/* >"$dir/corpus.txt"
 "$lws" prepare --tokenizer bytes "$dir/corpus.txt" -o "$dir/data" --val-fraction 0.05 >"$dir/prepare.log" 2>&1
@@ -116,5 +109,4 @@ check "BPE model without its vocabulary: refused, saying how to give it" '[ $rc 
 check "BPE model with --tokenizer: 40 tokens of text (at least 40 bytes)" '[ $rc -eq 0 ] && [ $(wc -c <"$dir/bpe.out") -ge 45 ]'
 msg=$("$lws" sample "$dir/bperun" --tokenizer bytes --tokens 5 2>&1); rc=$?
 check "a tokenizer other than the model's is refused" '[ $rc -ne 0 ] && [[ "$msg" == *"$name"* ]]'
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish

@@ -3,13 +3,7 @@
 # a resumed run reproduces an uninterrupted one bit for bit, Ctrl-C saves a
 # checkpoint, a diverging run stops with the step and the last checkpoint,
 # bad data and an oversized plan are refused, and sampling works.
-set -uo pipefail
-lws="$1"
-dir="${LWS_TEST_DIR:-/tmp/lws-cli-train}"
-rm -rf "$dir"; mkdir -p "$dir"
-root="$(pwd)"
-pass=0; fail=0
-check() { if eval "$2"; then pass=$((pass+1)); echo "ok   $1"; else fail=$((fail+1)); echo "FAIL $1"; fi; }
+source tests/lib.sh cli-train "$1"
 
 # A corpus every Debian system has: the licence texts (about 0.5 MB).
 cat /usr/share/common-licenses/* >"$dir/corpus.txt"
@@ -103,5 +97,4 @@ check "a plan larger than the device is refused with the breakdown" '[ $rc -ne 0
 # 6. Sampling from the short run's checkpoint.
 out=$("$lws" sample "$dir/run-short" --prompt "the " --tokens 40 --temperature 0 2>&1); rc=$?
 check "sample prints text" '[ $rc -eq 0 ] && [ ${#out} -ge 40 ]'
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli/cli.h"
 
@@ -62,4 +63,87 @@ int lws_parse_real(const char *usage, const char *option, const char *text, doub
 
 int lws_parse_positive(const char *usage, const char *option, const char *text, double *out) {
     return lws_parse_real(usage, option, text, 0, INFINITY, LWS_LO_OPEN | LWS_HI_OPEN, NULL, out);
+}
+
+static const lws_cli_option *find_option(const lws_cli_command *c, const char *name) {
+    for (uint32_t i = 0; i < c->n_options; i++)
+        if (strcmp(c->options[i].name, name) == 0) return &c->options[i];
+    return NULL;
+}
+
+/* One option's value into its destination. */
+static int take_value(const lws_cli_command *c, const lws_cli_option *o, const char *v) {
+    uint64_t n = 0;
+    int rc = 0;
+    switch (o->kind) {
+    case LWS_OPT_TEXT:
+        *(const char **)o->out = v;
+        return 0;
+    case LWS_OPT_U32:
+    case LWS_OPT_U64:
+        rc = lws_parse_u64(c->usage, o->name, v, (uint64_t)o->min, (uint64_t)o->max, o->note, &n);
+        if (rc == 0 && o->kind == LWS_OPT_U32) *(uint32_t *)o->out = (uint32_t)n;
+        if (rc == 0 && o->kind == LWS_OPT_U64) *(uint64_t *)o->out = n;
+        return rc;
+    case LWS_OPT_REAL:
+        return lws_parse_real(c->usage, o->name, v, o->min, o->max, o->open, o->note,
+                              (double *)o->out);
+    case LWS_OPT_SET:
+        if (o->max > 0)
+            rc = lws_parse_u64(c->usage, o->name, v, (uint64_t)o->min, (uint64_t)o->max, o->note,
+                               &n);
+        if (rc == 0 && o->also) rc = lws_cli_add_set(c->sets, c->usage, "%s", o->also);
+        if (rc == 0) rc = lws_cli_add_set(c->sets, c->usage, "%s=%s", o->set, v);
+        return rc;
+    default:
+        return 0;
+    }
+}
+
+int lws_cli_parse(const lws_cli_command *c, int argc, char **argv) {
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            c->help();
+            return -1;
+        }
+        if (c->sets) {
+            int took = lws_cli_take_set(&i, argc, argv, c->usage, c->sets);
+            if (took == 2) return 2;
+            if (took) continue;
+        }
+        const lws_cli_option *o = a[0] == '-' && a[1] ? find_option(c, a) : NULL;
+        if (a[0] == '-' && a[1] && !o) return lws_cli_usage(c->usage, "unknown option '%s'", a);
+        if (o && o->kind == LWS_OPT_FLAG) {
+            *(int *)o->out = 1;
+        } else if (o) {
+            if (i + 1 >= argc) return lws_cli_usage(c->usage, "%s needs a value", a);
+            int rc = take_value(c, o, argv[++i]);
+            if (rc) return rc;
+        } else if (!c->positional) {
+            return lws_cli_usage(c->usage, "unexpected argument '%s'", a);
+        } else if (*c->positional_out) {
+            return lws_cli_usage(c->usage, "one %s only (got '%s' and '%s')", c->positional,
+                                 *c->positional_out, a);
+        } else {
+            *c->positional_out = a;
+        }
+    }
+    if (c->positional && !*c->positional_out)
+        return lws_cli_usage(c->usage, "no %s given", c->positional);
+    return 0;
+}
+
+lws_config *lws_cli_config(const char *path, const lws_cli_sets *sets) {
+    lws_config *cfg = malloc(sizeof *cfg);
+    if (!cfg) {
+        fprintf(stderr, "lws: out of memory loading %s\n", path);
+        return NULL;
+    }
+    if (lws_cli_load_config(path, sets, cfg) != LWS_OK) {
+        free(cfg);
+        lws_cli_error();
+        return NULL;
+    }
+    return cfg;
 }

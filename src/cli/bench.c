@@ -55,23 +55,14 @@ static void help(void) {
 static int bench_peak(int argc, char **argv) {
     const char *device = NULL, *json = NULL;
     uint32_t repeat = 3;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            help();
-            return 0;
-        }
-        if (i + 1 >= argc) return lws_cli_usage(usage, "unknown option or missing value: '%s'", a);
-        if (strcmp(a, "--device") == 0)
-            device = argv[++i];
-        else if (strcmp(a, "--json") == 0)
-            json = argv[++i];
-        else if (strcmp(a, "--repeat") == 0) {
-            int bad = lws_parse_u32(usage, a, argv[++i], 1, 100, &repeat);
-            if (bad) return bad;
-        } else
-            return lws_cli_usage(usage, "unknown option '%s'", a);
-    }
+    const lws_cli_option options[] = {
+        {"--device", LWS_OPT_TEXT, &device},
+        {"--json", LWS_OPT_TEXT, &json},
+        {"--repeat", LWS_OPT_U32, &repeat, 1, 100},
+    };
+    lws_cli_command c = {usage, help, options, sizeof options / sizeof *options, NULL, NULL, NULL};
+    int rc = lws_cli_parse(&c, argc, argv);
+    if (rc) return LWS_CLI_PARSE_EXIT(rc);
     lws_context *ctx;
     lws_context_options opt = {.device = device, .validation = -1, .pipeline_cache = -1};
     if (lws_context_create(&opt, &ctx) != LWS_OK) return lws_cli_error();
@@ -89,18 +80,13 @@ static int bench_peak(int argc, char **argv) {
     }
     printf("peak: %.4g TFLOP/s fp32, the fastest of %u runs (each: %s)\n", best, repeat,
            peak_method);
-    int rc = 0;
     if (json) {
         cJSON *report = lws_report_begin("peak", "lws fp32 matmul peak", caps);
         cJSON *peak = cJSON_AddObjectToObject(report, "peak");
         cJSON_AddNumberToObject(peak, "measured_tflops", best);
         cJSON_AddStringToObject(peak, "measured_with", peak_method);
         cJSON_AddNullToObject(peak, "datasheet_tflops");
-        if (lws_report_write(report, json) != LWS_OK)
-            rc = lws_cli_error();
-        else if (strcmp(json, "-") != 0)
-            printf("report: %s\n", json);
-        cJSON_Delete(report);
+        rc = lws_report_finish(report, json);
     }
     lws_context_destroy(ctx);
     return rc;
@@ -112,7 +98,7 @@ typedef struct bench_options {
     const char *config, *device, *json, *label;
     uint32_t steps, warmup, grad_accum;
     double datasheet_tflops;
-    int op_profile, dry_run;
+    int no_op_profile, dry_run;
     lws_cli_sets sets; /* --set, and --micro-batch, --seq-len as overrides */
 } bench_options;
 
@@ -308,12 +294,6 @@ static cJSON *stats_json(const double *v, uint32_t n) {
     return o;
 }
 
-static void add_number_or_null(cJSON *o, const char *name, double v) {
-    if (isfinite(v))
-        cJSON_AddNumberToObject(o, name, v);
-    else
-        cJSON_AddNullToObject(o, name);
-}
 
 /* Explains a model that does not fit: what would fit, or that nothing does. */
 static void explain_refusal(lws_context *ctx, const lws_config *cfg, uint32_t B, uint32_t T) {
@@ -509,14 +489,14 @@ static int write_report(bench_run *r, const bench_options *o) {
     cJSON *thr = cJSON_AddObjectToObject(j, "throughput");
     cJSON_AddNumberToObject(thr, "tokens_per_s", r->tok_s);
     cJSON_AddItemToObject(thr, "step_ms", stats_json(r->res.step_ms, o->steps));
-    add_number_or_null(thr, "device_ms", r->device_ms);
+    lws_json_number_or_null(thr, "device_ms", r->device_ms);
     cJSON *pk = cJSON_AddObjectToObject(j, "peak");
-    add_number_or_null(pk, "measured_tflops", r->peak);
+    lws_json_number_or_null(pk, "measured_tflops", r->peak);
     cJSON_AddStringToObject(pk, "measured_with", peak_method);
-    add_number_or_null(pk, "datasheet_tflops", o->datasheet_tflops > 0 ? o->datasheet_tflops : NAN);
+    lws_json_number_or_null(pk, "datasheet_tflops", o->datasheet_tflops > 0 ? o->datasheet_tflops : NAN);
     cJSON *mf = cJSON_AddObjectToObject(j, "mfu");
-    add_number_or_null(mf, "measured", r->mfu);
-    add_number_or_null(mf, "datasheet", r->mfu_sheet);
+    lws_json_number_or_null(mf, "measured", r->mfu);
+    lws_json_number_or_null(mf, "datasheet", r->mfu_sheet);
     cJSON_AddItemToObject(j, "layers", r->layers_json ? r->layers_json : cJSON_CreateNull());
     cJSON_AddItemToObject(j, "stages", r->stages_json ? r->stages_json : cJSON_CreateNull());
     cJSON_AddItemToObject(j, "ops", r->ops_json ? r->ops_json : cJSON_CreateNull());
@@ -529,13 +509,7 @@ static int write_report(bench_run *r, const bench_options *o) {
     cJSON *loss = cJSON_AddObjectToObject(j, "loss");
     cJSON_AddNumberToObject(loss, "first", r->res.first_loss);
     cJSON_AddNumberToObject(loss, "last", r->res.last_loss);
-    int rc = 0;
-    if (lws_report_write(j, o->json) != LWS_OK)
-        rc = lws_cli_error();
-    else if (strcmp(o->json, "-") != 0)
-        printf("report: %s\n", o->json);
-    cJSON_Delete(j);
-    return rc;
+    return lws_report_finish(j, o->json);
 }
 
 /* Builds the model, measures the peak, runs the steps; the model is gone
@@ -593,7 +567,7 @@ static int bench_train(const bench_options *o, const lws_config *cfg) {
         print_summary(&r, o);
         if (has_timestamps) {
             print_layers(&r);
-            if (o->op_profile && profile_ops(ctx, cfg, r.B, r.T, o->steps < 3 ? o->steps : 3,
+            if (!o->no_op_profile && profile_ops(ctx, cfg, r.B, r.T, o->steps < 3 ? o->steps : 3,
                                              r.step.median, &r.ops_json) != LWS_OK) {
                 lws_error_context("%s: per-op profile", cfg->name);
                 rc = lws_cli_error();
@@ -612,12 +586,8 @@ static int bench_train(const bench_options *o, const lws_config *cfg) {
 /* Loads the config with the command's shape overrides, then the benchmark,
  * its dry run, or the resolved config. */
 static int bench_config(const bench_options *o) {
-    lws_config *cfg = malloc(sizeof *cfg);
-    if (!cfg) return lws_cli_usage(usage, "out of memory");
-    if (lws_cli_load_config(o->config, &o->sets, cfg) != LWS_OK) {
-        free(cfg);
-        return lws_cli_error();
-    }
+    lws_config *cfg = lws_cli_config(o->config, &o->sets);
+    if (!cfg) return 1;
     /* the benchmark's own accumulation (--grad-accum, default 1) */
     cfg->train.grad_accum = o->grad_accum;
     int rc;
@@ -641,53 +611,22 @@ int lws_cli_bench(int argc, char **argv) {
     if (argc >= 1 && strcmp(argv[0], "peak") == 0) return bench_peak(argc - 1, argv + 1);
     if (argc >= 1 && strcmp(argv[0], "kernels") == 0)
         return lws_cli_bench_kernels(argc - 1, argv + 1);
-    bench_options o = {
-        .steps = 10, .warmup = 2, .grad_accum = 1, .label = "lws fp32", .op_profile = 1};
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        int bad = lws_cli_take_set(&i, argc, argv, usage, &o.sets);
-        if (bad == 2) return bad;
-        if (bad) continue;
-        uint32_t n = 0;
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            help();
-            return 0;
-        } else if (strcmp(a, "--no-op-profile") == 0) {
-            o.op_profile = 0;
-        } else if (strcmp(a, "--dry-run") == 0) {
-            o.dry_run = 1;
-        } else if (a[0] == '-' && a[1]) {
-            if (i + 1 >= argc) return lws_cli_usage(usage, "%s needs a value", a);
-            const char *v = argv[++i];
-            if (strcmp(a, "--device") == 0)
-                o.device = v;
-            else if (strcmp(a, "--json") == 0)
-                o.json = v;
-            else if (strcmp(a, "--label") == 0)
-                o.label = v;
-            else if (strcmp(a, "--steps") == 0)
-                bad = lws_parse_u32(usage, a, v, 1, 1000000, &o.steps);
-            else if (strcmp(a, "--warmup") == 0)
-                bad = lws_parse_u32(usage, a, v, 0, 1000000, &o.warmup);
-            else if (strcmp(a, "--micro-batch") == 0 || strcmp(a, "--seq-len") == 0) {
-                bad = lws_parse_u32(usage, a, v, 1, 1u << 20, &n);
-                if (!bad)
-                    bad = lws_cli_add_set(&o.sets, usage, "train.%s=%u",
-                                          a[2] == 'm' ? "micro_batch" : "seq_len", n);
-            }
-            else if (strcmp(a, "--grad-accum") == 0)
-                bad = lws_parse_u32(usage, a, v, 1, 1u << 16, &o.grad_accum);
-            else if (strcmp(a, "--peak-tflops") == 0)
-                bad = lws_parse_positive(usage, a, v, &o.datasheet_tflops);
-            else
-                return lws_cli_usage(usage, "unknown option '%s'", a);
-        } else if (!o.config) {
-            o.config = a;
-        } else {
-            return lws_cli_usage(usage, "one CONFIG only (got '%s' and '%s')", o.config, a);
-        }
-        if (bad) return bad;
-    }
-    if (!o.config) return lws_cli_usage(usage, "no CONFIG given");
-    return bench_config(&o);
+    bench_options o = {.steps = 10, .warmup = 2, .grad_accum = 1, .label = "lws fp32"};
+    const lws_cli_option options[] = {
+        {"--device", LWS_OPT_TEXT, &o.device},
+        {"--json", LWS_OPT_TEXT, &o.json},
+        {"--label", LWS_OPT_TEXT, &o.label},
+        {"--steps", LWS_OPT_U32, &o.steps, 1, 1000000},
+        {"--warmup", LWS_OPT_U32, &o.warmup, 0, 1000000},
+        {"--grad-accum", LWS_OPT_U32, &o.grad_accum, 1, 1u << 16},
+        {"--micro-batch", LWS_OPT_SET, NULL, 1, 1u << 20, .set = "train.micro_batch"},
+        {"--seq-len", LWS_OPT_SET, NULL, 1, 1u << 20, .set = "train.seq_len"},
+        {"--peak-tflops", LWS_OPT_REAL, &o.datasheet_tflops, 0, INFINITY, LWS_LO_OPEN},
+        {"--no-op-profile", LWS_OPT_FLAG, &o.no_op_profile},
+        {"--dry-run", LWS_OPT_FLAG, &o.dry_run},
+    };
+    lws_cli_command c = {usage,    help,      options, sizeof options / sizeof *options,
+                         "CONFIG", &o.config, &o.sets};
+    int rc = lws_cli_parse(&c, argc, argv);
+    return rc ? LWS_CLI_PARSE_EXIT(rc) : bench_config(&o);
 }

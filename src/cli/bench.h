@@ -26,6 +26,11 @@ cJSON *lws_report_begin(const char *kind, const char *label, const lws_device_ca
 cJSON *lws_report_config(const lws_config *cfg, uint32_t seq_len);
 /* Writes the report, pretty-printed, to path ("-" = stdout). */
 lws_status lws_report_write(cJSON *report, const char *path);
+/* Writes the report, says where, deletes it; returns the exit status. */
+int lws_report_finish(cJSON *report, const char *path);
+
+/* o[name] = v, or null when v is not finite. */
+void lws_json_number_or_null(cJSON *o, const char *name, double v);
 
 /* Human summary of the device and the config (one or two lines each). */
 void lws_print_device(const lws_device_caps *caps);

@@ -538,192 +538,143 @@ static void help(void) {
            usage, lws_cli_sets_help);
 }
 
-int lws_cli_bench_kernels(int argc, char **argv) {
-    const char *config = NULL, *device = NULL, *json = NULL, *label = "lws fp32 kernels";
-    uint32_t batch = 0, seq = 0, reps = 0;
-    int torch = 0;
-    lws_cli_sets sets = {.n = 0};
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        int took = lws_cli_take_set(&i, argc, argv, usage, &sets), bad = 0;
-        if (took == 2) return 2;
-        if (took) continue;
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            help();
-            return 0;
-        } else if (strcmp(a, "--torch") == 0) {
-            torch = 1;
-        } else if (a[0] == '-' && a[1]) {
-            if (i + 1 >= argc) return lws_cli_usage(usage, "%s needs a value", a);
-            const char *v = argv[++i];
-            if (strcmp(a, "--device") == 0)
-                device = v;
-            else if (strcmp(a, "--json") == 0)
-                json = v;
-            else if (strcmp(a, "--label") == 0)
-                label = v;
-            else if (strcmp(a, "--micro-batch") == 0)
-                bad = lws_parse_u32(usage, a, v, 1, 1u << 20, &batch);
-            else if (strcmp(a, "--seq-len") == 0)
-                bad = lws_parse_u32(usage, a, v, 1, 1u << 20, &seq);
-            else if (strcmp(a, "--reps") == 0)
-                bad = lws_parse_u32(usage, a, v, 1, 10000, &reps);
-            else
-                return lws_cli_usage(usage, "unknown option '%s'", a);
-        } else if (!config) {
-            config = a;
-        } else {
-            return lws_cli_usage(usage, "one CONFIG only (got '%s' and '%s')", config, a);
-        }
-        if (bad) return bad;
-    }
-    if (!config) return lws_cli_usage(usage, "no CONFIG given");
-    lws_config *cfg = malloc(sizeof *cfg);
-    if (!cfg) return 1;
-    if (lws_cli_load_config(config, &sets, cfg) != LWS_OK) {
-        free(cfg);
-        return lws_cli_error();
-    }
-    if (sets.print_config) {
-        int rc = lws_cli_print_config(cfg);
-        free(cfg);
-        return rc;
-    }
-    if (batch) cfg->train.micro_batch = batch;
-    if (seq) cfg->train.seq_len = seq;
-    batch = cfg->train.micro_batch;
-    seq = cfg->train.seq_len;
-    if (!batch || !seq) {
-        free(cfg);
-        return lws_cli_usage(usage, "%s: give --micro-batch and --seq-len", config);
-    }
-    lws_context *ctx = NULL;
-    lws_context_options opt = {.device = device, .validation = -1, .pipeline_cache = -1};
-    if (lws_context_create(&opt, &ctx) != LWS_OK) {
-        free(cfg);
-        return lws_cli_error();
-    }
+typedef struct kernels_args {
+    const char *config, *device, *json, *label;
+    uint32_t batch, seq, reps;
+    int torch;
+    lws_cli_sets sets; /* --set, and --micro-batch, --seq-len as overrides */
+} kernels_args;
+
+static int parse(int argc, char **argv, kernels_args *o) {
+    const lws_cli_option options[] = {
+        {"--device", LWS_OPT_TEXT, &o->device},
+        {"--json", LWS_OPT_TEXT, &o->json},
+        {"--label", LWS_OPT_TEXT, &o->label},
+        {"--reps", LWS_OPT_U32, &o->reps, 1, 10000},
+        {"--micro-batch", LWS_OPT_SET, NULL, 1, 1u << 20, .set = "train.micro_batch"},
+        {"--seq-len", LWS_OPT_SET, NULL, 1, 1u << 20, .set = "train.seq_len"},
+        {"--torch", LWS_OPT_FLAG, &o->torch},
+    };
+    lws_cli_command c = {usage,    help,       options, sizeof options / sizeof *options,
+                         "CONFIG", &o->config, &o->sets};
+    return lws_cli_parse(&c, argc, argv);
+}
+
+/* One kernel's line of the table and its entry of the report. */
+static cJSON *kernel_row(const kernel *k, int torch) {
+    double gflops = k->flops > 0 ? k->flops / (k->ms * 1e-3) / 1e9 : NAN;
+    double gbps = k->bytes > 0 ? k->bytes / (k->ms * 1e-3) / 1e9 : NAN;
+    char layer[16] = "-";
+    if (k->layer >= 0) snprintf(layer, sizeof layer, "%d", k->layer);
+    printf("  %-14s %5s  %-38s %10.3f", op_names[k->kind], layer, k->label, k->ms);
+    if (isfinite(gflops))
+        printf(gflops < 10 ? " %9.2f %8s" : " %9.1f %8s", gflops, "");
+    else
+        printf(gbps < 10 ? " %9s %8.2f" : " %9s %8.1f", "", gbps);
+    if (torch && isfinite(k->torch_ms))
+        printf(" %10.3f %9.1f %8.2fx", k->torch_ms, k->flops / (k->torch_ms * 1e-3) / 1e9,
+               k->torch_ms / k->ms);
+    printf("\n");
+    cJSON *e = cJSON_CreateObject();
+    int mm = k->kind == K_MATMUL;
+    cJSON_AddStringToObject(e, "op", op_names[k->kind]);
+    cJSON_AddStringToObject(e, "label", k->label);
+    lws_json_number_or_null(e, "layer", k->layer >= 0 ? k->layer : NAN);
+    if (mm)
+        cJSON_AddStringToObject(e, "layout", layout_name(k->layout));
+    else
+        cJSON_AddNullToObject(e, "layout");
+    lws_json_number_or_null(e, "m", mm ? k->m : NAN);
+    lws_json_number_or_null(e, "n", mm ? k->n : NAN);
+    lws_json_number_or_null(e, "k", mm ? k->k : NAN);
+    lws_json_number_or_null(e, "flops", k->flops > 0 ? k->flops : NAN);
+    lws_json_number_or_null(e, "bytes", k->bytes > 0 ? k->bytes : NAN);
+    cJSON_AddNumberToObject(e, "ms", k->ms);
+    cJSON_AddNumberToObject(e, "ms_min", k->ms_min);
+    lws_json_number_or_null(e, "gflops", gflops);
+    lws_json_number_or_null(e, "gbps", gbps);
+    if (torch) lws_json_number_or_null(e, "torch_ms", k->torch_ms);
+    return e;
+}
+
+static int write_report(const kernels_args *o, const lws_config *cfg,
+                        const lws_device_caps *caps, cJSON *kernels, cJSON *torch_info) {
+    cJSON *r = lws_report_begin("kernels", o->label, caps);
+    cJSON_AddItemToObject(r, "config", lws_report_config(cfg, cfg->train.seq_len));
+    cJSON *shape = cJSON_AddObjectToObject(r, "shape");
+    cJSON_AddNumberToObject(shape, "micro_batch", cfg->train.micro_batch);
+    cJSON_AddNumberToObject(shape, "seq_len", cfg->train.seq_len);
+    cJSON_AddNumberToObject(r, "repetitions", o->reps);
+    cJSON_AddItemToObject(r, "kernels", kernels);
+    if (torch_info) cJSON_AddItemToObject(r, "torch", torch_info);
+    return lws_report_finish(r, o->json);
+}
+
+/* Times every kernel of the list, then the table (and the report). */
+static int run_kernels(const kernels_args *o, const lws_config *cfg, lws_context *ctx) {
     const lws_device_caps *caps = lws_context_caps(ctx);
-    if (!reps) reps = strcmp(caps->device_type, "CPU") == 0 ? 3 : 10;
-    lws_print_device(caps);
-    lws_print_config(cfg);
-    int rc = 0;
-    kernel_list list = {0};
-    double *scratch = calloc(reps, sizeof *scratch);
-    cJSON *torch_info = NULL;
+    uint32_t batch = cfg->train.micro_batch, seq = cfg->train.seq_len;
     if (caps->timestamp_period_ns <= 0) {
         lws_fail(LWS_ERR_VULKAN, "%s has no timestamp queries: kernels cannot be timed",
                  caps->name);
-        rc = lws_cli_error();
-        goto done;
+        return lws_cli_error();
     }
-    if (!scratch || !build_list(&list, cfg, batch, seq, caps->device_local_bytes)) {
-        lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory");
-        rc = lws_cli_error();
-        goto done;
-    }
-    printf("kernels at micro-batch %u x %u = %u tokens, median of %u repetitions after one "
-           "warm-up\n",
-           batch, seq, batch * seq, reps);
-    for (uint32_t i = 0; i < list.n; i++) {
-        if (time_kernel(ctx, &list.k[i], reps, scratch) != LWS_OK) {
-            rc = lws_cli_error();
-            goto done;
-        }
-    }
-    if (torch && run_torch(&list, reps, &torch_info) != LWS_OK) {
-        rc = lws_cli_error();
-        goto done;
-    }
-    printf("\n  %-14s %5s  %-38s %10s %9s %8s", "op", "layer", "what", "ms", "GFLOP/s", "GB/s");
-    if (torch) printf(" %10s %9s %9s", "torch ms", "GFLOP/s", "lws speed");
-    printf("\n");
-    cJSON *kernels = cJSON_CreateArray();
-    for (uint32_t i = 0; i < list.n; i++) {
-        const kernel *k = &list.k[i];
-        double gflops = k->flops > 0 ? k->flops / (k->ms * 1e-3) / 1e9 : NAN;
-        double gbps = k->bytes > 0 ? k->bytes / (k->ms * 1e-3) / 1e9 : NAN;
-        char layer[16] = "-";
-        if (k->layer >= 0) snprintf(layer, sizeof layer, "%d", k->layer);
-        printf("  %-14s %5s  %-38s %10.3f", op_names[k->kind], layer, k->label, k->ms);
-        if (isfinite(gflops))
-            printf(gflops < 10 ? " %9.2f %8s" : " %9.1f %8s", gflops, "");
-        else
-            printf(gbps < 10 ? " %9s %8.2f" : " %9s %8.1f", "", gbps);
-        if (torch && isfinite(k->torch_ms))
-            printf(" %10.3f %9.1f %8.2fx", k->torch_ms, k->flops / (k->torch_ms * 1e-3) / 1e9,
-                   k->torch_ms / k->ms);
+    kernel_list list = {0};
+    double *scratch = calloc(o->reps, sizeof *scratch);
+    cJSON *torch_info = NULL, *kernels = NULL;
+    lws_status s = scratch && build_list(&list, cfg, batch, seq, caps->device_local_bytes)
+                       ? LWS_OK
+                       : lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory");
+    if (s == LWS_OK)
+        printf("kernels at micro-batch %u x %u = %u tokens, median of %u repetitions after one "
+               "warm-up\n",
+               batch, seq, batch * seq, o->reps);
+    for (uint32_t i = 0; s == LWS_OK && i < list.n; i++)
+        s = time_kernel(ctx, &list.k[i], o->reps, scratch);
+    if (s == LWS_OK && o->torch) s = run_torch(&list, o->reps, &torch_info);
+    int rc = s == LWS_OK ? 0 : lws_cli_error();
+    if (rc == 0) {
+        printf("\n  %-14s %5s  %-38s %10s %9s %8s", "op", "layer", "what", "ms", "GFLOP/s",
+               "GB/s");
+        if (o->torch) printf(" %10s %9s %9s", "torch ms", "GFLOP/s", "lws speed");
         printf("\n");
-        cJSON *e = cJSON_CreateObject();
-        cJSON_AddStringToObject(e, "op", op_names[k->kind]);
-        cJSON_AddStringToObject(e, "label", k->label);
-        if (k->layer >= 0)
-            cJSON_AddNumberToObject(e, "layer", k->layer);
-        else
-            cJSON_AddNullToObject(e, "layer");
-        if (k->kind == K_MATMUL) {
-            cJSON_AddStringToObject(e, "layout", layout_name(k->layout));
-            cJSON_AddNumberToObject(e, "m", k->m);
-            cJSON_AddNumberToObject(e, "n", k->n);
-            cJSON_AddNumberToObject(e, "k", k->k);
-        } else {
-            cJSON_AddNullToObject(e, "layout");
-            cJSON_AddNullToObject(e, "m");
-            cJSON_AddNullToObject(e, "n");
-            cJSON_AddNullToObject(e, "k");
+        kernels = cJSON_CreateArray();
+        for (uint32_t i = 0; i < list.n; i++)
+            cJSON_AddItemToArray(kernels, kernel_row(&list.k[i], o->torch));
+        if (o->torch) printf("  (lws speed: PyTorch's time over lws's; above 1, lws is faster)\n");
+        if (o->json) {
+            rc = write_report(o, cfg, caps, kernels, torch_info);
+            kernels = torch_info = NULL;
         }
-        if (k->flops > 0)
-            cJSON_AddNumberToObject(e, "flops", k->flops);
-        else
-            cJSON_AddNullToObject(e, "flops");
-        if (k->bytes > 0)
-            cJSON_AddNumberToObject(e, "bytes", k->bytes);
-        else
-            cJSON_AddNullToObject(e, "bytes");
-        cJSON_AddNumberToObject(e, "ms", k->ms);
-        cJSON_AddNumberToObject(e, "ms_min", k->ms_min);
-        if (isfinite(gflops))
-            cJSON_AddNumberToObject(e, "gflops", gflops);
-        else
-            cJSON_AddNullToObject(e, "gflops");
-        if (isfinite(gbps))
-            cJSON_AddNumberToObject(e, "gbps", gbps);
-        else
-            cJSON_AddNullToObject(e, "gbps");
-        if (torch) {
-            if (isfinite(k->torch_ms))
-                cJSON_AddNumberToObject(e, "torch_ms", k->torch_ms);
-            else
-                cJSON_AddNullToObject(e, "torch_ms");
-        }
-        cJSON_AddItemToArray(kernels, e);
-    }
-    if (torch) printf("  (lws speed: PyTorch's time over lws's; above 1, lws is faster)\n");
-    if (json) {
-        cJSON *r = lws_report_begin("kernels", label, caps);
-        cJSON_AddItemToObject(r, "config", lws_report_config(cfg, seq));
-        cJSON *shape = cJSON_AddObjectToObject(r, "shape");
-        cJSON_AddNumberToObject(shape, "micro_batch", batch);
-        cJSON_AddNumberToObject(shape, "seq_len", seq);
-        cJSON_AddNumberToObject(r, "repetitions", reps);
-        cJSON_AddItemToObject(r, "kernels", kernels);
-        if (torch_info) {
-            cJSON_AddItemToObject(r, "torch", torch_info);
-            torch_info = NULL;
-        }
-        kernels = NULL;
-        if (lws_report_write(r, json) != LWS_OK)
-            rc = lws_cli_error();
-        else if (strcmp(json, "-") != 0)
-            printf("report: %s\n", json);
-        cJSON_Delete(r);
     }
     cJSON_Delete(kernels);
-
-done:
     cJSON_Delete(torch_info);
     free(list.k);
     free(scratch);
+    return rc;
+}
+
+int lws_cli_bench_kernels(int argc, char **argv) {
+    kernels_args o = {.label = "lws fp32 kernels"};
+    int rc = parse(argc, argv, &o);
+    if (rc) return LWS_CLI_PARSE_EXIT(rc);
+    lws_config *cfg = lws_cli_config(o.config, &o.sets);
+    if (!cfg) return 1;
+    lws_context *ctx = NULL;
+    lws_context_options opt = {.device = o.device, .validation = -1, .pipeline_cache = -1};
+    if (o.sets.print_config) {
+        rc = lws_cli_print_config(cfg);
+    } else if (!cfg->train.micro_batch || !cfg->train.seq_len) {
+        rc = lws_cli_usage(usage, "%s: give --micro-batch and --seq-len", o.config);
+    } else if (lws_context_create(&opt, &ctx) != LWS_OK) {
+        rc = lws_cli_error();
+    } else {
+        const lws_device_caps *caps = lws_context_caps(ctx);
+        if (!o.reps) o.reps = strcmp(caps->device_type, "CPU") == 0 ? 3 : 10;
+        lws_print_device(caps);
+        lws_print_config(cfg);
+        rc = run_kernels(&o, cfg, ctx);
+    }
     lws_context_destroy(ctx);
     free(cfg);
     return rc;

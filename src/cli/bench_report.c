@@ -169,6 +169,23 @@ lws_status lws_report_write(cJSON *report, const char *path) {
     return LWS_OK;
 }
 
+int lws_report_finish(cJSON *report, const char *path) {
+    int rc = 0;
+    if (lws_report_write(report, path) != LWS_OK)
+        rc = lws_cli_error();
+    else if (strcmp(path, "-") != 0)
+        printf("report: %s\n", path);
+    cJSON_Delete(report);
+    return rc;
+}
+
+void lws_json_number_or_null(cJSON *o, const char *name, double v) {
+    if (isfinite(v))
+        cJSON_AddNumberToObject(o, name, v);
+    else
+        cJSON_AddNullToObject(o, name);
+}
+
 void lws_print_device(const lws_device_caps *c) {
     printf("device: %s\n", c->name);
     printf("  %s %s, driver %s %s, Vulkan %u.%u.%u, subgroup %u, %.2f GiB device memory\n",

@@ -87,4 +87,48 @@ int lws_parse_real(const char *usage, const char *option, const char *text, doub
 /* A number > 0. */
 int lws_parse_positive(const char *usage, const char *option, const char *text, double *out);
 
+/* ---- a command's options, described as a table (args.c) ------------------ */
+
+typedef enum lws_opt_kind {
+    LWS_OPT_FLAG, /* --x: *(int *)out = 1 */
+    LWS_OPT_TEXT, /* --x VALUE: *(const char **)out = VALUE */
+    LWS_OPT_U32,  /* --x N: *(uint32_t *)out, a whole number in [min, max] */
+    LWS_OPT_U64,  /* --x N: *(uint64_t *)out, a whole number in [min, max] */
+    LWS_OPT_REAL, /* --x X: *(double *)out, in min..max (open ends: `open`) */
+    LWS_OPT_SET,  /* --x VALUE: the config override `set=VALUE` (checked by the schema);
+                     with min/max set, VALUE must be a whole number in [min, max] */
+} lws_opt_kind;
+
+typedef struct lws_cli_option {
+    const char *name; /* "--device" */
+    lws_opt_kind kind;
+    void *out;
+    double min, max;
+    int open;         /* LWS_OPT_REAL: LWS_LO_OPEN | LWS_HI_OPEN */
+    const char *note; /* shown with a refused value ("0 is greedy") */
+    const char *set;  /* LWS_OPT_SET: the config path, e.g. "train.steps" */
+    const char *also; /* LWS_OPT_SET: an override applied first, e.g. "data.val_tokens=null" */
+} lws_cli_option;
+
+typedef struct lws_cli_command {
+    const char *usage;
+    void (*help)(void);
+    const lws_cli_option *options;
+    uint32_t n_options;
+    const char *positional;   /* what the one positional argument is ("CONFIG"); NULL: none */
+    const char **positional_out;
+    lws_cli_sets *sets; /* takes --set and --print-config when not NULL */
+} lws_cli_command;
+
+/* Parses argv by the table. Returns 0 to go on, -1 after printing --help (the
+ * command exits 0), or 2 after a usage error (the exit status). The one
+ * positional argument is required when `positional` is given. */
+int lws_cli_parse(const lws_cli_command *c, int argc, char **argv);
+/* The command's exit status from lws_cli_parse's return: 0 for --help. */
+#define LWS_CLI_PARSE_EXIT(rc) ((rc) < 0 ? 0 : (rc))
+
+/* A config loaded with the command's overrides into a malloc'd lws_config
+ * (NULL after printing the error). */
+lws_config *lws_cli_config(const char *path, const lws_cli_sets *sets);
+
 #endif

@@ -93,58 +93,28 @@ static lws_status print_json(const eval_shape *e, const lws_eval_result *r,
     return LWS_OK;
 }
 
-static int parse_count(const char *v, unsigned long long max, unsigned long long *out) {
-    char *end;
-    errno = 0;
-    unsigned long long n = strtoull(v, &end, 10);
-    if (*end || v[0] == '-' || v[0] == 0 || errno || n == 0 || n > max) return 0;
-    *out = n;
-    return 1;
-}
-
 typedef struct eval_args {
     const char *ckpt, *data, *device, *tokenizer;
-    unsigned long long max_tokens, batch;
+    uint64_t max_tokens, batch;
     int json;
 } eval_args;
 
 static int parse(int argc, char **argv, eval_args *a) {
     memset(a, 0, sizeof *a);
-    for (int i = 0; i < argc; i++) {
-        const char *o = argv[i];
-        if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
-            help();
-            return -1;
-        } else if (strcmp(o, "--json") == 0) {
-            a->json = 1;
-        } else if (strcmp(o, "--data") == 0 || strcmp(o, "--tokens") == 0 ||
-                   strcmp(o, "--batch") == 0 || strcmp(o, "--device") == 0 ||
-                   strcmp(o, "--tokenizer") == 0) {
-            if (i + 1 >= argc) return lws_cli_usage(usage, "%s needs a value", o);
-            const char *v = argv[++i];
-            if (strcmp(o, "--data") == 0)
-                a->data = v;
-            else if (strcmp(o, "--device") == 0)
-                a->device = v;
-            else if (strcmp(o, "--tokenizer") == 0)
-                a->tokenizer = v;
-            else if (strcmp(o, "--tokens") == 0) {
-                if (!parse_count(v, 1ull << 62, &a->max_tokens))
-                    return lws_cli_usage(usage, "--tokens %s: expected a positive integer", v);
-            } else if (!parse_count(v, 65536, &a->batch)) {
-                return lws_cli_usage(usage, "--batch %s: expected an integer from 1 to 65536", v);
-            }
-        } else if (o[0] == '-') {
-            return lws_cli_usage(usage, "unknown option '%s'", o);
-        } else if (!a->ckpt) {
-            a->ckpt = o;
-        } else {
-            return lws_cli_usage(usage, "one CKPT only ('%s' and '%s' given)", a->ckpt, o);
-        }
-    }
-    if (!a->ckpt) return lws_cli_usage(usage, "no CKPT given (a checkpoint or run directory)");
-    if (!a->data) return lws_cli_usage(usage, "no --data FILE given (a token file to evaluate on)");
-    return 0;
+    const lws_cli_option options[] = {
+        {"--data", LWS_OPT_TEXT, &a->data},
+        {"--device", LWS_OPT_TEXT, &a->device},
+        {"--tokenizer", LWS_OPT_TEXT, &a->tokenizer},
+        {"--tokens", LWS_OPT_U64, &a->max_tokens, 1, (double)(1ull << 62)},
+        {"--batch", LWS_OPT_U64, &a->batch, 1, 65536},
+        {"--json", LWS_OPT_FLAG, &a->json},
+    };
+    lws_cli_command c = {usage, help, options, sizeof options / sizeof *options,
+                         "CKPT (a checkpoint or run directory)", &a->ckpt, NULL};
+    int rc = lws_cli_parse(&c, argc, argv);
+    if (rc == 0 && !a->data)
+        rc = lws_cli_usage(usage, "no --data FILE given (a token file to evaluate on)");
+    return rc;
 }
 
 /* The model for the checkpoint, at the batch the evaluation takes: no
@@ -190,7 +160,7 @@ static lws_status evaluate(const eval_args *a, const lws_config *cfg, const lws_
 int lws_cli_eval(int argc, char **argv) {
     eval_args a;
     int rc = parse(argc, argv, &a);
-    if (rc) return rc < 0 ? 0 : rc;
+    if (rc) return LWS_CLI_PARSE_EXIT(rc);
     char dir[2400];
     lws_config *cfg = malloc(sizeof *cfg);
     if (!cfg) return 1;

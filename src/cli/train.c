@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/bench.h"
 #include "cli/cli.h"
 #include "lws/config.h"
 #include "lws/train.h"
@@ -50,57 +49,24 @@ typedef struct train_args {
 
 static int parse(int argc, char **argv, train_args *a) {
     memset(a, 0, sizeof *a);
-    for (int i = 0; i < argc; i++) {
-        const char *o = argv[i];
-        int bad = lws_cli_take_set(&i, argc, argv, usage, &a->sets);
-        if (bad == 2) return bad;
-        if (bad) continue;
-        uint32_t steps = 0;
-        if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
-            help();
-            return -1;
-        } else if (strcmp(o, "--profile") == 0) {
-            a->profile = 1;
-        } else if (strcmp(o, "--quiet") == 0) {
-            a->quiet = 1;
-        } else if (strcmp(o, "--overwrite") == 0) {
-            a->overwrite = 1;
-        } else if (strcmp(o, "--dry-run") == 0) {
-            a->dry_run = 1;
-        } else if (o[0] == '-' && o[1]) {
-            if (i + 1 >= argc) return lws_cli_usage(usage, "%s needs a value", o);
-            const char *v = argv[++i];
-            if (strcmp(o, "--device") == 0)
-                a->device = v;
-            else if (strcmp(o, "--resume") == 0)
-                a->resume = v;
-            else if (strcmp(o, "--out") == 0)
-                a->out = v;
-            else if (strcmp(o, "--data") == 0)
-                bad = lws_cli_add_set(&a->sets, usage, "data.train=%s", v);
-            else if (strcmp(o, "--val") == 0) { /* a file in place of a held-out split */
-                bad = lws_cli_add_set(&a->sets, usage, "data.val_tokens=null");
-                if (!bad) bad = lws_cli_add_set(&a->sets, usage, "data.val=%s", v);
-            }
-            else if (strcmp(o, "--parity-dump") == 0)
-                a->parity_dump = v;
-            else if (strcmp(o, "--steps") == 0) {
-                bad = lws_parse_u32(usage, o, v, 1, 0x7FFFFFFF, &steps);
-                if (!bad) bad = lws_cli_add_set(&a->sets, usage, "train.steps=%u", steps);
-            }
-            else if (strcmp(o, "--peak-tflops") == 0)
-                bad = lws_parse_positive(usage, o, v, &a->peak_tflops);
-            else
-                return lws_cli_usage(usage, "unknown option '%s'", o);
-        } else if (!a->config) {
-            a->config = o;
-        } else {
-            return lws_cli_usage(usage, "one CONFIG only (got '%s' and '%s')", a->config, o);
-        }
-        if (bad) return bad;
-    }
-    if (!a->config) return lws_cli_usage(usage, "no CONFIG given");
-    return 0;
+    const lws_cli_option options[] = {
+        {"--device", LWS_OPT_TEXT, &a->device},
+        {"--resume", LWS_OPT_TEXT, &a->resume},
+        {"--out", LWS_OPT_TEXT, &a->out},
+        {"--parity-dump", LWS_OPT_TEXT, &a->parity_dump},
+        {"--overwrite", LWS_OPT_FLAG, &a->overwrite},
+        {"--profile", LWS_OPT_FLAG, &a->profile},
+        {"--quiet", LWS_OPT_FLAG, &a->quiet},
+        {"--dry-run", LWS_OPT_FLAG, &a->dry_run},
+        {"--peak-tflops", LWS_OPT_REAL, &a->peak_tflops, 0, INFINITY, LWS_LO_OPEN},
+        {"--steps", LWS_OPT_SET, NULL, 1, 0x7FFFFFFF, .set = "train.steps"},
+        {"--data", LWS_OPT_SET, NULL, .set = "data.train"},
+        /* a file in place of a held-out split */
+        {"--val", LWS_OPT_SET, NULL, .set = "data.val", .also = "data.val_tokens=null"},
+    };
+    lws_cli_command c = {usage,    help,    options, sizeof options / sizeof *options,
+                         "CONFIG", &a->config, &a->sets};
+    return lws_cli_parse(&c, argc, argv);
 }
 
 /* ---- progress lines ------------------------------------------------------ */
@@ -257,13 +223,9 @@ static int train(const train_args *a, const lws_config *cfg) {
 int lws_cli_train(int argc, char **argv) {
     train_args a;
     int rc = parse(argc, argv, &a);
-    if (rc) return rc < 0 ? 0 : rc;
-    lws_config *cfg = malloc(sizeof *cfg);
+    if (rc) return LWS_CLI_PARSE_EXIT(rc);
+    lws_config *cfg = lws_cli_config(a.config, &a.sets);
     if (!cfg) return 1;
-    if (lws_cli_load_config(a.config, &a.sets, cfg) != LWS_OK) {
-        free(cfg);
-        return lws_cli_error();
-    }
     if (a.sets.print_config)
         rc = lws_cli_print_config(cfg);
     else if (a.dry_run)

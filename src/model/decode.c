@@ -40,33 +40,11 @@ static lws_block_kernels one_token_kernels(lws_decoder *dec) {
     return k;
 }
 
-/* One layer for one token: reads and rewrites dec->x. */
+/* One layer for one token: reads and rewrites dec->blk.x. */
 static void layer_step(lws_decoder *dec, lws_cmd *c, uint32_t i) {
-    /* post_norm reuses proj for Wo's and W2's outputs and one rstd for both
-     * block norms: nothing is saved for a backward. */
-    lws_block_io io = {.x = dec->x,
-                       .out = dec->x,
-                       .xn = dec->xn,
-                       .hn = dec->hn,
-                       .q_raw = dec->q_raw,
-                       .k_raw = dec->k_raw,
-                       .q = dec->q,
-                       .k = dec->k,
-                       .v = dec->v,
-                       .q_rstd = dec->q_rstd,
-                       .k_rstd = dec->k_rstd,
-                       .att = dec->att,
-                       .attn_out = dec->proj,
-                       .attn_rstd = dec->rstd,
-                       .h = dec->h,
-                       .gate = dec->gate,
-                       .up = dec->up,
-                       .act = dec->act,
-                       .ffn_out = dec->proj,
-                       .ffn_rstd = dec->rstd};
     lws_block_kernels k = one_token_kernels(dec);
     lws_block_weights w = lws_model_block_weights(dec->m, i);
-    lws_block_forward(&k, c, &dec->m->cfg, i, &w, &io);
+    lws_block_forward(&k, c, &dec->m->cfg, i, &w, &dec->blk);
 }
 
 /* The decoder's buffers: one token's activations at the widest layer, and
@@ -82,32 +60,36 @@ static lws_status describe(lws_decoder *dec, lws_mem_table *t) {
         if (s->ffn_dim > f_max) f_max = s->ffn_dim;
     }
     const lws_mem_kind A = LWS_MEM_ACTIVATIONS;
+    lws_block_io *b = &dec->blk;
     lws_mem_add(t, A, LWS_U32, 2, 0, &dec->io, "decode.token_pos");
-    lws_mem_add(t, A, LWS_F32, d, 0, &dec->x, "decode.x");
-    lws_mem_add(t, A, LWS_F32, d, 0, &dec->h, "decode.h");
+    lws_mem_add(t, A, LWS_F32, d, 0, &b->x, "decode.x");
+    lws_mem_alias(t, &b->out, &b->x, "decode.out");
+    lws_mem_add(t, A, LWS_F32, d, 0, &b->h, "decode.h");
     if (cfg->model.block == LWS_BLOCK_PRE_NORM) {
-        lws_mem_add(t, A, LWS_F32, d, 0, &dec->xn, "decode.xn");
-        lws_mem_add(t, A, LWS_F32, d, 0, &dec->hn, "decode.hn");
+        lws_mem_add(t, A, LWS_F32, d, 0, &b->xn, "decode.xn");
+        lws_mem_add(t, A, LWS_F32, d, 0, &b->hn, "decode.hn");
     } else {
-        lws_mem_add(t, A, LWS_F32, d, 0, &dec->proj, "decode.proj");
+        lws_mem_add(t, A, LWS_F32, d, 0, &b->attn_out, "decode.proj");
+        lws_mem_alias(t, &b->ffn_out, &b->attn_out, "decode.ffn_out");
     }
-    lws_mem_add(t, A, LWS_F32, q_max, 0, &dec->q_raw, "decode.q_raw");
-    lws_mem_add(t, A, LWS_F32, kv_max, 0, &dec->k_raw, "decode.k_raw");
+    lws_mem_add(t, A, LWS_F32, q_max, 0, &b->q_raw, "decode.q_raw");
+    lws_mem_add(t, A, LWS_F32, kv_max, 0, &b->k_raw, "decode.k_raw");
     if (cfg->model.qk_norm) {
-        lws_mem_add(t, A, LWS_F32, q_max, 0, &dec->q, "decode.q");
-        lws_mem_add(t, A, LWS_F32, kv_max, 0, &dec->k, "decode.k");
+        lws_mem_add(t, A, LWS_F32, q_max, 0, &b->q, "decode.q");
+        lws_mem_add(t, A, LWS_F32, kv_max, 0, &b->k, "decode.k");
     } else { /* RoPE rotates the projection in place */
-        lws_mem_alias(t, &dec->q, &dec->q_raw, "decode.q");
-        lws_mem_alias(t, &dec->k, &dec->k_raw, "decode.k");
+        lws_mem_alias(t, &b->q, &b->q_raw, "decode.q");
+        lws_mem_alias(t, &b->k, &b->k_raw, "decode.k");
     }
-    lws_mem_add(t, A, LWS_F32, kv_max, 0, &dec->v, "decode.v");
-    lws_mem_add(t, A, LWS_F32, q_max, 0, &dec->att, "decode.att");
-    lws_mem_add(t, A, LWS_F32, f_max, 0, &dec->gate, "decode.gate");
-    lws_mem_add(t, A, LWS_F32, f_max, 0, &dec->up, "decode.up");
-    lws_mem_add(t, A, LWS_F32, f_max, 0, &dec->act, "decode.act");
-    lws_mem_add(t, A, LWS_F32, 1, 0, &dec->q_rstd, "decode.q_rstd");
-    lws_mem_add(t, A, LWS_F32, 1, 0, &dec->k_rstd, "decode.k_rstd");
-    lws_mem_add(t, A, LWS_F32, 1, 0, &dec->rstd, "decode.rstd");
+    lws_mem_add(t, A, LWS_F32, kv_max, 0, &b->v, "decode.v");
+    lws_mem_add(t, A, LWS_F32, q_max, 0, &b->att, "decode.att");
+    lws_mem_add(t, A, LWS_F32, f_max, 0, &b->gate, "decode.gate");
+    lws_mem_add(t, A, LWS_F32, f_max, 0, &b->up, "decode.up");
+    lws_mem_add(t, A, LWS_F32, f_max, 0, &b->act, "decode.act");
+    lws_mem_add(t, A, LWS_F32, 1, 0, &b->q_rstd, "decode.q_rstd");
+    lws_mem_add(t, A, LWS_F32, 1, 0, &b->k_rstd, "decode.k_rstd");
+    lws_mem_add(t, A, LWS_F32, 1, 0, &b->attn_rstd, "decode.rstd");
+    lws_mem_alias(t, &b->ffn_rstd, &b->attn_rstd, "decode.ffn_rstd");
     lws_mem_add(t, A, LWS_F32, d, 0, &dec->final_xn, "decode.final_xn");
     lws_mem_add(t, A, LWS_F32, V, 0, &dec->logits, "decode.logits");
     for (uint32_t i = 0; i < cfg->model.n_layers; i++) {
@@ -136,7 +118,7 @@ static lws_status record(lws_decoder *dec) {
 
     LWS_TRY(lws_cmd_begin(m->ctx, 1, &dec->cmd_embed));
     c = dec->cmd_embed;
-    lws_op_embedding_fwd(c, dec->x, m->embed->param, dec->token, 1, d, V);
+    lws_op_embedding_fwd(c, dec->blk.x, m->embed->param, dec->token, 1, d, V);
     LWS_TRY(lws_cmd_end(c));
 
     for (uint32_t i = 0; i < L; i++) {
@@ -153,7 +135,7 @@ static lws_status record(lws_decoder *dec) {
     LWS_TRY(lws_cmd_begin(m->ctx, 1, &dec->cmd_head));
     c = dec->cmd_head;
     lws_block_kernels k = one_token_kernels(dec);
-    lws_block_head(&k, c, cfg, dec->x, dec->final_xn, dec->rstd, m->final_norm->param,
+    lws_block_head(&k, c, cfg, dec->blk.x, dec->final_xn, dec->blk.attn_rstd, m->final_norm->param,
                    m->lm_head->param, dec->logits);
     LWS_TRY(lws_cmd_end(c));
 
@@ -284,7 +266,7 @@ lws_status lws_decoder_prefill(lws_decoder *dec, const uint32_t *tokens, uint32_
     s = forward == n ? lws_cmd_begin(m->ctx, 0, &last_row) : LWS_OK;
     if (s == LWS_OK && last_row) {
         VkDeviceSize row = (VkDeviceSize)d * 4;
-        lws_cmd_copy(last_row, lws_buffer_slice(m->final_x, (forward - 1) * row, row), dec->x, row);
+        lws_cmd_copy(last_row, lws_buffer_slice(m->final_x, (forward - 1) * row, row), dec->blk.x, row);
         s = lws_cmd_end(last_row);
     }
     if (s == LWS_OK && last_row) {

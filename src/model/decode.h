@@ -17,6 +17,7 @@
 #ifndef LWS_MODEL_DECODE_H
 #define LWS_MODEL_DECODE_H
 
+#include "model/block.h"
 #include "model/model.h"
 
 struct lws_decoder {
@@ -25,16 +26,12 @@ struct lws_decoder {
 
     lws_buffer io;                   /* uint32 [2]: the token and its position */
     lws_buffer token, pos;           /* views of io */
-    lws_buffer x;                    /* (d) the residual stream, layer by layer */
-    lws_buffer xn, hn;               /* (d) pre_norm: RMSNorm_attn(x), RMSNorm_ffn(h) */
-    lws_buffer h;                    /* (d) after the attention residual */
-    lws_buffer proj;                 /* (d) post_norm: att . Wo^T, then act . W2^T */
-    lws_buffer q_raw, q;             /* (q_max) projection, after QK-norm (q == q_raw without) */
-    lws_buffer k_raw, k;             /* (kv_max) likewise; RoPE writes k into the cache */
-    lws_buffer v;                    /* (kv_max) */
-    lws_buffer att;                  /* (q_max) attention output before Wo */
-    lws_buffer gate, up, act;        /* (ffn_max) */
-    lws_buffer q_rstd, k_rstd, rstd; /* (1) each: norms that may run side by side */
+    /* One token through a block (model/block.h) at the widest layer's
+     * widths: x is the residual stream, read and rewritten layer by layer
+     * (out == x); post_norm's attn_out and ffn_out share one (d) buffer, as
+     * do the two block norms' rstd: nothing is kept for a backward. RoPE
+     * writes k into the cache. */
+    lws_block_io blk;
     lws_buffer final_xn;             /* (d) */
     lws_buffer logits;               /* (V) */
     lws_buffer *k_cache, *v_cache;   /* [n_layers] (max_seq, kv_heads(i) * head_dim) */

@@ -9,47 +9,24 @@
 /* The arena's alignment: every allocation is rounded up to it. */
 #define MEM_ALIGN 256
 
-static lws_mem_entry *push(lws_mem_table *t) {
-    if (t->status != LWS_OK) return NULL;
+void lws_mem_push(lws_mem_table *t, lws_mem_entry proto, const char *fmt, ...) {
+    if (t->status != LWS_OK) return;
     if (t->count == t->capacity) {
         uint32_t cap = t->capacity ? 2 * t->capacity : 64;
         lws_mem_entry *e = realloc(t->entries, cap * sizeof *e);
         if (!e) {
             t->status = lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory for the memory plan");
-            return NULL;
+            return;
         }
         t->entries = e;
         t->capacity = cap;
     }
     lws_mem_entry *e = &t->entries[t->count++];
-    memset(e, 0, sizeof *e);
-    return e;
-}
-
-void lws_mem_add(lws_mem_table *t, lws_mem_kind kind, lws_dtype dtype, uint64_t elems,
-                 uint64_t operand_elems, lws_buffer *out, const char *fmt, ...) {
-    lws_mem_entry *e = push(t);
-    if (!e) return;
+    *e = proto;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(e->name, sizeof e->name, fmt, ap);
     va_end(ap);
-    e->kind = kind;
-    e->dtype = dtype;
-    e->elems = elems;
-    e->operand_elems = operand_elems;
-    e->out = out;
-}
-
-void lws_mem_alias(lws_mem_table *t, lws_buffer *out, const lws_buffer *of, const char *fmt, ...) {
-    lws_mem_entry *e = push(t);
-    if (!e) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(e->name, sizeof e->name, fmt, ap);
-    va_end(ap);
-    e->out = out;
-    e->alias_of = of;
 }
 
 uint64_t lws_mem_entry_bytes(const lws_mem_entry *e) {

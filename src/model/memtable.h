@@ -27,12 +27,17 @@ typedef struct lws_mem_table {
     lws_status status; /* the first failure while adding (out of host memory) */
 } lws_mem_table;
 
-/* Adds a buffer of `elems` elements of `dtype`; name is printf-style. */
-void lws_mem_add(lws_mem_table *t, lws_mem_kind kind, lws_dtype dtype, uint64_t elems,
-                 uint64_t operand_elems, lws_buffer *out, const char *fmt, ...) LWS_PRINTF(7, 8);
+/* Adds an entry like `proto`, named by fmt (printf-style). */
+void lws_mem_push(lws_mem_table *t, lws_mem_entry proto, const char *fmt, ...) LWS_PRINTF(3, 4);
+/* A buffer of `elems` elements of `dtype`. */
+#define lws_mem_add(t, kind_, dtype_, elems_, operand_, out_, ...)                                 \
+    lws_mem_push(t,                                                                                \
+                 (lws_mem_entry){.kind = (kind_), .dtype = (dtype_), .elems = (elems_),            \
+                                 .operand_elems = (operand_), .out = (out_)},                      \
+                 __VA_ARGS__)
 /* `out` will be the same range as `of` (which must be an earlier entry's). */
-void lws_mem_alias(lws_mem_table *t, lws_buffer *out, const lws_buffer *of, const char *fmt, ...)
-    LWS_PRINTF(4, 5);
+#define lws_mem_alias(t, out_, of_, ...)                                                           \
+    lws_mem_push(t, (lws_mem_entry){.out = (out_), .alias_of = (of_)}, __VA_ARGS__)
 /* Bytes an entry takes in the arena (rounded up to its alignment). */
 uint64_t lws_mem_entry_bytes(const lws_mem_entry *e);
 /* The plan: bytes by kind, the largest allocation and matmul operand. */

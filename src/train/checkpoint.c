@@ -23,20 +23,9 @@ static int is_file(const char *p) {
     return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-/* Removes a checkpoint directory (flat: only files inside). */
+/* Removes a checkpoint directory (or what is left of one). */
 static void remove_dir(const char *path) {
-    DIR *d = opendir(path);
-    if (d) {
-        struct dirent *e;
-        char file[4096];
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-            snprintf(file, sizeof file, "%s/%s", path, e->d_name);
-            remove(file);
-        }
-        closedir(d);
-    }
-    rmdir(path);
+    if (lws_remove_tree(path) != LWS_OK) lws_error_clear();
 }
 
 static lws_status shape_of(const lws_param *p, uint64_t shape[2], uint32_t *ndim) {
@@ -388,8 +377,5 @@ lws_status lws_checkpoint_load_params(lws_model *m, const char *dir) {
 }
 
 lws_status lws_checkpoint_remove(const char *dir) {
-    remove_dir(dir);
-    struct stat st;
-    if (stat(dir, &st) == 0) return lws_fail(LWS_ERR_IO, "cannot remove checkpoint %s", dir);
-    return LWS_OK;
+    return lws_remove_tree(dir);
 }

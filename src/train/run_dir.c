@@ -62,28 +62,23 @@ void lws_run_dir_of(const char *path, char *out, size_t n) {
 }
 
 lws_status lws_run_dir_clear(const char *dir) {
+    static const char *const parts[] = {"checkpoints", "log.jsonl", "config.json"};
     char path[4096];
-    snprintf(path, sizeof path, "%s/checkpoints", dir);
-    DIR *d = opendir(path);
-    if (d) {
-        struct dirent *e;
-        char sub[4400];
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-            snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-            LWS_TRY(lws_checkpoint_remove(sub));
-        }
-        closedir(d);
-        if (rmdir(path) != 0)
-            return lws_fail(LWS_ERR_IO, "cannot remove %s: %s", path, strerror(errno));
+    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, parts[i]);
+        LWS_TRY(lws_remove_tree(path));
     }
-    static const char *const files[] = {"log.jsonl", "config.json"};
-    for (size_t i = 0; i < 2; i++) {
-        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
-        if (unlink(path) != 0 && errno != ENOENT)
-            return lws_fail(LWS_ERR_IO, "cannot remove %s: %s", path, strerror(errno));
+    /* the configs the run continued with after resumes */
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    lws_status s = LWS_OK;
+    while (d && s == LWS_OK && (e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, "config.step-", 12) != 0) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        s = lws_remove_tree(path);
     }
-    return LWS_OK;
+    if (d) closedir(d);
+    return s;
 }
 
 /* The step a log line is about, or -1 for a line without one. */
@@ -133,8 +128,9 @@ lws_status lws_run_dir_write_config(const char *dir, const lws_config *cfg, uint
     size_t len = strlen(json);
     snprintf(path, sizeof path, "%s/config.json", dir);
     char *old = NULL;
+    size_t old_len = 0;
     lws_status s = LWS_OK;
-    if (access(path, F_OK) == 0 && lws_read_file(path, CONFIG_MAX_BYTES, &old, NULL) == LWS_OK &&
+    if (access(path, F_OK) == 0 && lws_read_file(path, CONFIG_MAX_BYTES, &old, &old_len) == LWS_OK &&
         strcmp(old, json) != 0) {
         snprintf(path, sizeof path, "%s/config.step-%08llu.json", dir, (unsigned long long)step);
         s = lws_write_file_atomic(path, json, len);

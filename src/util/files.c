@@ -1,4 +1,5 @@
 /* File helpers (see util/files.h) and lws_file_commit (lws/data.h). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -245,4 +246,35 @@ lws_status lws_write_json_atomic(const char *path, const struct cJSON *json) {
     lws_status s = lws_write_file_atomic(path, line, n + 1);
     free(line);
     return s;
+}
+
+lws_status lws_remove_tree(const char *path) {
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return errno == ENOENT
+                   ? LWS_OK
+                   : lws_fail(LWS_ERR_IO, "cannot remove %s: %s", path, strerror(errno));
+    if (S_ISDIR(st.st_mode)) {
+        DIR *d = opendir(path);
+        if (!d) return lws_fail(LWS_ERR_IO, "cannot remove %s: %s", path, strerror(errno));
+        struct dirent *e;
+        lws_status s = LWS_OK;
+        char sub[4096];
+        while (s == LWS_OK && (e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+            if ((size_t)snprintf(sub, sizeof sub, "%s/%s", path, e->d_name) >= sizeof sub)
+                s = lws_fail(LWS_ERR_IO, "cannot remove %s/%s: the path is too long", path,
+                             e->d_name);
+            else
+                s = lws_remove_tree(sub);
+        }
+        closedir(d);
+        LWS_TRY(s);
+        if (rmdir(path) != 0)
+            return lws_fail(LWS_ERR_IO, "cannot remove %s: %s", path, strerror(errno));
+        return LWS_OK;
+    }
+    if (unlink(path) != 0)
+        return lws_fail(LWS_ERR_IO, "cannot remove %s: %s", path, strerror(errno));
+    return LWS_OK;
 }

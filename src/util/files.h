@@ -52,4 +52,8 @@ lws_status lws_write_json_atomic(const char *path, const struct cJSON *json);
 /* Why a stat'ed path is not a regular file, e.g. "a directory", "a FIFO". */
 const char *lws_file_kind(mode_t mode);
 
+/* Removes a file, or a directory and everything below it (links are
+ * removed, never followed). A path that does not exist is not an error. */
+lws_status lws_remove_tree(const char *path);
+
 #endif
