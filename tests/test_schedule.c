@@ -1,6 +1,6 @@
 // lws-test: plain
 /* The LWS schedule: the paper's six configurations layer by layer against
- * DESIGN.md §1.2, make_divisible, interpolation for odd and even depths,
+ * docs/design.md §1.2, make_divisible, interpolation for odd and even depths,
  * framing, both GQA policies, budget matching, and the parameter and FLOP
  * formulas. Counts are integers, so every comparison is exact except the
  * interpolated multipliers (1e-12: a few ulps of double arithmetic). */
@@ -24,7 +24,7 @@ static const char *js(const char *text) {
     return out;
 }
 
-/* ---- DESIGN.md §1.2 ---------------------------------------------------- */
+/* ---- docs/design.md §1.2 ---------------------------------------------------- */
 
 typedef struct paper_config {
     const char *file;
@@ -32,7 +32,7 @@ typedef struct paper_config {
     uint32_t ffn[18], q_heads[18];
 } paper_config;
 
-/* Totals and crown's lists are DESIGN.md's; the other per-layer lists were
+/* Totals and crown's lists are docs/design.md's; the other per-layer lists were
  * computed by an independent Python transcription of §1.1 (OpenELM's
  * make_divisible, numpy.linspace + round(v, 2)), which reproduces every total. */
 static const paper_config paper[] = {
@@ -89,7 +89,7 @@ static void paper_configs(void) {
                   l->q_heads, l->kv_heads, p->ffn[i], p->q_heads[i], p->q_heads[i] / 3);
         }
         uint64_t total = lws_config_params(&cfg);
-        CHECK(total == p->params, "%s: %llu parameters, DESIGN.md says %llu", p->file,
+        CHECK(total == p->params, "%s: %llu parameters, docs/design.md says %llu", p->file,
               (unsigned long long)total, (unsigned long long)p->params);
         /* The recipe of §1.2. */
         const lws_train_config *t = &cfg.train;

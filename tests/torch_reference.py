@@ -24,7 +24,7 @@ Each check prints one line; the exit status is 1 when any fails. By default
 the reference computes in float64 from the float32 weights, so it is the
 truth the engine's float32 arithmetic is measured against.
 
-The model follows DESIGN.md section 1.3. Other scripts reuse it:
+The model follows docs/design.md §2. Other scripts reuse it:
 
     import tests.torch_reference as ref
     model = ref.build_model(config, dtype=torch.float32)
@@ -302,7 +302,7 @@ def _layer_list(lws, key, n_layers):
 
 
 # ---------------------------------------------------------------------------
-# The model (DESIGN.md section 1.3). Parameter names are the safetensors names.
+# The model (docs/design.md §2). Parameter names are the safetensors names.
 
 
 class RMSNorm(nn.Module):
@@ -984,7 +984,7 @@ def selftest_schedule(t):
 
 
 def design_parameter_count(config):
-    """DESIGN.md section 1.2: 2*V*d (embedding + head) + d (final norm) + per layer
+    """docs/design.md §1.2: 2*V*d (embedding + head) + d (final norm) + per layer
     d*q*2 + d*kv*2 (q, k, v, o with q/kv the widths) + q + kv (QK-norm) + 2d + 3*d*d_ffn."""
     m, lws = config["model"], config["lws"]
     d, hd = m["d_model"], m["head_dim"]
@@ -996,7 +996,7 @@ def design_parameter_count(config):
 
 
 def selftest_parameters(t):
-    # The formula against the paper's crown-18l count (DESIGN.md table: 181,906,688).
+    # The formula against the paper's crown-18l count (docs/design.md §1.2: 181,906,688).
     crown = {
         "model": {"d_model": 768, "head_dim": 64, "vocab_size": 50304, "tied_embeddings": False,
                   "qk_norm": True},

@@ -4,7 +4,7 @@
  * per-layer profile), `train`, `data` and `eval`. `"extends": "base.json"`
  * merges the file over a base (objects merge key by key, a `null` value
  * removes the base's key, `name` is never inherited). Loading resolves the
- * profile into one lws_layer_shape per layer, following DESIGN.md §1.1:
+ * profile into one lws_layer_shape per layer, following docs/design.md §1.1:
  *
  *   d_ffn(i)   = make_divisible(beta(i)  * d_model, ffn_divisor)
  *   q_width(i) = make_divisible(alpha(i) * d_model, group * head_dim)

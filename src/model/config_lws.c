@@ -12,7 +12,7 @@ typedef struct variant_preset {
     int frame;
 } variant_preset;
 
-/* The paper's variants (DESIGN.md §1.2); isotropic is the standard
+/* The paper's variants (docs/design.md §1.2); isotropic is the standard
  * transformer shape (FFN 4 d_model, every head). The schema's lws.variant
  * takes its names from here; presets[i] belongs to cfg_variant_names[i]. */
 const char *const cfg_variant_names[] = {"isotropic", "vanilla", "framed",

@@ -1,4 +1,4 @@
-/* The Layer-Wise Scaling schedule (DESIGN.md §1.1): control points ->
+/* The Layer-Wise Scaling schedule (docs/design.md §1.1): control points ->
  * alpha(i), beta(i) -> rounded head counts and FFN widths per layer; the
  * budget match; parameter and FLOP counts. */
 #include <math.h>

@@ -130,8 +130,8 @@ static lws_status choose_run_dir(trainer *t, const char *ckpt) {
     if (strlen(chosen) >= sizeof dir)
         return lws_fail(LWS_ERR_INVALID, "run directory %.64s...: longer than %zu characters",
                         chosen, sizeof dir - 1);
-    snprintf(dir, sizeof dir, "%s", chosen);
-    snprintf(t->cfg.train.out_dir, sizeof t->cfg.train.out_dir, "%s", dir);
+    memcpy(dir, chosen, strlen(chosen) + 1);
+    memcpy(t->cfg.train.out_dir, dir, strlen(dir) + 1);
     int same_run = resumed_run[0] && strcmp(resumed_run, dir) == 0;
     if (!same_run && lws_run_dir_in_use(dir)) {
         if (!opt->overwrite)
