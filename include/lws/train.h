@@ -27,7 +27,8 @@ lws_status lws_train(const lws_config *cfg, const lws_train_options *options);
 double lws_lr_at(const lws_train_config *t, uint64_t step);
 
 /* Achievable fp32 TFLOP/s of this device with lws's matmul (a short timed
- * run), the reference for MFU when no datasheet figure is given. */
+ * run), the reference for MFU when no datasheet figure is given; LWS_OK with
+ * *tflops = 0 on a device without timestamps (MFU unknown). */
 lws_status lws_measure_peak_tflops(lws_context *ctx, double *tflops);
 
 #endif
