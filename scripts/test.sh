@@ -7,10 +7,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 jobs="${LWS_TEST_JOBS:-2}"
+# Every recording checks its hazards (missing barriers, undeclared kernels).
+export LWS_CHECK_HAZARDS=1
 
 bash scripts/setup.sh release
 bash scripts/setup.sh clang
 (cd build && ctest --output-on-failure -j"$jobs" "$@")
+# Each vendor's kernel table on this device: parity and a short training run.
+for tuning in nvidia amd intel generic; do bash scripts/tuning-check.sh build/lws "$tuning"; done
 
 bash scripts/setup.sh asan
 # detect_leaks=0: lavapipe (and LLVM inside it) keep allocations alive until

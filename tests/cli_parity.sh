@@ -5,6 +5,7 @@
 # step's gradients and the losses of 10 AdamW steps; tests/torch_reference.py
 # recomputes all of it in float64 and compares: loss within 1e-5 relative,
 # every gradient within 1e-4 relative L2, the 10 losses within 1e-3.
+# LWS_PARITY_VARIANTS="crown ..." runs only those variants.
 set -uo pipefail
 lws="$1"
 dir="${LWS_TEST_DIR:-/tmp/lws-cli-parity}"
@@ -13,8 +14,15 @@ root="$(pwd)"
 if ! /usr/bin/python3 -c "import torch" 2>/dev/null; then
     echo "FAIL: python3-torch is not installed (scripts/setup.sh installs it)"; exit 1
 fi
+all="isotropic vanilla framed reverse crown"
+variants="${LWS_PARITY_VARIANTS:-$all}"
+for variant in $variants; do
+    case " $all " in *" $variant "*) ;; *)
+        echo "FAIL: LWS_PARITY_VARIANTS names '$variant'; allowed: $all"; exit 1;;
+    esac
+done
 pass=0; fail=0
-for variant in isotropic vanilla framed reverse crown; do
+for variant in $variants; do
     cfg="$dir/$variant.json"
     # Small shapes keep lavapipe with validation fast; z_loss and a short
     # warmup exercise those paths.

@@ -1,4 +1,4 @@
-// lws-test: vulkan
+// lws-test: vulkan kernel
 /* AdamW over a multi-tensor table against the fp64 reference of the same
  * formulas: five steps of one command buffer recorded once (grad_norm, then
  * adamw) and submitted five times, with the host rewriting the hyper buffer

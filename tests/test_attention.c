@@ -1,4 +1,4 @@
-// lws-test: vulkan timeout=120
+// lws-test: vulkan kernel timeout=120
 /* Causal GQA attention, forward and backward, against the fp64 reference:
  * sizes that are not multiples of the blocks, group sizes 1 .. q_heads,
  * head_dim 4 .. 128, a 2048-token sequence, finite-difference checks of both

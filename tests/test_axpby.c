@@ -1,4 +1,4 @@
-// lws-test: vulkan
+// lws-test: vulkan kernel
 /* axpby against the fp64 reference, on sizes that are not multiples of the
  * workgroup, with poisoned outputs and in-place aliasing. */
 #include <stdlib.h>

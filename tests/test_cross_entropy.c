@@ -1,4 +1,4 @@
-// lws-test: vulkan
+// lws-test: vulkan kernel
 /* Fused softmax cross-entropy against the fp64 reference: rows 1, 7, 33 and
  * vocabularies 1, 5, 257, 16385 (one past a chunk) and 50304 (several chunks),
  * ignored targets (out of and inside the vocabulary), z_loss 0 and 1e-4,

@@ -1,4 +1,4 @@
-// lws-test: vulkan
+// lws-test: vulkan kernel
 /* KV-cache decoding (src/model/decode.c) against the full forward, and its
  * kernels against references:
  *  - matvec against the fp64 matmul reference, every row-sharing width, the

@@ -1,4 +1,4 @@
-// lws-test: vulkan
+// lws-test: vulkan kernel
 /* Token embedding gather and scatter-add against the fp64 reference: sizes 1,
  * primes and the paper's vocabulary (50304 x 64 with 1000 tokens), many
  * repeats of a few ids (a frequent word; one id for every token), ids >=

@@ -1,4 +1,4 @@
-// lws-test: vulkan
+// lws-test: vulkan kernel
 /* Global gradient norm over a multi-tensor table against fp64: tensors of odd
  * sizes around the 4096-element chunk (and one of zero elements), a table of
  * many tensors, more chunks than a workgroup has invocations, clip_scale with

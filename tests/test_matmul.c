@@ -1,10 +1,11 @@
-// lws-test: vulkan
+// lws-test: vulkan kernel
 /* matmul in the NT, NN and TN layouts against the fp64 reference: sizes 1,
  * primes, non-multiples of every tile side, shapes larger than a tile in every
  * dimension (element-wise and four-wide paths), accumulate on and off,
  * batches with packed, padded and zero strides, poisoned outputs and guard
- * regions, determinism, argument checks, and the forward/backward pair
- * y = x W^T, dx = dy W, dW = dy^T x against finite differences. */
+ * regions, determinism, argument checks, the forward/backward pair
+ * y = x W^T, dx = dy W, dW = dy^T x against finite differences, and problems
+ * split into pieces under a lowered element limit (LWS_MATMUL_MAX_ELEMS). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,6 +184,79 @@ static void check_backward_pair(lws_context *ctx, test_rng *rng) {
     lws_arena_reset(ctx, mark);
 }
 
+/* ---- problems split into pieces ------------------------------------------------ */
+
+static void expect_refused(lws_context *ctx, const char *what, job j, const char *needle);
+
+/* Records one problem and returns how many barriers the launcher put between
+ * its pieces (pieces that add into the same C). */
+static uint32_t pieces_barriers(lws_context *ctx, job j) {
+    lws_cmd *cmd;
+    uint32_t total = 0, unneeded = 0;
+    CHECK_OK(lws_cmd_begin(ctx, 0, &cmd));
+    if (!cmd) return 0;
+    record(cmd, &j);
+    CHECK_OK(lws_cmd_end(cmd));
+    lws_cmd_barrier_stats(cmd, &total, &unneeded);
+    lws_cmd_destroy(cmd);
+    return total;
+}
+
+/* The launcher splits a matrix of more than lws_matmul_max_elements()
+ * elements; with the limit lowered to a few hundred, small shapes (not
+ * multiples of any tile) take every split: rows of A and C (NT, NN), column
+ * blocks through one-row batches (NT with B over the limit), depth pieces
+ * added in turn (NN with B over it, TN), and TN one k at a time when C is
+ * over it. Each against the fp64 reference, accumulating or not, batched. */
+static void check_split(lws_context *ctx, test_rng *rng) {
+    setenv("LWS_MATMUL_MAX_ELEMS", "300", 1);
+    CHECK(lws_matmul_max_elements() == 300, "LWS_MATMUL_MAX_ELEMS=300 lowers the limit to %llu",
+          (unsigned long long)lws_matmul_max_elements());
+    /* All three over the limit; A and C only; A and B only (C small). */
+    const shape shapes[] = {{37, 45, 29}, {200, 7, 9}, {7, 9, 200}};
+    for (int layout = LWS_MM_NT; layout <= LWS_MM_TN; layout++) {
+        for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
+            for (int accumulate = 0; accumulate < 2; accumulate++)
+                run_case(ctx, rng, layout, shapes[i], accumulate, 1, 0, 0, 0, 0, 0);
+        run_case(ctx, rng, layout, (shape){37, 45, 29}, 1, 2, 3, 1, 5, 0, 1);
+    }
+    /* Four-wide pieces: 448 = 16 * 28 gives NT column blocks of 16. */
+    setenv("LWS_MATMUL_MAX_ELEMS", "448", 1);
+    for (int layout = LWS_MM_NT; layout <= LWS_MM_TN; layout++)
+        run_case(ctx, rng, layout, (shape){36, 44, 28}, 1, 1, 0, 0, 0, 0, 0);
+
+    /* The pieces happened: TN 7x9x200 at 300 adds 7 depth pieces of 33 rows
+     * (6 barriers), NN the same over B [200, 9]; TN 37x45x29 (C over the
+     * limit) one k at a time (28 barriers); NT none. */
+    setenv("LWS_MATMUL_MAX_ELEMS", "300", 1);
+    lws_arena_mark mark = lws_arena_get_mark(ctx);
+    lws_buffer c = test_output(ctx, 2000), a = test_output(ctx, 2000), b = test_output(ctx, 2000);
+    job j = {LWS_MM_TN, c, a, b, 7, 9, 200, 1, 0, 0, 0, 0, 0};
+    uint32_t got = pieces_barriers(ctx, j);
+    CHECK(got == 6, "TN 7x9x200 at 300 elements: %u barriers between pieces, want 6", got);
+    j.layout = LWS_MM_NN;
+    got = pieces_barriers(ctx, j);
+    CHECK(got == 6, "NN 7x9x200 at 300 elements: %u barriers between pieces, want 6", got);
+    j.layout = LWS_MM_TN, j.m = 37, j.n = 45, j.k = 29;
+    got = pieces_barriers(ctx, j);
+    CHECK(got == 28, "TN 37x45x29 at 300 elements: %u barriers, want 28", got);
+    j.layout = LWS_MM_NT;
+    got = pieces_barriers(ctx, j);
+    CHECK(got == 0, "NT 37x45x29 at 300 elements: %u barriers, want 0", got);
+    printf("ok   pieces: TN and NN add 7 depth pieces, TN with a large C 29 single-k steps\n");
+
+    /* A row longer than the limit cannot be cut by these splits. */
+    setenv("LWS_MATMUL_MAX_ELEMS", "100", 1);
+    j = (job){LWS_MM_NT, c, a, b, 2, 3, 150, 1, 0, 0, 0, 0, 0};
+    expect_refused(ctx, "a row of K = 150 over a limit of 100", j, "rows of 150 elements");
+    setenv("LWS_MATMUL_MAX_ELEMS", "0", 1);
+    j.k = 4;
+    expect_refused(ctx, "LWS_MATMUL_MAX_ELEMS=0", j, "LWS_MATMUL_MAX_ELEMS");
+    unsetenv("LWS_MATMUL_MAX_ELEMS");
+    CHECK(lws_matmul_max_elements() == (1ull << 31) - 1, "the limit is 2^31 - 1 by default");
+    lws_arena_reset(ctx, mark);
+}
+
 /* ---- argument checks -------------------------------------------------------- */
 
 static void expect_refused(lws_context *ctx, const char *what, job j, const char *needle) {
@@ -253,6 +327,7 @@ int main(void) {
         run_case(ctx, &rng, layout, (shape){12, 20, 36}, 0, 1, 0, 0, 0, 0, 1);
     }
     check_backward_pair(ctx, &rng);
+    check_split(ctx, &rng);
     check_refusals(ctx);
     return test_finish(ctx);
 }

@@ -1,4 +1,4 @@
-// lws-test: vulkan
+// lws-test: vulkan kernel
 /* RMSNorm forward and backward against the fp64 reference: rows and columns
  * that are not multiples of the workgroup (1, primes, the QK-norm widths),
  * several rows per dw block, dx written and accumulated, dw accumulated,

@@ -1,4 +1,4 @@
-// lws-test: vulkan
+// lws-test: vulkan kernel
 /* RoPE against the fp64 reference (angles in fp64): head counts and head
  * widths that are not multiples of anything, positions wrapping at seq_len,
  * positions up to 8191 (where a plain fp32 angle is off by ~5e-4 rad), the

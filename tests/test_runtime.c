@@ -80,6 +80,7 @@ static void check_big_grid(lws_context *ctx) {
     lws_cmd *cmd;
     CHECK_OK(lws_cmd_begin(ctx, 0, &cmd));
     iota_push push = {out.addr, n, 5, groups, 1};
+    lws_cmd_writes(cmd, lws_buffer_slice(out, 0, 4ull * n));
     lws_cmd_dispatch(cmd, pipe, &push, sizeof push, groups, 1, 1);
     CHECK_OK(lws_cmd_end(cmd));
     CHECK_OK(lws_submit(ctx, &cmd, 1));

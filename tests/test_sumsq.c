@@ -1,4 +1,4 @@
-// lws-test: vulkan
+// lws-test: vulkan kernel
 /* Sum of squares: fp64 reference, sizes across the chunk boundaries, slots,
  * accumulation, and bit-identical results across runs. */
 #include <math.h>

@@ -1,4 +1,4 @@
-// lws-test: vulkan
+// lws-test: vulkan kernel
 /* SwiGLU gate: fp64 reference forward and backward on sizes that are not
  * multiples of the workgroup, large |a| (no overflow), in-place forward,
  * poisoned outputs, a finite-difference check, and bit-identical reruns. */

@@ -165,8 +165,9 @@ lws_status lws_train_parity_dump(lws_context *ctx, const lws_config *cfg, const 
                                  uint32_t steps);
 
 /* Achievable fp32 TFLOP/s of this device with lws's matmul (a short timed
- * run), the reference for MFU when no datasheet figure is given. Call it in
- * a context of its own: its buffers count in the arena's peak. */
+ * run), the reference for MFU when no datasheet figure is given; LWS_OK with
+ * *tflops = 0 on a device without timestamps (MFU unknown). Call it in a
+ * context of its own: its buffers count in the arena's peak. */
 lws_status lws_measure_peak_tflops(lws_context *ctx, double *tflops);
 
 /* ---- checkpoints (src/train/checkpoint.c) ------------------------------------- */

@@ -41,17 +41,38 @@ typedef struct lws_device_caps {
     uint32_t max_workgroup_count[3];
     uint32_t max_push_constants;
     uint64_t max_storage_buffer_range;
-    uint64_t max_allocation_size;
+    uint64_t max_allocation_size; /* maxMemoryAllocationSize: one vkAllocateMemory */
+    uint64_t max_buffer_size;     /* maxBufferSize (maintenance4); 0 when not reported */
     uint32_t heap_count;
     lws_memory_heap heaps[16];
     uint64_t device_local_bytes; /* largest device-local heap */
-    float timestamp_period_ns;   /* 0 when timestamps are not supported */
+    /* 0 when the queue family lws records on has no timestamps
+     * (timestampValidBits 0; timestampComputeAndGraphics = VK_FALSE only
+     * says that some graphics or compute family lacks them). */
+    float timestamp_period_ns;
+    uint32_t timestamp_valid_bits; /* of that queue family */
     int shader_float16, shader_int8, float_atomic_add, buffer_device_address;
+    int shader_int64, scalar_block_layout; /* required: every shader uses both */
     int nv_cooperative_matrix;
 } lws_device_caps;
 
 /* Lists the Vulkan devices (a temporary instance is created). *out is malloc'd. */
 lws_status lws_list_devices(lws_device_caps **out, uint32_t *count);
+
+/* The features every lws shader needs, from vkGetPhysicalDeviceFeatures2:
+ * shaderInt64 (64-bit addresses), bufferDeviceAddress and scalarBlockLayout.
+ * Returns LWS_ERR_VULKAN naming the missing feature and the device, so a
+ * device without them is refused when it is chosen, not when a shader fails. */
+lws_status lws_check_required_features(const char *device_name,
+                                       const VkPhysicalDeviceFeatures *core,
+                                       const VkPhysicalDeviceVulkan12Features *v12);
+/* The queue family that lws records on: a compute-only family where there is
+ * one (asynchronous compute), else any with compute; -1 when none has compute. */
+int lws_pick_queue_family(const VkQueueFamilyProperties *families, uint32_t count);
+/* Timestamps of a queue with valid_bits meaningful bits: the difference
+ * end - start of two raw values, modulo 2^valid_bits (the counter wraps
+ * there; the bits above are undefined). valid_bits 0 gives 0. */
+uint64_t lws_timestamp_ticks(uint64_t start, uint64_t end, uint32_t valid_bits);
 
 /* ---- context ---------------------------------------------------------- */
 
@@ -61,12 +82,36 @@ typedef struct lws_context_options {
     const char *device; /* index ("1") or name substring; NULL or "" = first */
     int validation;     /* 1 on, 0 off, -1 from LWS_VALIDATION */
     int pipeline_cache; /* 1 use the on-disk cache, 0 not, -1 from LWS_PIPELINE_CACHE (default on) */
+    /* The fields below read 0 as "from the environment", so zero-initialised
+     * options keep the environment's settings. */
+    int check_hazards;     /* 1 on, -1 off, 0 from LWS_CHECK_HAZARDS (default off) */
+    uint32_t skip_barrier; /* N: the N-th lws_cmd_barrier of the context does nothing (a
+                            * test hook); 0 from LWS_SKIP_BARRIER (default none) */
+    const char *tuning;    /* nvidia, amd, intel, generic or auto; NULL or "" from
+                            * LWS_TUNING (default auto: the device's own) */
 } lws_context_options;
 
 lws_status lws_context_create(const lws_context_options *options, lws_context **out);
 void lws_context_destroy(lws_context *ctx);
 const lws_device_caps *lws_context_caps(const lws_context *ctx);
 VkDevice lws_context_device(const lws_context *ctx);
+
+/* The capability record the kernel tuning sees: the device's own, or with
+ * LWS_TUNING=vendor a copy carrying that vendor's id and typical limits
+ * (shared memory, subgroup size), so that vendor's kernel choices run on any
+ * device. Launchers still fit the real device (lws_context_caps) and say on
+ * stderr where they had to shrink a forced choice. */
+const lws_device_caps *lws_context_tuning_caps(const lws_context *ctx);
+/* The forced table's name ("nvidia", ...), or NULL for the device's own. */
+const char *lws_context_tuning_name(const lws_context *ctx);
+/* The allowed LWS_TUNING values, for messages: "nvidia, amd, intel, generic, auto". */
+const char *lws_tuning_names(void);
+/* Whether command buffers of this context check their hazards (see below). */
+int lws_context_checks_hazards(const lws_context *ctx);
+/* Barriers recorded in this context's command buffers (lws_cmd_barrier calls
+ * that did something) and, with hazard checking on, how many of them were
+ * unneeded (see lws_cmd_barrier_stats); counted when each buffer ends. */
+void lws_context_barrier_stats(const lws_context *ctx, uint64_t *total, uint64_t *unneeded);
 
 /* Validation messages (warnings and errors) seen by the debug messenger of
  * any context in this process; tests fail when it is non-zero. */
@@ -90,6 +135,11 @@ typedef struct lws_buffer {
 lws_status lws_alloc(lws_context *ctx, VkDeviceSize size, lws_buffer *out);
 /* A view of bytes [offset, offset+size) of b. */
 lws_buffer lws_buffer_slice(lws_buffer b, VkDeviceSize offset, VkDeviceSize size);
+/* Names a range ("layers.3.q") for hazard messages; a range named again
+ * takes the new name, and names inside memory released by lws_arena_reset
+ * are forgotten. Unnamed bytes print as "buffer+0xOFFSET (N bytes)". Only
+ * kept when the context checks hazards. */
+void lws_buffer_name(lws_context *ctx, lws_buffer range, const char *name);
 /* Arena marks: everything allocated after a mark is released by reset. */
 typedef struct lws_arena_mark {
     uint32_t block;
@@ -137,7 +187,19 @@ typedef struct lws_timer lws_timer;
 
 /* Begins a command buffer. reusable = 1 records once for many submissions.
  * Every command buffer starts with a full compute/transfer barrier, so
- * command buffers submitted one after another see each other's writes. */
+ * command buffers submitted one after another see each other's writes.
+ *
+ * Hazard checking (LWS_CHECK_HAZARDS=1, or lws_context_options.check_hazards):
+ * a launcher declares the bytes its next dispatch reads and writes
+ * (lws_cmd_reads, lws_cmd_writes; copies and fills declare their own), and
+ * the recorder keeps every range read or written since the last barrier. A
+ * dispatch that reads or writes bytes an earlier op wrote since then (read or
+ * write after write), or writes bytes an earlier op read (write after read),
+ * is refused: the command buffer fails with a message naming both ops, their
+ * shaders, labels and buffer names and the overlapping bytes. One op reading
+ * and writing the same bytes (in place) is fine. A dispatch that declared no
+ * write is refused too, so a kernel without declarations cannot be recorded.
+ * Off, each of these calls returns at once. */
 lws_status lws_cmd_begin(lws_context *ctx, int reusable, lws_cmd **out);
 lws_context *lws_cmd_context(lws_cmd *cmd);
 VkCommandBuffer lws_cmd_handle(lws_cmd *cmd);
@@ -146,8 +208,34 @@ VkCommandBuffer lws_cmd_handle(lws_cmd *cmd);
  * (shaders see the global gl_WorkGroupID either way). */
 void lws_cmd_dispatch(lws_cmd *cmd, lws_pipeline *pipe, const void *push, uint32_t push_bytes,
                       uint32_t gx, uint32_t gy, uint32_t gz);
+/* Declare bytes the next lws_cmd_dispatch reads or writes (exactly the bytes
+ * the shader touches, from the shapes: slices of the arguments). Consumed by
+ * that dispatch; declarations left over at a barrier or at the end fail the
+ * command buffer. */
+void lws_cmd_reads(lws_cmd *cmd, lws_buffer range);
+void lws_cmd_writes(lws_cmd *cmd, lws_buffer range);
+/* Declare `count` ranges of first.size bytes, each `stride` bytes after the
+ * one before: the matrices of a strided batch, a column block of a row-major
+ * matrix. */
+void lws_cmd_reads_strided(lws_cmd *cmd, lws_buffer first, VkDeviceSize stride, uint64_t count);
+void lws_cmd_writes_strided(lws_cmd *cmd, lws_buffer first, VkDeviceSize stride, uint64_t count);
+/* Declares that the next dispatch reads (write = 0) or reads and writes
+ * (write = 1) any byte of the context's arena: for kernels that follow device
+ * addresses stored in device memory (the optimizer table), which the host
+ * cannot list. `what` names those bytes in hazard messages. */
+void lws_cmd_accesses_arena(lws_cmd *cmd, int write, const char *what);
+/* Names the current position of the recording ("layer 3 forward") in hazard
+ * messages, until the next label. */
+void lws_cmd_label(lws_cmd *cmd, const char *label);
 /* Makes earlier compute and transfer writes visible to later reads. */
 void lws_cmd_barrier(lws_cmd *cmd);
+/* Barriers recorded so far and, with hazard checking on, how many were
+ * unneeded: no access between the barrier and the next one (or the end)
+ * conflicts with an access between it and the previous one (or the start).
+ * A barrier is judged when the next one comes or the buffer ends. */
+void lws_cmd_barrier_stats(const lws_cmd *cmd, uint32_t *total, uint32_t *unneeded);
+/* Fill dst (its size rounded up to 4 bytes) / copy bytes; each declares its
+ * own accesses. */
 void lws_cmd_fill(lws_cmd *cmd, lws_buffer dst, uint32_t pattern);
 void lws_cmd_copy(lws_cmd *cmd, lws_buffer src, lws_buffer dst, VkDeviceSize bytes);
 /* Records a failure during recording (a launcher that cannot get its

@@ -40,19 +40,26 @@ static void print_table(const lws_device_caps *d, uint32_t n) {
                c->max_workgroup_count[2]);
         printf("  storage buffer    %.0f MiB per binding (lws uses device addresses instead)\n",
                c->max_storage_buffer_range / 1048576.0);
+        printf("  largest buffer    %.0f MiB, allocation %.0f MiB\n",
+               c->max_buffer_size / 1048576.0, c->max_allocation_size / 1048576.0);
         for (uint32_t h = 0; h < c->heap_count; h++)
             printf("  memory heap %u     %.2f GiB%s\n", h, c->heaps[h].size / 1073741824.0,
                    c->heaps[h].device_local ? ", device local" : "");
         if (c->timestamp_period_ns > 0)
-            printf("  timestamps        yes, %.3g ns per tick\n", c->timestamp_period_ns);
+            printf("  timestamps        yes, %.3g ns per tick, %u valid bits\n",
+                   c->timestamp_period_ns, c->timestamp_valid_bits);
         else
             printf("  timestamps        no (per-layer times unavailable)\n");
-        printf("  features          fp16 %s, int8 %s, float atomic add %s, buffer device "
-               "address %s, VK_NV_cooperative_matrix %s\n",
-               yes(c->shader_float16), yes(c->shader_int8), yes(c->float_atomic_add),
-               yes(c->buffer_device_address), yes(c->nv_cooperative_matrix));
+        printf("  features          fp16 %s, int8 %s, int64 %s, float atomic add %s, buffer "
+               "device address %s, scalar block layout %s, VK_NV_cooperative_matrix %s\n",
+               yes(c->shader_float16), yes(c->shader_int8), yes(c->shader_int64),
+               yes(c->float_atomic_add), yes(c->buffer_device_address), yes(c->scalar_block_layout),
+               yes(c->nv_cooperative_matrix));
+        int usable = c->shader_int64 && c->buffer_device_address && c->scalar_block_layout;
         printf("  lws paths         portable fp32 kernels%s\n",
-               c->buffer_device_address ? "" : " (unusable: no buffer device address)");
+               usable ? ""
+                      : " (unusable: lws needs int64, buffer device address and scalar block "
+                        "layout)");
     }
 }
 
@@ -90,6 +97,11 @@ static cJSON *caps_json(const lws_device_caps *c) {
         cJSON_AddItemToArray(heaps, heap);
     }
     cJSON_AddNumberToObject(o, "timestamp_period_ns", c->timestamp_period_ns);
+    cJSON_AddNumberToObject(o, "timestamp_valid_bits", c->timestamp_valid_bits);
+    cJSON_AddNumberToObject(o, "max_buffer_size", (double)c->max_buffer_size);
+    cJSON_AddNumberToObject(o, "max_allocation_size", (double)c->max_allocation_size);
+    cJSON_AddBoolToObject(o, "shader_int64", c->shader_int64);
+    cJSON_AddBoolToObject(o, "scalar_block_layout", c->scalar_block_layout);
     cJSON_AddBoolToObject(o, "shader_float16", c->shader_float16);
     cJSON_AddBoolToObject(o, "shader_int8", c->shader_int8);
     cJSON_AddBoolToObject(o, "float_atomic_add", c->float_atomic_add);

@@ -1,4 +1,6 @@
 /* AdamW over the optimizer table (shaders/adamw.comp), one dispatch. */
+#include <stddef.h>
+
 #include "ops/common.h"
 
 typedef struct adamw_push {
@@ -24,6 +26,12 @@ lws_status lws_op_adamw(lws_cmd *cmd, lws_buffer hyper, lws_buffer table, uint32
     lws_pipeline *pipe;
     LWS_OP_PIPELINE(cmd, "adamw", spec, 1, &pipe);
     adamw_push push = {hyper.addr, table.addr, n_tensors, total_chunks, LWS_OPTIM_CHUNK};
+    /* Parameters, gradients and moments are reached through the device
+     * table's addresses: declared as a read and write of the whole arena
+     * (see lws_op_grad_norm). The hyperparameters up to clip_scale. */
+    lws_op_reads(cmd, table, 0, (uint64_t)n_tensors * sizeof(lws_optim_entry));
+    lws_op_reads(cmd, hyper, 0, offsetof(lws_optim_hyper, clip_scale) + 4);
+    lws_cmd_accesses_arena(cmd, 1, "the parameters, gradients and moments of the optimizer table");
     lws_cmd_dispatch(cmd, pipe, &push, sizeof push, total_chunks, 1, 1);
     return LWS_OK;
 }

@@ -60,6 +60,7 @@ static lws_status kernel_spec(lws_cmd *cmd, attention_kernel kind, uint32_t head
     }
     LWS_OP_REQUIRE(cmd, bq >= 1 && bkv >= 1, "attention: blocks %u x %u must be at least 1 x 1", bq,
                    bkv);
+    uint32_t want_q = bq, want_kv = bkv;
     while (shared_bytes(kind, bq, bkv, head_dim) > caps->max_shared_memory) {
         LWS_OP_REQUIRE(cmd, bq > 1 || bkv > 1,
                        "attention: head_dim %u does not fit the device's %u bytes of shared "
@@ -67,6 +68,16 @@ static lws_status kernel_spec(lws_cmd *cmd, attention_kernel kind, uint32_t head
                        head_dim, caps->max_shared_memory);
         uint32_t *larger = bkv >= bq ? &bkv : &bq;
         *larger /= 2;
+    }
+    if (bq != want_q || bkv != want_kv) {
+        static const char *const names[] = {"attention forward", "attention dq", "attention dk/dv"};
+        lws_tuning_note(ctx, names[kind],
+                        "%s blocks %ux%u need %llu KiB shared memory at head_dim %u, device has "
+                        "%u KiB; using %ux%u",
+                        names[kind], want_q, want_kv,
+                        (unsigned long long)(shared_bytes(kind, want_q, want_kv, head_dim) + 1023) /
+                            1024,
+                        head_dim, caps->max_shared_memory / 1024, bq, bkv);
     }
     uint32_t rows = kernel_rows(kind, bq, bkv);
     while (rows % owned) owned /= 2;
@@ -137,8 +148,26 @@ lws_status lws_op_attention_fwd(lws_cmd *cmd, lws_buffer o, lws_buffer lse, lws_
                            .kv_heads = kv_heads,
                            .head_dim = head_dim,
                            .scale = scale};
+    uint64_t q_bytes = 4 * tokens * q_heads * head_dim, kv_bytes = 4 * tokens * kv_heads * head_dim;
+    lws_op_reads(cmd, q, 0, q_bytes);
+    lws_op_reads(cmd, k, 0, kv_bytes);
+    lws_op_reads(cmd, v, 0, kv_bytes);
+    lws_op_writes(cmd, o, 0, q_bytes);
+    lws_op_writes(cmd, lse, 0, 4 * tokens * q_heads);
     lws_cmd_dispatch(cmd, pipe, &push, sizeof push, lws_div_up(seq, spec[1]), q_heads, batch);
     return LWS_OK;
+}
+
+/* What both gradient kernels of the backward read. */
+static void attention_bwd_reads(lws_cmd *cmd, lws_buffer q, lws_buffer k, lws_buffer v,
+                                lws_buffer dout, lws_buffer lse, lws_buffer delta, uint64_t q_bytes,
+                                uint64_t kv_bytes, uint64_t row_bytes) {
+    lws_op_reads(cmd, q, 0, q_bytes);
+    lws_op_reads(cmd, dout, 0, q_bytes);
+    lws_op_reads(cmd, k, 0, kv_bytes);
+    lws_op_reads(cmd, v, 0, kv_bytes);
+    lws_op_reads(cmd, lse, 0, row_bytes);
+    lws_op_reads(cmd, delta, 0, row_bytes);
 }
 
 lws_status lws_op_attention_bwd(lws_cmd *cmd, lws_buffer dq, lws_buffer dk, lws_buffer dv,
@@ -188,11 +217,20 @@ lws_status lws_op_attention_bwd(lws_cmd *cmd, lws_buffer dq, lws_buffer dk, lws_
                            .head_dim = head_dim,
                            .scale = scale};
     uint32_t rows = (uint32_t)(tokens * q_heads);
+    uint64_t q_bytes = 4 * q_floats, kv_bytes = 4 * kv_floats, row_bytes = 4ull * rows;
+    lws_op_reads(cmd, dout, 0, q_bytes);
+    lws_op_reads(cmd, o, 0, q_bytes);
+    lws_op_writes(cmd, delta, 0, row_bytes);
     lws_cmd_dispatch(cmd, delta_pipe, &push, sizeof push, lws_div_up(rows, t.elementwise_wg), 1, 1);
     lws_cmd_barrier(cmd);
     /* dk/dv and dq read the same inputs and write different tensors. */
+    attention_bwd_reads(cmd, q, k, v, dout, lse, delta, q_bytes, kv_bytes, row_bytes);
+    lws_op_writes(cmd, dk, 0, kv_bytes);
+    lws_op_writes(cmd, dv, 0, kv_bytes);
     lws_cmd_dispatch(cmd, dkdv_pipe, &push, sizeof push, lws_div_up(seq, spec_dkdv[2]), kv_heads,
                      batch);
+    attention_bwd_reads(cmd, q, k, v, dout, lse, delta, q_bytes, kv_bytes, row_bytes);
+    lws_op_writes(cmd, dq, 0, q_bytes);
     lws_cmd_dispatch(cmd, dq_pipe, &push, sizeof push, lws_div_up(seq, spec_dq[1]), q_heads, batch);
     return LWS_OK;
 }

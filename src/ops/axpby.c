@@ -18,6 +18,9 @@ lws_status lws_op_axpby(lws_cmd *cmd, lws_buffer out, lws_buffer x, lws_buffer y
     axpby_push push = {out.addr, x.addr, y.addr, n, alpha, beta};
     uint32_t groups = lws_div_up(n, t.elementwise_wg);
     if (groups > t.max_groups_1d) groups = t.max_groups_1d;
+    lws_op_reads(cmd, x, 0, 4ull * n);
+    lws_op_reads(cmd, y, 0, 4ull * n);
+    lws_op_writes(cmd, out, 0, 4ull * n);
     lws_cmd_dispatch(cmd, pipe, &push, sizeof push, groups, 1, 1);
     return LWS_OK;
 }

@@ -19,4 +19,19 @@
 
 static inline uint32_t lws_div_up(uint64_t a, uint64_t b) { return (uint32_t)((a + b - 1) / b); }
 
+/* Declare bytes [offset, offset + bytes) of b as read or written by the next
+ * dispatch (lws_cmd_reads, lws_cmd_writes); nothing when checking is off.
+ * Launchers declare exactly what the shader touches, from the shapes. */
+static inline void lws_op_reads(lws_cmd *cmd, lws_buffer b, uint64_t offset, uint64_t bytes) {
+    lws_cmd_reads(cmd, lws_buffer_slice(b, offset, bytes));
+}
+static inline void lws_op_writes(lws_cmd *cmd, lws_buffer b, uint64_t offset, uint64_t bytes) {
+    lws_cmd_writes(cmd, lws_buffer_slice(b, offset, bytes));
+}
+/* Reads and writes: an op that updates b in place (accumulation). */
+static inline void lws_op_updates(lws_cmd *cmd, lws_buffer b, uint64_t offset, uint64_t bytes) {
+    lws_op_reads(cmd, b, offset, bytes);
+    lws_op_writes(cmd, b, offset, bytes);
+}
+
 #endif

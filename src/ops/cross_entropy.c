@@ -68,12 +68,30 @@ lws_status lws_op_cross_entropy(lws_cmd *cmd, lws_buffer losses, lws_buffer dlog
     cross_entropy_push push = {logits.addr,  dlogits.addr, losses.addr, targets.addr,
                                scratch.addr, rows,         vocab,       chunk,
                                n_chunks,     ignore_index, z_loss,      grad_scale};
+    /* Scratch bytes: the count, the lse rows, the chunk partials. */
+    const uint64_t count_at = 0, lse_at = 4 * CROSS_ENTROPY_HEADER, lse_bytes = 4ull * rows;
+    const uint64_t part_at = lse_at + lse_bytes, part_bytes = 8ull * rows * n_chunks;
     /* Count and chunk partials write disjoint scratch: no barrier between. */
+    lws_op_reads(cmd, targets, 0, 4ull * rows);
+    lws_op_writes(cmd, scratch, count_at, 4);
     lws_cmd_dispatch(cmd, pass[0], &push, sizeof push, 1, 1, 1);
+    lws_op_reads(cmd, logits, 0, 4 * elements);
+    lws_op_writes(cmd, scratch, part_at, part_bytes);
     lws_cmd_dispatch(cmd, pass[1], &push, sizeof push, n_chunks, rows, 1);
     lws_cmd_barrier(cmd);
+    /* The loss reads each row's logit at its target: any logit. */
+    lws_op_reads(cmd, scratch, part_at, part_bytes);
+    lws_op_reads(cmd, targets, 0, 4ull * rows);
+    lws_op_reads(cmd, logits, 0, 4 * elements);
+    lws_op_writes(cmd, scratch, lse_at, lse_bytes);
+    lws_op_writes(cmd, losses, 0, 4ull * rows);
     lws_cmd_dispatch(cmd, pass[2], &push, sizeof push, lws_div_up(rows, t.reduce_wg), 1, 1);
     lws_cmd_barrier(cmd);
+    lws_op_reads(cmd, scratch, count_at, 4);
+    lws_op_reads(cmd, scratch, lse_at, lse_bytes);
+    lws_op_reads(cmd, targets, 0, 4ull * rows);
+    lws_op_reads(cmd, logits, 0, 4 * elements);
+    lws_op_writes(cmd, dlogits, 0, 4 * elements);
     lws_cmd_dispatch(cmd, pass[3], &push, sizeof push, n_chunks, rows, 1);
     return LWS_OK;
 }

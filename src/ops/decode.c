@@ -14,7 +14,7 @@ typedef struct matvec_push {
 
 /* Invocations sharing one output row (lws_tuning.matvec_threads);
  * LWS_MATVEC_THREADS=n forces the power of two <= n (tests run every path). */
-static uint32_t matvec_threads(const lws_device_caps *caps) {
+static uint32_t matvec_threads(lws_context *ctx) {
     const char *force = getenv("LWS_MATVEC_THREADS");
     if (force && *force) {
         long n = strtol(force, NULL, 10);
@@ -22,9 +22,7 @@ static uint32_t matvec_threads(const lws_device_caps *caps) {
         while (p * 2 <= (uint32_t)(n < 1 ? 1 : n > 256 ? 256 : n)) p *= 2;
         return p;
     }
-    lws_tuning t;
-    lws_tuning_for(caps, &t);
-    return t.matvec_threads;
+    return lws_tuning_get(ctx).matvec_threads;
 }
 
 lws_status lws_op_matvec(lws_cmd *cmd, lws_buffer y, lws_buffer w, lws_buffer x, uint32_t n,
@@ -43,7 +41,7 @@ lws_status lws_op_matvec(lws_cmd *cmd, lws_buffer y, lws_buffer w, lws_buffer x,
      * power of two, so whole rows fit. */
     uint32_t max_wg = 256;
     while (max_wg > caps->max_workgroup_invocations) max_wg /= 2;
-    uint32_t threads = matvec_threads(caps);
+    uint32_t threads = matvec_threads(lws_cmd_context(cmd));
     while (threads > max_wg) threads /= 2;
     uint32_t wg = max_wg;
     uint32_t vec4 = k % 4 == 0 && (w.addr | x.addr) % 16 == 0;
@@ -51,6 +49,9 @@ lws_status lws_op_matvec(lws_cmd *cmd, lws_buffer y, lws_buffer w, lws_buffer x,
     lws_pipeline *pipe;
     LWS_OP_PIPELINE(cmd, "matvec", spec, 3, &pipe);
     matvec_push push = {y.addr, w.addr, x.addr, n, k};
+    lws_op_reads(cmd, w, 0, 4ull * n * k);
+    lws_op_reads(cmd, x, 0, 4ull * k);
+    lws_op_writes(cmd, y, 0, 4ull * n);
     lws_cmd_dispatch(cmd, pipe, &push, sizeof push, lws_div_up(n, wg / threads), 1, 1);
     return LWS_OK;
 }
@@ -109,6 +110,11 @@ static lws_status rope_decode(lws_cmd *cmd, const char *what, lws_buffer y, lws_
     rope_decode_push push = {y.addr,     x.addr,  pos.addr, heads,    head_dim,
                              row_stride, max_row, ratio_hi, ratio_lo, rotate ? 1u : 0u};
     uint32_t invocations = rotate ? head_dim / 2 : (uint32_t)width;
+    /* The row written depends on the position, read on the device: any of
+     * rows 0 .. max_row. */
+    lws_op_reads(cmd, pos, 0, 4);
+    lws_op_reads(cmd, x, 0, 4 * width);
+    lws_op_writes(cmd, y, 0, 4 * ((uint64_t)max_row * row_stride + width));
     lws_cmd_dispatch(cmd, pipe, &push, sizeof push, lws_div_up(invocations, t.elementwise_wg), 1,
                      1);
     return LWS_OK;
@@ -156,6 +162,12 @@ lws_status lws_op_attention_decode(lws_cmd *cmd, lws_buffer o, lws_buffer q, lws
     LWS_OP_PIPELINE(cmd, "attention_decode", spec, 2, &pipe);
     attention_decode_push push = {o.addr,  q.addr,   k_cache.addr, v_cache.addr, pos.addr,
                                   q_heads, kv_heads, head_dim,     max_seq,      scale};
+    /* Keys 0 .. pos, pos read on the device: any cached row. */
+    lws_op_reads(cmd, pos, 0, 4);
+    lws_op_reads(cmd, q, 0, 4ull * q_heads * head_dim);
+    lws_op_reads(cmd, k_cache, 0, 4 * cache);
+    lws_op_reads(cmd, v_cache, 0, 4 * cache);
+    lws_op_writes(cmd, o, 0, 4ull * q_heads * head_dim);
     lws_cmd_dispatch(cmd, pipe, &push, sizeof push, q_heads, 1, 1);
     return LWS_OK;
 }

@@ -65,6 +65,10 @@ lws_status lws_op_embedding_fwd(lws_cmd *cmd, lws_buffer out, lws_buffer table, 
     embedding_push push = {out.addr, table.addr, tokens.addr, n_tokens, dim, vocab};
     uint32_t groups = lws_div_up((uint64_t)n_tokens * dim, t.elementwise_wg);
     if (groups > t.max_groups_1d) groups = t.max_groups_1d;
+    /* Which table rows are read depends on the tokens: all of them. */
+    lws_op_reads(cmd, tokens, 0, 4ull * n_tokens);
+    lws_op_reads(cmd, table, 0, 4ull * vocab * dim);
+    lws_op_writes(cmd, out, 0, 4ull * n_tokens * dim);
     lws_cmd_dispatch(cmd, pipe, &push, sizeof push, groups ? groups : 1, 1, 1);
     return LWS_OK;
 }
@@ -82,6 +86,10 @@ lws_status lws_op_embedding_bwd(lws_cmd *cmd, lws_buffer dtable, lws_buffer dout
     lws_pipeline *pipe;
     LWS_OP_PIPELINE(cmd, "embedding_bwd", spec, 2, &pipe);
     embedding_bwd_push push = {dtable.addr, dout.addr, tokens.addr, n_tokens, dim, vocab};
+    /* The rows the tokens hit are added to: any row of dtable. */
+    lws_op_reads(cmd, tokens, 0, 4ull * n_tokens);
+    lws_op_reads(cmd, dout, 0, 4ull * n_tokens * dim);
+    lws_op_updates(cmd, dtable, 0, 4ull * vocab * dim);
     lws_cmd_dispatch(cmd, pipe, &push, sizeof push, lws_div_up(vocab, rows),
                      lws_div_up(dim, EMBEDDING_BWD_WG), 1);
     return LWS_OK;

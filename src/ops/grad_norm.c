@@ -1,5 +1,7 @@
 /* Global gradient norm and clip scale over the optimizer table
  * (shaders/grad_norm.comp), two passes, deterministic. */
+#include <stddef.h>
+
 #include "ops/common.h"
 
 typedef struct grad_norm_push {
@@ -26,8 +28,18 @@ lws_status lws_op_grad_norm(lws_cmd *cmd, lws_buffer hyper, lws_buffer table, ui
     LWS_OP_PIPELINE(cmd, "grad_norm", spec1, 2, &pass1);
     grad_norm_push push = {hyper.addr, table.addr,   scratch.addr,
                            n_tensors,  total_chunks, LWS_OPTIM_CHUNK};
+    /* The gradients are reached through addresses in the device table, which
+     * the host does not read back: pass 0 declares a read of the whole arena
+     * (sound: any op since the barrier that wrote a gradient, or anything
+     * else, is caught; the table's tensors are arena ranges). */
+    lws_op_reads(cmd, table, 0, (uint64_t)n_tensors * sizeof(lws_optim_entry));
+    lws_cmd_accesses_arena(cmd, 0, "the gradients of the optimizer table");
+    lws_op_writes(cmd, scratch, 0, 4ull * total_chunks);
     lws_cmd_dispatch(cmd, pass0, &push, sizeof push, total_chunks, 1, 1);
     lws_cmd_barrier(cmd);
+    lws_op_reads(cmd, scratch, 0, 4ull * total_chunks);
+    lws_op_reads(cmd, hyper, offsetof(lws_optim_hyper, max_grad_norm), 4);
+    lws_op_writes(cmd, hyper, offsetof(lws_optim_hyper, grad_norm), 8);
     lws_cmd_dispatch(cmd, pass1, &push, sizeof push, 1, 1, 1);
     return LWS_OK;
 }

@@ -1,4 +1,7 @@
-/* C (+)= op(A) . op(B) in the NT, NN and TN layouts (shaders/matmul.comp). */
+/* C (+)= op(A) . op(B) in the NT, NN and TN layouts (shaders/matmul.comp),
+ * split into pieces that the shader's 32-bit indexing reaches. */
+#include <stdlib.h>
+
 #include "ops/common.h"
 
 typedef struct matmul_push {
@@ -16,6 +19,215 @@ static int overlaps(lws_buffer x, uint64_t x_bytes, lws_buffer y, uint64_t y_byt
     return x.buffer == y.buffer && x.offset < y.offset + y_bytes && y.offset < x.offset + x_bytes;
 }
 
+/* The shader indexes each matrix with 32-bit element offsets, which the
+ * drivers sign-extend: every matrix it sees must have fewer than 2^31
+ * elements. LWS_MATMUL_MAX_ELEMS=n lowers the limit, so the tests split small
+ * problems the way large ones are split. */
+#define SHADER_MAX_ELEMS ((1ull << 31) - 1)
+
+static int max_elements_env(uint64_t *out) {
+    const char *env = getenv("LWS_MATMUL_MAX_ELEMS");
+    *out = SHADER_MAX_ELEMS;
+    if (!env || !*env) return 1;
+    char *end = NULL;
+    unsigned long long n = strtoull(env, &end, 10);
+    if (*end || env[0] == '-' || n < 1 || n > SHADER_MAX_ELEMS) return 0;
+    *out = n;
+    return 1;
+}
+
+uint64_t lws_matmul_max_elements(void) {
+    uint64_t n;
+    max_elements_env(&n);
+    return n;
+}
+
+/* One dispatch: `batch` problems of m x n x k whose operands start *_at
+ * elements into the launcher's buffers and every stride_* elements after
+ * (0: one matrix shared by the batch). */
+typedef struct mm_piece {
+    uint64_t c_at, a_at, b_at;
+    uint32_t m, n, k, batch;
+    uint64_t stride_c, stride_a, stride_b;
+    int accumulate;
+} mm_piece;
+
+typedef struct mm_problem {
+    lws_mm_layout layout;
+    lws_buffer c, a, b;
+    lws_tuning t;
+    uint32_t tile_k; /* the tuning's, or smaller where shared memory is short */
+    uint64_t limit;  /* elements one matrix of a piece may have */
+} mm_problem;
+
+/* Declares the bytes of one operand over the batch: matrices of `elems`
+ * elements, `stride` elements apart. */
+static void declare(lws_cmd *cmd, lws_buffer x, uint64_t at, uint64_t elems, uint64_t stride,
+                    uint32_t batch, int write) {
+    lws_buffer first = lws_buffer_slice(x, 4 * at, 4 * elems);
+    if (write) lws_cmd_writes_strided(cmd, first, 4 * stride, batch);
+    else lws_cmd_reads_strided(cmd, first, 4 * stride, batch);
+}
+
+static lws_status dispatch_piece(lws_cmd *cmd, const mm_problem *p, mm_piece q) {
+    const lws_tuning *t = &p->t;
+    lws_buffer c = lws_buffer_slice(p->c, 4 * q.c_at, 0), a = lws_buffer_slice(p->a, 4 * q.a_at, 0),
+               b = lws_buffer_slice(p->b, 4 * q.b_at, 0);
+    /* The four-wide path: groups of 4 elements never straddle a matrix edge
+     * and every access is 16-byte aligned. */
+    uint32_t vec4 = q.m % 4 == 0 && q.n % 4 == 0 && q.k % 4 == 0 &&
+                    (c.addr | a.addr | b.addr) % 16 == 0 &&
+                    (q.batch == 1 || (q.stride_c | q.stride_a | q.stride_b) % 4 == 0);
+    /* The tuning's tile is the largest; small outputs get smaller tiles (same
+     * workgroup, smaller register blocks). A tile far wider than the matrix
+     * computes padding (d_model 64 under a 128-wide tile wastes half), and too
+     * few workgroups leave cores idle: a weight gradient dW[64, 64] summed
+     * over 2048 tokens is one 128x128 workgroup, so one core of many. */
+    uint32_t tile_m = t->mm_tile_m, tile_n = t->mm_tile_n;
+    uint32_t min_m = 4 * t->mm_wg_y, min_n = 4 * t->mm_wg_x;
+    while (tile_m > min_m && q.m <= tile_m / 2) tile_m /= 2;
+    while (tile_n > min_n && q.n <= tile_n / 2) tile_n /= 2;
+    while ((uint64_t)lws_div_up(q.m, tile_m) * lws_div_up(q.n, tile_n) * q.batch <
+           t->mm_min_groups) {
+        if (tile_m >= tile_n && tile_m > min_m) tile_m /= 2;
+        else if (tile_n > min_n) tile_n /= 2;
+        else if (tile_m > min_m) tile_m /= 2;
+        else break;
+    }
+    uint32_t spec[7] = {t->mm_wg_x, t->mm_wg_y, 1, tile_m, tile_n, p->tile_k, vec4};
+    lws_pipeline *pipe;
+    LWS_OP_PIPELINE(cmd, shader_names[p->layout], spec, 7, &pipe);
+    matmul_push push = {c.addr,         a.addr,         b.addr, 4 * q.stride_c,
+                        4 * q.stride_a, 4 * q.stride_b, q.m,    q.n,
+                        q.k,            q.accumulate ? 1u : 0u};
+    uint64_t a_elems = (uint64_t)q.m * q.k, b_elems = (uint64_t)q.n * q.k;
+    declare(cmd, p->a, q.a_at, a_elems, q.stride_a, q.batch, 0);
+    declare(cmd, p->b, q.b_at, b_elems, q.stride_b, q.batch, 0);
+    if (q.accumulate) declare(cmd, p->c, q.c_at, (uint64_t)q.m * q.n, q.stride_c, q.batch, 0);
+    declare(cmd, p->c, q.c_at, (uint64_t)q.m * q.n, q.stride_c, q.batch, 1);
+    lws_cmd_dispatch(cmd, pipe, &push, sizeof push, lws_div_up(q.n, tile_n),
+                     lws_div_up(q.m, tile_m), q.batch);
+    return LWS_OK;
+}
+
+static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+
+/* NT or NN with B within the limit: pieces of mp rows of A and C. */
+static lws_status split_rows(lws_cmd *cmd, const mm_problem *p, mm_piece q) {
+    uint32_t m = q.m, mp = (uint32_t)min_u64(min_u64(p->limit / q.k, p->limit / q.n), m);
+    for (uint32_t m0 = 0; m0 < m; m0 += mp) {
+        mm_piece r = q;
+        r.m = m - m0 < mp ? m - m0 : mp;
+        r.c_at += (uint64_t)m0 * q.n;
+        r.a_at += (uint64_t)m0 * q.k;
+        LWS_TRY(dispatch_piece(cmd, p, r));
+    }
+    return LWS_OK;
+}
+
+/* NT or NN with B over the limit: pieces of rows of B (N of NT, K of NN).
+ * The matching column block of C (NT) or of A (NN) is no matrix the shader
+ * can index (its row stride is its own width), so each piece is a batch of
+ * one-row problems, one per row of A and C. NN's pieces add into the same C
+ * in turn. */
+static lws_status split_b_rows(lws_cmd *cmd, const mm_problem *p, mm_piece q) {
+    int nt = p->layout == LWS_MM_NT;
+    uint32_t total = nt ? q.n : q.k, width = nt ? q.k : q.n;
+    uint32_t step = (uint32_t)min_u64(p->limit / width, total);
+    for (uint32_t i = 0; i < total; i += step) {
+        uint32_t size = total - i < step ? total - i : step;
+        if (i && !nt) lws_cmd_barrier(cmd);
+        mm_piece r = q;
+        r.m = 1, r.batch = q.m;
+        r.stride_c = q.n, r.stride_a = q.k, r.stride_b = 0;
+        r.b_at += (uint64_t)i * width;
+        if (nt) {
+            r.n = size;
+            r.c_at += i;
+        } else {
+            r.k = size;
+            r.a_at += i;
+            r.accumulate = q.accumulate || i > 0;
+        }
+        LWS_TRY(dispatch_piece(cmd, p, r));
+    }
+    return LWS_OK;
+}
+
+/* TN (A [K, M], B [K, N]). With C within the limit: pieces of kp rows of A
+ * and B, added into C in turn. With C over it: one k at a time (the rows of
+ * C need columns of A, and a single row of A is contiguous), C in pieces of
+ * mp rows. */
+static lws_status split_tn(lws_cmd *cmd, const mm_problem *p, mm_piece q) {
+    uint64_t c_elems = (uint64_t)q.m * q.n;
+    uint32_t k = q.k, kp = c_elems <= p->limit
+                               ? (uint32_t)min_u64(min_u64(p->limit / q.m, p->limit / q.n), k)
+                               : 1;
+    uint32_t m = q.m, mp = (uint32_t)min_u64(p->limit / q.n, m);
+    for (uint32_t k0 = 0; k0 < k; k0 += kp) {
+        if (k0) lws_cmd_barrier(cmd); /* the pieces add into the same C */
+        for (uint32_t m0 = 0; m0 < m; m0 += mp) {
+            mm_piece r = q;
+            r.k = k - k0 < kp ? k - k0 : kp;
+            r.m = m - m0 < mp ? m - m0 : mp;
+            r.a_at += (uint64_t)k0 * q.m + m0;
+            r.b_at += (uint64_t)k0 * q.n;
+            r.c_at += (uint64_t)m0 * q.n;
+            r.accumulate = q.accumulate || k0 > 0;
+            LWS_TRY(dispatch_piece(cmd, p, r));
+        }
+    }
+    return LWS_OK;
+}
+
+/* One problem (batch 1) of any size. */
+static lws_status split(lws_cmd *cmd, const mm_problem *p, mm_piece q) {
+    uint64_t L = p->limit, c = (uint64_t)q.m * q.n, a = (uint64_t)q.m * q.k,
+             b = (uint64_t)q.n * q.k;
+    if (c <= L && a <= L && b <= L) return dispatch_piece(cmd, p, q);
+    /* The row length that each split keeps whole must fit. */
+    uint32_t row = p->layout == LWS_MM_TN   ? (c > L ? q.n : 0)
+                   : b <= L                 ? 0
+                   : p->layout == LWS_MM_NT ? q.k
+                                            : q.n;
+    LWS_OP_REQUIRE(cmd, row <= L,
+                   "matmul %s: M=%u N=%u K=%u needs pieces with rows of %u elements; one matrix "
+                   "of a piece may have at most %llu",
+                   layout_names[p->layout], q.m, q.n, q.k, row, (unsigned long long)L);
+    if (p->layout == LWS_MM_TN) return split_tn(cmd, p, q);
+    return b <= L ? split_rows(cmd, p, q) : split_b_rows(cmd, p, q);
+}
+
+/* Halves the tuning's tiles until their shared memory fits the device. */
+static lws_status fit_tiles(lws_cmd *cmd, lws_tuning *t, uint32_t *tile_k) {
+    lws_context *ctx = lws_cmd_context(cmd);
+    uint32_t have = lws_context_caps(ctx)->max_shared_memory;
+    uint32_t m = t->mm_tile_m, n = t->mm_tile_n, k = t->mm_tile_k;
+    while (4ull * k * (m + 4 + n + 4) > have) {
+        if (m >= n && m % (8 * t->mm_wg_y) == 0)
+            m /= 2;
+        else if (n % (8 * t->mm_wg_x) == 0)
+            n /= 2;
+        else if (k % 8 == 0)
+            k /= 2;
+        else
+            return lws_cmd_fail(cmd, lws_fail(LWS_ERR_INVALID,
+                                              "matmul: tiles %ux%ux%u need %u bytes of shared "
+                                              "memory; the device has %u",
+                                              m, n, k, 4 * k * (m + 4 + n + 4), have));
+    }
+    if (m != t->mm_tile_m || n != t->mm_tile_n || k != t->mm_tile_k)
+        lws_tuning_note(ctx, "matmul tiles",
+                        "matmul tiles %ux%ux%u need %u KiB shared memory, device has %u KiB; "
+                        "using %ux%ux%u",
+                        t->mm_tile_m, t->mm_tile_n, t->mm_tile_k,
+                        (4 * t->mm_tile_k * (t->mm_tile_m + t->mm_tile_n + 8) + 1023) / 1024,
+                        have / 1024, m, n, k);
+    t->mm_tile_m = m, t->mm_tile_n = n;
+    *tile_k = k;
+    return LWS_OK;
+}
+
 lws_status lws_op_matmul_batched(lws_cmd *cmd, lws_mm_layout layout, lws_buffer c, lws_buffer a,
                                  lws_buffer b, uint32_t m, uint32_t n, uint32_t k, int accumulate,
                                  uint32_t batch, uint64_t stride_c, uint64_t stride_a,
@@ -26,15 +238,7 @@ lws_status lws_op_matmul_batched(lws_cmd *cmd, lws_mm_layout layout, lws_buffer 
     LWS_OP_REQUIRE(cmd, m >= 1 && n >= 1 && k >= 1 && batch >= 1,
                    "matmul %s: shape M=%u N=%u K=%u batch=%u has a zero; every size must be >= 1",
                    name, m, n, k, batch);
-    /* The shader indexes each matrix with 32-bit element offsets, which the
-     * drivers sign-extend: one matrix must stay below 2^31 elements. Larger
-     * problems are split by the caller, e.g. as a batch. */
-    const uint64_t limit = 1ull << 31;
     uint64_t c_elems = (uint64_t)m * n, a_elems = (uint64_t)m * k, b_elems = (uint64_t)n * k;
-    LWS_OP_REQUIRE(cmd, c_elems < limit && a_elems < limit && b_elems < limit,
-                   "matmul %s: M=%u N=%u K=%u gives a matrix of 2^31 or more elements; split it "
-                   "into a batch",
-                   name, m, n, k);
     LWS_OP_REQUIRE(cmd, batch == 1 || stride_c >= c_elems,
                    "matmul %s: stride_c %llu is smaller than one C matrix (M*N = %llu), so batch "
                    "entries would overwrite each other",
@@ -52,52 +256,32 @@ lws_status lws_op_matmul_batched(lws_cmd *cmd, lws_mm_layout layout, lws_buffer 
     LWS_OP_REQUIRE(cmd, !overlaps(c, c_bytes, a, a_bytes) && !overlaps(c, c_bytes, b, b_bytes),
                    "matmul %s: C overlaps A or B; the output must be a separate buffer range",
                    name);
-
-    lws_context *ctx = lws_cmd_context(cmd);
-    lws_tuning t = lws_tuning_get(ctx);
+    mm_problem p = {layout, c, a, b, lws_tuning_get(lws_cmd_context(cmd)), 0, 0};
+    LWS_OP_REQUIRE(cmd, max_elements_env(&p.limit),
+                   "LWS_MATMUL_MAX_ELEMS = '%s' is not a matrix size: give 1 .. %llu elements",
+                   getenv("LWS_MATMUL_MAX_ELEMS"), (unsigned long long)SHADER_MAX_ELEMS);
     /* Invariants of the tuning table that the shader relies on: whole
      * register blocks, and tile sides in whole vec4s. */
+    const lws_tuning *t = &p.t;
     LWS_OP_REQUIRE(cmd,
-                   t.mm_wg_x && t.mm_wg_y && t.mm_tile_m % (4 * t.mm_wg_y) == 0 &&
-                       t.mm_tile_n % (4 * t.mm_wg_x) == 0 && t.mm_tile_k % 4 == 0 && t.mm_tile_m &&
-                       t.mm_tile_n && t.mm_tile_k,
+                   t->mm_wg_x && t->mm_wg_y && t->mm_tile_m % (4 * t->mm_wg_y) == 0 &&
+                       t->mm_tile_n % (4 * t->mm_wg_x) == 0 && t->mm_tile_k % 4 == 0 &&
+                       t->mm_tile_m && t->mm_tile_n && t->mm_tile_k,
                    "matmul: tuning tile %ux%ux%u with workgroup %ux%u: tile_m must be a multiple "
                    "of 4*wg_y, tile_n of 4*wg_x, tile_k of 4",
-                   t.mm_tile_m, t.mm_tile_n, t.mm_tile_k, t.mm_wg_x, t.mm_wg_y);
-    uint32_t shared_bytes = 4 * t.mm_tile_k * (t.mm_tile_m + 4 + t.mm_tile_n + 4);
-    LWS_OP_REQUIRE(cmd, shared_bytes <= lws_context_caps(ctx)->max_shared_memory,
-                   "matmul: tuning tiles %ux%ux%u need %u bytes of shared memory; the device has "
-                   "%u",
-                   t.mm_tile_m, t.mm_tile_n, t.mm_tile_k, shared_bytes,
-                   lws_context_caps(ctx)->max_shared_memory);
+                   t->mm_tile_m, t->mm_tile_n, t->mm_tile_k, t->mm_wg_x, t->mm_wg_y);
+    LWS_TRY(fit_tiles(cmd, &p.t, &p.tile_k));
 
-    /* The four-wide path: groups of 4 elements never straddle a matrix edge
-     * and every access is 16-byte aligned. */
-    uint32_t vec4 = m % 4 == 0 && n % 4 == 0 && k % 4 == 0 &&
-                    (c.addr | a.addr | b.addr) % 16 == 0 &&
-                    (batch == 1 || (stride_c | stride_a | stride_b) % 4 == 0);
-    /* The tuning's tile is the largest; small outputs get smaller tiles (same
-     * workgroup, smaller register blocks). A tile far wider than the matrix
-     * computes padding (d_model 64 under a 128-wide tile wastes half), and too
-     * few workgroups leave cores idle: a weight gradient dW[64, 64] summed
-     * over 2048 tokens is one 128x128 workgroup, so one core of many. */
-    uint32_t tile_m = t.mm_tile_m, tile_n = t.mm_tile_n;
-    uint32_t min_m = 4 * t.mm_wg_y, min_n = 4 * t.mm_wg_x;
-    while (tile_m > min_m && m <= tile_m / 2) tile_m /= 2;
-    while (tile_n > min_n && n <= tile_n / 2) tile_n /= 2;
-    while ((uint64_t)lws_div_up(m, tile_m) * lws_div_up(n, tile_n) * batch < t.mm_min_groups) {
-        if (tile_m >= tile_n && tile_m > min_m) tile_m /= 2;
-        else if (tile_n > min_n) tile_n /= 2;
-        else if (tile_m > min_m) tile_m /= 2;
-        else break;
+    mm_piece whole = {0, 0, 0, m, n, k, batch, stride_c, stride_a, stride_b, accumulate};
+    if (c_elems <= p.limit && a_elems <= p.limit && b_elems <= p.limit)
+        return dispatch_piece(cmd, &p, whole);
+    /* Some matrix is over the limit: each batch entry on its own, in pieces. */
+    for (uint32_t z = 0; z < batch; z++) {
+        mm_piece q = whole;
+        q.batch = 1;
+        q.c_at = z * stride_c, q.a_at = z * stride_a, q.b_at = z * stride_b;
+        LWS_TRY(split(cmd, &p, q));
     }
-    uint32_t spec[7] = {t.mm_wg_x, t.mm_wg_y, 1, tile_m, tile_n, t.mm_tile_k, vec4};
-    lws_pipeline *pipe;
-    LWS_OP_PIPELINE(cmd, shader_names[layout], spec, 7, &pipe);
-    matmul_push push = {c.addr, a.addr, b.addr, 4 * stride_c,        4 * stride_a, 4 * stride_b,
-                        m,      n,      k,      accumulate ? 1u : 0u};
-    lws_cmd_dispatch(cmd, pipe, &push, sizeof push, lws_div_up(n, tile_n), lws_div_up(m, tile_m),
-                     batch);
     return LWS_OK;
 }
 

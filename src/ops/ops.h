@@ -30,7 +30,12 @@ typedef enum lws_mm_layout {
     LWS_MM_TN, /* C[M,N] = A[K,M]^T . B[K,N]   backward: dW = dy^T . x    */
 } lws_mm_layout;
 
-/* C (+)= op(A) . op(B) for any M, N, K >= 1; accumulate adds into C. */
+/* C (+)= op(A) . op(B) for any M, N, K >= 1; accumulate adds into C. The
+ * shader indexes a matrix with 32-bit offsets: a problem with a matrix of more
+ * than lws_matmul_max_elements() elements is recorded as several dispatches
+ * on pieces (rows of A and C for NT and NN, rows of A and B for TN; column
+ * blocks through batches of one-row problems where B, or C for TN, is the
+ * large one), with barriers where pieces add into the same C. */
 lws_status lws_op_matmul(lws_cmd *cmd, lws_mm_layout layout, lws_buffer c, lws_buffer a,
                          lws_buffer b, uint32_t m, uint32_t n, uint32_t k, int accumulate);
 /* The same over `batch` independent problems whose operands start every
@@ -39,6 +44,10 @@ lws_status lws_op_matmul_batched(lws_cmd *cmd, lws_mm_layout layout, lws_buffer 
                                  lws_buffer b, uint32_t m, uint32_t n, uint32_t k, int accumulate,
                                  uint32_t batch, uint64_t stride_c, uint64_t stride_a,
                                  uint64_t stride_b);
+
+/* The most elements one matrix of a dispatch may have: 2^31 - 1, or less
+ * with LWS_MATMUL_MAX_ELEMS=n (tests split small problems that way). */
+uint64_t lws_matmul_max_elements(void);
 
 /* ---- embedding (ops/embedding.c) -------------------------------------------- */
 

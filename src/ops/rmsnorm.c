@@ -76,6 +76,10 @@ lws_status lws_op_rmsnorm_fwd(lws_cmd *cmd, lws_buffer y, lws_buffer rstd, lws_b
     lws_pipeline *pipe;
     LWS_OP_PIPELINE(cmd, "rmsnorm", spec, 2, &pipe);
     rmsnorm_push push = {y.addr, rstd.addr, x.addr, w.addr, rows, cols, eps};
+    lws_op_reads(cmd, x, 0, 4 * n);
+    lws_op_reads(cmd, w, 0, 4ull * cols);
+    lws_op_writes(cmd, y, 0, 4 * n);
+    lws_op_writes(cmd, rstd, 0, 4ull * rows);
     lws_cmd_dispatch(cmd, pipe, &push, sizeof push, lws_div_up(rows, r.rows_at_once), 1, 1);
     return LWS_OK;
 }
@@ -116,8 +120,20 @@ lws_status lws_op_rmsnorm_bwd(lws_cmd *cmd, lws_buffer dx, lws_buffer dw, lws_bu
     rmsnorm_bwd_push push = {dx.addr, dw.addr,   dy.addr,      x.addr,
                              w.addr,  rstd.addr, scratch.addr, rows,
                              cols,    per,       blocks * r.rows_at_once, accumulate_dx ? 1u : 0u};
+    /* Pass 0: dx and the dw partials (every partial row is written, zeros for
+     * a row group without rows); pass 1 adds the partials into dw. */
+    uint64_t partial_bytes = 4ull * blocks * r.rows_at_once * cols;
+    lws_op_reads(cmd, dy, 0, 4 * n);
+    lws_op_reads(cmd, x, 0, 4 * n);
+    lws_op_reads(cmd, w, 0, 4ull * cols);
+    lws_op_reads(cmd, rstd, 0, 4ull * rows);
+    if (accumulate_dx) lws_op_reads(cmd, dx, 0, 4 * n);
+    lws_op_writes(cmd, dx, 0, 4 * n);
+    lws_op_writes(cmd, scratch, 0, partial_bytes);
     lws_cmd_dispatch(cmd, rows_pass, &push, sizeof push, blocks, 1, 1);
     lws_cmd_barrier(cmd);
+    lws_op_reads(cmd, scratch, 0, partial_bytes);
+    lws_op_updates(cmd, dw, 0, 4ull * cols);
     lws_cmd_dispatch(cmd, dw_pass, &push, sizeof push, lws_div_up(cols, t.elementwise_wg), 1, 1);
     return LWS_OK;
 }

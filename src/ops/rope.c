@@ -43,6 +43,8 @@ lws_status lws_op_rope(lws_cmd *cmd, lws_buffer y, lws_buffer x, uint32_t n_toke
     rope_push push = {y.addr,   x.addr,   n_tokens, seq_len,          heads,
                       head_dim, ratio_hi, ratio_lo, inverse ? 1u : 0u};
     uint32_t pairs = n_tokens * (head_dim / 2);
+    lws_op_reads(cmd, x, 0, 4 * n);
+    lws_op_writes(cmd, y, 0, 4 * n);
     lws_cmd_dispatch(cmd, pipe, &push, sizeof push, lws_div_up(pairs, t.elementwise_wg), 1, 1);
     return LWS_OK;
 }

@@ -27,9 +27,14 @@ lws_status lws_op_sumsq(lws_cmd *cmd, lws_buffer out, uint32_t slot, lws_buffer 
     LWS_OP_PIPELINE(cmd, "sumsq", spec0, 2, &pass0);
     LWS_OP_PIPELINE(cmd, "sumsq", spec1, 2, &pass1);
     sumsq_push push = {x.addr, scratch.addr, out.addr, n, t.reduce_chunk, slot, 0};
+    lws_op_reads(cmd, x, 0, 4ull * n);
+    lws_op_writes(cmd, scratch, 0, 4ull * groups);
     lws_cmd_dispatch(cmd, pass0, &push, sizeof push, groups, 1, 1);
     lws_cmd_barrier(cmd);
     sumsq_push final = {scratch.addr, 0, out.addr, groups, 0, slot, accumulate ? 1u : 0u};
+    lws_op_reads(cmd, scratch, 0, 4ull * groups);
+    if (accumulate) lws_op_reads(cmd, out, 4ull * slot, 4);
+    lws_op_writes(cmd, out, 4ull * slot, 4);
     lws_cmd_dispatch(cmd, pass1, &final, sizeof final, 1, 1, 1);
     return LWS_OK;
 }

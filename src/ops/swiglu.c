@@ -25,6 +25,9 @@ lws_status lws_op_swiglu_fwd(lws_cmd *cmd, lws_buffer h, lws_buffer a, lws_buffe
     lws_pipeline *pipe;
     LWS_OP_PIPELINE(cmd, "swiglu", spec, 1, &pipe);
     swiglu_push push = {h.addr, a.addr, b.addr, n};
+    lws_op_reads(cmd, a, 0, 4ull * n);
+    lws_op_reads(cmd, b, 0, 4ull * n);
+    lws_op_writes(cmd, h, 0, 4ull * n);
     lws_cmd_dispatch(cmd, pipe, &push, sizeof push, swiglu_groups(&t, n), 1, 1);
     return LWS_OK;
 }
@@ -40,6 +43,11 @@ lws_status lws_op_swiglu_bwd(lws_cmd *cmd, lws_buffer da, lws_buffer db, lws_buf
     lws_pipeline *pipe;
     LWS_OP_PIPELINE(cmd, "swiglu_bwd", spec, 1, &pipe);
     swiglu_bwd_push push = {da.addr, db.addr, dh.addr, a.addr, b.addr, n};
+    lws_op_reads(cmd, dh, 0, 4ull * n);
+    lws_op_reads(cmd, a, 0, 4ull * n);
+    lws_op_reads(cmd, b, 0, 4ull * n);
+    lws_op_writes(cmd, da, 0, 4ull * n);
+    lws_op_writes(cmd, db, 0, 4ull * n);
     lws_cmd_dispatch(cmd, pipe, &push, sizeof push, swiglu_groups(&t, n), 1, 1);
     return LWS_OK;
 }

@@ -1,4 +1,9 @@
 /* Every per-vendor kernel choice, with its reason beside it. */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
 #include "ops/tuning.h"
 
 void lws_tuning_for(const lws_device_caps *caps, lws_tuning *t) {
@@ -90,6 +95,26 @@ void lws_tuning_for(const lws_device_caps *caps, lws_tuning *t) {
 
 lws_tuning lws_tuning_get(lws_context *ctx) {
     lws_tuning t;
-    lws_tuning_for(lws_context_caps(ctx), &t);
+    lws_tuning_for(lws_context_tuning_caps(ctx), &t);
     return t;
+}
+
+void lws_tuning_note(lws_context *ctx, const char *what, const char *fmt, ...) {
+    const char *table = lws_context_tuning_name(ctx);
+    if (!table) return;
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    static char said[16][64];
+    static int count;
+    pthread_mutex_lock(&lock);
+    int seen = 0;
+    for (int i = 0; i < count && !seen; i++) seen = strcmp(said[i], what) == 0;
+    if (!seen && count < 16) snprintf(said[count++], sizeof said[0], "%s", what);
+    pthread_mutex_unlock(&lock);
+    if (seen) return;
+    char message[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "LWS_TUNING=%s: %s\n", table, message);
 }

@@ -22,9 +22,14 @@ typedef struct lws_tuning {
     uint32_t row_threads; /* at most this many invocations share one row (a power of two) */
 } lws_tuning;
 
-/* The parameters for this context's device (cheap: a few assignments). */
+/* The parameters for this context's device, or for the table LWS_TUNING
+ * forces (lws_context_tuning_caps); cheap: a few assignments. */
 lws_tuning lws_tuning_get(lws_context *ctx);
 /* The choice itself, from a capability record (tests call it directly). */
 void lws_tuning_for(const lws_device_caps *caps, lws_tuning *out);
+/* A launcher shrank a choice of a table forced by LWS_TUNING to fit the real
+ * device: says so on stderr ("LWS_TUNING=nvidia: <message>"), once per
+ * process for each `what`. Silent for the device's own table. */
+void lws_tuning_note(lws_context *ctx, const char *what, const char *fmt, ...) LWS_PRINTF(3, 4);
 
 #endif

@@ -9,6 +9,9 @@ struct lws_cmd {
     VkCommandBuffer cb;
     VkPipeline bound;
     lws_status status;
+    lws_hazards *hz; /* NULL unless the context checks hazards */
+    uint32_t barriers;
+    int counted; /* barrier statistics added to the context */
 };
 
 struct lws_timer {
@@ -34,6 +37,11 @@ lws_status lws_cmd_begin(lws_context *ctx, int reusable, lws_cmd **out) {
     lws_cmd *cmd = calloc(1, sizeof *cmd);
     if (!cmd) return lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory");
     cmd->ctx = ctx;
+    lws_status hs = lws_hazards_create(ctx, &cmd->hz);
+    if (hs != LWS_OK) {
+        free(cmd);
+        return hs;
+    }
     VkCommandBufferAllocateInfo alloc = {
         .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
         .commandPool = ctx->pool,
@@ -42,6 +50,7 @@ lws_status lws_cmd_begin(lws_context *ctx, int reusable, lws_cmd **out) {
     };
     VkResult r = vkAllocateCommandBuffers(ctx->device, &alloc, &cmd->cb);
     if (r != VK_SUCCESS) {
+        lws_hazards_destroy(cmd->hz);
         free(cmd);
         return lws_vk_fail(r, "vkAllocateCommandBuffers");
     }
@@ -62,8 +71,44 @@ lws_status lws_cmd_begin(lws_context *ctx, int reusable, lws_cmd **out) {
 lws_context *lws_cmd_context(lws_cmd *cmd) { return cmd->ctx; }
 VkCommandBuffer lws_cmd_handle(lws_cmd *cmd) { return cmd->cb; }
 
+void lws_cmd_reads(lws_cmd *cmd, lws_buffer range) {
+    if (!cmd->hz || cmd->status != LWS_OK) return;
+    lws_hazards_declare(cmd->hz, range, 0, NULL);
+}
+
+void lws_cmd_writes(lws_cmd *cmd, lws_buffer range) {
+    if (!cmd->hz || cmd->status != LWS_OK) return;
+    lws_hazards_declare(cmd->hz, range, 1, NULL);
+}
+
+void lws_cmd_reads_strided(lws_cmd *cmd, lws_buffer first, VkDeviceSize stride, uint64_t count) {
+    if (!cmd->hz || cmd->status != LWS_OK) return;
+    lws_hazards_declare_strided(cmd->hz, first, stride, count, 0);
+}
+
+void lws_cmd_writes_strided(lws_cmd *cmd, lws_buffer first, VkDeviceSize stride, uint64_t count) {
+    if (!cmd->hz || cmd->status != LWS_OK) return;
+    lws_hazards_declare_strided(cmd->hz, first, stride, count, 1);
+}
+
+void lws_cmd_accesses_arena(lws_cmd *cmd, int write, const char *what) {
+    if (!cmd->hz || cmd->status != LWS_OK) return;
+    lws_hazards_declare_arena(cmd->hz, write, what);
+}
+
+void lws_cmd_label(lws_cmd *cmd, const char *label) {
+    if (!cmd->hz || cmd->status != LWS_OK) return;
+    lws_hazards_label(cmd->hz, label);
+}
+
 void lws_cmd_dispatch(lws_cmd *cmd, lws_pipeline *pipe, const void *push, uint32_t push_bytes,
                       uint32_t gx, uint32_t gy, uint32_t gz) {
+    if (cmd->hz) {
+        if (cmd->status != LWS_OK)
+            lws_hazards_clear_pending(cmd->hz);
+        else
+            lws_cmd_fail(cmd, lws_hazards_dispatch(cmd->hz, pipe->shader));
+    }
     if (cmd->status != LWS_OK || gx == 0 || gy == 0 || gz == 0) return;
     if (push_bytes > LWS_PUSH_BYTES) {
         cmd->status = lws_fail(LWS_ERR_INVALID, "push constants of %u bytes exceed %d (%s)",
@@ -92,13 +137,38 @@ void lws_cmd_dispatch(lws_cmd *cmd, lws_pipeline *pipe, const void *push, uint32
             }
 }
 
-void lws_cmd_barrier(lws_cmd *cmd) { full_barrier(cmd->cb); }
+void lws_cmd_barrier(lws_cmd *cmd) {
+    /* LWS_SKIP_BARRIER=N: the N-th barrier of the context is left out, so a
+     * test can check that the hazard checker notices. */
+    if (++cmd->ctx->barrier_calls == cmd->ctx->skip_barrier) return;
+    full_barrier(cmd->cb);
+    cmd->barriers++;
+    if (!cmd->hz) return;
+    if (cmd->status != LWS_OK) lws_hazards_clear_pending(cmd->hz);
+    lws_status s = lws_hazards_barrier(cmd->hz);
+    if (cmd->status == LWS_OK) lws_cmd_fail(cmd, s);
+}
+
+void lws_cmd_barrier_stats(const lws_cmd *cmd, uint32_t *total, uint32_t *unneeded) {
+    *total = cmd->barriers;
+    *unneeded = 0;
+    if (cmd->hz) lws_hazards_stats(cmd->hz, total, unneeded);
+}
 
 void lws_cmd_fill(lws_cmd *cmd, lws_buffer dst, uint32_t pattern) {
-    vkCmdFillBuffer(cmd->cb, dst.buffer, dst.offset, (dst.size + 3) / 4 * 4, pattern);
+    VkDeviceSize bytes = (dst.size + 3) / 4 * 4;
+    if (cmd->hz && cmd->status == LWS_OK)
+        lws_cmd_fail(cmd,
+                     lws_hazards_transfer(cmd->hz, "fill", NULL, lws_buffer_slice(dst, 0, bytes)));
+    vkCmdFillBuffer(cmd->cb, dst.buffer, dst.offset, bytes, pattern);
 }
 
 void lws_cmd_copy(lws_cmd *cmd, lws_buffer src, lws_buffer dst, VkDeviceSize bytes) {
+    if (cmd->hz && cmd->status == LWS_OK) {
+        lws_buffer from = lws_buffer_slice(src, 0, bytes);
+        lws_cmd_fail(cmd,
+                     lws_hazards_transfer(cmd->hz, "copy", &from, lws_buffer_slice(dst, 0, bytes)));
+    }
     VkBufferCopy region = {.srcOffset = src.offset, .dstOffset = dst.offset, .size = bytes};
     vkCmdCopyBuffer(cmd->cb, src.buffer, dst.buffer, 1, &region);
 }
@@ -109,6 +179,18 @@ lws_status lws_cmd_fail(lws_cmd *cmd, lws_status s) {
 }
 
 lws_status lws_cmd_end(lws_cmd *cmd) {
+    if (cmd->hz) {
+        if (cmd->status != LWS_OK) lws_hazards_clear_pending(cmd->hz);
+        lws_status s = lws_hazards_end(cmd->hz);
+        if (cmd->status == LWS_OK) lws_cmd_fail(cmd, s);
+    }
+    if (!cmd->counted) {
+        uint32_t total, unneeded;
+        lws_cmd_barrier_stats(cmd, &total, &unneeded);
+        cmd->ctx->barriers_total += total;
+        cmd->ctx->barriers_unneeded += unneeded;
+        cmd->counted = 1;
+    }
     full_barrier(cmd->cb);
     VkResult r = vkEndCommandBuffer(cmd->cb);
     if (cmd->status != LWS_OK) return cmd->status;
@@ -138,6 +220,7 @@ lws_status lws_submit(lws_context *ctx, lws_cmd *const *cmds, uint32_t count) {
 void lws_cmd_destroy(lws_cmd *cmd) {
     if (!cmd) return;
     if (cmd->cb) vkFreeCommandBuffers(cmd->ctx->device, cmd->ctx->pool, 1, &cmd->cb);
+    lws_hazards_destroy(cmd->hz);
     free(cmd);
 }
 
@@ -216,7 +299,9 @@ lws_status lws_timer_read(lws_context *ctx, lws_timer *t, double *ms, uint32_t c
         return lws_vk_fail(r, "vkGetQueryPoolResults");
     }
     for (uint32_t i = 0; i < n; i++)
-        ms[i] = (double)(stamps[2 * i + 1] - stamps[2 * i]) * ctx->caps.timestamp_period_ns * 1e-6;
+        ms[i] = (double)lws_timestamp_ticks(stamps[2 * i], stamps[2 * i + 1],
+                                            ctx->caps.timestamp_valid_bits) *
+                ctx->caps.timestamp_period_ns * 1e-6;
     for (uint32_t i = n; i < count; i++) ms[i] = 0.0;
     free(stamps);
     return LWS_OK;

@@ -54,6 +54,8 @@ void lws_query_caps(VkPhysicalDevice pd, uint32_t index, lws_device_caps *caps) 
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_PROPERTIES, .pNext = &p12};
     VkPhysicalDeviceMaintenance3Properties m3 = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_3_PROPERTIES, .pNext = &p11};
+    VkPhysicalDeviceMaintenance4Properties m4 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_4_PROPERTIES, .pNext = &m3};
     VkPhysicalDeviceProperties2 props = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2,
                                          .pNext = &m3};
     VkPhysicalDeviceProperties basic;
@@ -61,6 +63,10 @@ void lws_query_caps(VkPhysicalDevice pd, uint32_t index, lws_device_caps *caps) 
     int size_control = basic.apiVersion >= VK_API_VERSION_1_3 ||
                        has_extension(exts, ext_count, VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME);
     if (size_control) p12.pNext = &sizes;
+    /* maxBufferSize: Vulkan 1.3 or VK_KHR_maintenance4. */
+    if (basic.apiVersion >= VK_API_VERSION_1_3 ||
+        has_extension(exts, ext_count, VK_KHR_MAINTENANCE_4_EXTENSION_NAME))
+        props.pNext = &m4;
     vkGetPhysicalDeviceProperties2(pd, &props);
     const VkPhysicalDeviceLimits *lim = &props.properties.limits;
 
@@ -87,6 +93,7 @@ void lws_query_caps(VkPhysicalDevice pd, uint32_t index, lws_device_caps *caps) 
     caps->max_push_constants = lim->maxPushConstantsSize;
     caps->max_storage_buffer_range = lim->maxStorageBufferRange;
     caps->max_allocation_size = m3.maxMemoryAllocationSize;
+    caps->max_buffer_size = props.pNext == &m4 ? m4.maxBufferSize : 0;
 
     VkPhysicalDeviceMemoryProperties mem;
     vkGetPhysicalDeviceMemoryProperties(pd, &mem);
@@ -99,16 +106,18 @@ void lws_query_caps(VkPhysicalDevice pd, uint32_t index, lws_device_caps *caps) 
             caps->device_local_bytes = caps->heaps[i].size;
     }
 
+    /* Timestamps of the queue family lws will record on. Its
+     * timestampValidBits decide: timestampComputeAndGraphics = VK_FALSE only
+     * says that not every graphics and compute queue has them. */
     uint32_t qf_count = 0;
     vkGetPhysicalDeviceQueueFamilyProperties(pd, &qf_count, NULL);
     VkQueueFamilyProperties qf[16];
     if (qf_count > 16) qf_count = 16;
     vkGetPhysicalDeviceQueueFamilyProperties(pd, &qf_count, qf);
-    int timestamps = 0;
-    for (uint32_t i = 0; i < qf_count; i++)
-        if ((qf[i].queueFlags & VK_QUEUE_COMPUTE_BIT) && qf[i].timestampValidBits > 0)
-            timestamps = 1;
-    caps->timestamp_period_ns = timestamps ? lim->timestampPeriod : 0.0f;
+    int family = lws_pick_queue_family(qf, qf_count);
+    caps->timestamp_valid_bits = family >= 0 ? qf[family].timestampValidBits : 0;
+    caps->timestamp_period_ns =
+        caps->timestamp_valid_bits > 0 && lim->timestampPeriod > 0 ? lim->timestampPeriod : 0.0f;
 
     VkPhysicalDeviceShaderAtomicFloatFeaturesEXT atomic_float = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_ATOMIC_FLOAT_FEATURES_EXT};
@@ -122,19 +131,68 @@ void lws_query_caps(VkPhysicalDevice pd, uint32_t index, lws_device_caps *caps) 
     caps->shader_float16 = f12.shaderFloat16;
     caps->shader_int8 = f12.shaderInt8;
     caps->buffer_device_address = f12.bufferDeviceAddress;
+    caps->scalar_block_layout = f12.scalarBlockLayout;
+    caps->shader_int64 = features.features.shaderInt64;
     caps->float_atomic_add = atomic_float.shaderBufferFloat32AtomicAdd;
     caps->nv_cooperative_matrix =
         has_extension(exts, ext_count, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
     free(exts);
 }
 
-/* Picks a physical device by index ("1") or by a case-insensitive name substring. */
+lws_status lws_check_required_features(const char *device_name,
+                                       const VkPhysicalDeviceFeatures *core,
+                                       const VkPhysicalDeviceVulkan12Features *v12) {
+    const char *missing = !core->shaderInt64          ? "shaderInt64"
+                          : !v12->bufferDeviceAddress ? "bufferDeviceAddress"
+                          : !v12->scalarBlockLayout   ? "scalarBlockLayout"
+                                                      : NULL;
+    if (!missing) return LWS_OK;
+    return lws_fail(LWS_ERR_VULKAN,
+                    "device %s lacks the Vulkan feature %s, which every lws shader needs "
+                    "(shaderInt64 and bufferDeviceAddress for 64-bit tensor addresses, "
+                    "scalarBlockLayout for their layouts); update the driver or choose another "
+                    "device with --device (see `lws devices`)",
+                    device_name, missing);
+}
+
+int lws_pick_queue_family(const VkQueueFamilyProperties *families, uint32_t count) {
+    for (uint32_t i = 0; i < count; i++)
+        if ((families[i].queueFlags & VK_QUEUE_COMPUTE_BIT) &&
+            !(families[i].queueFlags & VK_QUEUE_GRAPHICS_BIT))
+            return (int)i;
+    for (uint32_t i = 0; i < count; i++)
+        if (families[i].queueFlags & VK_QUEUE_COMPUTE_BIT) return (int)i;
+    return -1;
+}
+
+uint64_t lws_timestamp_ticks(uint64_t start, uint64_t end, uint32_t valid_bits) {
+    if (valid_bits == 0) return 0;
+    uint64_t mask = valid_bits >= 64 ? UINT64_MAX : (1ull << valid_bits) - 1;
+    return (end - start) & mask;
+}
+
+/* The device's features, checked against what lws needs. */
+static lws_status device_usable(VkPhysicalDevice pd) {
+    VkPhysicalDeviceProperties p;
+    vkGetPhysicalDeviceProperties(pd, &p);
+    VkPhysicalDeviceVulkan12Features f12 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
+    VkPhysicalDeviceFeatures2 f = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
+                                   .pNext = &f12};
+    vkGetPhysicalDeviceFeatures2(pd, &f);
+    return lws_check_required_features(p.deviceName, &f.features, &f12);
+}
+
+/* Picks a physical device by index ("1") or by a case-insensitive name
+ * substring, and refuses one without the features lws needs. */
 static lws_status select_device(VkPhysicalDevice *pds, uint32_t n, const char *want,
                                 uint32_t *chosen) {
     if (!want || !*want) {
-        /* First discrete GPU, else first integrated GPU, else the first device. */
+        /* First usable discrete GPU, else integrated GPU, else any usable
+         * device; when none is usable, the first one's reason. */
         int best = -1, best_rank = 99;
         for (uint32_t i = 0; i < n; i++) {
+            if (device_usable(pds[i]) != LWS_OK) continue;
             VkPhysicalDeviceProperties p;
             vkGetPhysicalDeviceProperties(pds[i], &p);
             int rank = p.deviceType == VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU     ? 0
@@ -142,6 +200,7 @@ static lws_status select_device(VkPhysicalDevice *pds, uint32_t n, const char *w
                                                                                  : 2;
             if (rank < best_rank) best = (int)i, best_rank = rank;
         }
+        if (best < 0) return device_usable(pds[0]);
         *chosen = (uint32_t)best;
         return LWS_OK;
     }
@@ -154,7 +213,7 @@ static lws_status select_device(VkPhysicalDevice *pds, uint32_t n, const char *w
                             "(see `lws devices`)",
                             want, n, n - 1);
         *chosen = (uint32_t)index;
-        return LWS_OK;
+        return device_usable(pds[index]);
     }
     for (uint32_t i = 0; i < n; i++) {
         VkPhysicalDeviceProperties p;
@@ -167,7 +226,7 @@ static lws_status select_device(VkPhysicalDevice *pds, uint32_t n, const char *w
         b[k] = 0;
         if (strstr(a, b)) {
             *chosen = i;
-            return LWS_OK;
+            return device_usable(pds[i]);
         }
     }
     return lws_fail(LWS_ERR_INVALID,
@@ -181,22 +240,10 @@ static lws_status create_device(lws_context *ctx) {
     VkQueueFamilyProperties qf[16];
     if (qf_count > 16) qf_count = 16;
     vkGetPhysicalDeviceQueueFamilyProperties(ctx->physical, &qf_count, qf);
-    int family = -1;
-    /* Prefer a compute-only family (asynchronous compute), else any with compute. */
-    for (uint32_t i = 0; i < qf_count && family < 0; i++)
-        if ((qf[i].queueFlags & VK_QUEUE_COMPUTE_BIT) && !(qf[i].queueFlags & VK_QUEUE_GRAPHICS_BIT))
-            family = (int)i;
-    for (uint32_t i = 0; i < qf_count && family < 0; i++)
-        if (qf[i].queueFlags & VK_QUEUE_COMPUTE_BIT) family = (int)i;
+    int family = lws_pick_queue_family(qf, qf_count);
     if (family < 0)
         return lws_fail(LWS_ERR_VULKAN, "device %s has no compute queue", ctx->caps.name);
     ctx->queue_family = (uint32_t)family;
-
-    if (!ctx->caps.buffer_device_address)
-        return lws_fail(LWS_ERR_VULKAN,
-                        "device %s does not support bufferDeviceAddress (Vulkan 1.2), which "
-                        "lws needs: update the driver",
-                        ctx->caps.name);
 
     VkPhysicalDeviceVulkan12Features have12 = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
@@ -209,6 +256,7 @@ static lws_status create_device(lws_context *ctx) {
     VkPhysicalDeviceVulkan12Features f12 = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES,
         .bufferDeviceAddress = VK_TRUE,
+        .scalarBlockLayout = VK_TRUE,
         .shaderFloat16 = have12.shaderFloat16,
         .shaderInt8 = have12.shaderInt8,
         .storageBuffer8BitAccess = have12.storageBuffer8BitAccess,
@@ -222,8 +270,7 @@ static lws_status create_device(lws_context *ctx) {
     VkPhysicalDeviceFeatures2 features = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
         .pNext = &f11,
-        .features = {.shaderInt64 = have.features.shaderInt64,
-                     .shaderInt16 = have.features.shaderInt16},
+        .features = {.shaderInt64 = VK_TRUE, .shaderInt16 = have.features.shaderInt16},
     };
     float priority = 1.0f;
     VkDeviceQueueCreateInfo queue = {
@@ -253,20 +300,88 @@ static lws_status create_device(lws_context *ctx) {
     return LWS_OK;
 }
 
+/* The kernel tables LWS_TUNING can force, with the limits that vendor's GPUs
+ * report to Vulkan (what lws_tuning_for reads besides the vendor): NVIDIA 48
+ * KiB of shared memory per workgroup and subgroups of 32; AMD 64 KiB and 64
+ * (wave64); Intel 64 KiB and up to 32; generic, a GPU of a vendor the tables
+ * do not name, at Vulkan's guaranteed 16 KiB. */
+typedef struct tuning_profile {
+    const char *name;
+    uint32_t vendor_id;
+    const char *vendor;
+    uint32_t shared_memory, subgroup;
+} tuning_profile;
+
+static const tuning_profile tuning_profiles[] = {
+    {"nvidia", 0x10DE, "NVIDIA", 48 << 10, 32},
+    {"amd", 0x1002, "AMD", 64 << 10, 64},
+    {"intel", 0x8086, "Intel", 64 << 10, 32},
+    {"generic", 0xFFFF, "unknown", 16 << 10, 32},
+};
+
+const char *lws_tuning_names(void) {
+    return "nvidia, amd, intel, generic, auto";
+}
+
+static lws_status choose_tuning(lws_context *ctx, const char *want) {
+    ctx->tuning_caps = ctx->caps;
+    ctx->tuning_name = NULL;
+    const char *from = "lws_context_options.tuning";
+    if (!want || !*want) {
+        want = getenv("LWS_TUNING");
+        from = "LWS_TUNING";
+    }
+    if (!want || !*want || strcmp(want, "auto") == 0) return LWS_OK;
+    for (size_t i = 0; i < sizeof tuning_profiles / sizeof *tuning_profiles; i++) {
+        const tuning_profile *p = &tuning_profiles[i];
+        if (strcmp(want, p->name) != 0) continue;
+        lws_device_caps *t = &ctx->tuning_caps;
+        t->vendor_id = p->vendor_id;
+        t->vendor = p->vendor;
+        t->max_shared_memory = p->shared_memory;
+        t->subgroup_size = t->min_subgroup_size = t->max_subgroup_size = p->subgroup;
+        ctx->tuning_name = p->name;
+        return LWS_OK;
+    }
+    return lws_fail(LWS_ERR_INVALID, "%s = '%s' is not a kernel table; allowed: %s", from, want,
+                    lws_tuning_names());
+}
+
+/* Hazard checking and the barrier to leave out, from the options or the
+ * environment. */
+static lws_status choose_checks(lws_context *ctx, const lws_context_options *o) {
+    ctx->check_hazards = o->check_hazards > 0   ? 1
+                         : o->check_hazards < 0 ? 0
+                                                : lws_env_flag("LWS_CHECK_HAZARDS", 0);
+    ctx->skip_barrier = o->skip_barrier;
+    const char *env = getenv("LWS_SKIP_BARRIER");
+    if (!o->skip_barrier && env && *env) {
+        char *end = NULL;
+        unsigned long n = strtoul(env, &end, 10);
+        if (*end || n == 0 || n > UINT32_MAX || env[0] == '-')
+            return lws_fail(LWS_ERR_INVALID,
+                            "LWS_SKIP_BARRIER = '%s' is not a barrier number: give N >= 1 to "
+                            "leave out the N-th lws_cmd_barrier of the context",
+                            env);
+        ctx->skip_barrier = (uint32_t)n;
+    }
+    return LWS_OK;
+}
+
 lws_status lws_context_create(const lws_context_options *options, lws_context **out) {
     lws_context_options defaults = {.device = NULL, .validation = -1, .pipeline_cache = -1};
     if (!options) options = &defaults;
     if (!options->device || !*options->device) {
         const char *env = getenv("LWS_DEVICE");
-        if (env && *env) defaults.device = env;
-        defaults.validation = options->validation;
-        defaults.pipeline_cache = options->pipeline_cache;
+        defaults = *options;
+        defaults.device = env && *env ? env : NULL;
         options = &defaults;
     }
     lws_context *ctx = calloc(1, sizeof *ctx);
     if (!ctx) return lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory creating the context");
     *out = NULL;
-    lws_status s = lws_instance_create(options->validation, &ctx->instance, &ctx->validation);
+    lws_status s = choose_checks(ctx, options);
+    if (s == LWS_OK) s = lws_instance_create(options->validation, &ctx->instance, &ctx->validation);
     if (s == LWS_OK && ctx->validation) s = lws_messenger_create(ctx->instance, &ctx->messenger);
     VkPhysicalDevice *pds = NULL;
     uint32_t n = 0, chosen = 0;
@@ -275,7 +390,8 @@ lws_status lws_context_create(const lws_context_options *options, lws_context **
     if (s == LWS_OK) {
         ctx->physical = pds[chosen];
         lws_query_caps(ctx->physical, chosen, &ctx->caps);
-        s = create_device(ctx);
+        s = choose_tuning(ctx, options->tuning);
+        if (s == LWS_OK) s = create_device(ctx);
     }
     free(pds);
     int cache = options->pipeline_cache;
@@ -300,11 +416,19 @@ void lws_context_destroy(lws_context *ctx) {
         if (ctx->pool) vkDestroyCommandPool(ctx->device, ctx->pool, NULL);
         vkDestroyDevice(ctx->device, NULL);
     }
+    lws_names_destroy(ctx);
     if (ctx->messenger) vkDestroyDebugUtilsMessengerEXT(ctx->instance, ctx->messenger, NULL);
     if (ctx->instance) vkDestroyInstance(ctx->instance, NULL);
     free(ctx);
 }
 
 const lws_device_caps *lws_context_caps(const lws_context *ctx) { return &ctx->caps; }
+const lws_device_caps *lws_context_tuning_caps(const lws_context *ctx) { return &ctx->tuning_caps; }
+const char *lws_context_tuning_name(const lws_context *ctx) { return ctx->tuning_name; }
+int lws_context_checks_hazards(const lws_context *ctx) { return ctx->check_hazards; }
+void lws_context_barrier_stats(const lws_context *ctx, uint64_t *total, uint64_t *unneeded) {
+    *total = ctx->barriers_total;
+    *unneeded = ctx->barriers_unneeded;
+}
 VkDevice lws_context_device(const lws_context *ctx) { return ctx->device; }
 int lws_context_validation(const lws_context *ctx) { return ctx->validation; }

@@ -28,6 +28,13 @@ typedef struct lws_shader_module {
     struct lws_shader_module *next;
 } lws_shader_module;
 
+/* A named byte range of an arena block (lws_buffer_name). */
+typedef struct lws_range_name {
+    VkBuffer buffer;
+    VkDeviceSize begin, end;
+    char *name;
+} lws_range_name;
+
 struct lws_context {
     VkInstance instance;
     VkDebugUtilsMessengerEXT messenger;
@@ -57,7 +64,46 @@ struct lws_context {
     char cache_path[1024];
     lws_pipeline *pipelines;
     lws_shader_module *modules;
+
+    /* Hazard checking (hazard.c) and the barrier test hook. */
+    int check_hazards;
+    uint32_t skip_barrier, barrier_calls;
+    uint64_t barriers_total, barriers_unneeded;
+    lws_range_name *names;
+    uint32_t name_count, name_capacity;
+
+    /* LWS_TUNING: the capability record the tuning sees, and its name. */
+    lws_device_caps tuning_caps;
+    const char *tuning_name;
 };
+
+/* ---- hazard checking (hazard.c), used by cmd.c ---- */
+typedef struct lws_hazards lws_hazards;
+/* NULL (and LWS_OK) when the context does not check. */
+lws_status lws_hazards_create(lws_context *ctx, lws_hazards **out);
+void lws_hazards_destroy(lws_hazards *hz);
+/* Declares one access of the next dispatch. */
+void lws_hazards_declare(lws_hazards *hz, lws_buffer range, int write, const char *note);
+void lws_hazards_declare_strided(lws_hazards *hz, lws_buffer first, VkDeviceSize stride,
+                                 uint64_t count, int write);
+void lws_hazards_declare_arena(lws_hazards *hz, int write, const char *what);
+void lws_hazards_label(lws_hazards *hz, const char *label);
+/* Drops the pending declarations (the command buffer has already failed). */
+void lws_hazards_clear_pending(lws_hazards *hz);
+/* An op: the pending declarations (a dispatch of `shader`) or, for copies and
+ * fills, the accesses given here. Returns the hazard it finds (the message is
+ * recorded), else LWS_OK after adding the op's accesses. */
+lws_status lws_hazards_dispatch(lws_hazards *hz, const char *shader);
+lws_status lws_hazards_transfer(lws_hazards *hz, const char *what, const lws_buffer *read,
+                                lws_buffer write);
+/* A barrier, and the end of the command buffer: each judges the barrier
+ * before it and fails on declarations that no dispatch consumed. */
+lws_status lws_hazards_barrier(lws_hazards *hz);
+lws_status lws_hazards_end(lws_hazards *hz);
+void lws_hazards_stats(const lws_hazards *hz, uint32_t *total, uint32_t *unneeded);
+/* Forgets the names of ranges of `buffer` at or after byte `from`. */
+void lws_names_release(lws_context *ctx, VkBuffer buffer, VkDeviceSize from);
+void lws_names_destroy(lws_context *ctx);
 
 /* Formats a failed Vulkan call into the error message. */
 lws_status lws_vk_fail(VkResult r, const char *call);

@@ -49,6 +49,14 @@ static lws_status make_buffer(lws_context *ctx, VkDeviceSize size, uint32_t type
     LWS_VK(vkCreateBuffer(ctx->device, &info, NULL, buffer));
     VkMemoryRequirements req;
     vkGetBufferMemoryRequirements(ctx->device, *buffer, &req);
+    if (ctx->caps.max_allocation_size && req.size > ctx->caps.max_allocation_size) {
+        vkDestroyBuffer(ctx->device, *buffer, NULL);
+        return lws_fail(LWS_ERR_OUT_OF_MEMORY,
+                        "a buffer of %.1f MiB needs an allocation of %.1f MiB, more than the "
+                        "%.1f MiB device %s allows (maxMemoryAllocationSize)",
+                        size / 1048576.0, req.size / 1048576.0,
+                        ctx->caps.max_allocation_size / 1048576.0, ctx->caps.name);
+    }
     uint32_t type = type_hint;
     if (!(req.memoryTypeBits & (1u << type))) {
         VkMemoryPropertyFlags want = host ? VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT |
@@ -101,18 +109,29 @@ static VkDeviceAddress address_of(lws_context *ctx, VkBuffer buffer) {
     return vkGetBufferDeviceAddress(ctx->device, &info);
 }
 
+/* The largest block the device allows: one VkBuffer (maxBufferSize) bound
+ * to one allocation (maxMemoryAllocationSize); 0 when neither is reported. */
+static VkDeviceSize block_limit(const lws_device_caps *caps) {
+    VkDeviceSize a = caps->max_allocation_size, b = caps->max_buffer_size;
+    return !a ? b : !b ? a : a < b ? a : b;
+}
+
 static lws_status add_block(lws_context *ctx, VkDeviceSize need) {
     if (ctx->block_count == LWS_MAX_BLOCKS)
         return lws_fail(LWS_ERR_OUT_OF_MEMORY, "the arena has used all of its %d blocks",
                         LWS_MAX_BLOCKS);
     VkDeviceSize size = need > BLOCK_BYTES ? need : BLOCK_BYTES;
-    if (ctx->caps.max_allocation_size && size > ctx->caps.max_allocation_size) {
-        if (need > ctx->caps.max_allocation_size)
+    VkDeviceSize limit = block_limit(&ctx->caps);
+    if (limit && size > limit) {
+        if (need > limit)
             return lws_fail(LWS_ERR_OUT_OF_MEMORY,
-                            "one tensor needs %.1f MiB but the device allows allocations of at "
-                            "most %.1f MiB",
-                            need / 1048576.0, ctx->caps.max_allocation_size / 1048576.0);
-        size = ctx->caps.max_allocation_size;
+                            "one tensor needs %llu bytes (%.1f MiB) but device %s allows buffers "
+                            "of at most %llu bytes (maxBufferSize %.1f MiB, "
+                            "maxMemoryAllocationSize %.1f MiB)",
+                            (unsigned long long)need, need / 1048576.0, ctx->caps.name,
+                            (unsigned long long)limit, ctx->caps.max_buffer_size / 1048576.0,
+                            ctx->caps.max_allocation_size / 1048576.0);
+        size = limit;
     }
     lws_block *b = &ctx->blocks[ctx->block_count];
     LWS_TRY(make_buffer(ctx, size, ctx->device_memory_type, 0, &b->buffer, &b->memory));
@@ -167,6 +186,7 @@ void lws_arena_reset(lws_context *ctx, lws_arena_mark mark) {
         VkDeviceSize keep = i == mark.block ? mark.used : 0;
         ctx->in_use -= ctx->blocks[i].used - keep;
         ctx->blocks[i].used = keep;
+        lws_names_release(ctx, ctx->blocks[i].buffer, keep);
     }
     ctx->block_current = mark.block;
 }
