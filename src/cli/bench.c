@@ -389,6 +389,8 @@ typedef struct bench_run {
     lws_memory_plan plan;
     bench_result res;
     double peak, tok_s, mfu, mfu_sheet, device_ms, mem_peak, mem_reserved;
+    uint64_t barriers, unneeded_barriers; /* recorded by the model; unneeded ones when checked */
+    int barriers_checked;
     lws_stats step;
     cJSON *layers_json, *stages_json, *ops_json;
 } bench_run;
@@ -462,6 +464,12 @@ static void print_summary(const bench_run *r, const bench_options *o) {
     printf("peak device memory: %.1f MiB (arena high-water mark); %.1f MiB reserved from the "
            "driver\n",
            r->mem_peak / 1048576.0, r->mem_reserved / 1048576.0);
+    printf("barriers: %llu recorded in the model's command buffers", (unsigned long long)r->barriers);
+    if (r->barriers_checked)
+        printf(", %llu of them unneeded (the hazard checker finds no hazard across them)\n",
+               (unsigned long long)r->unneeded_barriers);
+    else
+        printf(" (LWS_CHECK_HAZARDS=1 also counts the unneeded ones)\n");
 }
 
 static cJSON *plan_json(const lws_memory_plan *p) {
@@ -506,6 +514,10 @@ static int write_report(bench_run *r, const bench_options *o) {
     cJSON_AddStringToObject(mem, "kind", "device arena");
     cJSON_AddNumberToObject(mem, "reserved_bytes", r->mem_reserved);
     cJSON_AddItemToObject(mem, "plan", plan_json(&r->plan));
+    cJSON *bar = cJSON_AddObjectToObject(j, "barriers");
+    cJSON_AddNumberToObject(bar, "recorded", (double)r->barriers);
+    lws_json_number_or_null(bar, "unneeded",
+                            r->barriers_checked ? (double)r->unneeded_barriers : NAN);
     cJSON *loss = cJSON_AddObjectToObject(j, "loss");
     cJSON_AddNumberToObject(loss, "first", r->res.first_loss);
     cJSON_AddNumberToObject(loss, "last", r->res.last_loss);
@@ -522,6 +534,8 @@ static int measure(lws_context *ctx, bench_run *r, const bench_options *o) {
         explain_refusal(ctx, r->cfg, r->B, r->T);
         return rc;
     }
+    lws_context_barrier_stats(ctx, &r->barriers, &r->unneeded_barriers);
+    r->barriers_checked = lws_context_checks_hazards(ctx);
     int rc = 0;
     if (measure_peak(o->device, &r->peak) != LWS_OK) {
         rc = lws_cli_error();

@@ -1,6 +1,7 @@
 /* Decoding with a key/value cache (see decode.h): the single-token forward,
  * recorded once per layer and replayed at every position. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -124,6 +125,9 @@ static lws_status record(lws_decoder *dec) {
     for (uint32_t i = 0; i < L; i++) {
         LWS_TRY(lws_cmd_begin(m->ctx, 1, &dec->cmd_layer[i]));
         c = dec->cmd_layer[i];
+        char label[48];
+        snprintf(label, sizeof label, "decode layer %u", i);
+        lws_cmd_label(c, label);
         layer_step(dec, c, i);
         lws_status s = lws_cmd_end(c);
         if (s != LWS_OK) {
@@ -134,6 +138,7 @@ static lws_status record(lws_decoder *dec) {
 
     LWS_TRY(lws_cmd_begin(m->ctx, 1, &dec->cmd_head));
     c = dec->cmd_head;
+    lws_cmd_label(c, "decode head");
     lws_block_kernels k = one_token_kernels(dec);
     lws_block_head(&k, c, cfg, dec->blk.x, dec->final_xn, dec->blk.attn_rstd, m->final_norm->param,
                    m->lm_head->param, dec->logits);

@@ -74,6 +74,7 @@ lws_status lws_mem_allocate(lws_context *ctx, const lws_mem_table *t) {
             return s;
         }
         e->out->dtype = e->dtype;
+        lws_buffer_name(ctx, *e->out, e->name); /* for the hazard checker's messages */
     }
     return LWS_OK;
 }

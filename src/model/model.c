@@ -1,5 +1,6 @@
 /* The model on the device: memory plan, allocation, and running a step. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,14 +11,17 @@
 static lws_status bind_buffers(lws_model *m) {
     lws_context *ctx = m->ctx;
     uint64_t n = m->tokens;
+    char name[128];
     for (uint32_t i = 0; i < m->n_params; i++) {
         lws_param *p = &m->params[i];
         p->param = lws_buffer_slice(m->param_block, p->offset * 4, p->count * 4);
-        if (m->training) {
-            p->grad = lws_buffer_slice(m->grad_block, p->offset * 4, p->count * 4);
-            p->m = lws_buffer_slice(m->m_block, p->offset * 4, p->count * 4);
-            p->v = lws_buffer_slice(m->v_block, p->offset * 4, p->count * 4);
-        }
+        lws_buffer_name(ctx, p->param, p->name);
+        if (!m->training) continue;
+        p->grad = lws_buffer_slice(m->grad_block, p->offset * 4, p->count * 4);
+        p->m = lws_buffer_slice(m->m_block, p->offset * 4, p->count * 4);
+        p->v = lws_buffer_slice(m->v_block, p->offset * 4, p->count * 4);
+        snprintf(name, sizeof name, "grad %s", p->name);
+        lws_buffer_name(ctx, p->grad, name);
     }
     m->inputs = lws_buffer_slice(m->io, 0, n * 4);
     m->targets = lws_buffer_slice(m->io, m->targets_offset, n * 4);

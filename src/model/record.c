@@ -123,6 +123,9 @@ static void layer_forward(lws_model *m, lws_cmd *c, uint32_t i) {
 
 /* ---- the backward ---------------------------------------------------------- */
 
+/* rmsnorm_bwd orders its input gradient before its weight-gradient pass, so
+ * an op that only reads that input gradient needs no barrier after it. */
+
 /* From d(att) in g->datt back to the projections' input `in` (x or xn):
  * the input gradient is added into `din` when din_holds_value, else written. */
 static void attention_backward(lws_model *m, lws_cmd *c, uint32_t i, lws_buffer in, lws_buffer din,
@@ -145,10 +148,11 @@ static void attention_backward(lws_model *m, lws_cmd *c, uint32_t i, lws_buffer 
            lws_op_rmsnorm_bwd(c, g->dq_raw, t->q_norm->grad, g->dq, a->q_raw, t->q_norm->param,
                               a->q_rstd, g->norm_scratch, s.N, s.q, 0));
         lws_cmd_barrier(c);
+        /* k's norm backward orders its dk_raw before its weight-gradient
+         * pass, and nothing after it touches that pass's buffers: no barrier. */
         OP("rmsnorm_bwd",
            lws_op_rmsnorm_bwd(c, g->dk_raw, t->k_norm->grad, g->dk, a->k_raw, t->k_norm->param,
                               a->k_rstd, g->norm_scratch, s.N, s.kv, 0));
-        lws_cmd_barrier(c);
         dq = g->dq_raw;
         dk = g->dk_raw;
     }
@@ -161,7 +165,6 @@ static void attention_backward(lws_model *m, lws_cmd *c, uint32_t i, lws_buffer 
     OP("matmul", mm(c, LWS_MM_NN, din, dk, t->wk->param, s.N, s.d, s.kv, 1));
     lws_cmd_barrier(c);
     OP("matmul", mm(c, LWS_MM_NN, din, g->dv, t->wv->param, s.N, s.d, s.kv, 1));
-    lws_cmd_barrier(c);
 }
 
 /* g->dx holds dL/d(layer output); leaves dL/d(layer input) there. */
@@ -175,7 +178,6 @@ static void layer_backward(lws_model *m, lws_cmd *c, uint32_t i) {
         OP("rmsnorm_bwd",
            lws_op_rmsnorm_bwd(c, g->dnorm_in, t->ffn_norm->grad, g->dx, a->ffn_out,
                               t->ffn_norm->param, a->ffn_rstd, g->norm_scratch, s.N, s.d, 0));
-        lws_cmd_barrier(c);
         OP("matmul", mm(c, LWS_MM_NN, g->dact, g->dnorm_in, t->w2->param, s.N, s.f, s.d, 0));
         OP("matmul", mm(c, LWS_MM_TN, t->w2->grad, g->dnorm_in, a->act, s.d, s.f, s.N, 1));
         lws_cmd_barrier(c);
@@ -193,7 +195,6 @@ static void layer_backward(lws_model *m, lws_cmd *c, uint32_t i) {
         OP("rmsnorm_bwd",
            lws_op_rmsnorm_bwd(c, g->dnorm_in, t->attn_norm->grad, g->dx, a->attn_out,
                               t->attn_norm->param, a->attn_rstd, g->norm_scratch, s.N, s.d, 0));
-        lws_cmd_barrier(c);
         OP("matmul", mm(c, LWS_MM_NN, g->datt, g->dnorm_in, t->wo->param, s.N, s.q, s.d, 0));
         OP("matmul", mm(c, LWS_MM_TN, t->wo->grad, g->dnorm_in, a->att, s.d, s.q, s.N, 1));
         lws_cmd_barrier(c);
@@ -216,12 +217,12 @@ static void layer_backward(lws_model *m, lws_cmd *c, uint32_t i) {
         OP("rmsnorm_bwd",
            lws_op_rmsnorm_bwd(c, g->dx, t->ffn_norm->grad, g->dnorm_in, a->h, t->ffn_norm->param,
                               a->ffn_rstd, g->norm_scratch, s.N, s.d, 1));
-        lws_cmd_barrier(c);
         /* h = x + att . Wo^T, att from xn = RMSNorm_attn(x) */
         OP("matmul", mm(c, LWS_MM_NN, g->datt, g->dx, t->wo->param, s.N, s.q, s.d, 0));
         OP("matmul", mm(c, LWS_MM_TN, t->wo->grad, g->dx, a->att, s.d, s.q, s.N, 1));
         lws_cmd_barrier(c);
         attention_backward(m, c, i, a->xn, g->dnorm_in, 0);
+        lws_cmd_barrier(c);
         OP("rmsnorm_bwd",
            lws_op_rmsnorm_bwd(c, g->dx, t->attn_norm->grad, g->dnorm_in, a->x, t->attn_norm->param,
                               a->attn_rstd, g->norm_scratch, s.N, s.d, 1));
@@ -254,8 +255,11 @@ static void head(lws_model *m, lws_cmd *c, int with_loss, int with_backward) {
                           m->final_norm->param, m->final_rstd, g->norm_scratch, N, d, 0));
 }
 
-static lws_status begin(lws_model *m, lws_cmd **c) {
-    return lws_cmd_begin(m->ctx, 1, c);
+/* A command buffer recorded once; its label names it in hazard reports. */
+static lws_status begin(lws_model *m, lws_cmd **c, const char *label) {
+    LWS_TRY(lws_cmd_begin(m->ctx, 1, c));
+    lws_cmd_label(*c, label);
+    return LWS_OK;
 }
 
 /* One layer's forward or backward in a command buffer of its own, inside a
@@ -264,10 +268,12 @@ static lws_status record_layer(lws_model *m, uint32_t i, int backward) {
     lws_cmd **slot = backward ? &m->cmd_bwd[i] : &m->cmd_fwd[i];
     int *region = backward ? &m->region_bwd[i] : &m->region_fwd[i];
     char name[64];
-    LWS_TRY(begin(m, slot));
+    LWS_TRY(begin(m, slot, "layer"));
     lws_cmd *c = *slot;
     snprintf(name, sizeof name, "layer%u.%s", i, backward ? "bwd" : "fwd");
     *region = lws_cmd_region_begin(c, m->timer, name);
+    snprintf(name, sizeof name, "layer %u %s", i, backward ? "backward" : "forward");
+    lws_cmd_label(c, name);
     if (backward)
         layer_backward(m, c, i);
     else
@@ -284,7 +290,7 @@ lws_status lws_model_record(lws_model *m) {
     uint32_t V = m->cfg.model.vocab_size;
     lws_cmd *c;
 
-    LWS_TRY(begin(m, &m->cmd_embed));
+    LWS_TRY(begin(m, &m->cmd_embed, "embedding"));
     c = m->cmd_embed;
     m->region_embed = lws_cmd_region_begin(c, m->timer, "embed");
     OP("embedding", lws_op_embedding_fwd(c, m->embed_out, m->embed->param, m->inputs, N, d, V));
@@ -297,10 +303,10 @@ lws_status lws_model_record(lws_model *m) {
      * op regions, so every region of the op timer is written by a step. */
     lws_timer *op_timer = m->op_timer;
     m->op_timer = NULL;
-    LWS_TRY(begin(m, &m->cmd_eval_head));
+    LWS_TRY(begin(m, &m->cmd_eval_head, "evaluation head"));
     head(m, m->cmd_eval_head, 1, 0);
     LWS_TRY(lws_cmd_end(m->cmd_eval_head));
-    LWS_TRY(begin(m, &m->cmd_logits_head));
+    LWS_TRY(begin(m, &m->cmd_logits_head, "logits head"));
     head(m, m->cmd_logits_head, 0, 0);
     LWS_TRY(lws_cmd_end(m->cmd_logits_head));
     m->op_timer = op_timer;
@@ -317,7 +323,7 @@ lws_status lws_model_record(lws_model *m) {
     m->n_eval_cmds = n;
     if (!m->training) return LWS_OK;
 
-    LWS_TRY(begin(m, &m->cmd_head));
+    LWS_TRY(begin(m, &m->cmd_head, "head, loss and head backward"));
     c = m->cmd_head;
     m->region_head = lws_cmd_region_begin(c, m->timer, "head");
     head(m, c, 1, 1);
@@ -326,14 +332,14 @@ lws_status lws_model_record(lws_model *m) {
 
     for (uint32_t i = 0; i < L; i++) LWS_TRY(record_layer(m, i, 1));
 
-    LWS_TRY(begin(m, &m->cmd_embed_bwd));
+    LWS_TRY(begin(m, &m->cmd_embed_bwd, "embedding backward"));
     c = m->cmd_embed_bwd;
     m->region_embed_bwd = lws_cmd_region_begin(c, m->timer, "embed.bwd");
     OP("embedding_bwd", lws_op_embedding_bwd(c, m->embed->grad, m->gs.dx, m->inputs, N, d, V));
     lws_cmd_region_end(c, m->timer, m->region_embed_bwd);
     LWS_TRY(lws_cmd_end(c));
 
-    LWS_TRY(begin(m, &m->cmd_optim));
+    LWS_TRY(begin(m, &m->cmd_optim, "optimizer"));
     c = m->cmd_optim;
     m->region_optim = lws_cmd_region_begin(c, m->timer, "optimizer");
     OP("grad_norm", lws_op_grad_norm(c, m->hyper, m->optim_table, m->n_params, m->optim_chunks,

@@ -1,0 +1,129 @@
+// lws-test: vulkan timeout=600
+/* Every command buffer the model records — training (embedding, each
+ * layer's forward and backward, the head with the loss, the embedding
+ * backward, the optimizer), evaluation, logits and decoding — passes the
+ * hazard checker for every tiny config (post- and pre-norm, tied and untied,
+ * both GQA policies, an odd depth), and records no barrier the checker finds
+ * unneeded. With one barrier of a real recording left out (LWS_SKIP_BARRIER's
+ * context option), inside a layer's forward and inside its backward, the
+ * checker refuses the recording naming both operations, their shaders, the
+ * buffers and the layer. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "model/model.h"
+
+static lws_context *checked_context(uint32_t skip_barrier) {
+    lws_context_options opt = {.validation = -1, .pipeline_cache = -1, .check_hazards = 1,
+                               .skip_barrier = skip_barrier};
+    lws_context *ctx = NULL;
+    lws_status s = lws_context_create(&opt, &ctx);
+    if (s != LWS_OK) {
+        fprintf(stderr, "FAIL: %s\n", lws_error_message());
+        exit(1);
+    }
+    return ctx;
+}
+
+static uint32_t barriers_of(const lws_cmd *c, uint32_t *unneeded) {
+    uint32_t total = 0, waste = 0;
+    if (c) lws_cmd_barrier_stats(c, &total, &waste);
+    if (unneeded) *unneeded += waste;
+    return total;
+}
+
+/* Builds the training and inference models and a decoder under the checker. */
+static void check_recordings(const char *path) {
+    lws_config cfg;
+    CHECK_OK(lws_config_load(path, &cfg));
+    lws_context *ctx = checked_context(0);
+    lws_model *train = NULL, *infer = NULL;
+    lws_decoder *dec = NULL;
+    CHECK_OK(lws_model_create(ctx, &cfg, 3, 11, 1, &train));
+    CHECK_OK(lws_model_create(ctx, &cfg, 2, 9, 0, &infer));
+    if (infer) CHECK_OK(lws_decoder_create(infer, 13, &dec));
+    uint64_t total = 0, unneeded = 0;
+    lws_context_barrier_stats(ctx, &total, &unneeded);
+    CHECK(total > 0 && unneeded == 0,
+          "%s: %llu barriers recorded, %llu of them unneeded (no hazard across them)", path,
+          (unsigned long long)total, (unsigned long long)unneeded);
+    printf("%-28s every recording passes the checker: %llu barriers, %llu unneeded\n", path,
+           (unsigned long long)total, (unsigned long long)unneeded);
+    lws_decoder_destroy(dec);
+    lws_model_destroy(infer);
+    lws_model_destroy(train);
+    lws_context_destroy(ctx);
+}
+
+/* The distinct shader names a hazard message gives for its two operations
+ * ("op N (SHADER, at ..."). */
+static int distinct_shaders(const char *msg) {
+    char first[64] = "", name[64];
+    int count = 0;
+    for (const char *p = msg; (p = strstr(p, "op ")) != NULL; p += 3) {
+        if (sscanf(p, "op %*u (%63[a-z0-9_]", name) != 1) continue;
+        if (!first[0])
+            snprintf(first, sizeof first, "%s", name), count = 1;
+        else if (strcmp(first, name) != 0)
+            return 2;
+    }
+    return count;
+}
+
+/* Leaves out barriers offset + 1, offset + 2, ... until the checker refuses
+ * one between two different operations; that refusal must name the label. */
+static void check_left_out(const lws_config *cfg, uint32_t offset, uint32_t count,
+                           const char *label) {
+    for (uint32_t k = 1; k <= count; k++) {
+        lws_context *ctx = checked_context(offset + k);
+        lws_model *m = NULL;
+        lws_status s = lws_model_create(ctx, cfg, 3, 11, 1, &m);
+        const char *msg = lws_error_message();
+        int refused = s != LWS_OK && test_contains(msg, "hazard");
+        if (refused && distinct_shaders(msg) == 2) {
+            CHECK(test_contains(msg, label) && (test_contains(msg, "layers.1.") || test_contains(msg, "grad.")) &&
+                      test_contains(msg, "no barrier"),
+                  "the refusal names the layer and the buffers: %s", msg);
+            printf("barrier %u of %s left out: %s\n", k, label, msg);
+            lws_model_destroy(m);
+            lws_context_destroy(ctx);
+            return;
+        }
+        lws_model_destroy(m);
+        lws_context_destroy(ctx);
+    }
+    CHECK(0, "no barrier of %s was refused when left out", label);
+}
+
+/* Where layer 1's forward and backward barriers start, counted over the
+ * context's lws_cmd_barrier calls in recording order (model/record.c). */
+static void check_missing_barriers(const char *path) {
+    lws_config cfg;
+    CHECK_OK(lws_config_load(path, &cfg));
+    lws_context *ctx = checked_context(0);
+    lws_model *m = NULL;
+    CHECK_OK(lws_model_create(ctx, &cfg, 3, 11, 1, &m));
+    if (!m) return;
+    uint32_t L = cfg.model.n_layers;
+    uint32_t before_fwd1 = barriers_of(m->cmd_embed, NULL) + barriers_of(m->cmd_fwd[0], NULL);
+    uint32_t before_bwd1 = barriers_of(m->cmd_embed, NULL);
+    for (uint32_t i = 0; i < L; i++) before_bwd1 += barriers_of(m->cmd_fwd[i], NULL);
+    before_bwd1 += barriers_of(m->cmd_eval_head, NULL) + barriers_of(m->cmd_logits_head, NULL) +
+                   barriers_of(m->cmd_head, NULL) + barriers_of(m->cmd_bwd[0], NULL);
+    uint32_t fwd1 = barriers_of(m->cmd_fwd[1], NULL), bwd1 = barriers_of(m->cmd_bwd[1], NULL);
+    lws_model_destroy(m);
+    lws_context_destroy(ctx);
+    check_left_out(&cfg, before_fwd1, fwd1, "layer 1 forward");
+    check_left_out(&cfg, before_bwd1, bwd1, "layer 1 backward");
+}
+
+int main(void) {
+    static const char *const configs[] = {"configs/tiny/crown.json", "configs/tiny/framed.json",
+                                          "configs/tiny/vanilla.json", "configs/tiny/reverse.json",
+                                          "configs/tiny/isotropic.json"};
+    for (size_t i = 0; i < sizeof configs / sizeof *configs; i++) check_recordings(configs[i]);
+    check_missing_barriers("configs/tiny/crown.json");  /* post-norm */
+    check_missing_barriers("configs/tiny/framed.json"); /* pre-norm */
+    return test_finish(NULL);
+}
