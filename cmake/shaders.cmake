@@ -4,6 +4,13 @@
 #     // variants: matmul_nt=LAYOUT_NT matmul_tn=LAYOUT_TN,TILE=4
 # Each variant NAME=DEF[,DEF...] is the same source compiled with those -D
 # defines; a shader without that line gives one variant named after its file.
+# Variants that need a compiler feature go on a line of their own,
+#     // variants-if LWS_GLSLANG_KHR_COOPMAT: matmul_cm_khr_nt=COOPMAT_KHR,LAYOUT_NT
+# and are built only when that CMake variable is true (the registry then
+# simply lacks them, and the host code asks lws_spirv_find before using one).
+# Where spirv-val is installed, every variant's SPIR-V is also validated for
+# Vulkan 1.2 at build time, so a shader that no test can run here (matrix
+# units) is still checked.
 # glslangValidator's depfile makes a change to an included header rebuild the
 # shaders that include it.
 function(lws_compile_shaders SRC_DIR OUT_DIR OUT_SOURCES)
@@ -12,6 +19,7 @@ function(lws_compile_shaders SRC_DIR OUT_DIR OUT_SOURCES)
   list(SORT comps)
   set(headers "")
   set(entries "")
+  find_program(LWS_SPIRV_VAL spirv-val)
   foreach(comp ${comps})
     get_filename_component(base ${comp} NAME_WE)
     file(STRINGS ${comp} vline REGEX "^// variants:")
@@ -22,6 +30,14 @@ function(lws_compile_shaders SRC_DIR OUT_DIR OUT_SOURCES)
     else()
       set(variants "${base}=")
     endif()
+    file(STRINGS ${comp} clines REGEX "^// variants-if [A-Za-z0-9_]+:")
+    foreach(cline ${clines})
+      string(REGEX MATCH "^// variants-if ([A-Za-z0-9_]+):[ ]*(.*)$" _ "${cline}")
+      if(${CMAKE_MATCH_1})
+        string(REGEX REPLACE "[ ]+" ";" more "${CMAKE_MATCH_2}")
+        list(APPEND variants ${more})
+      endif()
+    endforeach()
     foreach(v ${variants})
       # NAME=DEFS (REGEX REPLACE would re-anchor ^ after each match, so split by hand)
       string(FIND "${v}" "=" eq)
@@ -41,10 +57,18 @@ function(lws_compile_shaders SRC_DIR OUT_DIR OUT_SOURCES)
         endforeach()
       endif()
       set(out ${OUT_DIR}/${vname}.h)
+      set(validate "")
+      if(LWS_SPIRV_VAL)
+        set(spv ${OUT_DIR}/${vname}.spv)
+        set(validate
+            COMMAND ${GLSLANG} --quiet --target-env vulkan1.2 -I${SRC_DIR}/common ${defs} -o ${spv} ${comp}
+            COMMAND ${LWS_SPIRV_VAL} --target-env vulkan1.2 ${spv})
+      endif()
       add_custom_command(
         OUTPUT ${out}
         COMMAND ${GLSLANG} --quiet --target-env vulkan1.2 -I${SRC_DIR}/common ${defs}
                 --vn lws_spv_${vname} --depfile ${OUT_DIR}/${vname}.d -o ${out} ${comp}
+        ${validate}
         DEPENDS ${comp}
         DEPFILE ${OUT_DIR}/${vname}.d
         COMMENT "GLSL ${vname}"

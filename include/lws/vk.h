@@ -21,6 +21,20 @@ typedef struct lws_memory_heap {
     int device_local;
 } lws_memory_heap;
 
+/* Matrix units: one M x N x K shape the device multiplies at subgroup scope
+ * with fp16 inputs and fp32 accumulation (a row of
+ * vkGetPhysicalDeviceCooperativeMatrixPropertiesNV/KHR). */
+typedef struct lws_coopmat_shape {
+    uint32_t m, n, k;
+} lws_coopmat_shape;
+#define LWS_MAX_COOPMAT_SHAPES 8
+
+typedef enum lws_coopmat_api {
+    LWS_COOPMAT_NONE, /* the portable fp32 matmul */
+    LWS_COOPMAT_NV,   /* VK_NV_cooperative_matrix */
+    LWS_COOPMAT_KHR,  /* VK_KHR_cooperative_matrix */
+} lws_coopmat_api;
+
 typedef struct lws_device_caps {
     uint32_t index; /* position in vkEnumeratePhysicalDevices */
     char name[256];
@@ -52,9 +66,31 @@ typedef struct lws_device_caps {
     float timestamp_period_ns;
     uint32_t timestamp_valid_bits; /* of that queue family */
     int shader_float16, shader_int8, float_atomic_add, buffer_device_address;
-    int shader_int64, scalar_block_layout; /* required: every shader uses both */
-    int nv_cooperative_matrix;
+    int shader_int64, scalar_block_layout;             /* required: every shader uses both */
+    int nv_cooperative_matrix, khr_cooperative_matrix; /* the extensions are listed */
+    /* What the matrix-unit matmul needs besides an extension: the
+     * cooperativeMatrix feature with compute-stage support, fp16 arithmetic
+     * (shader_float16), 16-bit storage buffers, the Vulkan memory model and
+     * subgroup arithmetic in compute shaders. */
+    int nv_cooperative_matrix_feature, khr_cooperative_matrix_feature;
+    int storage_buffer_16bit, vulkan_memory_model, subgroup_arithmetic;
+    /* fp16 x fp16 + fp32 -> fp32 subgroup shapes each extension lists. */
+    uint32_t nv_coopmat_count, khr_coopmat_count;
+    lws_coopmat_shape nv_coopmat[LWS_MAX_COOPMAT_SHAPES], khr_coopmat[LWS_MAX_COOPMAT_SHAPES];
+    int coopmat_bf16; /* a bf16 x bf16 -> fp32 shape is listed (KHR) */
 } lws_device_caps;
+
+/* The matmul path a device gets: the matrix-unit API (KHR where the device
+ * and this build have it, else NV) and its shape (16x16x16 where listed,
+ * else the listed shape with the fewest elements that the kernel's tiles
+ * take), or LWS_COOPMAT_NONE. `why` (may be NULL) receives a sentence: the
+ * path, or what is missing for matrix units. Pure: tests call it with made-up
+ * capability records. khr_built / nv_built: whether this lws embeds the KHR
+ * and NV shaders (lws_coopmat_built). */
+lws_coopmat_api lws_coopmat_choose(const lws_device_caps *caps, int nv_built, int khr_built,
+                                   lws_coopmat_shape *shape, char *why, size_t why_size);
+/* Whether this lws embeds the matrix-unit shaders of an API. */
+int lws_coopmat_built(lws_coopmat_api api);
 
 /* Lists the Vulkan devices (a temporary instance is created). *out is malloc'd. */
 lws_status lws_list_devices(lws_device_caps **out, uint32_t *count);
@@ -95,6 +131,10 @@ lws_status lws_context_create(const lws_context_options *options, lws_context **
 void lws_context_destroy(lws_context *ctx);
 const lws_device_caps *lws_context_caps(const lws_context *ctx);
 VkDevice lws_context_device(const lws_context *ctx);
+
+/* The matrix-unit API enabled on this context's device (extension and
+ * feature), with its shape; LWS_COOPMAT_NONE when the device has none. */
+lws_coopmat_api lws_context_coopmat(const lws_context *ctx, lws_coopmat_shape *shape);
 
 /* The capability record the kernel tuning sees: the device's own, or with
  * LWS_TUNING=vendor a copy carrying that vendor's id and typical limits

@@ -19,6 +19,31 @@ static const char *yes(int b) {
     return b ? "yes" : "no";
 }
 
+static void print_shapes(const char *api, int listed, int feature, const lws_coopmat_shape *shapes,
+                         uint32_t count) {
+    if (!listed) return;
+    printf("  %-17s %s", api, feature ? "feature on" : "feature off for compute");
+    if (count) printf(", fp16 -> fp32 shapes");
+    for (uint32_t i = 0; i < count; i++)
+        printf("%s%ux%ux%u", i ? ", " : " ", shapes[i].m, shapes[i].n, shapes[i].k);
+    printf("\n");
+}
+
+static void print_coopmat(const lws_device_caps *c) {
+    if (!c->nv_cooperative_matrix && !c->khr_cooperative_matrix) {
+        printf("  matrix units      none (no VK_KHR_ or VK_NV_cooperative_matrix)\n");
+        return;
+    }
+    print_shapes("VK_KHR_coopmat", c->khr_cooperative_matrix, c->khr_cooperative_matrix_feature,
+                 c->khr_coopmat, c->khr_coopmat_count);
+    print_shapes("VK_NV_coopmat", c->nv_cooperative_matrix, c->nv_cooperative_matrix_feature,
+                 c->nv_coopmat, c->nv_coopmat_count);
+    if (c->coopmat_bf16)
+        printf("  %-17s bf16 shapes listed (lws's shaders use fp16: glslang has no bf16 "
+               "matrices before GL_EXT_bfloat16)\n",
+               "");
+}
+
 static void print_table(const lws_device_caps *d, uint32_t n) {
     for (uint32_t i = 0; i < n; i++) {
         const lws_device_caps *c = &d[i];
@@ -51,15 +76,21 @@ static void print_table(const lws_device_caps *d, uint32_t n) {
         else
             printf("  timestamps        no (per-layer times unavailable)\n");
         printf("  features          fp16 %s, int8 %s, int64 %s, float atomic add %s, buffer "
-               "device address %s, scalar block layout %s, VK_NV_cooperative_matrix %s\n",
+               "device address %s, scalar block layout %s, 16-bit storage %s, Vulkan memory "
+               "model %s\n",
                yes(c->shader_float16), yes(c->shader_int8), yes(c->shader_int64),
                yes(c->float_atomic_add), yes(c->buffer_device_address), yes(c->scalar_block_layout),
-               yes(c->nv_cooperative_matrix));
+               yes(c->storage_buffer_16bit), yes(c->vulkan_memory_model));
+        print_coopmat(c);
         int usable = c->shader_int64 && c->buffer_device_address && c->scalar_block_layout;
+        char path[256];
+        lws_coopmat_choose(c, lws_coopmat_built(LWS_COOPMAT_NV), lws_coopmat_built(LWS_COOPMAT_KHR),
+                           NULL, path, sizeof path);
         printf("  lws paths         portable fp32 kernels%s\n",
                usable ? ""
                       : " (unusable: lws needs int64, buffer device address and scalar block "
                         "layout)");
+        if (usable) printf("  matmul path       %s\n", path);
     }
 }
 
@@ -107,6 +138,17 @@ static cJSON *caps_json(const lws_device_caps *c) {
     cJSON_AddBoolToObject(o, "float_atomic_add", c->float_atomic_add);
     cJSON_AddBoolToObject(o, "buffer_device_address", c->buffer_device_address);
     cJSON_AddBoolToObject(o, "nv_cooperative_matrix", c->nv_cooperative_matrix);
+    cJSON_AddBoolToObject(o, "khr_cooperative_matrix", c->khr_cooperative_matrix);
+    lws_coopmat_shape shape;
+    char path[256];
+    lws_coopmat_api path_api =
+        lws_coopmat_choose(c, lws_coopmat_built(LWS_COOPMAT_NV), lws_coopmat_built(LWS_COOPMAT_KHR),
+                           &shape, path, sizeof path);
+    cJSON_AddStringToObject(o, "matmul_path",
+                            path_api == LWS_COOPMAT_KHR  ? "coopmat-khr"
+                            : path_api == LWS_COOPMAT_NV ? "coopmat-nv"
+                                                         : "portable");
+    cJSON_AddStringToObject(o, "matmul_path_detail", path);
     return o;
 }
 

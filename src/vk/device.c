@@ -134,8 +134,8 @@ void lws_query_caps(VkPhysicalDevice pd, uint32_t index, lws_device_caps *caps) 
     caps->scalar_block_layout = f12.scalarBlockLayout;
     caps->shader_int64 = features.features.shaderInt64;
     caps->float_atomic_add = atomic_float.shaderBufferFloat32AtomicAdd;
-    caps->nv_cooperative_matrix =
-        has_extension(exts, ext_count, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
+    lws_query_coopmat(pd, has_extension(exts, ext_count, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME),
+                      has_extension(exts, ext_count, "VK_KHR_cooperative_matrix"), caps);
     free(exts);
 }
 
@@ -261,15 +261,27 @@ static lws_status create_device(lws_context *ctx) {
         .shaderInt8 = have12.shaderInt8,
         .storageBuffer8BitAccess = have12.storageBuffer8BitAccess,
         .hostQueryReset = have12.hostQueryReset,
+        .vulkanMemoryModel = have12.vulkanMemoryModel,
     };
     VkPhysicalDeviceVulkan11Features f11 = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES,
         .pNext = &f12,
         .storageBuffer16BitAccess = have11.storageBuffer16BitAccess,
     };
+    /* Matrix units: the extension and feature of the API lws_coopmat_choose
+     * picks (its shaders also need the 16-bit, fp16 and memory-model features
+     * enabled above). */
+    const char *exts[1];
+    uint32_t ext_count = 0;
+    void *chain = &f11;
+    lws_coopmat_features coopmat;
+    ctx->coopmat_api = lws_coopmat_choose(&ctx->caps, lws_coopmat_built(LWS_COOPMAT_NV),
+                                          lws_coopmat_built(LWS_COOPMAT_KHR), &ctx->coopmat_shape,
+                                          NULL, 0);
+    lws_coopmat_enable(ctx->coopmat_api, &coopmat, exts, &ext_count, &chain);
     VkPhysicalDeviceFeatures2 features = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
-        .pNext = &f11,
+        .pNext = chain,
         .features = {.shaderInt64 = VK_TRUE, .shaderInt16 = have.features.shaderInt16},
     };
     float priority = 1.0f;
@@ -284,6 +296,8 @@ static lws_status create_device(lws_context *ctx) {
         .pNext = &features,
         .queueCreateInfoCount = 1,
         .pQueueCreateInfos = &queue,
+        .enabledExtensionCount = ext_count,
+        .ppEnabledExtensionNames = ext_count ? exts : NULL,
     };
     LWS_VK(vkCreateDevice(ctx->physical, &info, NULL, &ctx->device));
     volkLoadDevice(ctx->device);

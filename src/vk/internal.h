@@ -72,6 +72,10 @@ struct lws_context {
     lws_range_name *names;
     uint32_t name_count, name_capacity;
 
+    /* Matrix units enabled on the device (coopmat.c). */
+    lws_coopmat_api coopmat_api;
+    lws_coopmat_shape coopmat_shape;
+
     /* LWS_TUNING: the capability record the tuning sees, and its name. */
     lws_device_caps tuning_caps;
     const char *tuning_name;
@@ -117,6 +121,17 @@ lws_status lws_instance_create(int validation, VkInstance *instance, int *valida
 lws_status lws_messenger_create(VkInstance instance, VkDebugUtilsMessengerEXT *out);
 lws_status lws_physical_devices(VkInstance instance, VkPhysicalDevice **out, uint32_t *count);
 void lws_query_caps(VkPhysicalDevice pd, uint32_t index, lws_device_caps *caps);
+
+/* ---- matrix units (coopmat.c) ---- */
+/* Fills the cooperative-matrix fields of caps; nv and khr: the extensions
+ * are listed. */
+void lws_query_coopmat(VkPhysicalDevice pd, int nv, int khr, lws_device_caps *caps);
+typedef struct lws_coopmat_features {
+    VkPhysicalDeviceCooperativeMatrixFeaturesNV nv;
+    uint64_t khr[4]; /* VkPhysicalDeviceCooperativeMatrixFeaturesKHR (32 bytes) */
+} lws_coopmat_features;
+void lws_coopmat_enable(lws_coopmat_api api, lws_coopmat_features *storage, const char **exts,
+                        uint32_t *ext_count, void **pnext);
 
 lws_status lws_memory_init(lws_context *ctx);
 void lws_memory_destroy(lws_context *ctx);
