@@ -2,7 +2,10 @@
 # The GPU check: on a machine with an NVIDIA GPU, its Vulkan driver, the
 # Vulkan loader (libvulkan1) and PyTorch with CUDA, and a prebuilt lws,
 #   1. the kernel tests (tests/test_*.c marked `lws-test: vulkan`) on the
-#      GPU's Vulkan device: subgroup size 32 instead of lavapipe's 4 and 8;
+#      GPU's Vulkan device: subgroup size 32 instead of lavapipe's 4 and 8,
+#      and the matrix-unit matmul (test_matmul_coopmat, skipped on lavapipe)
+#      with the report of its check against the portable matmul at the
+#      paper's shapes;
 #   2. a short parity run: lws's first step and 10 AdamW steps of two tiny
 #      configs (post-norm untied, pre-norm tied) against tests/torch_reference.py;
 #   3. `lws bench` and bench/torch_reference.py (bf16 eager and
@@ -76,6 +79,7 @@ fi
 test_validation="$LWS_VALIDATION"
 export LWS_VALIDATION=0
 "$lws" devices | awk -v d="device $LWS_DEVICE:" 'index($0, d) == 1 {on = 1; print; next} /^device / {on = 0} on'
+note "matmul path: $("$py" -c 'import json, sys; print([d for d in json.load(open(sys.argv[1])) if str(d["index"]) == sys.argv[2]][0]["matmul_path_detail"])' "$out/devices.json" "$LWS_DEVICE")"
 device_name=$("$py" -c 'import json, sys; print([d for d in json.load(open(sys.argv[1])) if str(d["index"]) == sys.argv[2]][0]["name"])' "$out/devices.json" "$LWS_DEVICE")
 torch_device=cuda
 if [ "$smoke" = 1 ]; then
@@ -106,8 +110,14 @@ for src in tests/test_*.c; do
     if [ ! -x "$tests_dir/$name" ]; then echo "skip $name: no $tests_dir/$name"; skipped=$((skipped+1)); continue; fi
     if [ "$(left)" -lt 330 ]; then echo "skip $name: time"; skipped=$((skipped+1)); continue; fi
     t0=$(date +%s)
-    if LWS_VALIDATION="$test_validation" LWS_TEST_DIR="$out/tmp" timeout "$(cap 90)" "$tests_dir/$name" >"$out/$name.log" 2>&1; then
+    LWS_VALIDATION="$test_validation" LWS_TEST_DIR="$out/tmp" timeout "$(cap 90)" "$tests_dir/$name" >"$out/$name.log" 2>&1
+    rc=$?
+    if [ $rc -eq 77 ]; then
+        skipped=$((skipped+1)); echo "skip $name: $(grep -m1 '^skip' "$out/$name.log")"
+    elif [ $rc -eq 0 ]; then
         passed=$((passed+1)); echo "ok   $name ($(( $(date +%s) - t0 )) s)"
+        # The matrix units' check against the portable matmul, and the path.
+        [ "$name" = test_matmul_coopmat ] && grep -E "^(matrix units|matmul path|ok   check|FAIL check)" "$out/$name.log"
     else
         failed=$((failed+1)); echo "FAIL $name ($(( $(date +%s) - t0 )) s):"; tail -n 15 "$out/$name.log"
     fi

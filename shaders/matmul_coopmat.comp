@@ -26,9 +26,7 @@
 // only error is fp16's 11-bit rounding of each element relative to its tile's
 // largest one, whatever the operands' magnitude.
 //
-// z: the batch entry, or with SPLIT_K the slice of k (z * k_slice ..) whose
-// partial C goes to the fp32 scratch at pc.c + z * stride_c, summed in order
-// by matmul_coopmat_reduce.comp.
+// z: the batch entry.
 // variants: matmul_cm_nv_nt=COOPMAT_NV,LAYOUT_NT matmul_cm_nv_nn=COOPMAT_NV,LAYOUT_NN matmul_cm_nv_tn=COOPMAT_NV,LAYOUT_TN
 // variants-if LWS_GLSLANG_KHR_COOPMAT: matmul_cm_khr_nt=COOPMAT_KHR,LAYOUT_NT matmul_cm_khr_nn=COOPMAT_KHR,LAYOUT_NN matmul_cm_khr_tn=COOPMAT_KHR,LAYOUT_TN
 #include "lws.glsl"
@@ -68,19 +66,16 @@ layout(constant_id = 9) const uint OPERAND_TYPES = 0;
 // VEC4: M, N, K multiples of 4 and every address and stride aligned to 4
 // elements, so loads move groups of 4 elements along the contiguous side.
 layout(constant_id = 10) const bool VEC4 = false;
-// The partial sums of k slices go to fp32 scratch (see above).
-layout(constant_id = 11) const bool SPLIT_K = false;
 
 layout(push_constant, scalar) uniform Push {
     uint64_t c, a, b;
     uint64_t stride_c, stride_a, stride_b; // bytes from one batch entry (or slice) to the next
     uint m, n, k;
     uint accumulate; // 1: C += op(A) . op(B)
-    uint k_slice;    // SPLIT_K: k elements per slice
 } pc;
 
 const uint A_TYPE = OPERAND_TYPES & 15, B_TYPE = (OPERAND_TYPES >> 4) & 15,
-           C_TYPE = SPLIT_K ? 0 : (OPERAND_TYPES >> 8) & 15;
+           C_TYPE = (OPERAND_TYPES >> 8) & 15;
 
 layout(buffer_reference, scalar, buffer_reference_align = 2) buffer Halfs { uint16_t v[]; };
 layout(buffer_reference, scalar, buffer_reference_align = 16) buffer F32x4 { vec4 v; };
@@ -125,10 +120,12 @@ const uint A_TILE = A_K_CONTIGUOUS ? TILE_M * A_STRIDE : TILE_K * A_STRIDE;
 const uint B_TILE = B_K_CONTIGUOUS ? TILE_N * B_STRIDE : TILE_K * B_STRIDE;
 shared float16_t a_sh[2 * A_TILE];
 shared float16_t b_sh[2 * B_TILE];
-// Per subgroup: the largest magnitudes of its share of the next tiles, then
-// one accumulator's values on their way out.
-shared float amax_sh[2][64];
-shared float out_sh[WARPS * CM * CN];
+// During the k loop, the largest magnitudes of each subgroup's share of the
+// next tiles (A at [s], B at [64 + s]); after it, per subgroup, one
+// accumulator's values on their way out. (128 x 128 x 32 tiles then take
+// exactly 48 KiB, NVIDIA's limit.)
+const uint OUT_FLOATS = WARPS * CM * CN > 128 ? WARPS * CM * CN : 128;
+shared float out_sh[OUT_FLOATS];
 
 // Elements each invocation carries from global memory to shared memory per
 // step, in groups of G (4 on the VEC4 path, else 1).
@@ -173,7 +170,7 @@ void fetch_tiles(uint64_t A, uint64_t B, uint m0, uint n0, uint k0) {
 }
 
 // Largest magnitude of the fetched A and B elements of this subgroup into
-// amax_sh (slot `sg`); every subgroup writes, so no slot is stale.
+// out_sh (slot gl_SubgroupID); every subgroup writes, so no slot is stale.
 void tile_maxima() {
     float ma = 0.0, mb = 0.0;
     [[unroll]] for (uint i = 0; i < A_LOADS; i++) {
@@ -187,8 +184,8 @@ void tile_maxima() {
     ma = subgroupMax(ma);
     mb = subgroupMax(mb);
     if (subgroupElect()) {
-        amax_sh[0][gl_SubgroupID] = ma;
-        amax_sh[1][gl_SubgroupID] = mb;
+        out_sh[gl_SubgroupID] = ma;
+        out_sh[64 + gl_SubgroupID] = mb;
     }
 }
 
@@ -196,7 +193,7 @@ void tile_maxima() {
 // (1 for an all-zero tile), from the subgroups' maxima.
 float tile_scale(uint which) {
     float mx = 0.0;
-    for (uint s = 0; s < gl_NumSubgroups; s++) mx = max(mx, amax_sh[which][s]);
+    for (uint s = 0; s < gl_NumSubgroups; s++) mx = max(mx, out_sh[64 * which + s]);
     if (mx == 0.0 || isinf(mx) || isnan(mx)) return 1.0;
     int e;
     frexp(mx, e); // mx = f * 2^e, f in [0.5, 1)
@@ -305,28 +302,20 @@ void main() {
     const bool owner = sg < WARPS;
     const uint wm = owner ? sg / WARPS_N : 0, wn = owner ? sg % WARPS_N : 0;
     const uint m0 = gl_WorkGroupID.y * TILE_M, n0 = gl_WorkGroupID.x * TILE_N;
-    const uint z = gl_WorkGroupID.z;
-    uint64_t A = pc.a, B = pc.b;
-    uint k_begin = 0, k_end = pc.k;
-    if (SPLIT_K) {
-        k_begin = z * pc.k_slice;
-        k_end = min(pc.k, k_begin + pc.k_slice);
-    } else {
-        A += z * pc.stride_a;
-        B += z * pc.stride_b;
-    }
+    const uint64_t z = gl_WorkGroupID.z;
+    const uint64_t A = pc.a + z * pc.stride_a, B = pc.b + z * pc.stride_b;
 
     [[unroll]] for (uint i = 0; i < FM * FN; i++) acc[i] = MAT_C(0.0);
 
-    fetch_tiles(A, B, m0, n0, k_begin);
+    fetch_tiles(A, B, m0, n0, 0);
     tile_maxima();
     barrier();
     float sa = tile_scale(0), sb = tile_scale(1);
     store_tiles(0, sa, sb);
     barrier();
     uint buf = 0;
-    for (uint k0 = k_begin; k0 < k_end; k0 += TILE_K) {
-        bool more = k0 + TILE_K < k_end;
+    for (uint k0 = 0; k0 < pc.k; k0 += TILE_K) {
+        bool more = k0 + TILE_K < pc.k;
         float inv = 1.0 / (sa * sb);
         if (more) {
             fetch_tiles(A, B, m0, n0, k0 + TILE_K);

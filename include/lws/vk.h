@@ -135,6 +135,11 @@ VkDevice lws_context_device(const lws_context *ctx);
 /* The matrix-unit API enabled on this context's device (extension and
  * feature), with its shape; LWS_COOPMAT_NONE when the device has none. */
 lws_coopmat_api lws_context_coopmat(const lws_context *ctx, lws_coopmat_shape *shape);
+/* Whether the context's matmuls may use matrix units (ops/matmul_coopmat.c
+ * keeps it): 0 not checked yet, 1 checked and in use, -1 portable after a
+ * failed check. */
+int lws_context_matmul_verdict(const lws_context *ctx);
+void lws_context_set_matmul_verdict(lws_context *ctx, int verdict);
 
 /* The capability record the kernel tuning sees: the device's own, or with
  * LWS_TUNING=vendor a copy carrying that vendor's id and typical limits

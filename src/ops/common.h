@@ -17,6 +17,14 @@
         if (!(cond)) return lws_cmd_fail(cmd, lws_fail(LWS_ERR_INVALID, __VA_ARGS__));             \
     } while (0)
 
+/* The push constants of both matmul shaders (matmul.comp, matmul_coopmat.comp). */
+typedef struct lws_matmul_push {
+    uint64_t c, a, b;
+    uint64_t stride_c, stride_a, stride_b; /* bytes */
+    uint32_t m, n, k;
+    uint32_t accumulate;
+} lws_matmul_push;
+
 static inline uint32_t lws_div_up(uint64_t a, uint64_t b) { return (uint32_t)((a + b - 1) / b); }
 
 /* Declare bytes [offset, offset + bytes) of b as read or written by the next

@@ -4,12 +4,7 @@
 
 #include "ops/common.h"
 
-typedef struct matmul_push {
-    uint64_t c, a, b;
-    uint64_t stride_c, stride_a, stride_b; /* bytes */
-    uint32_t m, n, k;
-    uint32_t accumulate;
-} matmul_push;
+typedef lws_matmul_push matmul_push;
 
 static const char *const layout_names[] = {"NT", "NN", "TN"};
 static const char *const shader_names[] = {"matmul_nt", "matmul_nn", "matmul_tn"};
@@ -232,6 +227,21 @@ lws_status lws_op_matmul_batched(lws_cmd *cmd, lws_mm_layout layout, lws_buffer 
                                  lws_buffer b, uint32_t m, uint32_t n, uint32_t k, int accumulate,
                                  uint32_t batch, uint64_t stride_c, uint64_t stride_a,
                                  uint64_t stride_b) {
+    /* Matrix units where the context has them and takes the problem. */
+    lws_matmul_args args = {layout, c,        a,        b,       m, n, k, accumulate,
+                            batch,  stride_c, stride_a, stride_b};
+    int handled = 0;
+    lws_status fast = lws_matmul_fast(cmd, &args, &handled);
+    if (handled || fast != LWS_OK) return fast;
+    return lws_matmul_portable(cmd, &args);
+}
+
+lws_status lws_matmul_portable(lws_cmd *cmd, const lws_matmul_args *args) {
+    lws_mm_layout layout = args->layout;
+    lws_buffer c = args->c, a = args->a, b = args->b;
+    uint32_t m = args->m, n = args->n, k = args->k, batch = args->batch;
+    int accumulate = args->accumulate;
+    uint64_t stride_c = args->stride_c, stride_a = args->stride_a, stride_b = args->stride_b;
     LWS_OP_REQUIRE(cmd, (unsigned)layout <= LWS_MM_TN,
                    "matmul: layout %d is not one of LWS_MM_NT, LWS_MM_NN, LWS_MM_TN", (int)layout);
     const char *name = layout_names[layout];

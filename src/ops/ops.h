@@ -45,6 +45,89 @@ lws_status lws_op_matmul_batched(lws_cmd *cmd, lws_mm_layout layout, lws_buffer 
                                  uint32_t batch, uint64_t stride_c, uint64_t stride_a,
                                  uint64_t stride_b);
 
+/* ---- the matrix-unit matmul (ops/matmul_coopmat.c) -------------------------
+ *
+ * Where the device has matrix units (lws_context_coopmat), lws_op_matmul*
+ * runs them: operands rounded to fp16 (each k step's tiles scaled by powers
+ * of two into fp16's range first), fp32 accumulation. LWS_MATMUL chooses:
+ *   auto      (default) matrix units once a check at first use has found
+ *             them within tolerance of the portable matmul, else portable
+ *   portable  the fp32 kernel of ops/matmul.c everywhere
+ *   coopmat   matrix units without the check; an error on a device without
+ * Problems the kernel does not take (a matrix of 2^31 elements or more,
+ * other element types, bad arguments) always go to the portable matmul. */
+typedef enum lws_matmul_mode {
+    LWS_MATMUL_AUTO,
+    LWS_MATMUL_PORTABLE,
+    LWS_MATMUL_COOPMAT,
+} lws_matmul_mode;
+/* "auto" (or NULL, ""), "portable", "coopmat"; 0 for anything else. */
+int lws_matmul_mode_parse(const char *text, lws_matmul_mode *out);
+
+/* One problem of lws_op_matmul_batched, as its arguments. */
+typedef struct lws_matmul_args {
+    lws_mm_layout layout;
+    lws_buffer c, a, b;
+    uint32_t m, n, k;
+    int accumulate;
+    uint32_t batch;
+    uint64_t stride_c, stride_a, stride_b; /* elements */
+} lws_matmul_args;
+
+/* The portable fp32 kernel alone (what lws_op_matmul_batched runs when the
+ * fast path does not take the problem). */
+lws_status lws_matmul_portable(lws_cmd *cmd, const lws_matmul_args *p);
+
+/* Records p on the fast path when the context uses one for it (*handled =
+ * 1), else leaves it to the caller's portable matmul (*handled = 0). The
+ * first problem in auto mode runs the check (lws_matmul_verify) at its shape
+ * first; a failed check prints a warning and keeps the context portable. */
+lws_status lws_matmul_fast(lws_cmd *cmd, const lws_matmul_args *p, int *handled);
+
+/* The matrix-unit tiles for an M x N output on a device: TILE_M x TILE_N x
+ * TILE_K, WARPS_M x WARPS_N subgroups of `subgroup` invocations (the
+ * device's largest subgroup size), and the shared memory they take. Fails
+ * when nothing fits the device. Pure (tests pass made-up caps). */
+typedef struct lws_coopmat_tiles {
+    uint32_t tile_m, tile_n, tile_k, warps_m, warps_n, subgroup;
+    uint32_t invocations, shared_bytes;
+} lws_coopmat_tiles;
+lws_status lws_coopmat_tiles_for(const lws_device_caps *caps, lws_coopmat_shape shape, uint32_t m,
+                                 uint32_t n, lws_coopmat_tiles *out);
+
+/* The check: random N(0,1) operands of each shape, the fast path against
+ * the portable one. Allowed: max |diff| <= 8 * 2^-11 * sqrt(K) and relative
+ * L2 <= 2 * 2^-11 (fp16 rounding of the inputs; derivation in
+ * ops/matmul_coopmat.c). A fast path that fails to run fails its shape
+ * (error holds the message). */
+typedef struct lws_mm_shape {
+    lws_mm_layout layout;
+    uint32_t m, n, k;
+} lws_mm_shape;
+typedef struct lws_matmul_check {
+    lws_mm_shape shape;
+    double max_abs, tol_abs, rel_l2, tol_rel;
+    int ok;
+    char error[256];
+} lws_matmul_check;
+/* The context's own fast path; sets the context's verdict (later matmuls in
+ * auto mode then skip the check at first use). Fails on a device without one. */
+lws_status lws_matmul_verify(lws_context *ctx, const lws_mm_shape *shapes, uint32_t count,
+                             lws_matmul_check *out, int *all_ok);
+/* A fast path given as a recorder (C = op(A) op(B), no accumulation, batch
+ * 1): the same check, the verdict untouched. */
+typedef lws_status (*lws_matmul_fn)(lws_cmd *cmd, const lws_matmul_args *p);
+lws_status lws_matmul_verify_with(lws_context *ctx, lws_matmul_fn fast, const lws_mm_shape *shapes,
+                                  uint32_t count, lws_matmul_check *out, int *all_ok);
+/* The comparison itself, on host results of a K-deep product. */
+void lws_matmul_compare(const float *fast, const float *portable, uint64_t count, uint32_t k,
+                        lws_matmul_check *out);
+/* A test hook: with fast set, every context behaves as one with matrix
+ * units whose kernel is `fast` (NULL: back to the devices' own). */
+void lws_matmul_fast_hook(lws_matmul_fn fast);
+/* One line: the matmul path this context uses now and why. */
+void lws_matmul_path(lws_context *ctx, char *out, size_t size);
+
 /* The most elements one matrix of a dispatch may have: 2^31 - 1, or less
  * with LWS_MATMUL_MAX_ELEMS=n (tests split small problems that way). */
 uint64_t lws_matmul_max_elements(void);

@@ -242,3 +242,10 @@ lws_coopmat_api lws_context_coopmat(const lws_context *ctx, lws_coopmat_shape *s
     if (shape) *shape = ctx->coopmat_shape;
     return ctx->coopmat_api;
 }
+
+int lws_context_matmul_verdict(const lws_context *ctx) {
+    return ctx->matmul_verdict;
+}
+void lws_context_set_matmul_verdict(lws_context *ctx, int verdict) {
+    ctx->matmul_verdict = verdict;
+}

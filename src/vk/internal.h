@@ -75,6 +75,7 @@ struct lws_context {
     /* Matrix units enabled on the device (coopmat.c). */
     lws_coopmat_api coopmat_api;
     lws_coopmat_shape coopmat_shape;
+    int matmul_verdict;
 
     /* LWS_TUNING: the capability record the tuning sees, and its name. */
     lws_device_caps tuning_caps;
