@@ -316,7 +316,7 @@ void main() {
     uint buf = 0;
     for (uint k0 = 0; k0 < pc.k; k0 += TILE_K) {
         bool more = k0 + TILE_K < pc.k;
-        float inv = 1.0 / (sa * sb);
+        float inv = (1.0 / sa) * (1.0 / sb); // sa * sb alone could overflow
         if (more) {
             fetch_tiles(A, B, m0, n0, k0 + TILE_K);
             tile_maxima();

@@ -7,7 +7,10 @@ check() { if eval "$2"; then pass=$((pass+1)); echo "ok   $1"; else fail=$((fail
 
 out=$("$lws" devices)
 check "devices lists a device" '[[ "$out" == *"device 0:"* && "$out" == *"subgroup size"* ]]'
+check "devices names the matmul path" '[[ "$out" == *"matmul path       portable fp32"* && "$out" == *"matrix units"* ]]'
 json=$("$lws" devices --json)
+check "devices --json has the matmul path" 'echo "$json" | /usr/bin/python3 -c "import json,sys; d=json.load(sys.stdin); assert d[0][\"matmul_path\"] in (\"portable\", \"coopmat-nv\", \"coopmat-khr\") and d[0][\"matmul_path_detail\"]"'
+
 check "devices --json is JSON with a name" 'echo "$json" | /usr/bin/python3 -c "import json,sys; d=json.load(sys.stdin); assert d[0][\"name\"] and d[0][\"subgroup_size\"] > 0"'
 set +e
 msg=$(VK_ICD_FILENAMES=/nonexistent VK_DRIVER_FILES=/nonexistent "$lws" devices 2>&1); rc=$?

@@ -70,8 +70,8 @@ typedef struct lws_device_caps {
     int nv_cooperative_matrix, khr_cooperative_matrix; /* the extensions are listed */
     /* What the matrix-unit matmul needs besides an extension: the
      * cooperativeMatrix feature with compute-stage support, fp16 arithmetic
-     * (shader_float16), 16-bit storage buffers, the Vulkan memory model and
-     * subgroup arithmetic in compute shaders. */
+     * (shader_float16), 16-bit storage buffers, the Vulkan memory model with
+     * device scope, and subgroup arithmetic in compute shaders. */
     int nv_cooperative_matrix_feature, khr_cooperative_matrix_feature;
     int storage_buffer_16bit, vulkan_memory_model, subgroup_arithmetic;
     /* fp16 x fp16 + fp32 -> fp32 subgroup shapes each extension lists. */

@@ -133,7 +133,9 @@ void lws_query_coopmat(VkPhysicalDevice pd, int nv, int khr, lws_device_caps *ca
                                           .pNext = &f11};
     vkGetPhysicalDeviceFeatures2(pd, &features);
     caps->storage_buffer_16bit = f11.storageBuffer16BitAccess;
-    caps->vulkan_memory_model = f12.vulkanMemoryModel;
+    /* With the model on, lws's other shaders' device-scope atomics need the
+     * device scope as well. */
+    caps->vulkan_memory_model = f12.vulkanMemoryModel && f12.vulkanMemoryModelDeviceScope;
     VkPhysicalDeviceVulkan11Properties p11 = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_PROPERTIES};
     VkPhysicalDeviceProperties2 props = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2,

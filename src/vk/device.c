@@ -261,23 +261,27 @@ static lws_status create_device(lws_context *ctx) {
         .shaderInt8 = have12.shaderInt8,
         .storageBuffer8BitAccess = have12.storageBuffer8BitAccess,
         .hostQueryReset = have12.hostQueryReset,
-        .vulkanMemoryModel = have12.vulkanMemoryModel,
     };
+    /* Matrix units: the extension and feature of the API lws_coopmat_choose
+     * picks, and the Vulkan memory model its shaders declare (only then:
+     * with the model on, other shaders' device-scope atomics need
+     * vulkanMemoryModelDeviceScope too). */
+    const char *exts[1];
+    uint32_t ext_count = 0;
+    lws_coopmat_features coopmat;
+    ctx->coopmat_api = lws_coopmat_choose(&ctx->caps, lws_coopmat_built(LWS_COOPMAT_NV),
+                                          lws_coopmat_built(LWS_COOPMAT_KHR), &ctx->coopmat_shape,
+                                          NULL, 0);
+    if (ctx->coopmat_api != LWS_COOPMAT_NONE) {
+        f12.vulkanMemoryModel = VK_TRUE;
+        f12.vulkanMemoryModelDeviceScope = have12.vulkanMemoryModelDeviceScope;
+    }
     VkPhysicalDeviceVulkan11Features f11 = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES,
         .pNext = &f12,
         .storageBuffer16BitAccess = have11.storageBuffer16BitAccess,
     };
-    /* Matrix units: the extension and feature of the API lws_coopmat_choose
-     * picks (its shaders also need the 16-bit, fp16 and memory-model features
-     * enabled above). */
-    const char *exts[1];
-    uint32_t ext_count = 0;
     void *chain = &f11;
-    lws_coopmat_features coopmat;
-    ctx->coopmat_api = lws_coopmat_choose(&ctx->caps, lws_coopmat_built(LWS_COOPMAT_NV),
-                                          lws_coopmat_built(LWS_COOPMAT_KHR), &ctx->coopmat_shape,
-                                          NULL, 0);
     lws_coopmat_enable(ctx->coopmat_api, &coopmat, exts, &ext_count, &chain);
     VkPhysicalDeviceFeatures2 features = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
