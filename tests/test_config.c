@@ -3,6 +3,10 @@
  * issue lists, each checked for the file, the JSON path, the value and what is
  * allowed. Fixtures are in tests/configs/ (the test runs from the repo root). */
 #include <stdarg.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -209,7 +213,7 @@ static void non_positive_sizes(void) {
     PARSE_ERROR("seq_len 0", "{" MODEL "}, " LWS ", 'variant': 'crown'}, 'train': {'seq_len': 0}}",
                 "train.seq_len", "value 0");
     PARSE_ERROR("rope_theta", "{" MODEL ", 'rope_theta': -1}, " LWS ", 'variant': 'crown'}}",
-                "model.rope_theta", "-1", "> 0");
+                "model.rope_theta", "-1", "> 1");
 }
 
 static void model_checks(void) {
@@ -644,6 +648,156 @@ static void tiny_configs(void) {
     CHECK(pre_norm_tied, "a tiny config is pre_norm and tied");
 }
 
+/* ---- hostile files and values ---- */
+
+static void write_bytes(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    CHECK(f && fwrite(data, 1, n, f) == n, "write %s", path);
+    if (f) fclose(f);
+}
+
+static double seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+#define SMALL "{" MODEL "}, " LWS ", 'variant': 'crown'}"
+
+/* Text the JSON parser would cut short or ignore, and strings other
+ * readers refuse. */
+static void hostile_text(void) {
+    test_dir("config-hostile");
+    char text[512];
+    int n = snprintf(text, sizeof text, "%s}", js(SMALL));
+    memcpy(text + n, "\0{'model': 1}", 13);
+    write_bytes(test_path("nul.json"), text, (size_t)n + 13);
+    LOAD_ERROR("a NUL byte after the object", test_path("nul.json"), "nul.json", "line 1",
+               "NUL byte");
+    PARSE_ERROR("\\u0000 in a string", SMALL ", 'name': 'ab\\u0000cd'}", "tests/inline.json",
+                "\\u0000", "line 1");
+    CHECK_OK(lws_config_parse(js(SMALL ", 'name': 'a\\\\u0000'}"), "tests/inline.json", &cfg));
+    CHECK(strcmp(cfg.name, "a\\u0000") == 0, "an escaped backslash before u0000: %s", cfg.name);
+    PARSE_ERROR("non-UTF-8 description", SMALL ", 'description': 'a\xff\xfe b'}", "description",
+                "not UTF-8", "0xff");
+    PARSE_ERROR("non-UTF-8 key", SMALL ", 'k\xc3': 1}", "not UTF-8");
+    CHECK_OK(lws_config_parse(js(SMALL ", 'description': 'caf\xc3\xa9 \xe2\x9c\x93'}"),
+                              "tests/inline.json", &cfg));
+    PARSE_ERROR("name ..", SMALL ", 'name': '..'}", "name", "\"..\"", "directory");
+    PARSE_ERROR("name .", SMALL ", 'name': '.'}", "name", "\".\"");
+    PARSE_ERROR("name with a newline", SMALL ", 'name': 'a\\nb'}", "name", "control character");
+}
+
+/* Values accepted by JSON that mean nothing on the device. */
+static void hostile_values(void) {
+    PARSE_ERROR("norm_eps 1e300", "{" MODEL ", 'norm_eps': 1e300}, " LWS ", 'variant': 'crown'}}",
+                "model.norm_eps", "1e+300", "<= 1");
+    PARSE_ERROR("norm_eps 10", "{" MODEL ", 'norm_eps': 10}, " LWS ", 'variant': 'crown'}}",
+                "model.norm_eps", "<= 1");
+    PARSE_ERROR("norm_eps 1e-300", "{" MODEL ", 'norm_eps': 1e-300}, " LWS ", 'variant': 'crown'}}",
+                "model.norm_eps", "fp32");
+    PARSE_ERROR("rope_theta 1e-300",
+                "{" MODEL ", 'rope_theta': 1e-300}, " LWS ", 'variant': 'crown'}}",
+                "tests/inline.json", "model.rope_theta", "> 1");
+    PARSE_ERROR("rope_theta rounding to 1",
+                "{" MODEL ", 'rope_theta': 1.00000001}, " LWS ", 'variant': 'crown'}}",
+                "model.rope_theta", "rounds to 1 in fp32");
+    PARSE_ERROR("init_std 1e39", "{" MODEL ", 'init_std': 1e39}, " LWS ", 'variant': 'crown'}}",
+                "model.init_std", "fp32");
+    const char *head = SMALL ", 'train': {'seq_len': 8, 'micro_batch': 1, 'steps': 10, ";
+    char text[1024];
+    snprintf(text, sizeof text, "%s'lr': 1e40}}", head);
+    PARSE_ERROR("lr 1e40", text, "train.lr", "1e+40", "fp32");
+    snprintf(text, sizeof text, "%s'lr': 1e309}}", head);
+    PARSE_ERROR("lr 1e309", text, "train.lr", "inf (a number beyond a double's range)");
+    snprintf(text, sizeof text, "%s'lr': 1e-3, 'eps': 1e-50}}", head);
+    PARSE_ERROR("eps 1e-50", text, "train.eps", "fp32");
+    snprintf(text, sizeof text, "%s'lr': 1e-3, 'seed': 1e309}}", head);
+    PARSE_ERROR("seed 1e309", text, "train.seed", "inf");
+    /* 65536 query heads of head_dim 65536: a width of 2^32 would wrap in 32 bits. */
+    PARSE_ERROR("width overflow",
+                "{'model': {'d_model': 65536, 'n_layers': 1, 'head_dim': 65536, 'vocab_size': "
+                "256}, 'lws': {'ffn_divisor': 8, 'gqa': {'kv_heads': 1}, 'ffn_dims': [8], "
+                "'q_heads': [65536]}}",
+                "tests/inline.json", "lws.q_heads[0]", "2^32");
+}
+
+/* Files a config must not make lws read: bases that are not regular files
+ * or are not configs (their text is never echoed), and any other file from
+ * a resolved config (as a checkpoint stores it). */
+static void hostile_files(void) {
+    const char *secret = test_path("secret.txt");
+    const char *words = "SECRET-LINE root:x:0:0 hunter2\n";
+    write_bytes(secret, words, strlen(words));
+    char text[1024];
+    snprintf(text, sizeof text, "{\"extends\": \"%s\"}", secret);
+    write_bytes(test_path("leak.json"), text, strlen(text));
+    LOAD_ERROR("a base that is not JSON", test_path("leak.json"), "secret.txt", "malformed JSON");
+    CHECK(!strstr(lws_error_message(), "SECRET") && !strstr(lws_error_message(), "hunter2"),
+          "the base's text is not echoed: %s", lws_error_message());
+    /* The file named on the command line is quoted: it is the user's own. */
+    LOAD_ERROR("the file itself", "tests/configs/malformed.json", "near");
+
+    const char *fifo = test_path("fifo.json");
+    unlink(fifo);
+    CHECK(mkfifo(fifo, 0600) == 0, "mkfifo %s", fifo);
+    snprintf(text, sizeof text, "{\"extends\": \"%s\"}", fifo);
+    write_bytes(test_path("fifo_child.json"), text, strlen(text));
+    LOAD_ERROR("a FIFO base (no hang)", test_path("fifo_child.json"), "FIFO", "not a regular file");
+    LOAD_ERROR("a FIFO config", fifo, "FIFO");
+    write_bytes(test_path("zero_child.json"), "{\"extends\": \"/dev/zero\"}", 24);
+    LOAD_ERROR("/dev/zero as a base", test_path("zero_child.json"), "/dev/zero",
+               "character device");
+
+    /* Resolved text names no file: extends and match_config are refused
+     * before anything is opened (the FIFO would hang an open without
+     * O_NONBLOCK, the secret would be read). */
+    const char *stored[] = {"{\"extends\": \"/etc/shadow\"}", "{\"extends\": \"/dev/zero\"}", text};
+    for (size_t k = 0; k < 3; k++) {
+        lws_status s = lws_config_parse_resolved(stored[k], "ckpt/model.safetensors", &cfg);
+        expect_error("extends in a resolved config", s, "ckpt/model.safetensors", "extends",
+                     "resolved", "altered", NULL);
+        CHECK(!strstr(lws_error_message(), "cannot open") && !strstr(lws_error_message(), "FIFO"),
+              "nothing was opened: %s", lws_error_message());
+    }
+    snprintf(text, sizeof text, "%s",
+             js("{" MODEL "}, " LWS ", 'variant': 'crown', 'match_config': '/etc/shadow'}}"));
+    expect_error("match_config in a resolved config",
+                 lws_config_parse_resolved(text, "ckpt/model.safetensors", &cfg),
+                 "lws.match_config", "resolved", NULL);
+    /* What lws_config_to_json writes reads back through the resolved path. */
+    CHECK_OK(lws_config_load("configs/tiny/crown.json", &cfg));
+    char *json = lws_config_to_json(&cfg);
+    static lws_config back;
+    CHECK_OK(lws_config_parse_resolved(json, "ckpt/model.safetensors", &back));
+    free(json);
+    CHECK(lws_config_params(&back) == lws_config_params(&cfg), "resolved round trip");
+}
+
+/* Big objects: refused in time linear in their size. */
+static void hostile_sizes(void) {
+    enum { KEYS = 90000 };
+    size_t cap = (size_t)KEYS * 16 + 64, n = 0;
+    char *text = test_malloc(cap);
+    n += (size_t)snprintf(text + n, cap - n, "{");
+    for (int i = 0; i < KEYS; i++)
+        n += (size_t)snprintf(text + n, cap - n, "%s\"k%d\":0", i ? "," : "", i);
+    snprintf(text + n, cap - n, "}");
+    double t0 = seconds();
+    lws_status s = lws_config_parse(text, "tests/keys.json", &cfg);
+    double took = seconds() - t0;
+    expect_error("90000 keys", s, "tests/keys.json", "90000 keys", "at most 1024", NULL);
+    CHECK(took < 2.0, "90000 keys refused in %.2f s", took);
+    /* 1024 keys, the last a duplicate of the first: found by sorting. */
+    n = 0;
+    n += (size_t)snprintf(text + n, cap - n, "{\"model\": {");
+    for (int i = 0; i < 1023; i++) n += (size_t)snprintf(text + n, cap - n, "\"k%d\":0,", i);
+    snprintf(text + n, cap - n, "\"k0\":1}}");
+    expect_error("a duplicate among 1024 keys", lws_config_parse(text, "tests/keys.json", &cfg),
+                 "model.k0", "twice", NULL);
+    free(text);
+}
+
 int main(void) {
     defaults();
     extends_and_merge();
@@ -662,5 +816,9 @@ int main(void) {
     override_profile();
     override_errors();
     override_order_and_round_trip();
+    hostile_text();
+    hostile_values();
+    hostile_files();
+    hostile_sizes();
     return test_finish(NULL);
 }

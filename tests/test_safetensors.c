@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -257,6 +258,58 @@ static void test_reader_refusals(void) {
     }
 }
 
+static double seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* A header of n zero-size tensors t0, t1, ...; dup_last: the last is named t0. */
+static void write_many(const char *path, uint32_t n, int dup_last) {
+    size_t cap = (size_t)n * 72 + 16, len = 0;
+    char *h = test_malloc(cap);
+    len += (size_t)snprintf(h + len, cap - len, "{");
+    for (uint32_t i = 0; i < n; i++)
+        len +=
+            (size_t)snprintf(h + len, cap - len,
+                             "%s\"t%u\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}",
+                             i ? "," : "", dup_last && i == n - 1 ? 0 : i);
+    snprintf(h + len, cap - len, "}");
+    write_raw(path, h, 0);
+    free(h);
+}
+
+/* Headers of many tensors are read, refused and searched in O(n log n): a
+ * duplicate among 60000, more tensors than any model has, and a lookup of
+ * every name. */
+static void test_many_tensors(void) {
+    const char *p = test_path("many.safetensors");
+    write_many(p, 100000, 0);
+    double t0 = seconds();
+    expect_refused("100000 tensors", p, "100000 entries", "at most 65536");
+    CHECK(seconds() - t0 < 2.0, "100000 tensors refused in %.2f s", seconds() - t0);
+    write_many(p, 60000, 1);
+    t0 = seconds();
+    expect_refused("a duplicate among 60000 tensors", p, "'t0'", "twice");
+    CHECK(seconds() - t0 < 2.0, "duplicate found in %.2f s", seconds() - t0);
+    write_many(p, 60000, 0);
+    t0 = seconds();
+    lws_st_file *f;
+    CHECK_OK(lws_st_open(p, &f));
+    if (!f) return;
+    uint32_t found = 0;
+    char name[32];
+    for (uint32_t i = 0; i < 60000; i++) {
+        snprintf(name, sizeof name, "t%u", i);
+        const lws_st_tensor *t = lws_st_find(f, name);
+        found += t && strcmp(t->name, name) == 0;
+    }
+    CHECK(found == 60000 && !lws_st_find(f, "t60000") && !lws_st_find(f, ""),
+          "every name found by lws_st_find (%u of 60000)", found);
+    CHECK(seconds() - t0 < 2.0, "60000 tensors opened and looked up in %.2f s", seconds() - t0);
+    lws_st_close(f);
+}
+
 int main(void) {
     test_dir("test_safetensors");
     test_rng rng;
@@ -264,5 +317,6 @@ int main(void) {
     test_round_trip(&rng);
     test_writer_refusals();
     test_reader_refusals();
+    test_many_tensors();
     return test_finish(NULL);
 }

@@ -76,6 +76,10 @@ lws_char_class lws_char_class_of(uint32_t cp);
  * length in bytes (1 for an invalid byte) and sets *cls. */
 size_t lws_utf8_char(const uint8_t *text, size_t n, lws_char_class *cls);
 
+/* n when text[0..n) is well-formed UTF-8, else the offset of the first byte
+ * that starts no well-formed character. */
+size_t lws_utf8_check(const uint8_t *text, size_t n);
+
 /* The end of the piece that starts at text[pos] (pos < n): pieces cut text
  * into consecutive, non-empty ranges. */
 size_t lws_pretokenize_next(const uint8_t *text, size_t n, size_t pos);

@@ -121,6 +121,11 @@ lws_status lws_config_load_with(const char *path, const char *const *sets, uint3
                                 lws_config *out);
 /* The same from text; origin names it in errors and anchors relative paths. */
 lws_status lws_config_parse(const char *json, const char *origin, lws_config *out);
+/* A resolved config (lws_config_to_json's text, as a checkpoint stores it):
+ * it names no other file, so "extends" and lws.match_config are refused and
+ * nothing but the text is read. Every config lws_config_to_json writes is
+ * read back. */
+lws_status lws_config_parse_resolved(const char *json, const char *origin, lws_config *out);
 /* malloc'd JSON of the RESOLVED config: the lws section holds explicit
  * ffn_dims, q_heads and kv_heads lists plus the GQA policy, every section has
  * its defaults filled in. lws_config_parse reads it back to the same layers. */

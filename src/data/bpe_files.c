@@ -31,13 +31,7 @@ static size_t utf8_decode(const uint8_t *s, size_t n, uint32_t *cp) {
 
 static int valid_utf8(const char *s) {
     size_t n = strlen(s);
-    for (size_t i = 0; i < n;) {
-        uint32_t cp;
-        size_t len = utf8_decode((const uint8_t *)s + i, n - i, &cp);
-        if (!len) return 0;
-        i += len;
-    }
-    return 1;
+    return lws_utf8_check((const uint8_t *)s, n) == n;
 }
 
 /* A token for messages: at most 40 bytes of it, cut at a character. */

@@ -56,6 +56,16 @@ size_t lws_utf8_char(const uint8_t *s, size_t n, lws_char_class *cls) {
     return len;
 }
 
+size_t lws_utf8_check(const uint8_t *text, size_t n) {
+    lws_char_class cls;
+    for (size_t i = 0; i < n;) {
+        size_t len = lws_utf8_char(text + i, n - i, &cls);
+        if (len == 1 && text[i] >= 0x80) return i;
+        i += len;
+    }
+    return n;
+}
+
 /* The end of the run of class cls that starts at pos with a character of
  * that class. A run of others stops at any letter, number or whitespace. */
 static size_t run_end(const uint8_t *text, size_t n, size_t pos, lws_char_class cls) {

@@ -38,8 +38,13 @@ static lws_status read_model(const cfg_doc *doc, const cJSON *root, lws_model_co
     m->block = (lws_block_style)block;
     LWS_TRY(cfg_get_bool(doc, s, "model", "tied_embeddings", &m->tied_embeddings, NULL));
     const cfg_interval positive = {0, INFINITY, 1, 0};
-    LWS_TRY(cfg_get_number(doc, s, "model", "rope_theta", positive, &m->rope_theta, NULL));
-    LWS_TRY(cfg_get_number(doc, s, "model", "norm_eps", positive, &m->norm_eps, NULL));
+    /* RoPE's frequencies theta^(-2j/head_dim) fall with j only for theta > 1;
+     * an epsilon beside a mean square of unit-scale activations above 1
+     * would swamp it (the norm would scale every row towards 0). */
+    LWS_TRY(cfg_get_number(doc, s, "model", "rope_theta", (cfg_interval){1, INFINITY, 1, 0},
+                           &m->rope_theta, NULL));
+    LWS_TRY(cfg_get_number(doc, s, "model", "norm_eps", (cfg_interval){0, 1, 1, 0}, &m->norm_eps,
+                           NULL));
     LWS_TRY(cfg_get_bool(doc, s, "model", "qk_norm", &m->qk_norm, NULL));
     LWS_TRY(cfg_get_number(doc, s, "model", "init_std", positive, &m->init_std, NULL));
 
@@ -193,11 +198,13 @@ typedef struct match_chain {
 } match_chain;
 
 /* A config from a file (text NULL) or text, with overrides applied to the
- * merged document in order before any section is read. */
+ * merged document in order before any section is read. resolved: the text
+ * is a resolved config (lws_config_to_json), which names no other file. */
 typedef struct load_source {
     const char *path, *text;
     const char *const *sets;
     uint32_t n_sets;
+    int resolved;
 } load_source;
 
 static lws_status load(load_source src, lws_config *out, match_chain *mc);
@@ -245,18 +252,32 @@ static lws_status match_target(const cfg_doc *doc, lws_config *cfg, match_chain 
     return s;
 }
 
-static lws_status read_config(const cfg_doc *doc, const char *path, lws_config *out,
+/* The name becomes a directory under runs/: one path component, printable. */
+static lws_status check_name(const cfg_doc *doc, const cJSON *root, const char *name) {
+    const char *why = NULL;
+    if (!name[0])
+        why = "is empty";
+    else if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+        why = "names a directory itself, not one under runs/";
+    else if (strchr(name, '/'))
+        why = "contains '/'";
+    for (const char *c = name; !why && *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) why = "contains a control character";
+    if (!why) return LWS_OK;
+    return cfg_error(doc, cfg_item(root, "name"), "name",
+                     "value \"%s\" %s; the name becomes a directory under runs/, use letters, "
+                     "digits, '-', '_', '.'",
+                     name, why);
+}
+
+static lws_status read_config(const cfg_doc *doc, const char *path, int resolved, lws_config *out,
                               match_chain *mc) {
     const cJSON *root = doc->root;
     LWS_TRY(cfg_check_keys(doc, root, ""));
     snprintf(out->path, sizeof out->path, "%s", path);
     default_name(path, out->name, sizeof out->name);
     LWS_TRY(cfg_get_string(doc, root, "", "name", out->name, sizeof out->name, NULL));
-    if (strchr(out->name, '/'))
-        return cfg_error(doc, cfg_item(root, "name"), "name",
-                         "value \"%s\" contains '/'; the name "
-                         "becomes a directory under runs/, use letters, digits, '-', '_', '.'",
-                         out->name);
+    LWS_TRY(check_name(doc, root, out->name));
     LWS_TRY(cfg_get_string(doc, root, "", "description", out->description, sizeof out->description,
                            NULL));
     LWS_TRY(read_model(doc, root, &out->model));
@@ -264,6 +285,10 @@ static lws_status read_config(const cfg_doc *doc, const char *path, lws_config *
     LWS_TRY(read_train(doc, root, out));
     LWS_TRY(read_data(doc, root, out));
     LWS_TRY(read_eval(doc, root, out));
+    if (out->lws.match_config[0] && resolved)
+        return cfg_error(doc, cfg_item(cfg_item(root, "lws"), "match_config"), "lws.match_config",
+                         "a resolved config (as a checkpoint stores it) gives its layers "
+                         "explicitly and names no other config; the stored config was altered");
     if (out->lws.match_config[0]) LWS_TRY(match_target(doc, out, mc));
 
     const char *blame = NULL;
@@ -285,11 +310,11 @@ static lws_status load(load_source src, lws_config *out, match_chain *mc) {
         return lws_fail(LWS_ERR_INVALID, "%s: %u overrides given without their texts", src.path,
                         src.n_sets);
     cfg_doc doc;
-    LWS_TRY(cfg_doc_load(&doc, src.path, src.text));
+    LWS_TRY(cfg_doc_load(&doc, src.path, src.text, src.resolved));
     lws_status s = LWS_OK;
     for (uint32_t k = 0; k < src.n_sets && s == LWS_OK; k++)
         s = cfg_doc_apply_set(&doc, src.sets[k] ? src.sets[k] : "");
-    if (s == LWS_OK) s = read_config(&doc, src.path, out, mc);
+    if (s == LWS_OK) s = read_config(&doc, src.path, src.resolved, out, mc);
     cfg_doc_free(&doc);
     return s;
 }
@@ -307,9 +332,19 @@ lws_status lws_config_load(const char *path, lws_config *out) {
     return lws_config_load_with(path, NULL, 0, out);
 }
 
-lws_status lws_config_parse(const char *json, const char *origin, lws_config *out) {
+static lws_status parse_text(const char *json, const char *origin, int resolved, lws_config *out) {
     match_chain mc = {.n = 0};
     snprintf(mc.files[mc.n++], sizeof mc.files[0], "%s", origin ? origin : "config");
-    return load((load_source){.path = origin ? origin : "config", .text = json ? json : ""}, out,
-                &mc);
+    return load((load_source){.path = origin ? origin : "config",
+                              .text = json ? json : "",
+                              .resolved = resolved},
+                out, &mc);
+}
+
+lws_status lws_config_parse(const char *json, const char *origin, lws_config *out) {
+    return parse_text(json, origin, 0, out);
+}
+
+lws_status lws_config_parse_resolved(const char *json, const char *origin, lws_config *out) {
+    return parse_text(json, origin, 1, out);
 }

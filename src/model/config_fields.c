@@ -1,5 +1,6 @@
 /* Strict typed access to config values: every read checks the type and the
  * range and names the file, the JSON path, the value and what is allowed. */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -102,6 +103,16 @@ lws_status cfg_node_number(const cfg_doc *doc, const cJSON *c, const char *path,
     if (!isfinite(x) || x < r.lo || (r.lo_open && x == r.lo) || x > r.hi ||
         (r.hi_open && x == r.hi))
         return cfg_error(doc, c, path, "value %s is not allowed; expected %s", v, range);
+    /* The device computes in fp32: a value must keep its meaning there, not
+     * overflow to infinity, flush to 0 or round onto an excluded bound. */
+    float f = (float)x;
+    if (fabs(x) > FLT_MAX || (x != 0 && fabs(x) < FLT_MIN))
+        return cfg_error(doc, c, path,
+                         "value %s is beyond fp32's range, in which the device computes "
+                         "(magnitudes from %g to %g, or 0); expected %s",
+                         v, FLT_MIN, FLT_MAX, range);
+    if ((r.lo_open && f <= r.lo) || (r.hi_open && f >= r.hi))
+        return cfg_error(doc, c, path, "value %s rounds to %.9g in fp32; expected %s", v, f, range);
     *out = x;
     return LWS_OK;
 }

@@ -29,8 +29,10 @@ typedef struct cfg_doc {
 } cfg_doc;
 
 /* Reads path (text == NULL) or parses text under the name path, then merges
- * it over the files it extends. On failure the doc is freed. */
-lws_status cfg_doc_load(cfg_doc *doc, const char *path, const char *text);
+ * it over the files it extends; resolved: the text is a resolved config,
+ * which extends nothing (an "extends" is refused). On failure the doc is
+ * freed. */
+lws_status cfg_doc_load(cfg_doc *doc, const char *path, const char *text, int resolved);
 void cfg_doc_free(cfg_doc *doc);
 /* Places value at a dotted path of the merged tree (creating the objects on
  * the way), replacing what is there, as written by "--set"; value NULL

@@ -2,17 +2,21 @@
  * duplicate keys, and "extends" merging that remembers which file wrote each
  * value. */
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "lws/bpe.h" /* lws_utf8_check */
 #include "model/config_internal.h"
 #include "util/files.h"
 
 #define CFG_MAX_EXTENDS 16
 /* A config is a few KiB of JSON; a file far beyond that is not one. */
-#define CFG_MAX_FILE_BYTES ((size_t)16 << 20)
+#define CFG_MAX_FILE_BYTES ((size_t)1 << 20)
+/* The schema's largest object has a few dozen keys. */
+#define CFG_MAX_OBJECT_KEYS 1024
 
 /* ---- origins ----------------------------------------------------------- */
 
@@ -56,6 +60,13 @@ lws_status cfg_error(const cfg_doc *doc, const cJSON *node, const char *path, co
 }
 
 void cfg_value_text(const cJSON *node, char *out, size_t n) {
+    /* cJSON prints an infinity (a literal such as 1e309) as null. */
+    if (cJSON_IsNumber(node) && !isfinite(node->valuedouble)) {
+        snprintf(out, n, "%s",
+                 node->valuedouble > 0 ? "inf (a number beyond a double's range)"
+                                       : "-inf (a number beyond a double's range)");
+        return;
+    }
     char *s = node ? cJSON_PrintUnformatted(node) : NULL;
     if (!s) {
         snprintf(out, n, "(none)");
@@ -88,31 +99,66 @@ void cfg_relative_path(const char *from, const char *path, char *out, size_t n) 
 
 /* ---- reading and parsing ----------------------------------------------- */
 
-static lws_status parse_json(const char *path, const char *text, cJSON **out) {
+/* Line and column (from 1) of text[at]. */
+static void position(const char *text, size_t at, int *line, int *column) {
+    *line = 1, *column = 1;
+    for (size_t i = 0; i < at; i++) {
+        if (text[i] == '\n')
+            ++*line, *column = 1;
+        else
+            ++*column;
+    }
+}
+
+/* JSON text holds no NUL: a NUL byte ends cJSON's reading (what follows
+ * would be ignored) and a \u0000 escape ends a string early (the rest of the
+ * value would be lost). Both are refused where they are. */
+static lws_status check_no_nul(const char *path, const char *text, size_t len) {
+    size_t at = len;
+    const char *what = NULL;
+    const char *nul = memchr(text, 0, len);
+    if (nul) at = (size_t)(nul - text), what = "a NUL byte; a config is text";
+    for (size_t i = 0; i + 5 < at; i++) {
+        if (text[i] != '\\') continue;
+        if (memcmp(text + i + 1, "u0000", 5) == 0) {
+            at = i, what = "the escape \\u0000 (a NUL character), which no config string holds";
+            break;
+        }
+        i++; /* the escaped character, which may be a backslash */
+    }
+    if (!what) return LWS_OK;
+    int line, column;
+    position(text, at, &line, &column);
+    return lws_fail(LWS_ERR_CONFIG, "%s: line %d, column %d: %s", path, line, column, what);
+}
+
+/* Parses the len bytes of text (NUL-terminated after them). quote: the
+ * message may show the text near a syntax error; it does only for the file
+ * the caller named, never for a file reached through "extends". */
+static lws_status parse_json(const char *path, const char *text, size_t len, int quote,
+                             cJSON **out) {
+    LWS_TRY(check_no_nul(path, text, len));
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithOpts(text, &end, 1);
     if (!root) {
         if (!end) end = text;
-        int line = 1, column = 1;
-        for (const char *p = text; p < end && *p; p++) {
-            if (*p == '\n')
-                line++, column = 1;
-            else
-                column++;
-        }
+        int line, column;
+        position(text, (size_t)(end - text), &line, &column);
         char near[32];
         size_t k = 0;
         for (const char *p = end; *p && *p != '\n' && k < 20; p++) near[k++] = *p;
         near[k] = 0;
-        if (!*text || strspn(text, " \t\r\n") == strlen(text))
+        if (strspn(text, " \t\r\n") == len)
             return lws_fail(LWS_ERR_CONFIG,
                             "%s: line %d, column %d: malformed JSON: the text is "
                             "empty; a config is a JSON object {...}",
                             path, line, column);
+        char shown[64] = "";
+        if (quote) snprintf(shown, sizeof shown, " near '%s'", k ? near : "end of text");
         return lws_fail(LWS_ERR_CONFIG,
-                        "%s: line %d, column %d: malformed JSON near '%s' (check for a missing "
+                        "%s: line %d, column %d: malformed JSON%s (check for a missing "
                         "comma, quote or brace, a trailing comma, or a comment: JSON has none)",
-                        path, line, column, k ? near : "end of text");
+                        path, line, column, shown);
     }
     if (!cJSON_IsObject(root)) {
         lws_status s = lws_fail(LWS_ERR_CONFIG,
@@ -126,21 +172,62 @@ static lws_status parse_json(const char *path, const char *text, cJSON **out) {
     return LWS_OK;
 }
 
+static int by_key(const void *a, const void *b) {
+    return strcmp((*(const cJSON *const *)a)->string, (*(const cJSON *const *)b)->string);
+}
+
+/* Refuses a key given twice in one object (cJSON would keep the first) and
+ * an object with more keys than any config holds; sorting the keys keeps
+ * this O(n log n) for any input. */
+static lws_status check_object_keys(cfg_doc *doc, const cJSON *node, uint32_t file,
+                                    const char *path) {
+    size_t n = 0;
+    for (const cJSON *c = node->child; c; c = c->next) n++;
+    if (n > CFG_MAX_OBJECT_KEYS)
+        return lws_fail(LWS_ERR_CONFIG,
+                        "%s: %s: an object of %zu keys; a config's objects hold at most %d",
+                        doc->files[file], path[0] ? path : "the top level", n, CFG_MAX_OBJECT_KEYS);
+    if (n < 2) return LWS_OK;
+    const cJSON **keys = malloc(n * sizeof *keys);
+    if (!keys) return lws_fail(LWS_ERR_OUT_OF_MEMORY, "config: out of memory");
+    n = 0;
+    for (const cJSON *c = node->child; c; c = c->next) keys[n++] = c;
+    qsort(keys, n, sizeof *keys, by_key);
+    lws_status s = LWS_OK;
+    for (size_t i = 1; i < n && s == LWS_OK; i++)
+        if (strcmp(keys[i - 1]->string, keys[i]->string) == 0)
+            s = lws_fail(LWS_ERR_CONFIG,
+                         "%s: %s%s%s: the key is given twice in one object; keep one",
+                         doc->files[file], path, path[0] ? "." : "", keys[i]->string);
+    free(keys);
+    return s;
+}
+
+/* Keys and string values are UTF-8 text: they are written back into JSON
+ * (config.json, a checkpoint's metadata) that other readers must accept. */
+static lws_status check_text(cfg_doc *doc, const char *text, uint32_t file, const char *path,
+                             const char *what) {
+    size_t n = strlen(text), bad = lws_utf8_check((const uint8_t *)text, n);
+    if (bad == n) return LWS_OK;
+    return lws_fail(LWS_ERR_CONFIG,
+                    "%s: %s: the %s is not UTF-8 text (byte 0x%02x at offset %zu); write it "
+                    "as UTF-8",
+                    doc->files[file], path[0] ? path : "the top level", what, (uint8_t)text[bad],
+                    bad);
+}
+
 /* Records every node of a freshly parsed tree as written by `file`, and
- * refuses a key given twice in one object (cJSON would keep the first). */
+ * checks its keys and strings (check_object_keys, check_text). */
 static lws_status mark(cfg_doc *doc, const cJSON *node, uint32_t file, const char *path) {
     LWS_TRY(add_origin(doc, node, file));
+    if (cJSON_IsString(node)) LWS_TRY(check_text(doc, node->valuestring, file, path, "value"));
+    if (cJSON_IsObject(node)) LWS_TRY(check_object_keys(doc, node, file, path));
     uint32_t index = 0;
     for (const cJSON *c = node->child; c; c = c->next, index++) {
         char sub[512];
         if (cJSON_IsObject(node)) {
             snprintf(sub, sizeof sub, "%s%s%s", path, path[0] ? "." : "", c->string);
-            for (const cJSON *d = c->next; d; d = d->next)
-                if (strcmp(c->string, d->string) == 0)
-                    return lws_fail(LWS_ERR_CONFIG,
-                                    "%s: %s: the key is given twice in one "
-                                    "object; keep one",
-                                    doc->files[file], sub);
+            LWS_TRY(check_text(doc, c->string, file, path, "key"));
         } else {
             snprintf(sub, sizeof sub, "%s[%u]", path, index);
         }
@@ -201,18 +288,19 @@ typedef struct chain {
     char canonical[CFG_MAX_EXTENDS][PATH_MAX];
     char shown[CFG_MAX_EXTENDS][1024];
     uint32_t n;
+    int resolved; /* a resolved config: "extends" is refused */
 } chain;
 
 static lws_status load_tree(cfg_doc *doc, const char *path, const char *text, chain *ch,
                             cJSON **out) {
     char *owned = NULL;
+    size_t len = text ? strlen(text) : 0;
     if (!text) {
-        size_t len;
         LWS_TRY(lws_read_file(path, CFG_MAX_FILE_BYTES, &owned, &len));
         text = owned;
     }
     cJSON *root = NULL;
-    lws_status s = parse_json(path, text, &root);
+    lws_status s = parse_json(path, text, len, ch->n == 1, &root);
     free(owned);
     LWS_TRY(s);
     uint32_t file = 0;
@@ -230,6 +318,16 @@ static lws_status load_tree(cfg_doc *doc, const char *path, const char *text, ch
     }
     char shown[1024], value[256];
     cfg_value_text(extends, value, sizeof value);
+    if (ch->resolved) {
+        /* A resolved config was written with every base merged in; one that
+         * names a base was altered, and must not make lws open any file. */
+        s = lws_fail(LWS_ERR_CONFIG,
+                     "%s: extends: a resolved config (as a checkpoint stores it) has no base "
+                     "to extend; the stored config was altered",
+                     path);
+        cJSON_Delete(root);
+        return s;
+    }
     if (!cJSON_IsString(extends) || !extends->valuestring[0]) {
         s = lws_fail(LWS_ERR_CONFIG,
                      "%s: extends: value %s is %s; expected the path of a base "
@@ -319,13 +417,14 @@ lws_status cfg_doc_set(cfg_doc *doc, const char *path, cJSON *value) {
     return mark(doc, value, doc->set_file, path);
 }
 
-lws_status cfg_doc_load(cfg_doc *doc, const char *path, const char *text) {
+lws_status cfg_doc_load(cfg_doc *doc, const char *path, const char *text, int resolved) {
     memset(doc, 0, sizeof *doc);
     chain *ch = calloc(1, sizeof *ch);
     if (!ch) return lws_fail(LWS_ERR_OUT_OF_MEMORY, "config: out of memory");
     canonical(path, ch->canonical[0]);
     snprintf(ch->shown[0], sizeof ch->shown[0], "%s", path);
     ch->n = 1;
+    ch->resolved = resolved;
     lws_status s = load_tree(doc, path, text, ch, &doc->root);
     free(ch);
     if (s != LWS_OK) cfg_doc_free(doc);

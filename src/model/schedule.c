@@ -274,6 +274,37 @@ static lws_status match(lws_config *cfg, const char **blame) {
     return build(cfg, best, cfg->layers, blame);
 }
 
+/* The shaders index a matrix with 32-bit integers: every weight matrix
+ * (and so every width) stays below 2^32 elements. */
+static lws_status check_shapes(const lws_config *cfg, const char **blame) {
+    const uint64_t limit = 1ull << 32, d = cfg->model.d_model, hd = cfg->model.head_dim;
+    if ((uint64_t)cfg->model.vocab_size * d >= limit)
+        return lws_fail(LWS_ERR_CONFIG,
+                        "model.vocab_size: %u tokens x d_model %llu = %llu embedding elements; "
+                        "a matrix must hold fewer than 2^32",
+                        cfg->model.vocab_size, (unsigned long long)d,
+                        (unsigned long long)(cfg->model.vocab_size * d));
+    for (uint32_t i = 0; i < cfg->model.n_layers; i++) {
+        const lws_layer_shape *l = &cfg->layers[i];
+        const struct {
+            const char *key, *what;
+            uint64_t width;
+        } w[] = {{"q_heads", "query heads x head_dim", l->q_heads * hd},
+                 {"kv_heads", "KV heads x head_dim", l->kv_heads * hd},
+                 {"ffn_dims", "the FFN width", l->ffn_dim}};
+        for (size_t k = 0; k < sizeof w / sizeof *w; k++) {
+            if (w[k].width * d < limit) continue;
+            *blame = w[k].key;
+            return lws_fail(LWS_ERR_CONFIG,
+                            "lws.%s[%u]: a width of %llu (%s) times d_model %llu is %llu "
+                            "elements; a matrix must hold fewer than 2^32",
+                            w[k].key, i, (unsigned long long)w[k].width, w[k].what,
+                            (unsigned long long)d, (unsigned long long)(w[k].width * d));
+        }
+    }
+    return LWS_OK;
+}
+
 lws_status cfg_resolve_layers(lws_config *cfg, const char **blame) {
     const char *unused;
     if (!blame) blame = &unused;
@@ -285,9 +316,14 @@ lws_status cfg_resolve_layers(lws_config *cfg, const char **blame) {
     if (cfg->lws.gqa_value < 1)
         return lws_fail(LWS_ERR_CONFIG, "lws.gqa: no GQA policy; give {\"group_size\": g} or "
                                         "{\"kv_heads\": k}");
-    if (cfg->lws.match_target) return match(cfg, blame);
-    cfg->lws.match_scale = 1.0;
-    return build(cfg, 1.0, cfg->layers, blame);
+    lws_status s;
+    if (cfg->lws.match_target) {
+        s = match(cfg, blame);
+    } else {
+        cfg->lws.match_scale = 1.0;
+        s = build(cfg, 1.0, cfg->layers, blame);
+    }
+    return s == LWS_OK ? check_shapes(cfg, blame) : s;
 }
 
 lws_status lws_config_resolve_layers(lws_config *cfg) {

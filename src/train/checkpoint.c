@@ -240,7 +240,7 @@ lws_status lws_checkpoint_config(const char *dir, lws_config *cfg) {
     LWS_TRY(lws_st_open(file, &f));
     const char *json = lws_st_metadata(f, "lws_config");
     lws_status s =
-        json ? lws_config_parse(json, file, cfg)
+        json ? lws_config_parse_resolved(json, file, cfg)
              : lws_fail(LWS_ERR_DATA, "%s has no lws_config in its metadata: not an lws checkpoint",
                         file);
     lws_st_close(f);

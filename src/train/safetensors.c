@@ -17,7 +17,10 @@
 
 /* The safetensors reference implementation refuses headers above 100 MB. */
 #define MAX_HEADER_BYTES (100u << 20)
-#define METADATA_KEY     "__metadata__"
+/* A large model has a few thousand tensors; a header listing more than
+ * this is not a model's. */
+#define MAX_TENSORS  (1u << 16)
+#define METADATA_KEY "__metadata__"
 
 static const struct {
     const char *name;
@@ -260,6 +263,7 @@ struct lws_st_file {
     cJSON *root; /* tensor names point into it */
     const cJSON *metadata;
     lws_st_tensor *tensors;
+    uint32_t *by_name; /* tensor indices sorted by name */
     uint32_t count;
 };
 
@@ -382,6 +386,27 @@ static lws_status check_tiling(lws_st_file *f, uint64_t data_bytes) {
     return s;
 }
 
+/* qsort has no context argument: the tensors being sorted. */
+static _Thread_local const lws_st_tensor *sorting;
+
+static int by_name(const void *a, const void *b) {
+    return strcmp(sorting[*(const uint32_t *)a].name, sorting[*(const uint32_t *)b].name);
+}
+
+/* Sorts f->by_name (lws_st_find's binary search) and refuses a name given
+ * twice, in O(n log n) whatever the header holds. */
+static lws_status index_names(lws_st_file *f) {
+    sorting = f->tensors;
+    qsort(f->by_name, f->count, sizeof *f->by_name, by_name);
+    sorting = NULL;
+    for (uint32_t k = 1; k < f->count; k++) {
+        const char *name = f->tensors[f->by_name[k]].name;
+        if (strcmp(f->tensors[f->by_name[k - 1]].name, name) == 0)
+            return bad_header(f, name, "appears twice in the header");
+    }
+    return LWS_OK;
+}
+
 static lws_status parse_header(lws_st_file *f, const char *text, size_t len, uint64_t data_bytes,
                                const uint8_t *data) {
     const char *end = NULL;
@@ -400,8 +425,14 @@ static lws_status parse_header(lws_st_file *f, const char *text, size_t len, uin
                             "at byte %td; the file is corrupt or not safetensors",
                             f->path, p - text);
     int n = cJSON_GetArraySize(f->root);
+    if (n > (int)MAX_TENSORS + 1) /* + 1: __metadata__ */
+        return lws_fail(LWS_ERR_DATA,
+                        "file %s: the header lists %d entries; lws reads at most %u tensors",
+                        f->path, n, MAX_TENSORS);
     f->tensors = calloc((size_t)n + 1, sizeof *f->tensors);
-    if (!f->tensors) return lws_fail(LWS_ERR_OUT_OF_MEMORY, "file %s: out of memory", f->path);
+    f->by_name = calloc((size_t)n + 1, sizeof *f->by_name);
+    if (!f->tensors || !f->by_name)
+        return lws_fail(LWS_ERR_OUT_OF_MEMORY, "file %s: out of memory", f->path);
     for (const cJSON *j = f->root->child; j; j = j->next) {
         if (strcmp(j->string, METADATA_KEY) == 0) {
             if (f->metadata) return bad_header(f, NULL, "\"__metadata__\" appears twice");
@@ -415,12 +446,11 @@ static lws_status parse_header(lws_st_file *f, const char *text, size_t len, uin
             f->metadata = j;
             continue;
         }
-        for (uint32_t i = 0; i < f->count; i++)
-            if (strcmp(f->tensors[i].name, j->string) == 0)
-                return bad_header(f, j->string, "appears twice in the header");
         LWS_TRY(parse_tensor(f, j, &f->tensors[f->count]));
+        f->by_name[f->count] = f->count;
         f->count++;
     }
+    LWS_TRY(index_names(f));
     LWS_TRY(check_tiling(f, data_bytes));
     for (uint32_t i = 0; i < f->count; i++) f->tensors[i].data = data + f->tensors[i].offset;
     return LWS_OK;
@@ -478,7 +508,7 @@ void lws_st_close(lws_st_file *f) {
     if (!f) return;
     if (f->map) munmap(f->map, f->map_bytes);
     cJSON_Delete(f->root);
-    free(f->tensors), free(f->path), free(f);
+    free(f->tensors), free(f->by_name), free(f->path), free(f);
 }
 
 uint32_t lws_st_count(const lws_st_file *f) {
@@ -490,8 +520,17 @@ const lws_st_tensor *lws_st_at(const lws_st_file *f, uint32_t i) {
 }
 
 const lws_st_tensor *lws_st_find(const lws_st_file *f, const char *name) {
-    for (uint32_t i = 0; i < f->count; i++)
-        if (strcmp(f->tensors[i].name, name) == 0) return &f->tensors[i];
+    uint32_t lo = 0, hi = f->count;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        const lws_st_tensor *t = &f->tensors[f->by_name[mid]];
+        int c = strcmp(t->name, name);
+        if (c == 0) return t;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
     return NULL;
 }
 
