@@ -7,7 +7,8 @@
 #    checkpoint's metadata); bad ones are refused naming the JSON path;
 #  - a run directory that holds a run is refused without --resume or
 #    --overwrite; --resume RUN continues in RUN, its log holding each step
-#    once; every run directory keeps the config it was started with;
+#    once; resuming from an older checkpoint needs --branch (the later ones
+#    move aside); every run directory keeps the config it was started with;
 #  - lws eval of a checkpoint equals the trainer's validation of it exactly
 #    (one evaluation function).
 source tests/lib.sh cli-run "$1"
@@ -62,8 +63,11 @@ c = json.loads(m[\"lws_config\"]); assert c[\"train\"][\"seed\"] == 7 and c[\"tr
 msg=$("$lws" train "$dir/small.json" --peak-tflops 1 2>&1); rc=$?
 check "a directory holding a run is refused" '[ $rc -ne 0 ] && [[ "$msg" == *"already holds a run"* && "$msg" == *"--resume"* && "$msg" == *"--overwrite"* ]]'
 check "... and left as it was" '[ $(grep -c "\"loss\"" "$dir/run/log.jsonl") -eq 4 ]'
-"$lws" train "$dir/small.json" --peak-tflops 1 --set train.seed=7 --resume "$dir/run/checkpoints/step-00000002" >"$dir/resume.log" 2>&1
-check "--resume of a run's checkpoint continues in that run" '[ $? -eq 0 ] && [ -f "$dir/run/checkpoints/step-00000006/model.safetensors" ]'
+msg=$("$lws" train "$dir/small.json" --peak-tflops 1 --set train.seed=7 --resume "$dir/run/checkpoints/step-00000002" 2>&1); rc=$?
+check "resuming from an older checkpoint of a run is refused without --branch" '[ $rc -ne 0 ] && [[ "$msg" == *"step-00000004"* && "$msg" == *"--branch"* ]] && [ -d "$dir/run/checkpoints/step-00000004" ]'
+"$lws" train "$dir/small.json" --peak-tflops 1 --set train.seed=7 --resume "$dir/run/checkpoints/step-00000002" --branch >"$dir/resume.log" 2>&1
+check "--resume --branch of a run's checkpoint continues in that run" '[ $? -eq 0 ] && [ -f "$dir/run/checkpoints/step-00000006/model.safetensors" ]'
+check "... the later checkpoint moved aside, named" '[ -f "$dir/run/superseded/after-step-00000002/checkpoints/step-00000004/model.safetensors" ] && grep -q "superseded/after-step-00000002" "$dir/resume.log"'
 steps=$($py -c "
 import json
 print(' '.join(str(json.loads(l)['step']) for l in open('$dir/run/log.jsonl') if '\"loss\"' in l))")

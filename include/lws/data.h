@@ -1,8 +1,8 @@
 /* lws — training data: token files, tokenizers, batch sampling.
  *
- * A token file is memory-mapped and checked once on open: its dtype comes
- * from its header (never guessed), its size must match the header, and every
- * token must be below the model's vocabulary size.
+ * A token file is checked once on open: its dtype comes from its header
+ * (never guessed), its size must match the header, and every token must be
+ * below the model's vocabulary size. It is then read window by window.
  *
  * Three formats are read, recognised by their first bytes (not by name):
  *
@@ -75,7 +75,6 @@ typedef enum lws_token_format {
 typedef struct lws_tokens {
     char *path;
     lws_token_format format;
-    const uint8_t *data;                         /* the first token, inside the mapping */
     uint64_t count;                              /* tokens */
     uint32_t token_bytes;                        /* 2, 4 or 8 (npy '<i8') */
     uint32_t vocab_size;                         /* from the header; 0 when the format has none */
@@ -85,32 +84,30 @@ typedef struct lws_tokens {
     /* Set when the file looks like wide tokens read at half their width (see
      * lws_tokens_half_width_zeros); a WARNING was printed. */
     int half_width_zeros;
-    void *map; /* the whole file */
-    size_t map_bytes;
+    /* The file is read (lws_tokens_read), never mapped: one truncated or
+     * rewritten while in use is an error naming it, not a SIGBUS. */
+    int fd;              /* -1 when closed */
+    uint64_t offset;     /* byte offset of the first token */
+    uint64_t file_bytes; /* size and modification time when opened */
+    int64_t mtime_ns;
+    uint32_t limit; /* every token is below it (the vocabulary checked on open) */
 } lws_tokens;
 
-/* Maps and checks a token file. model_vocab: the model's vocabulary size;
- * every token must be below it, and an lws header's vocab_size must not
- * exceed it. expect_tokenizer: the tokenizer name the file must carry (NULL:
- * not checked; files whose format has no name, llm.c and .npy, pass).
- * On failure *out is zeroed and the message names the file and the problem. */
+/* Opens and checks a token file: every token is read once. model_vocab: the
+ * model's vocabulary size; every token must be below it, and an lws header's
+ * vocab_size must not exceed it. expect_tokenizer: the tokenizer name the
+ * file must carry, and the vocabulary hash that name stands for when the
+ * file records one (NULL: not checked; files whose format has no name,
+ * llm.c and .npy, pass). On failure *out is zeroed (fd -1) and the message
+ * names the file and the problem. */
 lws_status lws_tokens_open(const char *path, uint32_t model_vocab, const char *expect_tokenizer,
                            lws_tokens *out);
 void lws_tokens_close(lws_tokens *t);
 
-/* Token i (i < t->count). */
-static inline uint32_t lws_tokens_get(const lws_tokens *t, uint64_t i) {
-    const uint8_t *p = t->data + i * t->token_bytes;
-    /* Little-endian assembly: the mapping has no alignment guarantee. An
-     * '<i8' token was checked to be in [0, vocab) on open, so its low four
-     * bytes are its value. */
-    switch (t->token_bytes) {
-    case 2:
-        return (uint32_t)p[0] | (uint32_t)p[1] << 8;
-    default:
-        return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-    }
-}
+/* Tokens [first, first + n) into out. Fails naming the file when they are
+ * not inside it, or when the file changed since it was opened (its size or
+ * modification time, a short read, a token now out of range). */
+lws_status lws_tokens_read(const lws_tokens *t, uint64_t first, uint64_t n, uint32_t *out);
 
 /* The signature of tokens of twice the width read at half width (int32
  * tokens read as uint16: every other value is a zero high half). Looks at
@@ -153,7 +150,7 @@ lws_status lws_file_commit(const char *tmp_path, const char *path);
 
 /* ---- ranges, training windows, validation windows ---------------------- */
 
-/* Tokens [begin, end) of one mapping. */
+/* Tokens [begin, end) of one file. */
 typedef struct lws_token_range {
     uint64_t begin, end;
 } lws_token_range;
@@ -192,11 +189,13 @@ lws_status lws_sampler_next(lws_sampler *s, const lws_tokens *t, uint32_t batch,
  * window is dropped). */
 uint64_t lws_eval_window_count(lws_token_range range, uint32_t seq_len);
 /* Fills up to batch rows (batch, seq_len) from window *cursor on, advances
- * *cursor, and returns the rows filled: 0 once the windows are exhausted,
- * and 0 for a range that is not inside t (ranges from lws_tokens_all and
- * lws_tokens_split always are). */
-uint32_t lws_eval_windows(const lws_tokens *t, lws_token_range range, uint32_t seq_len,
-                          uint32_t batch, uint64_t *cursor, uint32_t *inputs, uint32_t *targets);
+ * *cursor, and sets *rows to the rows filled: 0 once the windows are
+ * exhausted, and 0 for a range that is not inside t (ranges from
+ * lws_tokens_all and lws_tokens_split always are). Fails as
+ * lws_tokens_read does. */
+lws_status lws_eval_windows(const lws_tokens *t, lws_token_range range, uint32_t seq_len,
+                            uint32_t batch, uint64_t *cursor, uint32_t *inputs, uint32_t *targets,
+                            uint32_t *rows);
 
 /* ---- tokenizers -------------------------------------------------------- */
 

@@ -94,8 +94,10 @@ lws_status lws_model_logits(lws_model *m, const uint32_t *inputs, float *logits)
 /* Clips the gradients by global norm (cfg.train.grad_clip) and applies AdamW
  * (betas, eps, weight decay from cfg.train) with learning rate lr as update
  * number `step` (1-based, for the bias corrections); zeroes the gradients and
- * returns the gradient norm before clipping. */
-lws_status lws_model_optimizer_step(lws_model *m, double lr, uint64_t step, double *grad_norm);
+ * returns the gradient norm before clipping and how many parameters are not
+ * finite after the update (NaN or infinite; counted on the device). */
+lws_status lws_model_optimizer_step(lws_model *m, double lr, uint64_t step, double *grad_norm,
+                                    double *nonfinite);
 
 /* Device times of the last step, from timestamp queries (0 without them). */
 typedef struct lws_timing {

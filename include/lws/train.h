@@ -33,6 +33,7 @@ typedef struct lws_step_result {
     double loss;      /* mean over the step's micro-batches */
     double grad_norm; /* before clipping */
     double lr;
+    int updated; /* the update ran: after a failure, the weights are no longer the last step's */
 } lws_step_result;
 
 /* Forward and backward over cfg.train.grad_accum micro-batches from src (the
@@ -42,7 +43,8 @@ typedef struct lws_step_result {
 lws_status lws_train_accumulate(lws_model *m, const lws_batch_source *src,
                                 const lws_stop_flag *stop, double *loss);
 /* Clipping and AdamW as update number `step` (1-based) at learning rate lr;
- * zeroes the gradients. A non-finite gradient norm is LWS_ERR_NUMERIC. */
+ * zeroes the gradients. A non-finite gradient norm, or any parameter NaN or
+ * infinite after the update (counted on the device), is LWS_ERR_NUMERIC. */
 lws_status lws_train_update(lws_model *m, uint64_t step, double lr, double *grad_norm);
 /* Both: optimizer step number `step` at the schedule's learning rate. */
 lws_status lws_train_step(lws_model *m, const lws_batch_source *src, uint64_t step,
@@ -108,9 +110,10 @@ typedef struct lws_train_progress {
     uint64_t tokens; /* trained on so far */
     /* START */
     const char *run_dir;
-    const char *resumed_from;           /* NULL when starting afresh */
-    uint64_t train_tokens, val_tokens;  /* in the data */
-    const char *val_source;             /* the validation file, or NULL */
+    const char *resumed_from;          /* NULL when starting afresh */
+    const char *superseded;            /* where --branch moved later checkpoints, or NULL */
+    uint64_t train_tokens, val_tokens; /* in the data */
+    const char *val_source;            /* the validation file, or NULL */
     /* STEP */
     double loss, lr, grad_norm, step_ms, tokens_per_s;
     double mfu;                          /* NAN when no peak is known */
@@ -132,6 +135,8 @@ typedef struct lws_train_options {
     const char *run_dir; /* where log.jsonl, config.json and checkpoints/ go; NULL: the
                             resumed run's directory when resuming a run, else train.out_dir */
     int overwrite;       /* start afresh in a run directory that already holds a run */
+    int branch;          /* resume from a checkpoint older than the run's newest: the
+                            later ones move to RUN/superseded/ (refused without it) */
     double peak_tflops;  /* the MFU reference; 0: MFU unknown */
     const lws_stop_flag *stop;
     lws_progress_fn progress; /* may be NULL */

@@ -178,6 +178,9 @@ int lws_cli_eval(int argc, char **argv) {
         file_open = s == LWS_OK;
     }
     if (s == LWS_OK) s = evaluate(&a, cfg, &file, &tk, &e, &r);
+    if (s == LWS_OK && !isfinite(lws_eval_loss(&r)))
+        s = lws_fail(LWS_ERR_NUMERIC, "%s: the loss on %s is %g, not a number a model can have",
+                     dir, a.data, lws_eval_loss(&r));
     lws_text_measure_free(&tk);
     if (file_open) lws_tokens_close(&file);
     free(cfg);

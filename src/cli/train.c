@@ -12,7 +12,8 @@
 #include "lws/train.h"
 
 static const char *usage =
-    "lws train CONFIG [--device D] [--steps N] [--resume DIR] [--out DIR] [--overwrite]\n"
+    "lws train CONFIG [--device D] [--steps N] [--resume DIR [--branch]] [--out DIR] "
+    "[--overwrite]\n"
     "                 [--data FILE] [--val FILE] [--profile] [--peak-tflops X] [--quiet]\n"
     "                 [--dry-run] [--parity-dump DIR] [--set PATH=VALUE]... [--print-config]";
 
@@ -23,6 +24,8 @@ static void help(void) {
            "  --steps N          train N steps instead of train.steps\n"
            "  --resume DIR       continue from a checkpoint, or from the newest checkpoint of\n"
            "                     a run directory (the run continues in its own directory)\n"
+           "  --branch           resume from a checkpoint older than its run's newest: the\n"
+           "                     later checkpoints and log lines move to RUN/superseded/\n"
            "  --out DIR          run directory (log.jsonl, config.json, checkpoints/) instead\n"
            "                     of train.out_dir\n"
            "  --overwrite        start afresh in a run directory that already holds a run\n"
@@ -43,7 +46,7 @@ static void help(void) {
 typedef struct train_args {
     const char *config, *device, *resume, *out, *parity_dump;
     double peak_tflops;
-    int profile, quiet, overwrite, dry_run;
+    int profile, quiet, overwrite, dry_run, branch;
     lws_cli_sets sets; /* --set, and --steps, --data, --val as overrides */
 } train_args;
 
@@ -55,6 +58,7 @@ static int parse(int argc, char **argv, train_args *a) {
         {"--out", LWS_OPT_TEXT, &a->out},
         {"--parity-dump", LWS_OPT_TEXT, &a->parity_dump},
         {"--overwrite", LWS_OPT_FLAG, &a->overwrite},
+        {"--branch", LWS_OPT_FLAG, &a->branch},
         {"--profile", LWS_OPT_FLAG, &a->profile},
         {"--quiet", LWS_OPT_FLAG, &a->quiet},
         {"--dry-run", LWS_OPT_FLAG, &a->dry_run},
@@ -66,7 +70,10 @@ static int parse(int argc, char **argv, train_args *a) {
     };
     lws_cli_command c = {usage,    help,    options, sizeof options / sizeof *options,
                          "CONFIG", &a->config, &a->sets};
-    return lws_cli_parse(&c, argc, argv);
+    int rc = lws_cli_parse(&c, argc, argv);
+    if (rc == 0 && a->branch && !a->resume)
+        rc = lws_cli_usage(usage, "--branch is given without --resume: it says how to resume");
+    return rc;
 }
 
 /* ---- progress lines ------------------------------------------------------ */
@@ -120,6 +127,9 @@ static void on_progress(const lws_train_progress *p, void *user) {
         if (p->resumed_from)
             printf("resumed from %s at step %llu\n", p->resumed_from,
                    (unsigned long long)p->step);
+        if (p->superseded)
+            printf("branched: the checkpoints and log lines after step %llu moved to %s\n",
+                   (unsigned long long)p->step, p->superseded);
         break;
     case LWS_PROGRESS_STEP:
         if (!pr->quiet) print_step(p, pr);
@@ -201,6 +211,7 @@ static int train(const train_args *a, const lws_config *cfg) {
     lws_train_options opt = {.resume = a->resume,
                              .run_dir = a->out,
                              .overwrite = a->overwrite,
+                             .branch = a->branch,
                              .peak_tflops = peak,
                              .stop = &stop_signal,
                              .progress = on_progress,

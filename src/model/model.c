@@ -244,7 +244,8 @@ lws_status lws_model_logits(lws_model *m, const uint32_t *inputs, float *logits)
                         (size_t)m->tokens * m->cfg.model.vocab_size * sizeof *logits);
 }
 
-lws_status lws_model_optimizer_step(lws_model *m, double lr, uint64_t step, double *grad_norm) {
+lws_status lws_model_optimizer_step(lws_model *m, double lr, uint64_t step, double *grad_norm,
+                                    double *nonfinite) {
     const lws_train_config *t = &m->cfg.train;
     lws_optim_hyper h = {0};
     h.lr = (float)lr;
@@ -259,6 +260,9 @@ lws_status lws_model_optimizer_step(lws_model *m, double lr, uint64_t step, doub
     LWS_TRY(lws_submit(m->ctx, &m->cmd_optim, 1));
     LWS_TRY(lws_download(m->ctx, m->hyper, &h, sizeof h));
     *grad_norm = h.grad_norm;
+    float count;
+    memcpy(&count, (const char *)&h + LWS_HYPER_NONFINITE, sizeof count);
+    *nonfinite = count;
     return LWS_OK;
 }
 

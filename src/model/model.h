@@ -88,7 +88,8 @@ struct lws_model {
     lws_buffer ce_scratch;
     lws_grad_scratch gs;
 
-    lws_buffer hyper;        /* lws_optim_hyper */
+    lws_buffer hyper;        /* lws_optim_hyper; its first pad float holds the count of
+                                non-finite parameters after the update (LWS_HYPER_NONFINITE) */
     lws_buffer optim_table;  /* lws_optim_entry [n_params] */
     lws_buffer norm_scratch; /* grad-norm partials */
     uint32_t optim_chunks;

@@ -2,10 +2,16 @@
 #ifndef LWS_MODEL_INTERNAL_H
 #define LWS_MODEL_INTERNAL_H
 
+#include <stddef.h>
 #include <stdio.h>
 
 #include "model/model.h"
+#include "ops/nonfinite.h"
 #include "ops/ops.h"
+
+/* Where in the hyper buffer the update's count of non-finite parameters
+ * goes: a float the optimizer kernels leave alone. */
+#define LWS_HYPER_NONFINITE offsetof(lws_optim_hyper, pad)
 
 uint32_t lws_layout_count(const lws_config *cfg);
 /* Fills list[0..count) (and the per-layer pointers) and returns the floats of

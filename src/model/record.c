@@ -346,6 +346,12 @@ lws_status lws_model_record(lws_model *m) {
                                      m->norm_scratch));
     lws_cmd_barrier(c);
     OP("adamw", lws_op_adamw(c, m->hyper, m->optim_table, m->n_params, m->optim_chunks));
+    lws_cmd_barrier(c);
+    /* Every update is checked where it happened: the count lands in the
+     * hyper buffer, which the host reads back after each step anyway. */
+    OP("count_nonfinite",
+       lws_op_count_nonfinite(c, lws_buffer_slice(m->hyper, LWS_HYPER_NONFINITE, sizeof(float)),
+                              m->optim_table, m->n_params, m->optim_chunks, m->norm_scratch));
     lws_cmd_region_end(c, m->timer, m->region_optim);
     LWS_TRY(lws_cmd_end(c));
 

@@ -1,6 +1,7 @@
 /* Checkpoint save, find, and load (see checkpoint.h). */
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,34 @@ static lws_status shape_of(const lws_param *p, uint64_t shape[2], uint32_t *ndim
     return LWS_OK;
 }
 
+/* The first element of a tensor of m in host (a copy of a whole block)
+ * that is NaN or infinite: *tensor and *at, or 0 when every value is finite. */
+static int find_nonfinite(const lws_model *m, const float *host, uint32_t *tensor, uint64_t *at) {
+    for (uint32_t i = 0; i < m->n_params; i++) {
+        const float *x = host + m->params[i].offset;
+        for (uint64_t j = 0; j < m->params[i].count; j++)
+            if (!isfinite(x[j])) {
+                *tensor = i, *at = j;
+                return 1;
+            }
+    }
+    return 0;
+}
+
+/* Nothing that is not finite goes into a checkpoint: a run that diverged
+ * keeps its last good checkpoint as the newest. */
+static lws_status check_finite(const lws_model *m, const float *host, const char *what,
+                               const char *path) {
+    uint32_t tensor;
+    uint64_t at;
+    if (!find_nonfinite(m, host, &tensor, &at)) return LWS_OK;
+    return lws_fail(LWS_ERR_NUMERIC,
+                    "%s not written: %s of '%s' element %llu is %g; the weights are no longer "
+                    "finite",
+                    path, what, m->params[tensor].name, (unsigned long long)at,
+                    (double)host[m->params[tensor].offset + at]);
+}
+
 lws_status lws_save_params(lws_model *m, const float *host, const char *path) {
     float *own = NULL;
     if (!host) {
@@ -47,8 +76,13 @@ lws_status lws_save_params(lws_model *m, const float *host, const char *path) {
         }
         host = own;
     }
+    lws_status s = check_finite(m, host, "the parameter", path);
+    if (s != LWS_OK) {
+        free(own);
+        return s;
+    }
     lws_st_writer *w;
-    lws_status s = lws_st_writer_create(&w);
+    s = lws_st_writer_create(&w);
     for (uint32_t i = 0; s == LWS_OK && i < m->n_params; i++) {
         uint64_t shape[2];
         uint32_t ndim;
@@ -72,6 +106,8 @@ static lws_status save_optimizer(lws_model *m, const char *path) {
     lws_status s = mh && vh ? LWS_OK : lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory");
     if (s == LWS_OK) s = lws_model_download(m, LWS_BLOCK_ADAM_M, mh);
     if (s == LWS_OK) s = lws_model_download(m, LWS_BLOCK_ADAM_V, vh);
+    if (s == LWS_OK) s = check_finite(m, mh, "the first moment", path);
+    if (s == LWS_OK) s = check_finite(m, vh, "the second moment", path);
     if (s == LWS_OK) s = lws_st_writer_create(&w);
     char name[128];
     for (uint32_t i = 0; s == LWS_OK && i < m->n_params; i++) {
@@ -106,17 +142,19 @@ static lws_status save_state(const lws_train_state *st, const char *path) {
     return s;
 }
 
+/* "step-" and 1 to 19 digits, nothing else (step-N.tmp and step-N.old are
+ * not checkpoints). */
 static int parse_step_dir(const char *name, uint64_t *step) {
-    unsigned long long v;
-    char rest;
-    if (sscanf(name, "step-%llu%c", &v, &rest) != 1) return 0;
-    *step = v;
+    if (strncmp(name, "step-", 5) != 0) return 0;
+    size_t digits = strspn(name + 5, "0123456789");
+    if (digits == 0 || digits > 19 || name[5 + digits] != 0) return 0;
+    *step = strtoull(name + 5, NULL, 10);
     return 1;
 }
 
-/* Checkpoint directories of a run, newest first; *count of them (malloc'd names). */
-static char **list_checkpoints(const char *ckpt_root, uint32_t *count) {
+char **lws_checkpoint_list(const char *ckpt_root, uint64_t **steps_out, uint32_t *count) {
     *count = 0;
+    if (steps_out) *steps_out = NULL;
     DIR *d = opendir(ckpt_root);
     if (!d) return NULL;
     char **names = NULL;
@@ -128,11 +166,13 @@ static char **list_checkpoints(const char *ckpt_root, uint32_t *count) {
         if (!parse_step_dir(e->d_name, &step)) continue;
         if (n == cap) {
             cap = cap ? 2 * cap : 16;
-            names = realloc(names, cap * sizeof *names);
-            steps = realloc(steps, cap * sizeof *steps);
-            if (!names || !steps) break;
+            char **more_names = realloc(names, cap * sizeof *names);
+            if (more_names) names = more_names;
+            uint64_t *more_steps = more_names ? realloc(steps, cap * sizeof *steps) : NULL;
+            if (more_steps) steps = more_steps;
+            if (!more_names || !more_steps) break;
         }
-        names[n] = strdup(e->d_name);
+        if (!(names[n] = strdup(e->d_name))) break;
         steps[n++] = step;
     }
     closedir(d);
@@ -145,9 +185,18 @@ static char **list_checkpoints(const char *ckpt_root, uint32_t *count) {
             names[j] = names[j - 1];
             names[j - 1] = tn;
         }
-    free(steps);
+    if (steps_out)
+        *steps_out = steps;
+    else
+        free(steps);
     *count = n;
     return names;
+}
+
+void lws_checkpoint_list_free(char **names, uint64_t *steps, uint32_t count) {
+    for (uint32_t i = 0; i < count; i++) free(names[i]);
+    free(names);
+    free(steps);
 }
 
 lws_status lws_checkpoint_save(lws_model *m, const char *run_dir, const lws_train_state *st,
@@ -189,15 +238,13 @@ lws_status lws_checkpoint_save(lws_model *m, const char *run_dir, const lws_trai
     if (saved) snprintf(saved, saved_size, "%s", final);
     /* Keep the newest `keep`. */
     uint32_t n = 0;
-    char **names = list_checkpoints(root, &n);
-    for (uint32_t i = 0; i < n; i++) {
-        if (keep > 0 && i >= keep) {
-            snprintf(file, sizeof file, "%s/%s", root, names[i]);
-            remove_dir(file);
-        }
-        free(names[i]);
+    char **names = lws_checkpoint_list(root, NULL, &n);
+    for (uint32_t i = 0; keep > 0 && i < n; i++) {
+        if (i < keep) continue;
+        snprintf(file, sizeof file, "%s/%s", root, names[i]);
+        remove_dir(file);
     }
-    free(names);
+    lws_checkpoint_list_free(names, NULL, n);
     return LWS_OK;
 }
 
@@ -220,7 +267,7 @@ lws_status lws_checkpoint_find(const char *path, char *dir, size_t dir_size) {
     }
     snprintf(probe, sizeof probe, "%s/checkpoints", path);
     uint32_t n = 0;
-    char **names = list_checkpoints(probe, &n);
+    char **names = lws_checkpoint_list(probe, NULL, &n);
     lws_status s = LWS_OK;
     if (n == 0)
         s = lws_fail(LWS_ERR_IO,
@@ -228,8 +275,7 @@ lws_status lws_checkpoint_find(const char *path, char *dir, size_t dir_size) {
                      path);
     else
         snprintf(dir, dir_size, "%s/%s", probe, names[0]);
-    for (uint32_t i = 0; i < n; i++) free(names[i]);
-    free(names);
+    lws_checkpoint_list_free(names, NULL, n);
     return s;
 }
 
@@ -289,6 +335,14 @@ static lws_status read_tensors(lws_model *m, lws_st_file *f, const char *suffix,
         }
         memcpy(host + m->params[i].offset, t->data, m->params[i].count * sizeof(float));
     }
+    uint32_t tensor;
+    uint64_t at;
+    if (find_nonfinite(m, host, &tensor, &at))
+        return lws_fail(LWS_ERR_DATA,
+                        "file %s: tensor '%s%s' element %llu is %g; lws writes only finite "
+                        "checkpoints, so the file was altered or damaged",
+                        lws_st_path(f), m->params[tensor].name, suffix, (unsigned long long)at,
+                        (double)host[m->params[tensor].offset + at]);
     uint32_t expected = m->n_params * (suffix[0] ? 2 : 1);
     if (lws_st_count(f) != expected) {
         for (uint32_t i = 0; i < lws_st_count(f); i++) {
@@ -330,46 +384,125 @@ static lws_status load_block(lws_model *m, const char *file, lws_block_kind kind
 
 /* state.json holds a handful of numbers; anything much bigger is not one. */
 #define STATE_MAX_BYTES (64 * 1024)
+/* The largest integer a JSON number (a double) holds exactly. */
+#define JSON_EXACT_MAX 9007199254740992.0
 
-static lws_status load_state(const char *path, lws_train_state *st) {
+/* A whole number in [lo, hi] (hi at most JSON_EXACT_MAX). */
+static lws_status state_count(const char *path, const cJSON *o, const char *key, double lo,
+                              double hi, uint64_t *out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsNumber(v))
+        return lws_fail(LWS_ERR_DATA, "%s: %s: %s; expected a whole number from %.0f to %.0f", path,
+                        key, v ? "not a number" : "missing", lo, hi);
+    double x = v->valuedouble;
+    if (!(x >= lo && x <= hi) || x != floor(x))
+        return lws_fail(LWS_ERR_DATA,
+                        "%s: %s: value %.17g is not allowed; expected a whole "
+                        "number from %.0f to %.0f",
+                        path, key, x, lo, hi);
+    *out = (uint64_t)x;
+    return LWS_OK;
+}
+
+/* A 64-bit counter written as a decimal string (JSON numbers are doubles in
+ * many readers): digits only, no sign, within 64 bits. */
+static lws_status state_u64(const char *path, const cJSON *o, const char *key, uint64_t *out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    const char *text = cJSON_IsString(v) ? v->valuestring : NULL;
+    size_t n = text ? strlen(text) : 0;
+    int ok = n > 0 && n <= 20 && strspn(text, "0123456789") == n;
+    errno = 0;
+    unsigned long long x = ok ? strtoull(text, NULL, 10) : 0;
+    if (!ok || errno == ERANGE)
+        return lws_fail(LWS_ERR_DATA,
+                        "%s: %s: %s; expected a decimal string of an integer from 0 to "
+                        "18446744073709551615, e.g. \"42\"",
+                        path, key,
+                        !v     ? "missing"
+                        : text ? "not such a string"
+                               : "not a string");
+    *out = x;
+    return LWS_OK;
+}
+
+/* Every field, its type and range; dir_step: the step the checkpoint's
+ * directory is named for (step-NNNNNNNN), which the state must agree with,
+ * or -1 when its name gives none. */
+static lws_status read_state(const char *path, const cJSON *o, int64_t dir_step,
+                             lws_train_state *st) {
+    static const char *const keys[] = {"step", "tokens_seen", "sampler_seed", "sampler_counter",
+                                       "elapsed_s"};
+    if (!cJSON_IsObject(o))
+        return lws_fail(LWS_ERR_DATA, "%s: not a JSON object; a checkpoint's state.json is one",
+                        path);
+    for (const cJSON *c = o->child; c; c = c->next) {
+        int known = 0;
+        for (size_t k = 0; k < sizeof keys / sizeof *keys; k++)
+            known |= !strcmp(c->string, keys[k]);
+        if (!known)
+            return lws_fail(LWS_ERR_DATA,
+                            "%s: %s: unknown key; state.json holds step, tokens_seen, "
+                            "sampler_seed, sampler_counter and elapsed_s",
+                            path, c->string);
+    }
+    /* Steps count a run's updates: train.steps is a 32-bit count. */
+    LWS_TRY(state_count(path, o, "step", 1, 4294967295.0, &st->step));
+    if (dir_step >= 0 && st->step != (uint64_t)dir_step)
+        return lws_fail(LWS_ERR_DATA,
+                        "%s: step: value %llu disagrees with its directory, the checkpoint of "
+                        "step %lld; the file was altered or moved",
+                        path, (unsigned long long)st->step, (long long)dir_step);
+    LWS_TRY(state_count(path, o, "tokens_seen", 0, JSON_EXACT_MAX, &st->tokens_seen));
+    LWS_TRY(state_u64(path, o, "sampler_seed", &st->sampler_seed));
+    LWS_TRY(state_u64(path, o, "sampler_counter", &st->sampler_counter));
+    st->elapsed_s = 0;
+    const cJSON *elapsed = cJSON_GetObjectItemCaseSensitive(o, "elapsed_s");
+    if (elapsed && (!cJSON_IsNumber(elapsed) || !(elapsed->valuedouble >= 0) ||
+                    !isfinite(elapsed->valuedouble)))
+        return lws_fail(LWS_ERR_DATA,
+                        "%s: elapsed_s: not a number of seconds >= 0; expected e.g. 12.5", path);
+    if (elapsed) st->elapsed_s = elapsed->valuedouble;
+    return LWS_OK;
+}
+
+static lws_status load_state(const char *path, int64_t dir_step, lws_train_state *st) {
     char *text;
     size_t len;
     LWS_TRY(lws_read_file(path, STATE_MAX_BYTES, &text, &len));
-    cJSON *o = cJSON_ParseWithLength(text, len);
+    /* The whole text is one JSON value: no NUL, nothing after it. */
+    cJSON *o = memchr(text, 0, len) ? NULL : cJSON_ParseWithLengthOpts(text, len + 1, NULL, 1);
     free(text);
     if (!o) return lws_fail(LWS_ERR_DATA, "%s: not valid JSON", path);
-    const cJSON *step = cJSON_GetObjectItemCaseSensitive(o, "step");
-    const cJSON *tokens = cJSON_GetObjectItemCaseSensitive(o, "tokens_seen");
-    const cJSON *seed = cJSON_GetObjectItemCaseSensitive(o, "sampler_seed");
-    const cJSON *counter = cJSON_GetObjectItemCaseSensitive(o, "sampler_counter");
-    const cJSON *elapsed = cJSON_GetObjectItemCaseSensitive(o, "elapsed_s");
-    lws_status s = LWS_OK;
-    if (!cJSON_IsNumber(step) || !cJSON_IsNumber(tokens) || !cJSON_IsString(seed) ||
-        !cJSON_IsString(counter))
-        s = lws_fail(LWS_ERR_DATA,
-                     "%s: expected step, tokens_seen (numbers), sampler_seed and "
-                     "sampler_counter (strings)",
-                     path);
-    else {
-        st->step = (uint64_t)step->valuedouble;
-        st->tokens_seen = (uint64_t)tokens->valuedouble;
-        st->sampler_seed = strtoull(seed->valuestring, NULL, 10);
-        st->sampler_counter = strtoull(counter->valuestring, NULL, 10);
-        st->elapsed_s = cJSON_IsNumber(elapsed) ? elapsed->valuedouble : 0;
-    }
+    lws_status s = read_state(path, o, dir_step, st);
     cJSON_Delete(o);
     return s;
 }
 
+/* The step a checkpoint directory is named for, or -1. */
+static int64_t dir_step_of(const char *dir) {
+    char name[4096];
+    snprintf(name, sizeof name, "%s", dir);
+    size_t n = strlen(name);
+    while (n > 1 && name[n - 1] == '/') name[--n] = 0;
+    const char *base = strrchr(name, '/');
+    uint64_t step;
+    return parse_step_dir(base ? base + 1 : name, &step) && step <= INT64_MAX ? (int64_t)step : -1;
+}
+
 lws_status lws_checkpoint_load(lws_model *m, const char *dir, lws_train_state *st) {
     char file[2400];
+    lws_train_state state;
+    if (st) { /* the small file first: a bad state refuses the checkpoint at once */
+        snprintf(file, sizeof file, "%s/state.json", dir);
+        LWS_TRY(load_state(file, dir_step_of(dir), &state));
+    }
     snprintf(file, sizeof file, "%s/model.safetensors", dir);
     LWS_TRY(load_block(m, file, LWS_BLOCK_PARAMS, "", LWS_BLOCK_PARAMS, NULL));
     if (!st) return LWS_OK;
     snprintf(file, sizeof file, "%s/optimizer.safetensors", dir);
     LWS_TRY(load_block(m, file, LWS_BLOCK_ADAM_M, ".exp_avg", LWS_BLOCK_ADAM_V, ".exp_avg_sq"));
-    snprintf(file, sizeof file, "%s/state.json", dir);
-    return load_state(file, st);
+    *st = state;
+    return LWS_OK;
 }
 
 lws_status lws_checkpoint_load_params(lws_model *m, const char *dir) {

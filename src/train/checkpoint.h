@@ -24,6 +24,11 @@ lws_status lws_checkpoint_save(lws_model *m, const char *run_dir, const lws_trai
                                uint32_t keep, char *saved, size_t saved_size);
 /* Loads parameters (and, when st is not NULL, the moments and the state). */
 lws_status lws_checkpoint_load(lws_model *m, const char *dir, lws_train_state *st);
+/* The step-NNNNNNNN directories under a run's checkpoints/ (ckpt_root),
+ * newest first: malloc'd names, and their steps in *steps when steps is not
+ * NULL; NULL when there are none. Free with lws_checkpoint_list_free. */
+char **lws_checkpoint_list(const char *ckpt_root, uint64_t **steps, uint32_t *count);
+void lws_checkpoint_list_free(char **names, uint64_t *steps, uint32_t count);
 /* Removes a checkpoint directory. */
 lws_status lws_checkpoint_remove(const char *dir);
 /* Writes the parameters of m (or of a host copy) as a safetensors file. */

@@ -92,7 +92,8 @@ lws_status lws_evaluate(lws_model *m, const lws_tokens *file, lws_token_range ra
                             (int)*stop);
         uint64_t left = windows - cursor;
         uint32_t want = left < B ? (uint32_t)left : B;
-        uint32_t rows = lws_eval_windows(file, range, T, want, &cursor, inputs, targets);
+        uint32_t rows = 0;
+        LWS_TRY(lws_eval_windows(file, range, T, want, &cursor, inputs, targets, &rows));
         if (rows == 0) break;
         for (uint32_t row = rows; row < B; row++) { /* padding: its losses are dropped */
             memcpy(inputs + (size_t)row * T, inputs, T * sizeof *inputs);

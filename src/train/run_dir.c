@@ -1,6 +1,7 @@
 /* Run directories (see run_dir.h). */
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +26,8 @@ static int exists(const char *dir, const char *name) {
 }
 
 int lws_run_dir_in_use(const char *dir) {
-    return exists(dir, "log.jsonl") || exists(dir, "config.json") || exists(dir, "checkpoints");
+    return exists(dir, "log.jsonl") || exists(dir, "config.json") || exists(dir, "checkpoints") ||
+           exists(dir, "superseded");
 }
 
 void lws_run_dir_of(const char *path, char *out, size_t n) {
@@ -62,7 +64,7 @@ void lws_run_dir_of(const char *path, char *out, size_t n) {
 }
 
 lws_status lws_run_dir_clear(const char *dir) {
-    static const char *const parts[] = {"checkpoints", "log.jsonl", "config.json"};
+    static const char *const parts[] = {"checkpoints", "log.jsonl", "config.json", "superseded"};
     char path[4096];
     for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, parts[i]);
@@ -81,29 +83,38 @@ lws_status lws_run_dir_clear(const char *dir) {
     return s;
 }
 
-/* The step a log line is about, or -1 for a line without one. */
+/* The step a log line is about; -1 for a line without one, NAN for a line
+ * that is not JSON (the torn last line of a run that was killed). */
 static double line_step(const char *line, size_t len) {
+    if (len == 0 || line[len - 1] != '\n') return NAN;
     char *copy = malloc(len + 1);
     if (!copy) return -1;
     memcpy(copy, line, len);
     copy[len] = 0;
     cJSON *o = cJSON_Parse(copy);
     free(copy);
+    if (!o) return NAN;
     const cJSON *step = cJSON_GetObjectItemCaseSensitive(o, "step");
     double v = cJSON_IsNumber(step) ? step->valuedouble : -1;
     cJSON_Delete(o);
     return v;
 }
 
-lws_status lws_run_dir_trim_log(const char *dir, uint64_t step) {
+lws_status lws_run_dir_trim_log(const char *dir, uint64_t step, const char *moved_to) {
     char path[4096];
     snprintf(path, sizeof path, "%s/log.jsonl", dir);
     if (access(path, F_OK) != 0) return LWS_OK;
     char *text = NULL;
     size_t len = 0;
     LWS_TRY(lws_read_file(path, LOG_MAX_BYTES, &text, &len));
-    /* Keep lines in place, dropping those of later steps. */
-    size_t kept = 0;
+    /* Keep lines in place, dropping those of later steps (into `moved`, when
+     * they are kept elsewhere) and a torn line. */
+    char *moved = moved_to ? malloc(len + 1) : NULL;
+    if (moved_to && !moved) {
+        free(text);
+        return lws_fail(LWS_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
+    }
+    size_t kept = 0, n_moved = 0;
     for (size_t at = 0; at < len;) {
         const char *nl = memchr(text + at, '\n', len - at);
         size_t end = nl ? (size_t)(nl - text) + 1 : len;
@@ -111,11 +122,73 @@ lws_status lws_run_dir_trim_log(const char *dir, uint64_t step) {
         if (s <= (double)step) {
             memmove(text + kept, text + at, end - at);
             kept += end - at;
+        } else if (moved && !isnan(s)) {
+            memcpy(moved + n_moved, text + at, end - at);
+            n_moved += end - at;
         }
         at = end;
     }
-    lws_status s = kept == len ? LWS_OK : lws_write_file_atomic(path, text, kept);
+    lws_status s = LWS_OK;
+    if (moved && n_moved) {
+        char aside[4200];
+        snprintf(aside, sizeof aside, "%s/log.jsonl", moved_to);
+        s = lws_write_file_atomic(aside, moved, n_moved);
+    }
+    if (s == LWS_OK && kept != len) s = lws_write_file_atomic(path, text, kept);
+    free(moved);
     free(text);
+    return s;
+}
+
+/* A directory name under dir/superseded/ not yet taken: after-step-N, then
+ * after-step-N.2, ... */
+static lws_status superseded_dir(const char *dir, uint64_t step, char *out, size_t n) {
+    for (unsigned k = 1; k < 1000; k++) {
+        char suffix[16] = "";
+        if (k > 1) snprintf(suffix, sizeof suffix, ".%u", k);
+        snprintf(out, n, "%s/superseded/after-step-%08llu%s", dir, (unsigned long long)step,
+                 suffix);
+        if (access(out, F_OK) != 0) return lws_mkdir_p(out);
+    }
+    return lws_fail(LWS_ERR_IO, "%s/superseded: too many branches from step %llu", dir,
+                    (unsigned long long)step);
+}
+
+lws_status lws_run_dir_branch(const char *dir, uint64_t step, int branch, char *moved_to,
+                              size_t n) {
+    if (n) moved_to[0] = 0;
+    char root[4096], later[1024] = "";
+    snprintf(root, sizeof root, "%s/checkpoints", dir);
+    uint64_t *steps = NULL;
+    uint32_t count = 0, n_later = 0;
+    char **names = lws_checkpoint_list(root, &steps, &count);
+    for (uint32_t i = 0; i < count && steps[i] > step; i++, n_later++)
+        if (strlen(later) + strlen(names[i]) + 3 < sizeof later)
+            snprintf(later + strlen(later), sizeof later - strlen(later), "%s%s",
+                     later[0] ? ", " : "", names[i]);
+    lws_status s = LWS_OK;
+    if (n_later && !branch)
+        s = lws_fail(LWS_ERR_INVALID,
+                     "run %s has checkpoints after step %llu (%s): continuing from step %llu "
+                     "would fork the run. Give --branch to continue from it (the later "
+                     "checkpoints and their log lines are moved to %s/superseded/), or resume "
+                     "the newest with --resume %s",
+                     dir, (unsigned long long)step, later, (unsigned long long)step, dir, dir);
+    else if (n_later)
+        s = superseded_dir(dir, step, moved_to, n);
+    if (s == LWS_OK && n_later) {
+        char sub[4200];
+        snprintf(sub, sizeof sub, "%s/checkpoints", moved_to);
+        s = lws_mkdir_p(sub);
+    }
+    for (uint32_t i = 0; s == LWS_OK && i < n_later; i++) {
+        char from[4200], to[4400];
+        snprintf(from, sizeof from, "%s/%s", root, names[i]);
+        snprintf(to, sizeof to, "%s/checkpoints/%s", moved_to, names[i]);
+        if (rename(from, to) != 0)
+            s = lws_fail(LWS_ERR_IO, "cannot move %s to %s: %s", from, to, strerror(errno));
+    }
+    lws_checkpoint_list_free(names, steps, count);
     return s;
 }
 

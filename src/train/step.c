@@ -28,9 +28,15 @@ lws_status lws_train_accumulate(lws_model *m, const lws_batch_source *src,
 }
 
 lws_status lws_train_update(lws_model *m, uint64_t step, double lr, double *grad_norm) {
-    LWS_TRY(lws_model_optimizer_step(m, lr, step, grad_norm));
+    double nonfinite = 0;
+    LWS_TRY(lws_model_optimizer_step(m, lr, step, grad_norm, &nonfinite));
     if (!isfinite(*grad_norm))
         return lws_fail(LWS_ERR_NUMERIC, "the gradient norm is %g", *grad_norm);
+    if (nonfinite > 0)
+        return lws_fail(LWS_ERR_NUMERIC,
+                        "update %llu left %.0f parameters NaN or infinite (learning rate %g, "
+                        "gradient norm %g): the update overflowed fp32; lower train.lr",
+                        (unsigned long long)step, nonfinite, lr, *grad_norm);
     return LWS_OK;
 }
 
@@ -38,6 +44,8 @@ lws_status lws_train_step(lws_model *m, const lws_batch_source *src, uint64_t st
                           const lws_stop_flag *stop, lws_step_result *out) {
     out->lr = lws_lr_at(&lws_model_get_config(m)->train, step);
     out->grad_norm = 0;
+    out->updated = 0;
     LWS_TRY(lws_train_accumulate(m, src, stop, &out->loss));
+    out->updated = 1;
     return lws_train_update(m, step, out->lr, &out->grad_norm);
 }

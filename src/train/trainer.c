@@ -72,6 +72,15 @@ static lws_status open_data(const lws_config *cfg, data_set *d) {
         s = lws_fail(LWS_ERR_DATA, "%s: %llu training tokens, fewer than seq_len + 1 = %u",
                      dc->train, (unsigned long long)(d->train.end - d->train.begin),
                      cfg->train.seq_len + 1);
+    /* Checked now, not at the first validation: a run is never lost to it. */
+    if (s == LWS_OK && d->val_tokens && lws_eval_window_count(d->val, cfg->train.seq_len) == 0)
+        s = lws_fail(LWS_ERR_DATA,
+                     "%s: %llu validation tokens%s, fewer than one window of seq_len + 1 = %u; "
+                     "give a longer validation file (data.val) or hold out more "
+                     "(data.val_tokens)",
+                     d->val_open ? dc->val : dc->train,
+                     (unsigned long long)(d->val.end - d->val.begin),
+                     d->val_open ? "" : " held out from its end", cfg->train.seq_len + 1);
     if (s != LWS_OK) close_data(d);
     return s;
 }
@@ -89,7 +98,8 @@ typedef struct trainer {
     lws_train_state st;
     FILE *log;
     char resumed_from[2400];
-    uint64_t saved_step; /* the step of the last checkpoint written (0: none) */
+    char superseded[4200]; /* where a --branch moved the later checkpoints ("" none) */
+    uint64_t saved_step;   /* the step of the last checkpoint written (0: none) */
     double flops_per_token;
     double *fwd_ms, *bwd_ms; /* [n_layers] */
 } trainer;
@@ -144,9 +154,13 @@ static lws_status choose_run_dir(trainer *t, const char *ckpt) {
         LWS_TRY(lws_run_dir_clear(dir));
     }
     LWS_TRY(lws_mkdir_p(dir));
-    /* A resumed run's log keeps each step once: the steps after the
-     * checkpoint are trained again. */
-    if (same_run) LWS_TRY(lws_run_dir_trim_log(dir, t->st.step));
+    /* A resumed run's checkpoints stay one line, and its log keeps each
+     * step once: the steps after the checkpoint are trained again. */
+    if (same_run) {
+        LWS_TRY(
+            lws_run_dir_branch(dir, t->st.step, opt->branch, t->superseded, sizeof t->superseded));
+        LWS_TRY(lws_run_dir_trim_log(dir, t->st.step, t->superseded[0] ? t->superseded : NULL));
+    }
     char written[4200];
     LWS_TRY(lws_run_dir_write_config(dir, &t->cfg, t->st.step, written, sizeof written));
     char path[1100];
@@ -171,6 +185,13 @@ static lws_status start(trainer *t) {
             lws_error_context("resuming from %s", t->opt->resume);
             return s;
         }
+        if (t->st.step > tc->steps)
+            return lws_fail(LWS_ERR_INVALID,
+                            "resuming from %s: the checkpoint is at step %llu, past train.steps "
+                            "%u; train longer (--steps N with N > %llu) or evaluate it with "
+                            "lws eval",
+                            t->resumed_from, (unsigned long long)t->st.step, tc->steps,
+                            (unsigned long long)t->st.step);
         t->sampler.seed = t->st.sampler_seed;
         t->sampler.counter = t->st.sampler_counter;
         ckpt = t->resumed_from;
@@ -184,6 +205,7 @@ static lws_status start(trainer *t) {
     lws_train_progress p = {.kind = LWS_PROGRESS_START,
                             .step = t->st.step,
                             .resumed_from = ckpt,
+                            .superseded = t->superseded[0] ? t->superseded : NULL,
                             .train_tokens = t->data.train.end - t->data.train.begin};
     if (t->data.val_tokens) {
         p.val_tokens = t->data.val.end - t->data.val.begin;
@@ -304,6 +326,28 @@ static lws_status stopped(trainer *t, int signal) {
                     t->cfg.train.out_dir);
 }
 
+/* A failure during the run (at `what`): when the weights are still those of
+ * the last completed step (the failure came before an update: the data, a
+ * non-finite loss, a validation pass), that step is saved first, so no
+ * completed step is lost; after a failed update the last checkpoint is the
+ * last good one. */
+static lws_status failed(trainer *t, lws_status s, const char *what, int weights_intact) {
+    char why[2048];
+    snprintf(why, sizeof why, "%s", lws_error_message());
+    if (weights_intact && t->st.step > 0 && t->saved_step != t->st.step) {
+        if (save(t) == LWS_OK)
+            return lws_fail(s,
+                            "%s: %s (last good checkpoint: %s, saved now; continue with "
+                            "--resume %s)",
+                            what, why, t->res->checkpoint, t->cfg.train.out_dir);
+        size_t used = strlen(why);
+        snprintf(why + used, sizeof why - used, "; saving step %llu failed: %s",
+                 (unsigned long long)t->st.step, lws_error_message());
+    }
+    return lws_fail(s, "%s: %s (last good checkpoint: %s)", what, why,
+                    t->res->checkpoint[0] ? t->res->checkpoint : "none yet");
+}
+
 static lws_status run(trainer *t) {
     const lws_train_config *tc = &t->cfg.train;
     uint32_t A = tc->grad_accum ? tc->grad_accum : 1;
@@ -312,34 +356,30 @@ static lws_status run(trainer *t) {
     uint64_t first_step = t->st.step;
     int eval_at_end = t->cfg.eval.every > 0 || t->data.val_tokens != NULL;
     lws_batch_source src = {next_batch, t};
+    char what[64];
     while (t->st.step < tc->steps) {
         uint64_t step = t->st.step + 1;
         double t0 = now_s();
         lws_step_result r;
         lws_status s = lws_train_step(t->m, &src, step, t->opt->stop, &r);
         if (s == LWS_ERR_INTERRUPTED) return stopped(t, (int)*t->opt->stop);
-        if (s != LWS_OK) {
-            char why[1024];
-            snprintf(why, sizeof why, "%s", lws_error_message());
-            return lws_fail(s, "step %llu: %s (last good checkpoint: %s)",
-                            (unsigned long long)step, why,
-                            t->res->checkpoint[0] ? t->res->checkpoint : "none yet");
-        }
+        snprintf(what, sizeof what, "step %llu", (unsigned long long)step);
+        if (s != LWS_OK) return failed(t, s, what, !r.updated);
         t->st.step = step;
         t->st.tokens_seen += step_tokens;
         t->st.sampler_counter = t->sampler.counter;
         t->st.elapsed_s = elapsed_before + (now_s() - start_s);
         t->res->step = step;
         t->res->tokens = t->st.tokens_seen;
-        LWS_TRY(report_step(t, &r, now_s() - t0, start_s, first_step));
-
+        s = report_step(t, &r, now_s() - t0, start_s, first_step);
         int last = step == tc->steps;
-        if (t->data.val_tokens &&
+        if (s == LWS_OK && t->data.val_tokens &&
             ((t->cfg.eval.every && step % t->cfg.eval.every == 0) || (last && eval_at_end))) {
+            snprintf(what, sizeof what, "validation at step %llu", (unsigned long long)step);
             s = validate(t);
-            if (s == LWS_ERR_INTERRUPTED) return stopped(t, (int)*t->opt->stop);
-            LWS_TRY(s);
         }
+        if (s == LWS_ERR_INTERRUPTED) return stopped(t, (int)*t->opt->stop);
+        if (s != LWS_OK) return failed(t, s, what, 1);
         int interrupted = t->opt->stop && *t->opt->stop;
         if (last || interrupted || (tc->checkpoint_every && step % tc->checkpoint_every == 0))
             LWS_TRY(save(t));
