@@ -8,13 +8,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Build: compilers (gcc; clang for a second compiler's warnings), CMake,
+# Build: compilers (gcc; clang for a second compiler's warnings, and with
+# compiler-rt for the libFuzzer harnesses of scripts/fuzz.sh), CMake,
 # Vulkan headers and loader, volk, the GLSL compiler, cJSON. Run: lavapipe
 # (the CPU Vulkan driver). Tests: validation layers, SPIR-V tools, PyTorch
 # (the parity reference) with OpenBLAS, rsvg-convert (plots rendered in
 # tests). Quick start: the King James Bible text.
 packages=(
-    gcc clang make cmake pkg-config
+    gcc clang libclang-rt-dev make cmake pkg-config
     libvulkan-dev libvulkan1 libvulkan-volk-dev glslang-tools libcjson-dev
     mesa-vulkan-drivers vulkan-validationlayers spirv-tools
     python3 python3-torch libopenblas0-pthread librsvg2-bin

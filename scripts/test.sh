@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test: first the Release
-# build, then the AddressSanitizer + UBSan build of the host code. The clang
-# build only has to compile (with -Werror, as every build): a second
-# compiler's warnings.
+# build, then the AddressSanitizer + UBSan build of the host code, then the
+# libFuzzer harnesses for about 20 s each (scripts/fuzz.sh). The clang build
+# only has to compile (with -Werror, as every build): a second compiler's
+# warnings.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,3 +23,7 @@ bash scripts/setup.sh asan
 export ASAN_OPTIONS="detect_leaks=0:abort_on_error=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 (cd build-asan && ctest --output-on-failure -j"$jobs" "$@")
+
+# The readers of untrusted files (configs, token files, safetensors, BPE
+# vocabularies) under libFuzzer; any report fails the run.
+bash scripts/fuzz.sh "${LWS_FUZZ_SECONDS:-20}"

@@ -2,7 +2,8 @@
 # Checkpoints that lws writes always load, and files it did not write are not
 # trusted:
 #  1. every tiny config, and configs with overrides, train to a checkpoint
-#     that lws eval and lws sample read back;
+#     that lws eval and lws sample read back (--steps below the warmup is
+#     refused up front);
 #  2. no checkpoint holds a NaN: an update that overflows stops the run
 #     before any checkpoint, a learning rate fp32 cannot hold is refused, a
 #     NaN written into a checkpoint is refused on load, and lws eval exits
@@ -10,7 +11,8 @@
 #  3. a validation file shorter than one window is refused at start-up;
 #  5. resuming from an older checkpoint of a run needs --branch, which moves
 #     the later checkpoints aside, and the run's newest is then the branch's;
-#  7. state.json is checked field by field, and against its directory;
+#  7. state.json is checked field by field, and against its directory (each
+#     field's cases: test_checkpoint_state.c);
 #  8. a checkpoint's stored config cannot make lws open another file;
 # 12. the log holds each step once after a branch.
 source tests/lib.sh cli-checkpoints "$1"
@@ -48,6 +50,13 @@ check "overrides: name, description, block, schedule, GQA, widths, a held-out sp
     --set 'lws.gqa={\"kv_heads\": 1}' --set lws.ffn_divisor=16 --set model.rope_theta=1.0001 \
     --set model.norm_eps=1 --set train.steps=3 --set data.train=$dir/data/train.tok \
     --set data.val=null --set data.val_tokens=4096"
+
+# --steps below the tiny configs' 20 warmup steps: refused before training
+# (a config accepted when written is accepted when read back), the fix named.
+msg=$("$lws" train configs/tiny/crown.json "${bytes_data[@]}" --steps 5 --out "$dir/steps5" 2>&1); rc=$?
+check "--steps 5 with 20 warmup steps is refused up front" '[ $rc -ne 0 ] && [[ "$msg" == *"--set train.warmup_steps"* ]] && [ ! -d "$dir/steps5/checkpoints" ]'
+check "... and with the fix it trains to a checkpoint eval and sample load" \
+    "round_trip steps5 configs/tiny/crown.json ${bytes_data[*]} --steps 5 --set train.warmup_steps=2"
 
 # 2. Non-finite weights never reach a checkpoint.
 msg=$("$lws" train configs/tiny/crown.json "${short[@]}" "${bytes_data[@]}" --set train.lr=1e40 \
@@ -110,8 +119,8 @@ import json
 print(' '.join(str(json.loads(l)['step']) for l in open('$run/superseded/after-step-00000004/log.jsonl') if '\"loss\"' in l))")
 check "the superseded steps' log lines are kept beside them: $old" '[ "$old" = "5 6" ]'
 
-# 7. state.json, field by field: each bad one refused naming the file and
-# the field, the checkpoint left as it was.
+# 7. state.json: a bad one refused naming the file and the field, the
+# checkpoint left as it was (every field: test_checkpoint_state.c).
 good=$run/checkpoints/step-00000007
 state_refused() { # WHAT FIELD JSON
     rm -rf "$dir/st"; mkdir -p "$dir/st/checkpoints"; cp -r "$good" "$dir/st/checkpoints/"
@@ -124,24 +133,9 @@ state_refused() { # WHAT FIELD JSON
 }
 fields='"tokens_seen": 448, "sampler_seed": "42", "sampler_counter": "14", "elapsed_s": 1.5'
 check "step -5" "state_refused neg step '{\"step\": -5, $fields}'"
-check "step 1e30" "state_refused big step '{\"step\": 1e30, $fields}'"
-check "step 1e309" "state_refused inf step '{\"step\": 1e309, $fields}'"
-check "step 2.5" "state_refused frac step '{\"step\": 2.5, $fields}'"
 check "step 5 in step-00000007/" "state_refused dir 'disagrees with its directory' '{\"step\": 5, $fields}'"
-check "sampler_counter \"abc\"" "state_refused ctr sampler_counter '{\"step\": 7, \"tokens_seen\": 448, \"sampler_seed\": \"42\", \"sampler_counter\": \"abc\"}'"
-check "sampler_counter a number" "state_refused ctrnum sampler_counter '{\"step\": 7, \"tokens_seen\": 448, \"sampler_seed\": \"42\", \"sampler_counter\": 14}'"
-check "tokens_seen -1" "state_refused tok tokens_seen '{\"step\": 7, \"tokens_seen\": -1, \"sampler_seed\": \"42\", \"sampler_counter\": \"14\"}'"
-check "an unknown key" "state_refused key 'unknown key' '{\"step\": 7, \"stepp\": 8, $fields}'"
-check "text after the object" "state_refused trail 'not valid JSON' '{\"step\": 7, $fields} x'"
 msg=$("$lws" train "${line[@]}" --set train.steps=6 --resume "$run" 2>&1); rc=$?
 check "a checkpoint past train.steps is refused" '[ $rc -ne 0 ] && [[ "$msg" == *"past train.steps"* ]]'
-rm -rf "$dir/st"; mkdir -p "$dir/st/checkpoints"; cp -r "$good" "$dir/st/checkpoints/"
-$py -c "
-import json
-s = json.load(open('$good/state.json'))
-open('$dir/st/checkpoints/step-00000007/state.json', 'w').write(json.dumps(s, indent=2) + ' ' * 10000 + '\n')"
-"$lws" train "${line[@]}" --set train.steps=8 --resume "$dir/st" --out "$dir/st" >"$dir/st.log" 2>&1
-check "a valid state.json of 10 KB resumes" '[ $? -eq 0 ] && [ -d "$dir/st/checkpoints/step-00000008" ]'
 
 # 8. A stored config names no other file: extends is refused before any
 # file is opened, and no file's text is echoed.

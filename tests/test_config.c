@@ -787,7 +787,8 @@ static void hostile_sizes(void) {
     lws_status s = lws_config_parse(text, "tests/keys.json", &cfg);
     double took = seconds() - t0;
     expect_error("90000 keys", s, "tests/keys.json", "90000 keys", "at most 1024", NULL);
-    CHECK(took < 2.0, "90000 keys refused in %.2f s", took);
+    /* Refused at the key count: pairwise duplicate checks took 20 s here. */
+    CHECK(took < 5.0, "90000 keys refused in %.2f s", took);
     /* 1024 keys, the last a duplicate of the first: found by sorting. */
     n = 0;
     n += (size_t)snprintf(text + n, cap - n, "{\"model\": {");

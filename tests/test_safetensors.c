@@ -287,11 +287,12 @@ static void test_many_tensors(void) {
     write_many(p, 100000, 0);
     double t0 = seconds();
     expect_refused("100000 tensors", p, "100000 entries", "at most 65536");
-    CHECK(seconds() - t0 < 2.0, "100000 tensors refused in %.2f s", seconds() - t0);
+    /* Seconds against minutes: pairwise name checks took over a minute here. */
+    CHECK(seconds() - t0 < 20.0, "100000 tensors refused in %.2f s", seconds() - t0);
     write_many(p, 60000, 1);
     t0 = seconds();
     expect_refused("a duplicate among 60000 tensors", p, "'t0'", "twice");
-    CHECK(seconds() - t0 < 2.0, "duplicate found in %.2f s", seconds() - t0);
+    CHECK(seconds() - t0 < 20.0, "duplicate found in %.2f s", seconds() - t0);
     write_many(p, 60000, 0);
     t0 = seconds();
     lws_st_file *f;
@@ -306,7 +307,7 @@ static void test_many_tensors(void) {
     }
     CHECK(found == 60000 && !lws_st_find(f, "t60000") && !lws_st_find(f, ""),
           "every name found by lws_st_find (%u of 60000)", found);
-    CHECK(seconds() - t0 < 2.0, "60000 tensors opened and looked up in %.2f s", seconds() - t0);
+    CHECK(seconds() - t0 < 20.0, "60000 tensors opened and looked up in %.2f s", seconds() - t0);
     lws_st_close(f);
 }
 

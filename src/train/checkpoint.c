@@ -489,13 +489,17 @@ static int64_t dir_step_of(const char *dir) {
     return parse_step_dir(base ? base + 1 : name, &step) && step <= INT64_MAX ? (int64_t)step : -1;
 }
 
+lws_status lws_checkpoint_read_state(const char *dir, lws_train_state *st) {
+    char file[2400];
+    snprintf(file, sizeof file, "%s/state.json", dir);
+    return load_state(file, dir_step_of(dir), st);
+}
+
 lws_status lws_checkpoint_load(lws_model *m, const char *dir, lws_train_state *st) {
     char file[2400];
     lws_train_state state;
-    if (st) { /* the small file first: a bad state refuses the checkpoint at once */
-        snprintf(file, sizeof file, "%s/state.json", dir);
-        LWS_TRY(load_state(file, dir_step_of(dir), &state));
-    }
+    /* the small file first: a bad state refuses the checkpoint at once */
+    if (st) LWS_TRY(lws_checkpoint_read_state(dir, &state));
     snprintf(file, sizeof file, "%s/model.safetensors", dir);
     LWS_TRY(load_block(m, file, LWS_BLOCK_PARAMS, "", LWS_BLOCK_PARAMS, NULL));
     if (!st) return LWS_OK;

@@ -22,6 +22,10 @@ typedef struct lws_train_state {
 
 lws_status lws_checkpoint_save(lws_model *m, const char *run_dir, const lws_train_state *st,
                                uint32_t keep, char *saved, size_t saved_size);
+/* The checkpoint's state.json, every field checked (type, range) and its
+ * step against the directory's name when that is step-NNNNNNNN; fails
+ * naming the file and the field. */
+lws_status lws_checkpoint_read_state(const char *dir, lws_train_state *st);
 /* Loads parameters (and, when st is not NULL, the moments and the state). */
 lws_status lws_checkpoint_load(lws_model *m, const char *dir, lws_train_state *st);
 /* The step-NNNNNNNN directories under a run's checkpoints/ (ckpt_root),
