@@ -58,6 +58,11 @@ typedef struct lws_train_config {
                                                                keep_checkpoints 0 = keep all */
     char out_dir[1024];
     char precision[16];
+    /* data parallelism (several ranks): ZeRO-1, each rank keeping the AdamW
+     * moments of its slice of the parameters; and the gradient bytes one
+     * reduction carries at least (whole layers, from the head down) */
+    int shard_optimizer;
+    double bucket_mb;
 } lws_train_config;
 
 typedef struct lws_data_config {

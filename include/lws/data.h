@@ -178,7 +178,9 @@ typedef struct lws_sampler {
 lws_status lws_sampler_init(lws_sampler *s, lws_token_range range, uint64_t seed);
 /* Fills inputs and targets (batch, seq_len) each: row b is the window
  * starting at a uniformly drawn position p, inputs[b][j] = token p + j,
- * targets[b][j] = token p + j + 1. */
+ * targets[b][j] = token p + j + 1. With inputs NULL it only draws the
+ * positions, reading nothing: the sampler moves past a micro-batch that
+ * another rank of a distributed run takes. */
 lws_status lws_sampler_next(lws_sampler *s, const lws_tokens *t, uint32_t batch, uint32_t seq_len,
                             uint32_t *inputs, uint32_t *targets);
 

@@ -63,6 +63,25 @@ lws_status lws_model_create_ex(lws_context *ctx, const lws_config *cfg, uint32_t
                                uint32_t seq, int training, uint32_t flags, lws_model **out);
 void lws_model_destroy(lws_model *m);
 
+/* ZeRO-1 (src/model/shard.c): a training model that keeps the AdamW moments
+ * of slice `index` of `count` of the flat parameter block only, and updates
+ * only that slice (lws_model_optimizer_step_shard); the other ranks of a
+ * data-parallel run hold the other slices. */
+typedef struct lws_model_shard {
+    uint32_t index, count;
+} lws_model_shard;
+lws_status lws_model_create_shard(lws_context *ctx, const lws_config *cfg, uint32_t batch,
+                                  uint32_t seq, uint32_t flags, const lws_model_shard *shard,
+                                  lws_model **out);
+/* The slices of a block of `floats` cut `count` ways: slice r is
+ * [bounds[r], bounds[r + 1]), each starting on a 64-float boundary. */
+void lws_model_shard_bounds(uint64_t floats, uint32_t count, uint64_t *bounds);
+/* The model's slice ([0, floats) when it is not sharded). */
+void lws_model_shard_range(const lws_model *m, uint64_t *lo, uint64_t *hi);
+/* The memory plan of a sharded training model (shard NULL: as lws_model_plan). */
+lws_status lws_model_plan_shard(lws_context *ctx, const lws_config *cfg, uint32_t batch,
+                                uint32_t seq, const lws_model_shard *shard, lws_memory_plan *out);
+
 const lws_config *lws_model_get_config(const lws_model *m);
 lws_context *lws_model_context(const lws_model *m);
 uint32_t lws_model_batch(const lws_model *m);
@@ -98,6 +117,33 @@ lws_status lws_model_logits(lws_model *m, const uint32_t *inputs, float *logits)
  * finite after the update (NaN or infinite; counted on the device). */
 lws_status lws_model_optimizer_step(lws_model *m, double lr, uint64_t step, double *grad_norm,
                                     double *nonfinite);
+/* The same for a sharded model, over its slice: the slice's squared gradient
+ * norm is summed over the ranks by sum(user, x, 1) (every rank calls it, in
+ * the same order), clipping uses the global norm, and the non-finite counts
+ * are summed the same way. Zeroes the whole gradient block. The caller then
+ * gathers the updated slices of the parameters. */
+typedef lws_status (*lws_sum_fn)(void *user, double *x, uint32_t n);
+lws_status lws_model_optimizer_step_shard(lws_model *m, double lr, uint64_t step, lws_sum_fn sum,
+                                          void *user, double *grad_norm, double *nonfinite);
+
+/* A training micro-batch in segments, for data parallelism: the same
+ * command buffers as lws_model_forward_backward, split where gradients
+ * become final. Segment 0 is the forward, the head and its backward (the
+ * final norm's and an untied head's gradients are final after it), segment
+ * k in 1 .. L the backward of layer L - k, and segment L + 1 the embedding's
+ * backward. Run them all, in order, after lws_model_segments_begin. */
+uint32_t lws_model_segments(const lws_model *m);
+/* Floats [lo, hi) of the gradient block that are final once segment k has
+ * run; the segments' ranges tile the block from its end down. */
+void lws_model_segment_grads(const lws_model *m, uint32_t k, uint64_t *lo, uint64_t *hi);
+/* Uploads a micro-batch (checked as lws_model_forward_backward checks it). */
+lws_status lws_model_segments_begin(lws_model *m, const uint32_t *inputs, const uint32_t *targets);
+/* Runs segments first .. first + count - 1 and waits for them, calling
+ * poll(user) while the device works (lws_submit_polling). */
+lws_status lws_model_run_segments(lws_model *m, uint32_t first, uint32_t count, lws_poll_fn poll,
+                                  void *user);
+/* After segment 0: the micro-batch's mean loss. */
+lws_status lws_model_segments_loss(lws_model *m, double *loss);
 
 /* Device times of the last step, from timestamp queries (0 without them). */
 typedef struct lws_timing {
@@ -117,8 +163,15 @@ typedef enum {
     LWS_BLOCK_ADAM_M,
     LWS_BLOCK_ADAM_V
 } lws_block_kind;
+/* A sharded model's moments: only its slice of host is read or written. */
 lws_status lws_model_download(lws_model *m, lws_block_kind kind, float *host);
 lws_status lws_model_upload(lws_model *m, lws_block_kind kind, const float *host);
+/* Floats [first, first + count) of a block (inside the model's slice for
+ * the moments of a sharded model). */
+lws_status lws_model_download_range(lws_model *m, lws_block_kind kind, uint64_t first,
+                                    uint64_t count, float *host);
+lws_status lws_model_upload_range(lws_model *m, lws_block_kind kind, uint64_t first, uint64_t count,
+                                  const float *host);
 
 /* ---- decoding with a key/value cache (src/model/decode.c) ------------------ */
 

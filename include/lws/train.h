@@ -10,6 +10,7 @@
 
 #include "lws/config.h"
 #include "lws/data.h"
+#include "lws/dist.h"
 #include "lws/model.h"
 #include "lws/status.h"
 #include "lws/vk.h"
@@ -20,8 +21,11 @@ typedef volatile sig_atomic_t lws_stop_flag;
 
 /* ---- one optimizer step (src/train/step.c) --------------------------------- */
 
-/* Fills micro-batch `micro` (0-based within the step) of batch * seq inputs
- * and targets. */
+/* Fills micro-batch `micro` (0-based within the step's global batch: in a
+ * data-parallel run of N ranks the step has N * grad_accum) of batch * seq
+ * inputs and targets. With inputs and targets NULL it only moves past
+ * micro-batch `micro` (another rank's), so that every rank's source stays
+ * where a single rank's would be. */
 typedef lws_status (*lws_batch_fn)(void *state, uint32_t micro, uint32_t *inputs,
                                    uint32_t *targets);
 typedef struct lws_batch_source {
@@ -34,6 +38,10 @@ typedef struct lws_step_result {
     double grad_norm; /* before clipping */
     double lr;
     int updated; /* the update ran: after a failure, the weights are no longer the last step's */
+    /* data-parallel steps (lws_dist_train_step): */
+    int all_ranks; /* the step reached the point where every rank decides alike: a failure
+                      after it is every rank's (0: a failure of this rank alone) */
+    int stop;      /* the stop signal one of the ranks had at the step's end (0: none) */
 } lws_step_result;
 
 /* Forward and backward over cfg.train.grad_accum micro-batches from src (the
@@ -49,6 +57,36 @@ lws_status lws_train_update(lws_model *m, uint64_t step, double lr, double *grad
 /* Both: optimizer step number `step` at the schedule's learning rate. */
 lws_status lws_train_step(lws_model *m, const lws_batch_source *src, uint64_t step,
                           const lws_stop_flag *stop, lws_step_result *out);
+
+/* ---- one data-parallel step (src/train/dist_step.c) ------------------------- */
+
+typedef struct lws_dist_step lws_dist_step;
+
+/* Where a data-parallel step's time went besides the device work. */
+typedef struct lws_dist_stats {
+    double reduce_ms;  /* from the first reduction started to the last done */
+    double exposed_ms; /* of which the host waited after the backward (not hidden) */
+    double copy_ms;    /* gradients (and, sharded, parameters) between device and host */
+    double gather_ms;  /* sharded: the updated parameters gathered from every rank */
+    uint32_t buckets;  /* reductions per step */
+} lws_dist_stats;
+
+/* The gradient buckets (cfg.train.bucket_mb) and host buffers of a model in
+ * a run of lws_dist_size(d) ranks; with cfg.train.shard_optimizer the model
+ * must have been built with lws_model_create_shard for this rank. */
+lws_status lws_dist_step_create(lws_model *m, lws_dist *d, lws_dist_step **out);
+void lws_dist_step_destroy(lws_dist_step *s);
+/* One optimizer step over all ranks: this rank's cfg.train.grad_accum
+ * micro-batches of the step's ranks * grad_accum (the source moves past the
+ * others'), the gradients averaged over the ranks, the loss their mean, the
+ * same update on every rank. The stop flag is not acted on here: out->stop
+ * says whether any rank had one, the same on every rank. A failure with
+ * out->all_ranks 0 is this rank's alone: the caller must end the run
+ * (lws_dist_abort), since the others wait for this rank. */
+lws_status lws_dist_train_step(lws_dist_step *s, const lws_batch_source *src, uint64_t step,
+                               const lws_stop_flag *stop, lws_step_result *out,
+                               lws_dist_stats *stats);
+uint32_t lws_dist_step_buckets(const lws_dist_step *s);
 
 /* Learning rate of update `step` (1-based) under cfg's schedule. */
 double lws_lr_at(const lws_train_config *t, uint64_t step);
@@ -114,6 +152,8 @@ typedef struct lws_train_progress {
     const char *superseded;            /* where --branch moved later checkpoints, or NULL */
     uint64_t train_tokens, val_tokens; /* in the data */
     const char *val_source;            /* the validation file, or NULL */
+    uint32_t ranks;                    /* ranks training together */
+    uint32_t resumed_ranks;            /* ranks of the run that wrote the checkpoint (0: none) */
     /* STEP */
     double loss, lr, grad_norm, step_ms, tokens_per_s;
     double mfu;                          /* NAN when no peak is known */
@@ -141,6 +181,11 @@ typedef struct lws_train_options {
     const lws_stop_flag *stop;
     lws_progress_fn progress; /* may be NULL */
     void *user;
+    /* The run's ranks (NULL: one). On several, each rank trains its share of
+     * every step (lws_dist_train_step) and only rank 0 writes the run
+     * directory, the log and the checkpoints; the stop flag takes effect at
+     * the end of a step, the same one on every rank. */
+    lws_dist *dist;
 } lws_train_options;
 
 typedef struct lws_train_result {
@@ -156,6 +201,8 @@ typedef struct lws_train_result {
     uint64_t peak_memory;  /* the device arena's high-water mark */
     char run_dir[1024];
     char checkpoint[2048]; /* the last checkpoint written ("" when none) */
+    int all_ranks;         /* several ranks: every rank ended the run at this point with this status
+                              (0: a failure of this rank alone; end the others with lws_dist_abort) */
 } lws_train_result;
 
 /* Trains cfg on ctx's device. Returns LWS_ERR_INTERRUPTED after saving a

@@ -289,6 +289,13 @@ lws_status lws_cmd_fail(lws_cmd *cmd, lws_status s);
 lws_status lws_cmd_end(lws_cmd *cmd);
 /* Submits command buffers in order and waits for them. */
 lws_status lws_submit(lws_context *ctx, lws_cmd *const *cmds, uint32_t count);
+/* The same, calling poll(user) about every 0.1 ms while the device works
+ * (the host's turn to progress other work, such as network transfers). A
+ * poll that fails is not called again; its status is returned once the
+ * device is done. */
+typedef lws_status (*lws_poll_fn)(void *user);
+lws_status lws_submit_polling(lws_context *ctx, lws_cmd *const *cmds, uint32_t count,
+                              lws_poll_fn poll, void *user);
 void lws_cmd_destroy(lws_cmd *cmd);
 
 /* ---- timestamps ------------------------------------------------------- */

@@ -3,9 +3,12 @@
 #ifndef LWS_CLI_H
 #define LWS_CLI_H
 
+#include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "lws/config.h"
+#include "lws/dist.h"
 
 int lws_cli_devices(int argc, char **argv);
 int lws_cli_schedule(int argc, char **argv);
@@ -27,6 +30,21 @@ int lws_cli_dry_run(const lws_config *cfg, const char *device, uint32_t batch,
 
 /* Prints "lws: <message>" for a failed status and returns 1 (or 2 for usage). */
 int lws_cli_error(void);
+
+/* ---- one rank of several (cli/dist.c) ---- */
+/* Joins the run (lws_dist_start); on ranks other than 0 standard output goes
+ * to /dev/null. NULL after printing why when it cannot. */
+lws_dist *lws_cli_dist_start(void);
+/* A failure of this rank alone: prints the error ("rank R of N: " first on
+ * several ranks, and then ends every rank with lws_dist_abort); on one rank
+ * returns status. */
+int lws_cli_dist_fail(lws_dist *d, int status);
+/* "built with MPI (Open MPI v4.1.4)..." or "built without MPI...", one line. */
+void lws_cli_dist_describe(FILE *out);
+/* The device this rank uses, as a --device value ("" = the first): --device
+ * "A,B,..." gives local rank i entry i, a single value is every rank's, and
+ * without it local rank i takes device i modulo the device count. */
+lws_status lws_cli_rank_device(const lws_dist *d, const char *device, char *out, size_t size);
 int lws_cli_usage(const char *usage, const char *fmt, ...);
 
 /* ---- the options of every command that takes a config (config_args.c) ---- */

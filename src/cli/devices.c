@@ -175,6 +175,7 @@ int lws_cli_devices(int argc, char **argv) {
         cJSON_Delete(arr);
     } else {
         print_table(devices, n);
+        lws_cli_dist_describe(stdout);
     }
     free(devices);
     return 0;

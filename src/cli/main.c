@@ -57,6 +57,7 @@ int main(int argc, char **argv) {
     }
     if (strcmp(argv[1], "--version") == 0) {
         printf("lws %s\n", LWS_VERSION);
+        lws_cli_dist_describe(stdout);
         return 0;
     }
     for (size_t i = 0; i < sizeof subcommands / sizeof *subcommands; i++)

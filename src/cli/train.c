@@ -19,8 +19,13 @@ static const char *usage =
 
 static void help(void) {
     printf("usage: %s\n\n"
-           "Trains the model CONFIG describes, on the first GPU (or --device).\n"
-           "  --device D         device index or name substring (see `lws devices`)\n"
+           "Trains the model CONFIG describes, on the first GPU (or --device). Under mpirun\n"
+           "(mpirun -np N lws train CONFIG) each of the N ranks trains on its own GPU, the\n"
+           "global batch being N x grad_accum micro-batches; rank 0 writes the run.\n"
+           "SIGINT, SIGTERM, SIGHUP or SIGUSR1 save a checkpoint and stop.\n"
+           "  --device D         device index or name substring (see `lws devices`); under\n"
+           "                     mpirun \"D0,D1,...\" gives local rank i device Di (default:\n"
+           "                     local rank i takes device i)\n"
            "  --steps N          train N steps instead of train.steps\n"
            "  --resume DIR       continue from a checkpoint, or from the newest checkpoint of\n"
            "                     a run directory (the run continues in its own directory)\n"
@@ -125,8 +130,12 @@ static void on_progress(const lws_train_progress *p, void *user) {
                    p->val_source ? p->val_source : "held out from the end of the training file");
         printf("\n");
         if (p->resumed_from)
-            printf("resumed from %s at step %llu\n", p->resumed_from,
-                   (unsigned long long)p->step);
+            printf("resumed from %s at step %llu\n", p->resumed_from, (unsigned long long)p->step);
+        if (p->resumed_from && p->resumed_ranks != p->ranks)
+            printf("the checkpoint was written by %u rank%s, this run has %u: a step's global "
+                   "batch is ranks x grad_accum x micro_batch sequences (scale grad_accum to "
+                   "keep it)\n",
+                   p->resumed_ranks, p->resumed_ranks == 1 ? "" : "s", p->ranks);
         if (p->superseded)
             printf("branched: the checkpoints and log lines after step %llu moved to %s\n",
                    (unsigned long long)p->step, p->superseded);
@@ -156,6 +165,31 @@ static void on_signal(int sig) {
     stop_signal = sig;
 }
 
+/* What the run is: the device, the model, the ranks and the memory plan
+ * (a sharded optimizer's slice on rank 0). */
+static void print_start(const lws_config *cfg, lws_context *ctx, int ranks) {
+    const lws_train_config *tc = &cfg->train;
+    uint32_t A = tc->grad_accum ? tc->grad_accum : 1;
+    const lws_device_caps *caps = lws_context_caps(ctx);
+    printf("device: %s (%s, %s)\n", caps->name, caps->vendor, caps->driver_name);
+    printf("model: %s, %llu parameters, %u layers, micro-batch %u x %u tokens, %u accumulation "
+           "step%s\n",
+           cfg->name, (unsigned long long)lws_config_params(cfg), cfg->model.n_layers,
+           tc->micro_batch, tc->seq_len, A, A == 1 ? "" : "s");
+    if (ranks > 1)
+        printf("ranks: %d (%s), global batch %d x %u x %u = %llu sequences per step%s\n", ranks,
+               lws_dist_library(), ranks, A, tc->micro_batch,
+               (unsigned long long)ranks * A * tc->micro_batch,
+               tc->shard_optimizer ? "; optimizer state sharded (ZeRO-1)" : "");
+    lws_memory_plan plan;
+    lws_model_shard shard = {0, (uint32_t)ranks};
+    int sharded = ranks > 1 && tc->shard_optimizer;
+    if (lws_model_plan_shard(ctx, cfg, tc->micro_batch, tc->seq_len, sharded ? &shard : NULL,
+                             &plan) == LWS_OK)
+        lws_memory_plan_print(&plan, stdout);
+    fflush(stdout);
+}
+
 /* The MFU reference: the datasheet figure given, or lws's matmul measured
  * in a context of its own, released before the model is built (so its
  * buffers do not count in the run's peak memory). 0 when unknown. */
@@ -177,57 +211,60 @@ static lws_status peak_tflops(const train_args *a, double *peak) {
     return s;
 }
 
-static int train(const train_args *a, const lws_config *cfg) {
+static int train(const train_args *a, const lws_config *cfg, lws_dist *d) {
     lws_context *ctx = NULL;
     lws_context_options copt = {.device = a->device, .validation = -1, .pipeline_cache = -1};
+    int ranks = lws_dist_size(d);
+    if (a->parity_dump && ranks > 1) {
+        fprintf(stderr, "lws: --parity-dump runs on one rank, not under mpirun -np %d\n", ranks);
+        return 2;
+    }
     if (a->parity_dump) {
         lws_status s = lws_context_create(&copt, &ctx);
         if (s == LWS_OK) s = lws_train_parity_dump(ctx, cfg, a->parity_dump, cfg->train.steps);
         lws_context_destroy(ctx);
         return s == LWS_OK ? 0 : lws_cli_error();
     }
+    /* only rank 0 reports MFU: its peak, times the ranks (alike GPUs) */
     double peak = 0;
-    if (peak_tflops(a, &peak) != LWS_OK || lws_context_create(&copt, &ctx) != LWS_OK)
-        return lws_cli_error();
-    const lws_train_config *tc = &cfg->train;
-    uint32_t A = tc->grad_accum ? tc->grad_accum : 1;
-    const lws_device_caps *caps = lws_context_caps(ctx);
-    printf("device: %s (%s, %s)\n", caps->name, caps->vendor, caps->driver_name);
-    printf("model: %s, %llu parameters, %u layers, micro-batch %u x %u tokens, %u accumulation "
-           "step%s\n",
-           cfg->name, (unsigned long long)lws_config_params(cfg), cfg->model.n_layers,
-           tc->micro_batch, tc->seq_len, A, A == 1 ? "" : "s");
-    lws_memory_plan plan;
-    if (lws_model_plan(ctx, cfg, tc->micro_batch, tc->seq_len, 1, &plan) == LWS_OK)
-        lws_memory_plan_print(&plan, stdout);
-    fflush(stdout);
+    if ((lws_dist_rank(d) == 0 && peak_tflops(a, &peak) != LWS_OK) ||
+        lws_context_create(&copt, &ctx) != LWS_OK)
+        return lws_cli_dist_fail(d, 1);
+    print_start(cfg, ctx, ranks);
 
     stop_signal = 0;
-    struct sigaction sa = {0}, old[3];
+    struct sigaction sa = {0}, old[4];
     sa.sa_handler = on_signal;
-    const int signals[3] = {SIGINT, SIGTERM, SIGHUP};
-    for (int i = 0; i < 3; i++) sigaction(signals[i], &sa, &old[i]);
-    printer pr = {a->quiet, a->profile, tc->log_every};
+    /* SIGUSR1 too: mpirun passes it on to every rank (its SIGINT and SIGTERM
+     * reach them as SIGTERM, then SIGKILL; see README) */
+    const int signals[4] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1};
+    for (int i = 0; i < 4; i++) sigaction(signals[i], &sa, &old[i]);
+    printer pr = {a->quiet, a->profile, cfg->train.log_every};
     lws_train_options opt = {.resume = a->resume,
                              .run_dir = a->out,
                              .overwrite = a->overwrite,
                              .branch = a->branch,
-                             .peak_tflops = peak,
+                             .peak_tflops = peak * ranks,
                              .stop = &stop_signal,
                              .progress = on_progress,
-                             .user = &pr};
+                             .user = &pr,
+                             .dist = d};
     lws_train_result r;
     lws_status s = lws_train(ctx, cfg, &opt, &r);
-    for (int i = 0; i < 3; i++) sigaction(signals[i], &old[i], NULL);
+    for (int i = 0; i < 4; i++) sigaction(signals[i], &old[i], NULL);
+    if (s != LWS_OK && ranks > 1 && !r.all_ranks) /* the others wait for this rank */
+        lws_cli_dist_fail(d, s == LWS_ERR_INTERRUPTED ? 130 : 1);
     if (s == LWS_OK && !a->quiet)
         printf("done: %llu steps, %llu tokens, %.1f s; peak device memory %.1f MiB\n",
                (unsigned long long)r.step, (unsigned long long)r.tokens, r.elapsed_s,
                r.peak_memory / 1048576.0);
     lws_context_destroy(ctx);
+    /* a failure every rank reached together: rank 0 says it */
     if (s == LWS_ERR_INTERRUPTED) {
-        fprintf(stderr, "lws: %s\n", lws_error_message());
+        if (lws_dist_rank(d) == 0) fprintf(stderr, "lws: %s\n", lws_error_message());
         return 130;
     }
+    if (s != LWS_OK && lws_dist_rank(d) != 0) return 1;
     return s == LWS_OK ? 0 : lws_cli_error();
 }
 
@@ -237,12 +274,23 @@ int lws_cli_train(int argc, char **argv) {
     if (rc) return LWS_CLI_PARSE_EXIT(rc);
     lws_config *cfg = lws_cli_config(a.config, &a.sets);
     if (!cfg) return 1;
-    if (a.sets.print_config)
+    if (a.sets.print_config) {
         rc = lws_cli_print_config(cfg);
-    else if (a.dry_run)
+    } else if (a.dry_run) {
         rc = lws_cli_dry_run(cfg, a.device, cfg->train.micro_batch, cfg->train.seq_len);
-    else
-        rc = train(&a, cfg);
+    } else {
+        lws_dist *d = lws_cli_dist_start();
+        char device[256];
+        if (!d) {
+            rc = 1;
+        } else if (lws_cli_rank_device(d, a.device, device, sizeof device) != LWS_OK) {
+            rc = lws_cli_dist_fail(d, 1);
+        } else {
+            a.device = device[0] ? device : NULL;
+            rc = train(&a, cfg, d);
+        }
+        lws_dist_finish(d);
+    }
     free(cfg);
     return rc;
 }

@@ -74,6 +74,7 @@ lws_status lws_sampler_next(lws_sampler *s, const lws_tokens *t, uint32_t batch,
     uint64_t starts = s->range.end - s->range.begin - seq_len;
     for (uint32_t b = 0; b < batch; b++) {
         uint64_t start = s->range.begin + uniform_below(s, starts);
+        if (!inputs) continue;
         LWS_TRY(copy_window(t, start, seq_len, inputs + (size_t)b * seq_len,
                             targets + (size_t)b * seq_len));
     }

@@ -86,13 +86,6 @@ static void describe_grad_scratch(lws_model *m, lws_mem_table *t, lws_dtype act)
     lws_mem_add(t, S, LWS_F32, n * w.qh_max, 0, &g->delta, "grad.delta");
 }
 
-static uint32_t optimizer_chunks(const lws_model *m) {
-    uint32_t chunks = 0;
-    for (uint32_t i = 0; i < m->n_params; i++)
-        chunks += (uint32_t)((m->params[i].count + LWS_OPTIM_CHUNK - 1) / LWS_OPTIM_CHUNK);
-    return chunks;
-}
-
 lws_status lws_model_describe(lws_model *m, lws_mem_table *t) {
     const lws_config *cfg = &m->cfg;
     lws_context *ctx = m->ctx;
@@ -106,8 +99,10 @@ lws_status lws_model_describe(lws_model *m, lws_mem_table *t) {
     lws_mem_add(t, LWS_MEM_PARAMS, LWS_F32, P, head_elems, &m->param_block, "params");
     if (m->training) {
         lws_mem_add(t, LWS_MEM_GRADS, LWS_F32, P, head_elems, &m->grad_block, "grads");
-        lws_mem_add(t, LWS_MEM_OPTIMIZER, LWS_F32, P, 0, &m->m_block, "adam.exp_avg");
-        lws_mem_add(t, LWS_MEM_OPTIMIZER, LWS_F32, P, 0, &m->v_block, "adam.exp_avg_sq");
+        /* a sharded model keeps the moments of its slice only */
+        uint64_t moments = m->opt_hi - m->opt_lo;
+        lws_mem_add(t, LWS_MEM_OPTIMIZER, LWS_F32, moments, 0, &m->m_block, "adam.exp_avg");
+        lws_mem_add(t, LWS_MEM_OPTIMIZER, LWS_F32, moments, 0, &m->v_block, "adam.exp_avg_sq");
     }
     /* inputs and targets share one buffer so one upload carries both */
     m->targets_offset = (n * 4 + 255) / 256 * 256;
@@ -132,8 +127,8 @@ lws_status lws_model_describe(lws_model *m, lws_mem_table *t) {
     lws_mem_add(t, LWS_MEM_SCRATCH, act, n * d, n * d, &m->gs.dnorm_in, "grad.dnorm_in");
     if (m->training) {
         describe_grad_scratch(m, t, act);
-        m->optim_chunks = optimizer_chunks(m);
-        lws_mem_add(t, LWS_MEM_SCRATCH, LWS_U32, m->n_params * sizeof(lws_optim_entry) / 4, 0,
+        m->optim_entries = lws_model_optim_rows(m, NULL, &m->optim_chunks);
+        lws_mem_add(t, LWS_MEM_SCRATCH, LWS_U32, m->optim_entries * sizeof(lws_optim_entry) / 4, 0,
                     &m->optim_table, "optimizer.table");
         lws_mem_add(t, LWS_MEM_SCRATCH, LWS_U32, sizeof(lws_optim_hyper) / 4, 0, &m->hyper,
                     "optimizer.hyper");
@@ -143,18 +138,29 @@ lws_status lws_model_describe(lws_model *m, lws_mem_table *t) {
     return t->status;
 }
 
-lws_status lws_model_plan(lws_context *ctx, const lws_config *cfg, uint32_t batch, uint32_t seq,
-                          int training, lws_memory_plan *out) {
+static lws_status plan(lws_context *ctx, const lws_config *cfg, uint32_t batch, uint32_t seq,
+                       int training, const lws_model_shard *shard, lws_memory_plan *out) {
     memset(out, 0, sizeof *out);
     lws_model *m = NULL;
     LWS_TRY(lws_model_skeleton(cfg, batch, seq, training, &m));
     m->ctx = ctx;
     lws_mem_table t = {0};
-    lws_status s = lws_model_describe(m, &t);
+    lws_status s = lws_model_set_shard(m, shard);
+    if (s == LWS_OK) s = lws_model_describe(m, &t);
     if (s == LWS_OK) lws_mem_plan(&t, out);
     lws_mem_free(&t);
     lws_model_destroy(m);
     return s;
+}
+
+lws_status lws_model_plan(lws_context *ctx, const lws_config *cfg, uint32_t batch, uint32_t seq,
+                          int training, lws_memory_plan *out) {
+    return plan(ctx, cfg, batch, seq, training, NULL, out);
+}
+
+lws_status lws_model_plan_shard(lws_context *ctx, const lws_config *cfg, uint32_t batch,
+                                uint32_t seq, const lws_model_shard *shard, lws_memory_plan *out) {
+    return plan(ctx, cfg, batch, seq, 1, shard, out);
 }
 
 static void print_bytes(FILE *out, const char *what, uint64_t bytes) {

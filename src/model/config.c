@@ -76,7 +76,8 @@ static lws_status read_train(const cfg_doc *doc, const cJSON *root, lws_config *
                             .grad_clip = 1.0,
                             .seed = 42,
                             .log_every = 1,
-                            .keep_checkpoints = 3};
+                            .keep_checkpoints = 3,
+                            .bucket_mb = 4};
     snprintf(t->out_dir, sizeof t->out_dir, "runs/%s", cfg->name);
     snprintf(t->precision, sizeof t->precision, "fp32");
     const cJSON *s = cfg_item(root, "train");
@@ -127,6 +128,9 @@ static lws_status read_train(const cfg_doc *doc, const cJSON *root, lws_config *
     LWS_TRY(cfg_get_string(doc, s, "train", "out_dir", t->out_dir, sizeof t->out_dir, NULL));
     int precision = 0;
     LWS_TRY(cfg_get_enum(doc, s, "train", "precision", &precision, NULL));
+    LWS_TRY(cfg_get_bool(doc, s, "train", "shard_optimizer", &t->shard_optimizer, NULL));
+    LWS_TRY(cfg_get_number(doc, s, "train", "bucket_mb", (cfg_interval){0, 1048576, 0, 0},
+                           &t->bucket_mb, NULL));
 
     if (t->warmup_steps >= t->steps)
         return cfg_error(doc, cfg_item(s, "warmup_steps"), "train.warmup_steps",

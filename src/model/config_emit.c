@@ -69,6 +69,8 @@ char *lws_config_to_json(const lws_config *cfg) {
         cJSON_AddNumberToObject(train, "keep_checkpoints", t->keep_checkpoints);
         cJSON_AddStringToObject(train, "out_dir", t->out_dir);
         cJSON_AddStringToObject(train, "precision", t->precision);
+        cJSON_AddBoolToObject(train, "shard_optimizer", t->shard_optimizer);
+        cJSON_AddNumberToObject(train, "bucket_mb", t->bucket_mb);
     }
     if (cfg->has_data) {
         const lws_data_config *d = &cfg->data;

@@ -72,6 +72,8 @@ static const cfg_key schema[] = {
     {"train.keep_checkpoints", CFG_INTEGER, NULL},
     {"train.out_dir", CFG_STRING, NULL},
     {"train.precision", CFG_STRING, precision_names},
+    {"train.shard_optimizer", CFG_BOOL, NULL},
+    {"train.bucket_mb", CFG_NUMBER, NULL},
 
     {"data.train", CFG_STRING, NULL},
     {"data.val", CFG_STRING, NULL},

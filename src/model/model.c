@@ -18,8 +18,10 @@ static lws_status bind_buffers(lws_model *m) {
         lws_buffer_name(ctx, p->param, p->name);
         if (!m->training) continue;
         p->grad = lws_buffer_slice(m->grad_block, p->offset * 4, p->count * 4);
-        p->m = lws_buffer_slice(m->m_block, p->offset * 4, p->count * 4);
-        p->v = lws_buffer_slice(m->v_block, p->offset * 4, p->count * 4);
+        if (m->opt_lo == 0 && m->opt_hi == m->n_floats) { /* a sharded model's rows cut them */
+            p->m = lws_buffer_slice(m->m_block, p->offset * 4, p->count * 4);
+            p->v = lws_buffer_slice(m->v_block, p->offset * 4, p->count * 4);
+        }
         snprintf(name, sizeof name, "grad %s", p->name);
         lws_buffer_name(ctx, p->grad, name);
     }
@@ -33,16 +35,11 @@ static lws_status bind_buffers(lws_model *m) {
     if (!m->training) return LWS_OK;
 
     /* The optimizer's table: one row per tensor, chunk offsets running. */
-    lws_optim_entry *table = calloc(m->n_params, sizeof *table);
+    lws_optim_entry *table = calloc(m->optim_entries, sizeof *table);
     if (!table) return lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory");
-    uint32_t chunks = 0;
-    for (uint32_t i = 0; i < m->n_params; i++) {
-        lws_param *p = &m->params[i];
-        table[i] = (lws_optim_entry){p->param.addr,      p->grad.addr,       p->m.addr, p->v.addr,
-                                     (uint32_t)p->count, (uint32_t)p->decay, chunks,    0};
-        chunks += (uint32_t)((p->count + LWS_OPTIM_CHUNK - 1) / LWS_OPTIM_CHUNK);
-    }
-    lws_status s = lws_upload(ctx, m->optim_table, table, m->n_params * sizeof *table);
+    uint32_t chunks;
+    lws_model_optim_rows(m, table, &chunks);
+    lws_status s = lws_upload(ctx, m->optim_table, table, m->optim_entries * sizeof *table);
     free(table);
     LWS_TRY(s);
     LWS_TRY(lws_fill(ctx, m->grad_block, 0));
@@ -86,6 +83,8 @@ lws_status lws_model_skeleton(const lws_config *cfg, uint32_t batch, uint32_t se
         return lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory");
     }
     m->n_floats = lws_layout_params(cfg, m->params, m->layers, &m->n_params);
+    m->opt_lo = 0;
+    m->opt_hi = m->n_floats;
     m->embed = &m->params[0];
     m->final_norm = lws_model_find(m, "final_norm.weight");
     m->lm_head = cfg->model.tied_embeddings ? m->embed : lws_model_find(m, "lm_head.weight");
@@ -98,13 +97,15 @@ lws_status lws_model_create(lws_context *ctx, const lws_config *cfg, uint32_t ba
     return lws_model_create_ex(ctx, cfg, batch, seq, training, 0, out);
 }
 
-lws_status lws_model_create_ex(lws_context *ctx, const lws_config *cfg, uint32_t batch,
-                               uint32_t seq, int training, uint32_t flags, lws_model **out) {
+static lws_status create(lws_context *ctx, const lws_config *cfg, uint32_t batch, uint32_t seq,
+                         int training, uint32_t flags, const lws_model_shard *shard,
+                         lws_model **out) {
     *out = NULL;
     lws_model *m = NULL;
     LWS_TRY(lws_model_skeleton(cfg, batch, seq, training, &m));
     m->ctx = ctx;
-    lws_status s = lws_model_describe(m, &m->mem);
+    lws_status s = lws_model_set_shard(m, shard);
+    if (s == LWS_OK) s = lws_model_describe(m, &m->mem);
     lws_memory_plan plan;
     char why[768];
     if (s == LWS_OK) {
@@ -132,6 +133,17 @@ lws_status lws_model_create_ex(lws_context *ctx, const lws_config *cfg, uint32_t
     return LWS_OK;
 }
 
+lws_status lws_model_create_ex(lws_context *ctx, const lws_config *cfg, uint32_t batch,
+                               uint32_t seq, int training, uint32_t flags, lws_model **out) {
+    return create(ctx, cfg, batch, seq, training, flags, NULL, out);
+}
+
+lws_status lws_model_create_shard(lws_context *ctx, const lws_config *cfg, uint32_t batch,
+                                  uint32_t seq, uint32_t flags, const lws_model_shard *shard,
+                                  lws_model **out) {
+    return create(ctx, cfg, batch, seq, 1, flags, shard, out);
+}
+
 void lws_model_destroy(lws_model *m) {
     if (!m) return;
     uint32_t L = m->cfg.model.n_layers;
@@ -141,6 +153,8 @@ void lws_model_destroy(lws_model *m) {
     lws_cmd_destroy(m->cmd_logits_head);
     lws_cmd_destroy(m->cmd_embed_bwd);
     lws_cmd_destroy(m->cmd_optim);
+    lws_cmd_destroy(m->cmd_shard_norm);
+    lws_cmd_destroy(m->cmd_shard_step);
     for (uint32_t i = 0; i < L; i++) {
         if (m->cmd_fwd) lws_cmd_destroy(m->cmd_fwd[i]);
         if (m->cmd_bwd) lws_cmd_destroy(m->cmd_bwd[i]);
@@ -191,7 +205,7 @@ lws_status lws_model_init_weights(lws_model *m, uint64_t seed) {
     return s;
 }
 
-static lws_status upload_batch(lws_model *m, const uint32_t *inputs, const uint32_t *targets) {
+lws_status lws_model_upload_batch(lws_model *m, const uint32_t *inputs, const uint32_t *targets) {
     uint32_t V = m->cfg.model.vocab_size;
     for (uint32_t i = 0; i < m->tokens; i++)
         if (inputs[i] >= V || (targets && targets[i] >= V))
@@ -209,7 +223,7 @@ static lws_status upload_batch(lws_model *m, const uint32_t *inputs, const uint3
 
 /* Sums the per-token losses in a fixed order (double), so the reported loss
  * is as deterministic as the kernels. */
-static lws_status sum_losses(lws_model *m, uint32_t count, double *sum) {
+lws_status lws_model_sum_losses(lws_model *m, uint32_t count, double *sum) {
     float *losses = m->host_losses;
     LWS_TRY(lws_download(m->ctx, m->losses, losses, (size_t)m->tokens * sizeof *losses));
     double total = 0;
@@ -221,10 +235,10 @@ static lws_status sum_losses(lws_model *m, uint32_t count, double *sum) {
 lws_status lws_model_forward_backward(lws_model *m, const uint32_t *inputs, const uint32_t *targets,
                                       double *loss) {
     if (!m->training) return lws_fail(LWS_ERR_INVALID, "this model was built for inference only");
-    LWS_TRY(upload_batch(m, inputs, targets));
+    LWS_TRY(lws_model_upload_batch(m, inputs, targets));
     LWS_TRY(lws_submit(m->ctx, m->step_cmds, m->n_step_cmds));
     double sum = 0;
-    LWS_TRY(sum_losses(m, m->tokens, &sum));
+    LWS_TRY(lws_model_sum_losses(m, m->tokens, &sum));
     *loss = sum / m->tokens;
     return LWS_OK;
 }
@@ -232,20 +246,19 @@ lws_status lws_model_forward_backward(lws_model *m, const uint32_t *inputs, cons
 lws_status lws_model_eval_rows(lws_model *m, const uint32_t *inputs, const uint32_t *targets,
                                uint32_t rows, double *loss_sum) {
     if (rows > m->batch) rows = m->batch;
-    LWS_TRY(upload_batch(m, inputs, targets));
+    LWS_TRY(lws_model_upload_batch(m, inputs, targets));
     LWS_TRY(lws_submit(m->ctx, m->eval_cmds, m->n_eval_cmds));
-    return sum_losses(m, rows * m->seq, loss_sum);
+    return lws_model_sum_losses(m, rows * m->seq, loss_sum);
 }
 
 lws_status lws_model_logits(lws_model *m, const uint32_t *inputs, float *logits) {
-    LWS_TRY(upload_batch(m, inputs, NULL));
+    LWS_TRY(lws_model_upload_batch(m, inputs, NULL));
     LWS_TRY(lws_submit(m->ctx, m->logits_cmds, m->n_eval_cmds));
     return lws_download(m->ctx, m->logits, logits,
                         (size_t)m->tokens * m->cfg.model.vocab_size * sizeof *logits);
 }
 
-lws_status lws_model_optimizer_step(lws_model *m, double lr, uint64_t step, double *grad_norm,
-                                    double *nonfinite) {
+lws_optim_hyper lws_model_hyper(const lws_model *m, double lr, uint64_t step) {
     const lws_train_config *t = &m->cfg.train;
     lws_optim_hyper h = {0};
     h.lr = (float)lr;
@@ -256,6 +269,12 @@ lws_status lws_model_optimizer_step(lws_model *m, double lr, uint64_t step, doub
     h.bias_correction1 = (float)(1.0 - pow(t->beta1, (double)step));
     h.bias_correction2 = (float)(1.0 - pow(t->beta2, (double)step));
     h.max_grad_norm = (float)t->grad_clip;
+    return h;
+}
+
+lws_status lws_model_optimizer_step(lws_model *m, double lr, uint64_t step, double *grad_norm,
+                                    double *nonfinite) {
+    lws_optim_hyper h = lws_model_hyper(m, lr, step);
     LWS_TRY(lws_upload(m->ctx, m->hyper, &h, sizeof h));
     LWS_TRY(lws_submit(m->ctx, &m->cmd_optim, 1));
     LWS_TRY(lws_download(m->ctx, m->hyper, &h, sizeof h));
@@ -302,14 +321,53 @@ static lws_buffer block_of(lws_model *m, lws_block_kind kind) {
     }
 }
 
-lws_status lws_model_download(lws_model *m, lws_block_kind kind, float *host) {
+/* The floats of a block the model holds: a sharded model's moments hold
+ * [opt_lo, opt_hi) only. */
+static void block_span(const lws_model *m, lws_block_kind kind, uint64_t *lo, uint64_t *hi) {
+    int moments = kind == LWS_BLOCK_ADAM_M || kind == LWS_BLOCK_ADAM_V;
+    *lo = moments ? m->opt_lo : 0;
+    *hi = moments ? m->opt_hi : m->n_floats;
+}
+
+/* Floats [first, first + count) of a block as a device range. */
+static lws_status block_range(lws_model *m, lws_block_kind kind, uint64_t first, uint64_t count,
+                              lws_buffer *out) {
     if (kind != LWS_BLOCK_PARAMS && !m->training)
         return lws_fail(LWS_ERR_INVALID, "an inference model has no gradients or moments");
-    return lws_download(m->ctx, block_of(m, kind), host, m->n_floats * sizeof *host);
+    uint64_t lo, hi;
+    block_span(m, kind, &lo, &hi);
+    if (first < lo || first > hi || count > hi - first)
+        return lws_fail(LWS_ERR_INVALID,
+                        "floats %llu .. %llu of a block: this model holds %llu .. %llu of it",
+                        (unsigned long long)first, (unsigned long long)(first + count),
+                        (unsigned long long)lo, (unsigned long long)hi);
+    *out = lws_buffer_slice(block_of(m, kind), (first - lo) * 4, count * 4);
+    return LWS_OK;
+}
+
+lws_status lws_model_download_range(lws_model *m, lws_block_kind kind, uint64_t first,
+                                    uint64_t count, float *host) {
+    lws_buffer b;
+    LWS_TRY(block_range(m, kind, first, count, &b));
+    return lws_download(m->ctx, b, host, count * sizeof *host);
+}
+
+lws_status lws_model_upload_range(lws_model *m, lws_block_kind kind, uint64_t first, uint64_t count,
+                                  const float *host) {
+    lws_buffer b;
+    LWS_TRY(block_range(m, kind, first, count, &b));
+    return lws_upload(m->ctx, b, host, count * sizeof *host);
+}
+
+/* The moments of a sharded model: its slice of the host array. */
+lws_status lws_model_download(lws_model *m, lws_block_kind kind, float *host) {
+    uint64_t lo, hi;
+    block_span(m, kind, &lo, &hi);
+    return lws_model_download_range(m, kind, lo, hi - lo, host + lo);
 }
 
 lws_status lws_model_upload(lws_model *m, lws_block_kind kind, const float *host) {
-    if (kind != LWS_BLOCK_PARAMS && !m->training)
-        return lws_fail(LWS_ERR_INVALID, "an inference model has no gradients or moments");
-    return lws_upload(m->ctx, block_of(m, kind), host, m->n_floats * sizeof *host);
+    uint64_t lo, hi;
+    block_span(m, kind, &lo, &hi);
+    return lws_model_upload_range(m, kind, lo, hi - lo, host + lo);
 }

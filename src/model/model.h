@@ -88,6 +88,12 @@ struct lws_model {
     lws_buffer ce_scratch;
     lws_grad_scratch gs;
 
+    /* ZeRO-1: the AdamW moments (m_block, v_block) and the optimizer table
+     * cover floats [opt_lo, opt_hi) of the parameter block; [0, n_floats)
+     * unless the model is sharded (model/shard.c). */
+    uint64_t opt_lo, opt_hi;
+    uint32_t optim_entries;                   /* rows of optim_table */
+    lws_cmd *cmd_shard_norm, *cmd_shard_step; /* a sharded model's optimizer, in two */
     lws_buffer hyper;        /* lws_optim_hyper; its first pad float holds the count of
                                 non-finite parameters after the update (LWS_HYPER_NONFINITE) */
     lws_buffer optim_table;  /* lws_optim_entry [n_params] */

@@ -20,6 +20,24 @@ uint64_t lws_layout_params(const lws_config *cfg, lws_param *list, lws_layer_ten
                            uint32_t *count);
 void lws_init_host_weights(const lws_model *m, uint64_t seed, float *host);
 
+/* Checks a micro-batch's tokens against the vocabulary and uploads them
+ * (targets NULL: zeros). */
+lws_status lws_model_upload_batch(lws_model *m, const uint32_t *inputs, const uint32_t *targets);
+/* The per-token losses of the last forward, summed in a fixed order over the
+ * first `count` tokens. */
+lws_status lws_model_sum_losses(lws_model *m, uint32_t count, double *sum);
+
+/* The optimizer table's rows (model/shard.c): one per tensor, or per part
+ * of a tensor inside [opt_lo, opt_hi); rows NULL counts them. Returns the
+ * row count and sets *chunks to their LWS_OPTIM_CHUNK chunks. */
+uint32_t lws_model_optim_rows(const lws_model *m, lws_optim_entry *rows, uint32_t *chunks);
+/* The optimizer's hyperparameters for update `step` at learning rate lr. */
+lws_optim_hyper lws_model_hyper(const lws_model *m, double lr, uint64_t step);
+/* Sets the model's optimizer slice (NULL: all of it) before it is described. */
+lws_status lws_model_set_shard(lws_model *m, const lws_model_shard *shard);
+/* A sharded model's two optimizer command buffers (model/shard.c). */
+lws_status lws_model_record_shard(lws_model *m);
+
 /* Records the command buffers of the model (src/model/record.c). */
 lws_status lws_model_record(lws_model *m);
 /* Layer i's weights as the block recipe takes them (model/block.h). */

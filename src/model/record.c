@@ -285,6 +285,28 @@ static lws_status record_layer(lws_model *m, uint32_t i, int backward) {
     return s;
 }
 
+/* Clipping by the global gradient norm, AdamW, and the count of
+ * parameters left non-finite, in one command buffer. */
+static lws_status record_optimizer(lws_model *m) {
+    lws_cmd *c;
+    LWS_TRY(begin(m, &m->cmd_optim, "optimizer"));
+    c = m->cmd_optim;
+    m->region_optim = lws_cmd_region_begin(c, m->timer, "optimizer");
+    OP("grad_norm", lws_op_grad_norm(c, m->hyper, m->optim_table, m->optim_entries, m->optim_chunks,
+                                     m->norm_scratch));
+    lws_cmd_barrier(c);
+    OP("adamw", lws_op_adamw(c, m->hyper, m->optim_table, m->optim_entries, m->optim_chunks));
+    lws_cmd_barrier(c);
+    /* Every update is checked where it happened: the count lands in the
+     * hyper buffer, which the host reads back after each step anyway. */
+    OP("count_nonfinite",
+       lws_op_count_nonfinite(c, lws_buffer_slice(m->hyper, LWS_HYPER_NONFINITE, sizeof(float)),
+                              m->optim_table, m->optim_entries, m->optim_chunks, m->norm_scratch));
+    lws_cmd_region_end(c, m->timer, m->region_optim);
+    LWS_TRY(lws_cmd_end(c));
+    return LWS_OK;
+}
+
 lws_status lws_model_record(lws_model *m) {
     uint32_t L = m->cfg.model.n_layers, N = m->tokens, d = m->cfg.model.d_model;
     uint32_t V = m->cfg.model.vocab_size;
@@ -339,21 +361,9 @@ lws_status lws_model_record(lws_model *m) {
     lws_cmd_region_end(c, m->timer, m->region_embed_bwd);
     LWS_TRY(lws_cmd_end(c));
 
-    LWS_TRY(begin(m, &m->cmd_optim, "optimizer"));
-    c = m->cmd_optim;
-    m->region_optim = lws_cmd_region_begin(c, m->timer, "optimizer");
-    OP("grad_norm", lws_op_grad_norm(c, m->hyper, m->optim_table, m->n_params, m->optim_chunks,
-                                     m->norm_scratch));
-    lws_cmd_barrier(c);
-    OP("adamw", lws_op_adamw(c, m->hyper, m->optim_table, m->n_params, m->optim_chunks));
-    lws_cmd_barrier(c);
-    /* Every update is checked where it happened: the count lands in the
-     * hyper buffer, which the host reads back after each step anyway. */
-    OP("count_nonfinite",
-       lws_op_count_nonfinite(c, lws_buffer_slice(m->hyper, LWS_HYPER_NONFINITE, sizeof(float)),
-                              m->optim_table, m->n_params, m->optim_chunks, m->norm_scratch));
-    lws_cmd_region_end(c, m->timer, m->region_optim);
-    LWS_TRY(lws_cmd_end(c));
+    /* a sharded model records its optimizer in two (model/shard.c) */
+    LWS_TRY(m->opt_lo == 0 && m->opt_hi == m->n_floats ? record_optimizer(m)
+                                                       : lws_model_record_shard(m));
 
     n = 0;
     m->step_cmds[n++] = m->cmd_embed;

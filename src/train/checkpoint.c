@@ -100,12 +100,16 @@ lws_status lws_save_params(lws_model *m, const float *host, const char *path) {
     return s;
 }
 
-static lws_status save_optimizer(lws_model *m, const char *path) {
-    float *mh = malloc(m->n_floats * sizeof *mh), *vh = malloc(m->n_floats * sizeof *vh);
+/* The moments from the model, or from host copies given. */
+static lws_status save_optimizer(lws_model *m, const char *path, const float *given_m,
+                                 const float *given_v) {
+    float *own_m = given_m ? NULL : malloc(m->n_floats * sizeof *own_m);
+    float *own_v = given_v ? NULL : malloc(m->n_floats * sizeof *own_v);
+    const float *mh = given_m ? given_m : own_m, *vh = given_v ? given_v : own_v;
     lws_st_writer *w = NULL;
     lws_status s = mh && vh ? LWS_OK : lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory");
-    if (s == LWS_OK) s = lws_model_download(m, LWS_BLOCK_ADAM_M, mh);
-    if (s == LWS_OK) s = lws_model_download(m, LWS_BLOCK_ADAM_V, vh);
+    if (s == LWS_OK && own_m) s = lws_model_download(m, LWS_BLOCK_ADAM_M, own_m);
+    if (s == LWS_OK && own_v) s = lws_model_download(m, LWS_BLOCK_ADAM_V, own_v);
     if (s == LWS_OK) s = check_finite(m, mh, "the first moment", path);
     if (s == LWS_OK) s = check_finite(m, vh, "the second moment", path);
     if (s == LWS_OK) s = lws_st_writer_create(&w);
@@ -121,8 +125,8 @@ static lws_status save_optimizer(lws_model *m, const char *path) {
     }
     if (s == LWS_OK) s = lws_st_write(w, path);
     if (w) lws_st_writer_destroy(w);
-    free(mh);
-    free(vh);
+    free(own_m);
+    free(own_v);
     return s;
 }
 
@@ -137,6 +141,7 @@ static lws_status save_state(const lws_train_state *st, const char *path) {
     snprintf(num, sizeof num, "%llu", (unsigned long long)st->sampler_counter);
     cJSON_AddStringToObject(o, "sampler_counter", num);
     cJSON_AddNumberToObject(o, "elapsed_s", st->elapsed_s);
+    cJSON_AddNumberToObject(o, "world_size", st->world_size ? st->world_size : 1);
     lws_status s = lws_write_json_atomic(path, o);
     cJSON_Delete(o);
     return s;
@@ -201,6 +206,12 @@ void lws_checkpoint_list_free(char **names, uint64_t *steps, uint32_t count) {
 
 lws_status lws_checkpoint_save(lws_model *m, const char *run_dir, const lws_train_state *st,
                                uint32_t keep, char *saved, size_t saved_size) {
+    return lws_checkpoint_save_moments(m, run_dir, st, keep, NULL, NULL, saved, saved_size);
+}
+
+lws_status lws_checkpoint_save_moments(lws_model *m, const char *run_dir, const lws_train_state *st,
+                                       uint32_t keep, const float *exp_avg, const float *exp_avg_sq,
+                                       char *saved, size_t saved_size) {
     char root[2048], final[2200], tmp[2300], file[2400];
     snprintf(root, sizeof root, "%s/checkpoints", run_dir);
     LWS_TRY(lws_mkdir_p(root));
@@ -212,7 +223,7 @@ lws_status lws_checkpoint_save(lws_model *m, const char *run_dir, const lws_trai
     lws_status s = lws_save_params(m, NULL, file);
     if (s == LWS_OK && m->training) {
         snprintf(file, sizeof file, "%s/optimizer.safetensors", tmp);
-        s = save_optimizer(m, file);
+        s = save_optimizer(m, file, exp_avg, exp_avg_sq);
     }
     if (s == LWS_OK) {
         snprintf(file, sizeof file, "%s/state.json", tmp);
@@ -365,20 +376,29 @@ static lws_status read_tensors(lws_model *m, lws_st_file *f, const char *suffix,
     return LWS_OK;
 }
 
-static lws_status load_block(lws_model *m, const char *file, lws_block_kind kind,
-                             const char *suffix, lws_block_kind kind2, const char *suffix2) {
+/* The tensors of file with suffix into host, and with suffix2 into host2
+ * (when suffix2 is not NULL). */
+static lws_status read_block(lws_model *m, const char *file, const char *suffix, float *host,
+                             const char *suffix2, float *host2) {
     lws_st_file *f;
     LWS_TRY(lws_st_open(file, &f));
-    float *host = calloc(m->n_floats, sizeof *host);
-    lws_status s = host ? LWS_OK : lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory");
-    if (s == LWS_OK) s = read_tensors(m, f, suffix, host);
-    if (s == LWS_OK) s = lws_model_upload(m, kind, host);
-    if (s == LWS_OK && suffix2) {
-        s = read_tensors(m, f, suffix2, host);
-        if (s == LWS_OK) s = lws_model_upload(m, kind2, host);
-    }
-    free(host);
+    lws_status s = read_tensors(m, f, suffix, host);
+    if (s == LWS_OK && suffix2) s = read_tensors(m, f, suffix2, host2);
     lws_st_close(f);
+    return s;
+}
+
+static lws_status load_block(lws_model *m, const char *file, lws_block_kind kind,
+                             const char *suffix, lws_block_kind kind2, const char *suffix2) {
+    float *host = calloc(m->n_floats, sizeof *host);
+    float *host2 = suffix2 ? calloc(m->n_floats, sizeof *host2) : NULL;
+    lws_status s = host && (host2 || !suffix2)
+                       ? read_block(m, file, suffix, host, suffix2, host2)
+                       : lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory");
+    if (s == LWS_OK) s = lws_model_upload(m, kind, host);
+    if (s == LWS_OK && suffix2) s = lws_model_upload(m, kind2, host2);
+    free(host);
+    free(host2);
     return s;
 }
 
@@ -430,8 +450,8 @@ static lws_status state_u64(const char *path, const cJSON *o, const char *key, u
  * or -1 when its name gives none. */
 static lws_status read_state(const char *path, const cJSON *o, int64_t dir_step,
                              lws_train_state *st) {
-    static const char *const keys[] = {"step", "tokens_seen", "sampler_seed", "sampler_counter",
-                                       "elapsed_s"};
+    static const char *const keys[] = {
+        "step", "tokens_seen", "sampler_seed", "sampler_counter", "elapsed_s", "world_size"};
     if (!cJSON_IsObject(o))
         return lws_fail(LWS_ERR_DATA, "%s: not a JSON object; a checkpoint's state.json is one",
                         path);
@@ -442,7 +462,7 @@ static lws_status read_state(const char *path, const cJSON *o, int64_t dir_step,
         if (!known)
             return lws_fail(LWS_ERR_DATA,
                             "%s: %s: unknown key; state.json holds step, tokens_seen, "
-                            "sampler_seed, sampler_counter and elapsed_s",
+                            "sampler_seed, sampler_counter, elapsed_s and world_size",
                             path, c->string);
     }
     /* Steps count a run's updates: train.steps is a 32-bit count. */
@@ -462,6 +482,11 @@ static lws_status read_state(const char *path, const cJSON *o, int64_t dir_step,
         return lws_fail(LWS_ERR_DATA,
                         "%s: elapsed_s: not a number of seconds >= 0; expected e.g. 12.5", path);
     if (elapsed) st->elapsed_s = elapsed->valuedouble;
+    /* written since runs have more than one rank; older checkpoints had one */
+    uint64_t ranks = 1;
+    if (cJSON_GetObjectItemCaseSensitive(o, "world_size"))
+        LWS_TRY(state_count(path, o, "world_size", 1, 2147483647.0, &ranks));
+    st->world_size = (uint32_t)ranks;
     return LWS_OK;
 }
 
@@ -507,6 +532,16 @@ lws_status lws_checkpoint_load(lws_model *m, const char *dir, lws_train_state *s
     LWS_TRY(load_block(m, file, LWS_BLOCK_ADAM_M, ".exp_avg", LWS_BLOCK_ADAM_V, ".exp_avg_sq"));
     *st = state;
     return LWS_OK;
+}
+
+lws_status lws_checkpoint_read_host(lws_model *m, const char *dir, float *params, float *exp_avg,
+                                    float *exp_avg_sq, lws_train_state *st) {
+    char file[2400];
+    LWS_TRY(lws_checkpoint_read_state(dir, st));
+    snprintf(file, sizeof file, "%s/model.safetensors", dir);
+    LWS_TRY(read_block(m, file, "", params, NULL, NULL));
+    snprintf(file, sizeof file, "%s/optimizer.safetensors", dir);
+    return read_block(m, file, ".exp_avg", exp_avg, ".exp_avg_sq", exp_avg_sq);
 }
 
 lws_status lws_checkpoint_load_params(lws_model *m, const char *dir) {

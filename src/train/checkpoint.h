@@ -2,7 +2,8 @@
  *   model.safetensors      parameters (fp32, [out, in]) + the resolved config
  *                          in the metadata under "lws_config"
  *   optimizer.safetensors  AdamW moments: <name>.exp_avg, <name>.exp_avg_sq
- *   state.json             step, tokens seen, data sampler (seed, counter)
+ *   state.json             step, tokens seen, data sampler (seed, counter), the
+ *                          ranks of the run that wrote it
  * written as step-NNNNNNNN.tmp/ and renamed, so a crash never leaves a torn
  * checkpoint; the last `keep` are kept. */
 #ifndef LWS_TRAIN_CHECKPOINT_H
@@ -18,6 +19,7 @@ typedef struct lws_train_state {
     uint64_t tokens_seen;
     uint64_t sampler_seed, sampler_counter;
     double elapsed_s;
+    uint32_t world_size; /* ranks of the run that wrote it (1 when state.json has none) */
 } lws_train_state;
 
 lws_status lws_checkpoint_save(lws_model *m, const char *run_dir, const lws_train_state *st,
@@ -26,6 +28,16 @@ lws_status lws_checkpoint_save(lws_model *m, const char *run_dir, const lws_trai
  * step against the directory's name when that is step-NNNNNNNN; fails
  * naming the file and the field. */
 lws_status lws_checkpoint_read_state(const char *dir, lws_train_state *st);
+/* The same with the moments given as host copies of whole blocks (a sharded
+ * run gathers them): NULL reads them from the model. */
+lws_status lws_checkpoint_save_moments(lws_model *m, const char *run_dir, const lws_train_state *st,
+                                       uint32_t keep, const float *exp_avg, const float *exp_avg_sq,
+                                       char *saved, size_t saved_size);
+/* Reads a checkpoint into host copies of the parameter and moment blocks
+ * (lws_model_floats each) and its state, checked as lws_checkpoint_load
+ * checks them, touching no device memory. */
+lws_status lws_checkpoint_read_host(lws_model *m, const char *dir, float *params, float *exp_avg,
+                                    float *exp_avg_sq, lws_train_state *st);
 /* Loads parameters (and, when st is not NULL, the moments and the state). */
 lws_status lws_checkpoint_load(lws_model *m, const char *dir, lws_train_state *st);
 /* The step-NNNNNNNN directories under a run's checkpoints/ (ckpt_root),

@@ -4,6 +4,7 @@
 #include <math.h>
 
 #include "lws/train.h"
+#include "train/dist_internal.h"
 
 lws_status lws_train_accumulate(lws_model *m, const lws_batch_source *src,
                                 const lws_stop_flag *stop, double *loss) {
@@ -27,17 +28,21 @@ lws_status lws_train_accumulate(lws_model *m, const lws_batch_source *src,
     return LWS_OK;
 }
 
-lws_status lws_train_update(lws_model *m, uint64_t step, double lr, double *grad_norm) {
-    double nonfinite = 0;
-    LWS_TRY(lws_model_optimizer_step(m, lr, step, grad_norm, &nonfinite));
-    if (!isfinite(*grad_norm))
-        return lws_fail(LWS_ERR_NUMERIC, "the gradient norm is %g", *grad_norm);
+lws_status lws_train_check_update(uint64_t step, double lr, double grad_norm, double nonfinite) {
+    if (!isfinite(grad_norm))
+        return lws_fail(LWS_ERR_NUMERIC, "the gradient norm is %g", grad_norm);
     if (nonfinite > 0)
         return lws_fail(LWS_ERR_NUMERIC,
                         "update %llu left %.0f parameters NaN or infinite (learning rate %g, "
                         "gradient norm %g): the update overflowed fp32; lower train.lr",
-                        (unsigned long long)step, nonfinite, lr, *grad_norm);
+                        (unsigned long long)step, nonfinite, lr, grad_norm);
     return LWS_OK;
+}
+
+lws_status lws_train_update(lws_model *m, uint64_t step, double lr, double *grad_norm) {
+    double nonfinite = 0;
+    LWS_TRY(lws_model_optimizer_step(m, lr, step, grad_norm, &nonfinite));
+    return lws_train_check_update(step, lr, *grad_norm, nonfinite);
 }
 
 lws_status lws_train_step(lws_model *m, const lws_batch_source *src, uint64_t step,
@@ -45,6 +50,7 @@ lws_status lws_train_step(lws_model *m, const lws_batch_source *src, uint64_t st
     out->lr = lws_lr_at(&lws_model_get_config(m)->train, step);
     out->grad_norm = 0;
     out->updated = 0;
+    out->all_ranks = out->stop = 0;
     LWS_TRY(lws_train_accumulate(m, src, stop, &out->loss));
     out->updated = 1;
     return lws_train_update(m, step, out->lr, &out->grad_norm);

@@ -12,6 +12,7 @@
 
 #include "lws/train.h"
 #include "train/checkpoint.h"
+#include "train/dist_run.h"
 #include "train/run_dir.h"
 #include "util/files.h"
 
@@ -102,6 +103,12 @@ typedef struct trainer {
     uint64_t saved_step;   /* the step of the last checkpoint written (0: none) */
     double flops_per_token;
     double *fwd_ms, *bwd_ms; /* [n_layers] */
+    /* data parallelism: ranks > 1 runs lws_dist_train_step; only rank 0
+     * writes (run directory, log, checkpoints) */
+    lws_dist *dist;
+    int rank, ranks;
+    lws_dist_step *dstep;
+    lws_dist_stats dstats;
 } trainer;
 
 static void emit(const trainer *t, lws_train_progress *p) {
@@ -173,14 +180,27 @@ static lws_status choose_run_dir(trainer *t, const char *ckpt) {
 /* The model, the data, the checkpoint to resume from and the run directory. */
 static lws_status start(trainer *t) {
     const lws_train_config *tc = &t->cfg.train;
-    LWS_TRY(lws_model_create(t->ctx, &t->cfg, tc->micro_batch, tc->seq_len, 1, &t->m));
+    if (t->ranks > 1 && tc->shard_optimizer) {
+        lws_model_shard shard = {(uint32_t)t->rank, (uint32_t)t->ranks};
+        LWS_TRY(lws_model_create_shard(t->ctx, &t->cfg, tc->micro_batch, tc->seq_len, 0, &shard,
+                                       &t->m));
+    } else {
+        LWS_TRY(lws_model_create(t->ctx, &t->cfg, tc->micro_batch, tc->seq_len, 1, &t->m));
+    }
+    if (t->ranks > 1) LWS_TRY(lws_dist_step_create(t->m, t->dist, &t->dstep));
     LWS_TRY(open_data(&t->cfg, &t->data));
     LWS_TRY(lws_sampler_init(&t->sampler, t->data.train, tc->seed));
-    t->st = (lws_train_state){0, 0, tc->seed, 0, 0};
+    t->st = (lws_train_state){0, 0, tc->seed, 0, 0, (uint32_t)t->ranks};
     const char *ckpt = NULL;
+    uint32_t resumed_ranks = 0;
     if (t->opt->resume) {
-        lws_status s = lws_checkpoint_find(t->opt->resume, t->resumed_from, sizeof t->resumed_from);
-        if (s == LWS_OK) s = lws_checkpoint_load(t->m, t->resumed_from, &t->st);
+        lws_status s = LWS_OK;
+        if (t->ranks > 1)
+            s = lws_dist_resume(t->dist, t->m, t->opt->resume, t->resumed_from,
+                                sizeof t->resumed_from, &t->st);
+        else
+            s = lws_checkpoint_find(t->opt->resume, t->resumed_from, sizeof t->resumed_from);
+        if (s == LWS_OK && t->ranks == 1) s = lws_checkpoint_load(t->m, t->resumed_from, &t->st);
         if (s != LWS_OK) {
             lws_error_context("resuming from %s", t->opt->resume);
             return s;
@@ -195,8 +215,10 @@ static lws_status start(trainer *t) {
         t->sampler.seed = t->st.sampler_seed;
         t->sampler.counter = t->st.sampler_counter;
         ckpt = t->resumed_from;
+        resumed_ranks = t->st.world_size; /* the state saved from now on says this run's */
+        t->st.world_size = (uint32_t)t->ranks;
     }
-    LWS_TRY(choose_run_dir(t, ckpt));
+    if (t->rank == 0) LWS_TRY(choose_run_dir(t, ckpt));
     uint32_t L = t->cfg.model.n_layers;
     t->fwd_ms = calloc(L, sizeof *t->fwd_ms);
     t->bwd_ms = calloc(L, sizeof *t->bwd_ms);
@@ -206,7 +228,9 @@ static lws_status start(trainer *t) {
                             .step = t->st.step,
                             .resumed_from = ckpt,
                             .superseded = t->superseded[0] ? t->superseded : NULL,
-                            .train_tokens = t->data.train.end - t->data.train.begin};
+                            .train_tokens = t->data.train.end - t->data.train.begin,
+                            .ranks = (uint32_t)t->ranks,
+                            .resumed_ranks = resumed_ranks};
     if (t->data.val_tokens) {
         p.val_tokens = t->data.val.end - t->data.val.begin;
         p.val_source = t->data.val_open ? t->cfg.data.val : NULL;
@@ -224,7 +248,7 @@ static lws_status report_step(trainer *t, const lws_step_result *r, double step_
     lws_timing timing = {t->fwd_ms, t->bwd_ms, 0, 0, 0, 0};
     LWS_TRY(lws_model_read_timing(t->m, &timing));
     double tokens = (double)lws_model_batch(t->m) * lws_model_seq(t->m) *
-                    (tc->grad_accum ? tc->grad_accum : 1);
+                    (tc->grad_accum ? tc->grad_accum : 1) * t->ranks;
     lws_train_progress p = {.kind = LWS_PROGRESS_STEP,
                             .step = step,
                             .loss = r->loss,
@@ -264,6 +288,12 @@ static lws_status report_step(trainer *t, const lws_step_result *r, double step_
     }
     cJSON_AddNumberToObject(o, "head_ms", timing.head_ms);
     cJSON_AddNumberToObject(o, "optimizer_ms", timing.optim_ms);
+    if (t->ranks > 1) { /* rank 0's view of the reductions */
+        cJSON_AddNumberToObject(o, "ranks", t->ranks);
+        cJSON_AddNumberToObject(o, "reduce_ms", t->dstats.reduce_ms);
+        cJSON_AddNumberToObject(o, "reduce_exposed_ms", t->dstats.exposed_ms);
+        cJSON_AddNumberToObject(o, "host_copy_ms", t->dstats.copy_ms);
+    }
     log_json(t, o);
     t->res->final_loss = r->loss;
     emit(t, &p);
@@ -272,8 +302,12 @@ static lws_status report_step(trainer *t, const lws_step_result *r, double step_
 
 static lws_status validate(trainer *t) {
     lws_eval_result r;
-    LWS_TRY(lws_evaluate(t->m, t->data.val_tokens, t->data.val, t->cfg.eval.tokens,
-                         &t->data.text, t->opt->stop, &r));
+    if (t->ranks > 1) /* a stop waits for the step's agreement */
+        LWS_TRY(lws_dist_evaluate(t->dist, t->m, t->data.val_tokens, t->data.val,
+                                  t->cfg.eval.tokens, &t->data.text, &r));
+    else
+        LWS_TRY(lws_evaluate(t->m, t->data.val_tokens, t->data.val, t->cfg.eval.tokens,
+                             &t->data.text, t->opt->stop, &r));
     double loss = lws_eval_loss(&r), bpb = lws_eval_bits_per_byte(&r);
     cJSON *v = cJSON_CreateObject();
     cJSON_AddNumberToObject(v, "step", (double)t->st.step);
@@ -301,9 +335,14 @@ static lws_status validate(trainer *t) {
 
 static lws_status save(trainer *t) {
     lws_train_result *res = t->res;
-    LWS_TRY(lws_checkpoint_save(t->m, t->cfg.train.out_dir, &t->st,
-                                t->cfg.train.keep_checkpoints, res->checkpoint,
-                                sizeof res->checkpoint));
+    if (t->ranks > 1)
+        LWS_TRY(lws_dist_save(t->dist, t->m, t->cfg.train.out_dir, &t->st,
+                              t->cfg.train.keep_checkpoints, res->checkpoint,
+                              sizeof res->checkpoint));
+    else
+        LWS_TRY(lws_checkpoint_save(t->m, t->cfg.train.out_dir, &t->st,
+                                    t->cfg.train.keep_checkpoints, res->checkpoint,
+                                    sizeof res->checkpoint));
     t->saved_step = t->st.step;
     lws_train_progress p = {.kind = LWS_PROGRESS_CHECKPOINT,
                             .step = t->st.step,
@@ -348,10 +387,21 @@ static lws_status failed(trainer *t, lws_status s, const char *what, int weights
                     t->res->checkpoint[0] ? t->res->checkpoint : "none yet");
 }
 
+/* One step on this rank, or on all of them. */
+static lws_status step_once(trainer *t, const lws_batch_source *src, uint64_t step,
+                            lws_step_result *r) {
+    if (t->ranks > 1) return lws_dist_train_step(t->dstep, src, step, t->opt->stop, r, &t->dstats);
+    return lws_train_step(t->m, src, step, t->opt->stop, r);
+}
+
+/* Several ranks end the run together (res->all_ranks) only where they all
+ * decide alike: at a step's agreement (a stop, a numeric failure) and at
+ * the end. Any other failure is one rank's, which its caller must end the
+ * run for. */
 static lws_status run(trainer *t) {
     const lws_train_config *tc = &t->cfg.train;
     uint32_t A = tc->grad_accum ? tc->grad_accum : 1;
-    uint64_t step_tokens = (uint64_t)lws_model_batch(t->m) * lws_model_seq(t->m) * A;
+    uint64_t step_tokens = (uint64_t)lws_model_batch(t->m) * lws_model_seq(t->m) * A * t->ranks;
     double start_s = now_s(), elapsed_before = t->st.elapsed_s;
     uint64_t first_step = t->st.step;
     int eval_at_end = t->cfg.eval.every > 0 || t->data.val_tokens != NULL;
@@ -361,10 +411,13 @@ static lws_status run(trainer *t) {
         uint64_t step = t->st.step + 1;
         double t0 = now_s();
         lws_step_result r;
-        lws_status s = lws_train_step(t->m, &src, step, t->opt->stop, &r);
+        lws_status s = step_once(t, &src, step, &r);
         if (s == LWS_ERR_INTERRUPTED) return stopped(t, (int)*t->opt->stop);
         snprintf(what, sizeof what, "step %llu", (unsigned long long)step);
+        if (s != LWS_OK && t->ranks > 1 && !r.all_ranks) return s;
+        t->res->all_ranks = 1;
         if (s != LWS_OK) return failed(t, s, what, !r.updated);
+        t->res->all_ranks = 0;
         t->st.step = step;
         t->st.tokens_seen += step_tokens;
         t->st.sampler_counter = t->sampler.counter;
@@ -379,12 +432,14 @@ static lws_status run(trainer *t) {
             s = validate(t);
         }
         if (s == LWS_ERR_INTERRUPTED) return stopped(t, (int)*t->opt->stop);
-        if (s != LWS_OK) return failed(t, s, what, 1);
-        int interrupted = t->opt->stop && *t->opt->stop;
+        if (s != LWS_OK) return t->ranks > 1 ? s : failed(t, s, what, 1);
+        int interrupted = t->ranks > 1 ? r.stop : t->opt->stop ? (int)*t->opt->stop : 0;
         if (last || interrupted || (tc->checkpoint_every && step % tc->checkpoint_every == 0))
             LWS_TRY(save(t));
-        if (interrupted) return stopped(t, (int)*t->opt->stop);
+        t->res->all_ranks = interrupted != 0;
+        if (interrupted) return stopped(t, interrupted);
     }
+    t->res->all_ranks = 1;
     double wall = now_s() - start_s;
     t->res->tokens_per_s = wall > 0 ? (double)(t->st.step - first_step) * step_tokens / wall : 0;
     return LWS_OK;
@@ -399,6 +454,9 @@ lws_status lws_train(lws_context *ctx, const lws_config *cfg, const lws_train_op
     t->ctx = ctx;
     t->cfg = *cfg;
     t->opt = opt;
+    t->dist = opt->dist;
+    t->rank = opt->dist ? lws_dist_rank(opt->dist) : 0;
+    t->ranks = opt->dist ? lws_dist_size(opt->dist) : 1;
     t->res = out;
     double t0 = now_s();
     lws_status s = start(t);
@@ -406,6 +464,7 @@ lws_status lws_train(lws_context *ctx, const lws_config *cfg, const lws_train_op
     out->wall_s = now_s() - t0;
     out->elapsed_s = t->st.elapsed_s;
     out->peak_memory = lws_memory_peak(ctx);
+    lws_dist_step_destroy(t->dstep);
     snprintf(out->run_dir, sizeof out->run_dir, "%s", t->cfg.train.out_dir);
     if (t->log) fclose(t->log);
     free(t->fwd_ms);

@@ -199,6 +199,14 @@ lws_status lws_cmd_end(lws_cmd *cmd) {
 }
 
 lws_status lws_submit(lws_context *ctx, lws_cmd *const *cmds, uint32_t count) {
+    return lws_submit_polling(ctx, cmds, count, NULL, NULL);
+}
+
+/* How long one wait for the fence lasts between polls. */
+#define POLL_INTERVAL_NS 100000ull
+
+lws_status lws_submit_polling(lws_context *ctx, lws_cmd *const *cmds, uint32_t count,
+                              lws_poll_fn poll, void *user) {
     VkCommandBuffer stack[64];
     VkCommandBuffer *cbs = count <= 64 ? stack : malloc(count * sizeof *cbs);
     if (!cbs) return lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory");
@@ -211,10 +219,18 @@ lws_status lws_submit(lws_context *ctx, lws_cmd *const *cmds, uint32_t count) {
     VkResult r = vkQueueSubmit(ctx->queue, 1, &submit, ctx->fence);
     if (cbs != stack) free(cbs);
     if (r != VK_SUCCESS) return lws_vk_fail(r, "vkQueueSubmit");
-    r = vkWaitForFences(ctx->device, 1, &ctx->fence, VK_TRUE, UINT64_MAX);
+    /* A poll that fails stops the polling, not the wait: the device is
+     * done with the command buffers before this returns. */
+    lws_status polled = LWS_OK;
+    for (;;) {
+        r = vkWaitForFences(ctx->device, 1, &ctx->fence, VK_TRUE,
+                            poll && polled == LWS_OK ? POLL_INTERVAL_NS : UINT64_MAX);
+        if (r != VK_TIMEOUT) break;
+        polled = poll(user);
+    }
     vkResetFences(ctx->device, 1, &ctx->fence);
     if (r != VK_SUCCESS) return lws_vk_fail(r, "vkWaitForFences");
-    return LWS_OK;
+    return polled;
 }
 
 void lws_cmd_destroy(lws_cmd *cmd) {
