@@ -4,7 +4,8 @@
 #   scripts/setup.sh            Release build in build/
 #   scripts/setup.sh asan       AddressSanitizer + UBSan build in build-asan/
 #   scripts/setup.sh clang      Release build with clang in build-clang/ (the
-#                               code must compile warning-free with both)
+#                               code must compile warning-free with both),
+#                               without MPI (LWS_MPI=OFF: one rank per run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,12 +14,14 @@ cd "$(dirname "$0")/.."
 # Vulkan headers and loader, volk, the GLSL compiler, cJSON. Run: lavapipe
 # (the CPU Vulkan driver). Tests: validation layers, SPIR-V tools, PyTorch
 # (the parity reference) with OpenBLAS, rsvg-convert (plots rendered in
-# tests). Quick start: the King James Bible text.
+# tests). Data parallelism: Open MPI (mpirun and the library). Quick start:
+# the King James Bible text.
 packages=(
     gcc clang libclang-rt-dev make cmake pkg-config
     libvulkan-dev libvulkan1 libvulkan-volk-dev glslang-tools libcjson-dev
     mesa-vulkan-drivers vulkan-validationlayers spirv-tools
     python3 python3-torch libopenblas0-pthread librsvg2-bin
+    libopenmpi-dev openmpi-bin
     bible-kjv
 )
 
@@ -51,7 +54,7 @@ kind="${1:-release}"
 case "$kind" in
     release) dir=build type=Release ;;
     asan) dir=build-asan type=Asan ;;
-    clang) dir=build-clang type=Release ;;
+    clang) dir=build-clang type=Release extra=-DLWS_MPI=OFF ;;
     *) echo "setup: unknown build kind '$kind' (release, asan or clang)" >&2; exit 2 ;;
 esac
 log="$dir/build.log"
@@ -63,7 +66,7 @@ if [ "$kind" = clang ]; then
         rm -rf "$dir/CMakeCache.txt" "$dir/CMakeFiles"
     fi
 fi
-if ! { cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE="$type" && cmake --build "$dir" -j"$(nproc)"; } >"$log" 2>&1; then
+if ! { cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE="$type" ${extra:-} && cmake --build "$dir" -j"$(nproc)"; } >"$log" 2>&1; then
     tail -n 60 "$log" >&2
     echo "setup: the $kind build ($type) failed (full log: $log)" >&2
     exit 1

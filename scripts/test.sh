@@ -3,7 +3,8 @@
 # build, then the AddressSanitizer + UBSan build of the host code, then the
 # libFuzzer harnesses for about 20 s each (scripts/fuzz.sh). The clang build
 # only has to compile (with -Werror, as every build): a second compiler's
-# warnings.
+# warnings; it is built without MPI, and a short benchmark checks that such
+# an lws runs as one rank.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,8 @@ export LWS_CHECK_HAZARDS=1
 
 bash scripts/setup.sh release
 bash scripts/setup.sh clang
+build-clang/lws --version | grep -q "built without MPI"
+build-clang/lws bench configs/tiny/crown.json --steps 1 --warmup 0 --no-op-profile >/dev/null
 (cd build && ctest --output-on-failure -j"$jobs" "$@")
 # Each vendor's kernel table on this device: parity and a short training run.
 for tuning in nvidia amd intel generic; do bash scripts/tuning-check.sh build/lws "$tuning"; done

@@ -98,12 +98,17 @@ check "a sharded checkpoint holds all the moments" '"$py" -c "import json,struct
 config long 1 100000
 # mpirun itself in the background (its ranks are its children), a watchdog
 # against a hang
-background() { mpirun --oversubscribe -np 2 "$lws" train "$1" --peak-tflops 1 >"$2" 2>&1 & pid=$!; (sleep 100; kill -9 $pid 2>/dev/null) & }
+background() {
+    mpirun --oversubscribe -np 2 "$lws" train "$1" --peak-tflops 1 >"$2" 2>&1 &
+    pid=$!
+    (sleep 100; kill -9 $pid) >/dev/null 2>&1 &
+    watchdog=$!
+}
 background "$dir/long.json" "$dir/kill.log"
 for _ in $(seq 1 600); do grep -q "^step 2/" "$dir/kill.log" 2>/dev/null && break; sleep 0.1; done
 victim=$(pgrep -P $pid -f "long.json" | tail -1)
 kill -9 "$victim"; t0=$(date +%s)
-wait $pid; rc=$?; t1=$(date +%s)
+wait $pid; rc=$?; t1=$(date +%s); kill $watchdog
 check "a rank killed: mpirun exits non-zero ($rc) within 10 s ($((t1 - t0)) s), naming it" '[ $rc -ne 0 ] && [ $((t1 - t0)) -le 10 ] && grep -q "rank 1 .*exited on signal 9" "$dir/kill.log"'
 check "... and no rank is left" '! pgrep -f "$dir/long.json" >/dev/null'
 printf 'not a token file' >"$dir/bad.tok"
@@ -116,6 +121,6 @@ check "a rank refusing its data: every rank exits non-zero ($rc) in $((t1 - t0))
 config stop 1 100000
 background "$dir/stop.json" "$dir/stop.log"
 for _ in $(seq 1 600); do grep -q "^step 2/" "$dir/stop.log" 2>/dev/null && break; sleep 0.1; done
-kill -USR1 $pid; wait $pid; rc=$?
+kill -USR1 $pid; wait $pid; rc=$?; kill $watchdog
 check "SIGUSR1 on mpirun: exit 130 with one checkpoint named" '[ $rc -eq 130 ] && [ $(grep -c "continue with --resume" "$dir/stop.log") -eq 1 ] && ls "$dir/run-stop/checkpoints/"step-*/model.safetensors >/dev/null 2>&1'
 finish

@@ -64,8 +64,10 @@ typedef struct lws_dist_step lws_dist_step;
 
 /* Where a data-parallel step's time went besides the device work. */
 typedef struct lws_dist_stats {
-    double reduce_ms;  /* from the first reduction started to the last done */
-    double exposed_ms; /* of which the host waited after the backward (not hidden) */
+    double reduce_ms;  /* the reductions' time in flight, summed over the buckets (waiting
+                          for the other ranks to reach a bucket included) */
+    double exposed_ms; /* the time the step waited for them after its backward (the stop
+                          and loss agreement included): not hidden */
     double copy_ms;    /* gradients (and, sharded, parameters) between device and host */
     double gather_ms;  /* sharded: the updated parameters gathered from every rank */
     uint32_t buckets;  /* reductions per step */

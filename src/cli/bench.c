@@ -29,7 +29,10 @@ static void help(void) {
         "usage: %s\n\n"
         "Trains CONFIG for a few steps on random tokens (seeded by train.seed) and reports\n"
         "tokens/s, step time (median and spread), MFU, per-layer forward and backward times,\n"
-        "device time per kind of op and peak device memory.\n"
+        "device time per kind of op and peak device memory. Under mpirun (mpirun -np N lws\n"
+        "bench CONFIG) every rank trains its share of each step on its own GPU; the report\n"
+        "(rank 0's) adds each rank's tokens/s, the gradient reductions' time per step and\n"
+        "how much of it the backward hid.\n"
         "  --device D         device index or name substring (see `lws devices`)\n"
         "  --steps N          timed steps (default 10)\n"
         "  --warmup N         untimed steps first (default 2)\n"
@@ -100,6 +103,7 @@ typedef struct bench_options {
     double datasheet_tflops;
     int no_op_profile, dry_run;
     lws_cli_sets sets; /* --set, and --micro-batch, --seq-len as overrides */
+    lws_dist *dist;    /* the ranks: one, or several under mpirun */
 } bench_options;
 
 static double now_ms(void) {
@@ -116,6 +120,10 @@ static lws_status random_batch(void *state, uint32_t micro, uint32_t *inputs, ui
     uint32_t V = lws_model_get_config(m)->model.vocab_size;
     size_t N = (size_t)lws_model_batch(m) * lws_model_seq(m);
     (void)micro;
+    if (!inputs) { /* another rank's micro-batch: the same draws, unused */
+        for (size_t i = 0; i < 2 * N; i++) lws_splitmix64(rng);
+        return LWS_OK;
+    }
     for (size_t i = 0; i < N; i++) {
         inputs[i] = (uint32_t)(lws_splitmix64(rng) % V);
         targets[i] = (uint32_t)(lws_splitmix64(rng) % V);
@@ -196,6 +204,8 @@ typedef struct bench_result {
     double *fwd_ms, *bwd_ms;     /* [steps][L] */
     double *stage_ms;            /* [steps][4]: embed, head, embed backward, optimizer */
     double first_loss, last_loss;
+    lws_dist_step *dstep;   /* several ranks: their step */
+    lws_dist_stats *dstats; /* [steps] its reductions */
 } bench_result;
 
 static lws_status result_alloc(bench_result *r, uint32_t steps, uint32_t L) {
@@ -205,13 +215,16 @@ static lws_status result_alloc(bench_result *r, uint32_t steps, uint32_t L) {
     r->fwd_ms = calloc((size_t)steps * L, sizeof *r->fwd_ms);
     r->bwd_ms = calloc((size_t)steps * L, sizeof *r->bwd_ms);
     r->stage_ms = calloc((size_t)steps * 4, sizeof *r->stage_ms);
-    if (!r->step_ms || !r->device_ms || !r->fwd_ms || !r->bwd_ms || !r->stage_ms)
+    r->dstats = calloc(steps, sizeof *r->dstats);
+    if (!r->step_ms || !r->device_ms || !r->fwd_ms || !r->bwd_ms || !r->stage_ms || !r->dstats)
         return lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory");
     return LWS_OK;
 }
 
 static void result_free(bench_result *r) {
     free(r->step_ms), free(r->device_ms), free(r->fwd_ms), free(r->bwd_ms), free(r->stage_ms);
+    free(r->dstats);
+    lws_dist_step_destroy(r->dstep);
 }
 
 /* Per-layer and per-stage device times of the step just run. */
@@ -252,7 +265,11 @@ static lws_status run_steps(lws_model *m, uint32_t warmup, const char *phase, op
     for (uint32_t step = 0; s == LWS_OK && step < total; step++) {
         double t0 = now_ms();
         lws_step_result r;
-        s = lws_train_step(m, &src, step + 1, NULL, &r);
+        lws_dist_stats dstats;
+        if (res->dstep)
+            s = lws_dist_train_step(res->dstep, &src, step + 1, NULL, &r, &dstats);
+        else
+            s = lws_train_step(m, &src, step + 1, NULL, &r);
         double ms = now_ms() - t0;
         if (s != LWS_OK) break;
         if (step == 0) res->first_loss = r.loss;
@@ -264,6 +281,7 @@ static lws_status run_steps(lws_model *m, uint32_t warmup, const char *phase, op
         if (!timed) continue;
         uint32_t t = step - warmup;
         res->step_ms[t] = ms;
+        if (res->dstep) res->dstats[t] = dstats;
         if (has_timestamps) s = read_step_times(m, res, t, fwd, bwd);
         if (s == LWS_OK && has_timestamps && ops) s = op_profile_read(m, ops, t);
     }
@@ -293,7 +311,6 @@ static cJSON *stats_json(const double *v, uint32_t n) {
     for (uint32_t i = 0; i < n; i++) cJSON_AddItemToArray(all, cJSON_CreateNumber(v[i]));
     return o;
 }
-
 
 /* Explains a model that does not fit: what would fit, or that nothing does. */
 static void explain_refusal(lws_context *ctx, const lws_config *cfg, uint32_t B, uint32_t T) {
@@ -392,7 +409,7 @@ typedef struct bench_run {
     uint64_t barriers, unneeded_barriers; /* recorded by the model; unneeded ones when checked */
     int barriers_checked;
     lws_stats step;
-    cJSON *layers_json, *stages_json, *ops_json;
+    cJSON *layers_json, *stages_json, *ops_json, *dist_json;
 } bench_run;
 
 /* The peak in a context of its own, so its buffers do not count in the
@@ -508,7 +525,8 @@ static int write_report(bench_run *r, const bench_options *o) {
     cJSON_AddItemToObject(j, "layers", r->layers_json ? r->layers_json : cJSON_CreateNull());
     cJSON_AddItemToObject(j, "stages", r->stages_json ? r->stages_json : cJSON_CreateNull());
     cJSON_AddItemToObject(j, "ops", r->ops_json ? r->ops_json : cJSON_CreateNull());
-    r->layers_json = r->stages_json = r->ops_json = NULL;
+    if (r->dist_json) cJSON_AddItemToObject(j, "distributed", r->dist_json);
+    r->layers_json = r->stages_json = r->ops_json = r->dist_json = NULL;
     cJSON *mem = cJSON_AddObjectToObject(j, "memory");
     cJSON_AddNumberToObject(mem, "peak_bytes", r->mem_peak);
     cJSON_AddStringToObject(mem, "kind", "device arena");
@@ -529,7 +547,11 @@ static int write_report(bench_run *r, const bench_options *o) {
 static int measure(lws_context *ctx, bench_run *r, const bench_options *o) {
     lws_arena_mark mark = lws_arena_get_mark(ctx);
     lws_model *m = NULL;
-    if (lws_model_create(ctx, r->cfg, r->B, r->T, 1, &m) != LWS_OK) {
+    int rank = lws_dist_rank(o->dist), ranks = lws_dist_size(o->dist);
+    lws_model_shard shard = {(uint32_t)rank, (uint32_t)ranks};
+    int sharded = ranks > 1 && r->cfg->train.shard_optimizer;
+    if (lws_model_create_shard(ctx, r->cfg, r->B, r->T, 0, sharded ? &shard : NULL, &m) != LWS_OK ||
+        (ranks > 1 && lws_dist_step_create(m, o->dist, &r->res.dstep) != LWS_OK)) {
         int rc = lws_cli_error();
         explain_refusal(ctx, r->cfg, r->B, r->T);
         return rc;
@@ -537,7 +559,8 @@ static int measure(lws_context *ctx, bench_run *r, const bench_options *o) {
     lws_context_barrier_stats(ctx, &r->barriers, &r->unneeded_barriers);
     r->barriers_checked = lws_context_checks_hazards(ctx);
     int rc = 0;
-    if (measure_peak(o->device, &r->peak) != LWS_OK) {
+    r->peak = NAN; /* rank 0 reports it */
+    if (rank == 0 && measure_peak(o->device, &r->peak) != LWS_OK) {
         rc = lws_cli_error();
     } else if (result_alloc(&r->res, o->steps, r->cfg->model.n_layers) != LWS_OK ||
                run_steps(m, o->warmup, "", NULL, &r->res) != LWS_OK) {
@@ -546,6 +569,8 @@ static int measure(lws_context *ctx, bench_run *r, const bench_options *o) {
     }
     r->mem_peak = (double)lws_memory_peak(ctx);
     r->mem_reserved = (double)lws_memory_reserved(ctx);
+    lws_dist_step_destroy(r->res.dstep);
+    r->res.dstep = NULL;
     lws_model_destroy(m);
     lws_arena_reset(ctx, mark);
     return rc;
@@ -579,19 +604,26 @@ static int bench_train(const bench_options *o, const lws_config *cfg) {
                           : NAN;
         r.device_ms = has_timestamps ? lws_stats_of(r.res.device_ms, o->steps).median : NAN;
         print_summary(&r, o);
+        int ranks = lws_dist_size(o->dist);
+        if (ranks > 1 && lws_bench_dist_report(o->dist, r.res.step_ms, r.res.dstats, o->steps,
+                                               (double)r.B * r.T * r.A, &r.dist_json) != LWS_OK)
+            rc = lws_cli_error();
         if (has_timestamps) {
             print_layers(&r);
-            if (!o->no_op_profile && profile_ops(ctx, cfg, r.B, r.T, o->steps < 3 ? o->steps : 3,
-                                             r.step.median, &r.ops_json) != LWS_OK) {
+            /* the per-op profile builds a model of one rank */
+            if (!o->no_op_profile && ranks == 1 &&
+                profile_ops(ctx, cfg, r.B, r.T, o->steps < 3 ? o->steps : 3, r.step.median,
+                            &r.ops_json) != LWS_OK) {
                 lws_error_context("%s: per-op profile", cfg->name);
                 rc = lws_cli_error();
             }
         }
     }
-    if (rc == 0 && o->json) rc = write_report(&r, o);
+    if (rc == 0 && o->json && lws_dist_rank(o->dist) == 0) rc = write_report(&r, o);
     cJSON_Delete(r.layers_json);
     cJSON_Delete(r.stages_json);
     cJSON_Delete(r.ops_json);
+    cJSON_Delete(r.dist_json);
     result_free(&r.res);
     lws_context_destroy(ctx);
     return rc;
@@ -642,5 +674,15 @@ int lws_cli_bench(int argc, char **argv) {
     lws_cli_command c = {usage,    help,      options, sizeof options / sizeof *options,
                          "CONFIG", &o.config, &o.sets};
     int rc = lws_cli_parse(&c, argc, argv);
-    return rc ? LWS_CLI_PARSE_EXIT(rc) : bench_config(&o);
+    if (rc) return LWS_CLI_PARSE_EXIT(rc);
+    /* under mpirun: one rank per GPU, each measuring its share of a step */
+    char device[256];
+    if (!(o.dist = lws_cli_dist_start())) return 1;
+    if (lws_cli_rank_device(o.dist, o.device, device, sizeof device) != LWS_OK)
+        rc = lws_cli_dist_fail(o.dist, 1);
+    o.device = device[0] ? device : NULL;
+    if (rc == 0) rc = bench_config(&o);
+    if (rc != 0 && lws_dist_size(o.dist) > 1) lws_dist_abort(o.dist, rc);
+    lws_dist_finish(o.dist);
+    return rc;
 }

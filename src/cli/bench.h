@@ -32,6 +32,16 @@ int lws_report_finish(cJSON *report, const char *path);
 /* o[name] = v, or null when v is not finite. */
 void lws_json_number_or_null(cJSON *o, const char *name, double v);
 
+/* Several ranks (bench_dist.c): every rank's tokens/s (tokens_per_step of its
+ * own over its median step), and the gradient reductions' medians and hidden
+ * fraction; printed, and the report's "distributed" section in *out. Every
+ * rank calls it. */
+struct lws_dist;
+struct lws_dist_stats;
+lws_status lws_bench_dist_report(struct lws_dist *d, const double *step_ms,
+                                 const struct lws_dist_stats *stats, uint32_t steps,
+                                 double tokens_per_step, cJSON **out);
+
 /* Human summary of the device and the config (one or two lines each). */
 void lws_print_device(const lws_device_caps *caps);
 void lws_print_config(const lws_config *cfg);

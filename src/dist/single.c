@@ -18,6 +18,19 @@ static lws_dist_request done_request;
 
 lws_status lws_dist_start(int *argc, char ***argv, lws_dist **out) {
     (void)argc, (void)argv;
+    *out = NULL;
+    /* Started as one of several ranks, each would train alone into the same
+     * run directory. */
+    static const char *const sizes[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        const char *n = getenv(sizes[i]);
+        if (n && atoi(n) > 1)
+            return lws_fail(LWS_ERR_INVALID,
+                            "started as one of %s ranks (%s), but this lws is built without "
+                            "MPI: install an MPI library (Debian: libopenmpi-dev) and build "
+                            "again, or run one process",
+                            n, sizes[i]);
+    }
     *out = calloc(1, sizeof **out);
     return *out ? LWS_OK : lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory");
 }

@@ -33,6 +33,7 @@ typedef struct bucket {
     uint32_t first, count; /* segments */
     uint64_t lo, hi;       /* floats of the gradient block */
     lws_dist_request *req; /* NULL once done */
+    double posted, done;   /* when its reduction started and was seen done (ms) */
 } bucket;
 
 struct lws_dist_step {
@@ -42,11 +43,8 @@ struct lws_dist_step {
     uint64_t floats;
     bucket *buckets;
     uint32_t n_buckets;
-    float *grads;      /* host copy of the gradient block */
-    lws_shard *shard;  /* ZeRO-1, or NULL */
-    double first_post; /* this step's first reduction started (ms) */
-    double last_done;  /* ... and the last one observed done */
-    lws_status poll_status;
+    float *grads;     /* host copy of the gradient block */
+    lws_shard *shard; /* ZeRO-1, or NULL */
 };
 
 /* Segments grouped from the head down until a bucket holds bucket_floats
@@ -116,7 +114,7 @@ static lws_status progress(void *user) {
         LWS_TRY(lws_dist_test(b->req, &done));
         if (done) {
             b->req = NULL;
-            s->last_done = now_ms();
+            b->done = now_ms();
         }
     }
     return LWS_OK;
@@ -127,9 +125,8 @@ static lws_status send_bucket(lws_dist_step *s, bucket *b, lws_dist_stats *stats
     lws_model *m = s->m;
     double t0 = now_ms();
     LWS_TRY(lws_model_download_range(m, LWS_BLOCK_GRADS, b->lo, b->hi - b->lo, s->grads + b->lo));
-    double t1 = now_ms();
-    stats->copy_ms += t1 - t0;
-    if (!s->first_post) s->first_post = t1;
+    b->posted = now_ms();
+    stats->copy_ms += b->posted - t0;
     if (s->shard) return lws_shard_reduce_start(s->shard, s->grads, b->lo, b->hi, &b->req);
     return lws_dist_allreduce_f32_start(s->d, s->grads + b->lo, b->hi - b->lo, &b->req);
 }
@@ -138,7 +135,6 @@ static lws_status send_bucket(lws_dist_step *s, bucket *b, lws_dist_stats *stats
 static lws_status last_micro_batch(lws_dist_step *s, const uint32_t *inputs,
                                    const uint32_t *targets, double *loss, lws_dist_stats *stats) {
     lws_model *m = s->m;
-    s->first_post = s->last_done = 0;
     LWS_TRY(lws_model_segments_begin(m, inputs, targets));
     for (uint32_t i = 0; i < s->n_buckets; i++) {
         bucket *b = &s->buckets[i];
@@ -149,20 +145,21 @@ static lws_status last_micro_batch(lws_dist_step *s, const uint32_t *inputs,
     return LWS_OK;
 }
 
-/* Waits for the reductions, averages and uploads the gradients. */
-static lws_status finish_reductions(lws_dist_step *s, lws_dist_stats *stats) {
-    double t0 = now_ms();
+/* Waits for the reductions (the backward was done at backward_done),
+ * averages and uploads the gradients. */
+static lws_status finish_reductions(lws_dist_step *s, double backward_done, lws_dist_stats *stats) {
     for (uint32_t i = 0; i < s->n_buckets; i++) {
         bucket *b = &s->buckets[i];
         if (!b->req) continue;
         lws_status st = lws_dist_wait(b->req);
         b->req = NULL;
         LWS_TRY(st);
-        s->last_done = now_ms();
+        b->done = now_ms();
     }
     double t1 = now_ms();
-    stats->exposed_ms = t1 - t0;
-    stats->reduce_ms = s->last_done > s->first_post ? s->last_done - s->first_post : 0;
+    stats->exposed_ms = t1 - backward_done;
+    for (uint32_t i = 0; i < s->n_buckets; i++)
+        stats->reduce_ms += s->buckets[i].done - s->buckets[i].posted;
     stats->buckets = s->n_buckets;
     if (s->shard) return lws_shard_take_grads(s->shard, stats);
     float scale = 1.0f / (float)s->size;
@@ -211,10 +208,11 @@ lws_status lws_dist_train_step(lws_dist_step *s, const lws_batch_source *src, ui
     LWS_TRY(accumulate(s, src, &local, stats));
     /* The step's loss and whether any rank was asked to stop, agreed while
      * the last reductions finish: every rank takes the same decision. */
+    double backward_done = now_ms();
     int signal = stop ? (int)*stop : 0;
     double agreed[3] = {local, signal != 0, signal};
     LWS_TRY(lws_dist_allreduce_f64(s->d, agreed, 3, LWS_DIST_SUM));
-    LWS_TRY(finish_reductions(s, stats));
+    LWS_TRY(finish_reductions(s, backward_done, stats));
     out->all_ranks = 1;
     out->loss = agreed[0] / s->size;
     if (agreed[1] > 0) out->stop = signal ? signal : (int)lround(agreed[2] / agreed[1]);
