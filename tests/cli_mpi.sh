@@ -3,7 +3,7 @@
 # against 1 rank of grad_accum 2 (the same global batch), a 2-rank run
 # resumed on 2 ranks and on 1, ZeRO-1 against the unsharded run, a rank
 # killed and a rank refusing its data (every rank exits, naming it), and
-# SIGUSR1 on mpirun saving one checkpoint. Skipped where mpirun is missing
+# SIGUSR1 and SIGINT on mpirun saving one checkpoint. Skipped where mpirun is missing
 # or lws was built without MPI.
 source tests/lib.sh cli-mpi "$1"
 if ! command -v mpirun >/dev/null; then echo "SKIP: mpirun is not installed"; exit 77; fi
@@ -98,8 +98,10 @@ check "a sharded checkpoint holds all the moments" '"$py" -c "import json,struct
 config long 1 100000
 # mpirun itself in the background (its ranks are its children), a watchdog
 # against a hang
-background() {
-    mpirun --oversubscribe -np 2 "$lws" train "$1" --peak-tflops 1 >"$2" 2>&1 &
+background() { # background CONFIG LOG [MPIRUN OPTION]...
+    local config=$1 log=$2
+    shift 2
+    mpirun --oversubscribe -np 2 "$@" "$lws" train "$config" --peak-tflops 1 >"$log" 2>&1 &
     pid=$!
     (sleep 100; kill -9 $pid) >/dev/null 2>&1 &
     watchdog=$!
@@ -123,4 +125,12 @@ background "$dir/stop.json" "$dir/stop.log"
 for _ in $(seq 1 600); do grep -q "^step 2/" "$dir/stop.log" 2>/dev/null && break; sleep 0.1; done
 kill -USR1 $pid; wait $pid; rc=$?; kill $watchdog
 check "SIGUSR1 on mpirun: exit 130 with one checkpoint named" '[ $rc -eq 130 ] && [ $(grep -c "continue with --resume" "$dir/stop.log") -eq 1 ] && ls "$dir/run-stop/checkpoints/"step-*/model.safetensors >/dev/null 2>&1'
+# SIGINT on mpirun reaches the ranks as SIGTERM after odls_base_sigkill_timeout
+# seconds, then SIGKILL as long after: raised here so that a loaded machine
+# still finishes the step and the checkpoint in time.
+config int 1 100000
+background "$dir/int.json" "$dir/int.log" --mca odls_base_sigkill_timeout 10
+for _ in $(seq 1 600); do grep -q "^step 2/" "$dir/int.log" 2>/dev/null && break; sleep 0.1; done
+kill -INT $pid; wait $pid; rc=$?; kill $watchdog
+check "SIGINT on mpirun: non-zero ($rc), rank 0 saved one checkpoint at the step the ranks agreed on" '[ $rc -ne 0 ] && [ $(grep -c "stopped by signal 15 at step" "$dir/int.log") -eq 1 ] && ls "$dir/run-int/checkpoints/"step-*/model.safetensors >/dev/null 2>&1'
 finish
