@@ -52,6 +52,7 @@ typedef struct lws_device_caps {
     float timestamp_period_ns;
     uint32_t timestamp_valid_bits; /* of that queue family */
     int shader_float16, shader_int8, float_atomic_add, buffer_device_address;
+    int storage_16bit; /* storageBuffer16BitAccess: bf16 / fp16 tensors (train.precision) */
     int shader_int64, scalar_block_layout; /* required: every shader uses both */
     int nv_cooperative_matrix;
 } lws_device_caps;
@@ -131,7 +132,8 @@ typedef struct lws_buffer {
     lws_dtype dtype;
 } lws_buffer;
 
-/* Sub-allocates size bytes (aligned to 256) from the context's arena. */
+/* Sub-allocates size bytes (aligned to 256) from the context's arena; the
+ * range's dtype is LWS_F32 until the caller says otherwise. */
 lws_status lws_alloc(lws_context *ctx, VkDeviceSize size, lws_buffer *out);
 /* A view of bytes [offset, offset+size) of b. */
 lws_buffer lws_buffer_slice(lws_buffer b, VkDeviceSize offset, VkDeviceSize size);

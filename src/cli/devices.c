@@ -50,11 +50,12 @@ static void print_table(const lws_device_caps *d, uint32_t n) {
                    c->timestamp_period_ns, c->timestamp_valid_bits);
         else
             printf("  timestamps        no (per-layer times unavailable)\n");
-        printf("  features          fp16 %s, int8 %s, int64 %s, float atomic add %s, buffer "
-               "device address %s, scalar block layout %s, VK_NV_cooperative_matrix %s\n",
-               yes(c->shader_float16), yes(c->shader_int8), yes(c->shader_int64),
-               yes(c->float_atomic_add), yes(c->buffer_device_address), yes(c->scalar_block_layout),
-               yes(c->nv_cooperative_matrix));
+        printf("  features          fp16 %s, 16-bit storage %s, int8 %s, int64 %s, float atomic "
+               "add %s, buffer device address %s, scalar block layout %s, "
+               "VK_NV_cooperative_matrix %s\n",
+               yes(c->shader_float16), yes(c->storage_16bit), yes(c->shader_int8),
+               yes(c->shader_int64), yes(c->float_atomic_add), yes(c->buffer_device_address),
+               yes(c->scalar_block_layout), yes(c->nv_cooperative_matrix));
         int usable = c->shader_int64 && c->buffer_device_address && c->scalar_block_layout;
         printf("  lws paths         portable fp32 kernels%s\n",
                usable ? ""
@@ -103,6 +104,7 @@ static cJSON *caps_json(const lws_device_caps *c) {
     cJSON_AddBoolToObject(o, "shader_int64", c->shader_int64);
     cJSON_AddBoolToObject(o, "scalar_block_layout", c->scalar_block_layout);
     cJSON_AddBoolToObject(o, "shader_float16", c->shader_float16);
+    cJSON_AddBoolToObject(o, "storage_16bit", c->storage_16bit);
     cJSON_AddBoolToObject(o, "shader_int8", c->shader_int8);
     cJSON_AddBoolToObject(o, "float_atomic_add", c->float_atomic_add);
     cJSON_AddBoolToObject(o, "buffer_device_address", c->buffer_device_address);

@@ -1,9 +1,12 @@
 /* Host launchers: each records one op (one or more dispatches) into a command
- * buffer. Tensors are fp32, row-major, addressed as lws_buffer ranges; shapes
- * are in elements. A launcher orders its own passes with barriers; the caller
- * puts a barrier (lws_cmd_barrier) between an op and a later op that reads its
- * output. On failure (no pipeline) a launcher returns the status and also
- * marks the command buffer failed, so lws_cmd_end reports it. */
+ * buffer. Tensors are row-major, addressed as lws_buffer ranges; shapes are
+ * in elements. Activations are f32, bf16 or f16 (the buffers' dtype picks the
+ * shader variant, and an op's activations share one type); weight gradients,
+ * statistics and scratch are f32 (see ops/common.h). A launcher orders its
+ * own passes with barriers; the caller puts a barrier (lws_cmd_barrier)
+ * between an op and a later op that reads its output. On failure (no
+ * pipeline) a launcher returns the status and also marks the command buffer
+ * failed, so lws_cmd_end reports it. */
 #ifndef LWS_OPS_H
 #define LWS_OPS_H
 
@@ -21,6 +24,13 @@ lws_status lws_op_axpby(lws_cmd *cmd, lws_buffer out, lws_buffer x, lws_buffer y
 uint32_t lws_sumsq_scratch_floats(lws_context *ctx, uint32_t n);
 lws_status lws_op_sumsq(lws_cmd *cmd, lws_buffer out, uint32_t slot, lws_buffer x, uint32_t n,
                         lws_buffer scratch, int accumulate);
+
+/* ---- element types (ops/cast.c) ------------------------------------------- */
+
+/* out[i] = in[i] for i < n, converted from in.dtype to out.dtype: f32 to bf16
+ * or f16 (round to nearest even, overflow to infinity), or bf16 / f16 to f32
+ * (exact). */
+lws_status lws_op_cast(lws_cmd *cmd, lws_buffer out, lws_buffer in, uint64_t n);
 
 /* ---- matmul (ops/matmul.c) ------------------------------------------------ */
 
@@ -119,8 +129,24 @@ lws_status lws_op_swiglu_bwd(lws_cmd *cmd, lws_buffer da, lws_buffer db, lws_buf
 uint32_t lws_cross_entropy_scratch_floats(lws_context *ctx, uint32_t rows, uint32_t vocab);
 lws_status lws_op_cross_entropy(lws_cmd *cmd, lws_buffer losses, lws_buffer dlogits,
                                 lws_buffer logits, lws_buffer targets, lws_buffer scratch,
-                                uint32_t rows, uint32_t vocab, uint32_t ignore_index,
-                                float z_loss, float grad_scale);
+                                uint32_t rows, uint32_t vocab, uint32_t ignore_index, float z_loss,
+                                float grad_scale);
+
+/* The same in two parts, for a caller that runs the loss over chunks of rows
+ * (the output head): _count writes n_valid over all `rows` targets into the
+ * scratch header; _rows then runs on a chunk (its rows of losses and targets,
+ * the chunk's logits) against that count, with the same scratch. There the
+ * logits are f32; dlogits f32 (may be the logits), bf16 or f16 (a buffer of its
+ * own), or none (addr 0: losses only); scale none, or one f32 that multiplies
+ * grad_scale (the fp16 loss scale, changed between steps by the host). */
+typedef struct lws_ce_args {
+    lws_buffer losses, dlogits, logits, targets, scratch, scale;
+    uint32_t rows, vocab, ignore_index;
+    float z_loss, grad_scale;
+} lws_ce_args;
+lws_status lws_op_cross_entropy_count(lws_cmd *cmd, lws_buffer targets, lws_buffer scratch,
+                                      uint32_t rows, uint32_t ignore_index);
+lws_status lws_op_cross_entropy_rows(lws_cmd *cmd, const lws_ce_args *args);
 
 /* ---- optimizer (ops/adamw.c) ---------------------------------------------------- */
 

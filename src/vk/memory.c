@@ -161,6 +161,7 @@ carve:;
     out->offset = b->used;
     out->size = size;
     out->addr = b->addr + b->used;
+    out->dtype = LWS_F32;
     b->used += padded;
     ctx->in_use += padded;
     if (ctx->in_use > ctx->peak) ctx->peak = ctx->in_use;
