@@ -109,7 +109,7 @@ static void check_missing_barriers(const char *path) {
     uint32_t before_fwd1 = barriers_of(m->cmd_embed, NULL) + barriers_of(m->cmd_fwd[0], NULL);
     uint32_t before_bwd1 = barriers_of(m->cmd_embed, NULL);
     for (uint32_t i = 0; i < L; i++) before_bwd1 += barriers_of(m->cmd_fwd[i], NULL);
-    before_bwd1 += barriers_of(m->cmd_eval_head, NULL) + barriers_of(m->cmd_logits_head, NULL) +
+    before_bwd1 += barriers_of(m->cmd_eval_head, NULL) + barriers_of(m->cmd_final_norm, NULL) +
                    barriers_of(m->cmd_head, NULL) + barriers_of(m->cmd_bwd[0], NULL);
     uint32_t fwd1 = barriers_of(m->cmd_fwd[1], NULL), bwd1 = barriers_of(m->cmd_bwd[1], NULL);
     lws_model_destroy(m);

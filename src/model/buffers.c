@@ -117,15 +117,24 @@ lws_status lws_model_describe(lws_model *m, lws_mem_table *t) {
     lws_mem_add(t, LWS_MEM_ACTIVATIONS, act, n * d, n * d, &m->final_x, "final.x");
     lws_mem_add(t, LWS_MEM_ACTIVATIONS, act, n * d, n * d, &m->final_xn, "final.xn");
     lws_mem_add(t, LWS_MEM_ACTIVATIONS, LWS_F32, n, 0, &m->final_rstd, "final.rstd");
-    /* the loss's softmax stays fp32 whatever the activations are */
-    lws_mem_add(t, LWS_MEM_ACTIVATIONS, LWS_F32, n * v, n * v, &m->logits, "logits");
     lws_mem_add(t, LWS_MEM_ACTIVATIONS, LWS_F32, n, 0, &m->losses, "losses");
 
+    /* The head's logits, one chunk of tokens at a time (ops/head_loss.c):
+     * no (N, V) buffer. The loss's softmax reads them in fp32 whatever the
+     * activations are; their gradient is of the activations' type (in place
+     * in fp32). */
+    m->head_chunk = lws_head_loss_chunk_rows((uint32_t)n, (uint32_t)v);
+    uint64_t chunk = (uint64_t)m->head_chunk * v;
+    lws_mem_add(t, LWS_MEM_SCRATCH, LWS_F32, chunk, chunk, &m->head_logits, "head.logits");
+    if (act == LWS_F32)
+        lws_mem_alias(t, &m->head_dlogits, &m->head_logits, "head.dlogits");
+    else
+        lws_mem_add(t, LWS_MEM_SCRATCH, act, chunk, chunk, &m->head_dlogits, "head.dlogits");
     widths w = max_widths(cfg);
     uint32_t norm_cols = (uint32_t)(w.q_max > d ? w.q_max : d);
     lws_mem_add(t, LWS_MEM_SCRATCH, LWS_F32,
-                lws_cross_entropy_scratch_floats(ctx, (uint32_t)n, (uint32_t)v), 0, &m->ce_scratch,
-                "loss.scratch");
+                lws_cross_entropy_scratch_floats(ctx, m->head_chunk, (uint32_t)v), 0,
+                &m->ce_scratch, "loss.scratch");
     lws_mem_add(t, LWS_MEM_SCRATCH, LWS_F32, lws_rmsnorm_scratch_floats(ctx, (uint32_t)n, norm_cols),
                 0, &m->gs.norm_scratch, "norm.scratch");
     /* the head's input gradient; an inference model's head records into it too */

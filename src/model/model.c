@@ -138,7 +138,10 @@ void lws_model_destroy(lws_model *m) {
     lws_cmd_destroy(m->cmd_embed);
     lws_cmd_destroy(m->cmd_head);
     lws_cmd_destroy(m->cmd_eval_head);
-    lws_cmd_destroy(m->cmd_logits_head);
+    lws_cmd_destroy(m->cmd_final_norm);
+    for (uint32_t i = 0; m->cmd_logits && i < m->n_logits_chunks; i++)
+        lws_cmd_destroy(m->cmd_logits[i]);
+    free(m->cmd_logits);
     lws_cmd_destroy(m->cmd_embed_bwd);
     lws_cmd_destroy(m->cmd_optim);
     for (uint32_t i = 0; i < L; i++) {
@@ -237,11 +240,20 @@ lws_status lws_model_eval_rows(lws_model *m, const uint32_t *inputs, const uint3
     return sum_losses(m, rows * m->seq, loss_sum);
 }
 
+/* The forward to the final norm, then the logits chunk by chunk (the head's
+ * chunks, ops/head_loss.c) into host memory. */
 lws_status lws_model_logits(lws_model *m, const uint32_t *inputs, float *logits) {
+    if (!m->cmd_logits) LWS_TRY(lws_model_record_logits(m));
     LWS_TRY(upload_batch(m, inputs, NULL));
     LWS_TRY(lws_submit(m->ctx, m->logits_cmds, m->n_eval_cmds));
-    return lws_download(m->ctx, m->logits, logits,
-                        (size_t)m->tokens * m->cfg.model.vocab_size * sizeof *logits);
+    size_t V = m->cfg.model.vocab_size;
+    for (uint32_t i = 0; i < m->n_logits_chunks; i++) {
+        size_t r0 = (size_t)i * m->head_chunk;
+        size_t n = m->tokens - r0 < m->head_chunk ? m->tokens - r0 : m->head_chunk;
+        LWS_TRY(lws_submit(m->ctx, &m->cmd_logits[i], 1));
+        LWS_TRY(lws_download(m->ctx, m->head_logits, logits + r0 * V, n * V * sizeof *logits));
+    }
+    return LWS_OK;
 }
 
 lws_status lws_model_optimizer_step(lws_model *m, double lr, uint64_t step, double *grad_norm) {

@@ -5,6 +5,7 @@
  * learning rate and step) live in device buffers. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "model/block.h"
 #include "model/model_internal.h"
@@ -229,26 +230,38 @@ static void layer_backward(lws_model *m, lws_cmd *c, uint32_t i) {
     }
 }
 
-/* Final norm and logits; with_loss adds the loss (dlogits in place) and,
- * with_backward, the head's backward into dx. */
+/* The final norm; with_loss adds the head with the loss over chunks of
+ * tokens (ops/head_loss.c) and, with_backward, its backward into dx. */
 static void head(lws_model *m, lws_cmd *c, int with_loss, int with_backward) {
     uint32_t N = m->tokens, d = m->cfg.model.d_model, V = m->cfg.model.vocab_size;
     lws_block_kernels k = row_kernels(m);
-    lws_block_head(&k, c, &m->cfg, m->final_x, m->final_xn, m->final_rstd, m->final_norm->param,
-                   m->lm_head->param, m->logits);
+    lws_block_final_norm(&k, c, &m->cfg, m->final_x, m->final_xn, m->final_rstd,
+                         m->final_norm->param);
     if (!with_loss) return;
     lws_cmd_barrier(c);
+    lws_grad_scratch *g = &m->gs;
+    lws_buffer none = {0};
     /* Every token counts (no ignore index in pre-training batches); the loss
      * of a step is the mean over its micro-batches, hence 1/grad_accum. */
     float grad_scale = 1.0f / (float)(m->cfg.train.grad_accum ? m->cfg.train.grad_accum : 1);
-    OP("cross_entropy",
-       lws_op_cross_entropy(c, m->losses, m->logits, m->logits, m->targets, m->ce_scratch, N, V,
-                            UINT32_MAX, (float)m->cfg.train.z_loss, grad_scale));
+    lws_head_loss_args h = {.losses = m->losses,
+                            .dx = with_backward ? g->dnorm_in : none,
+                            .dw = with_backward ? m->lm_head->grad : none,
+                            .x = m->final_xn,
+                            .w = m->lm_head->param,
+                            .targets = m->targets,
+                            .logits = m->head_logits,
+                            .dlogits = m->head_dlogits,
+                            .ce_scratch = m->ce_scratch,
+                            .rows = N,
+                            .d = d,
+                            .vocab = V,
+                            .chunk_rows = m->head_chunk,
+                            .ignore_index = UINT32_MAX,
+                            .z_loss = (float)m->cfg.train.z_loss,
+                            .grad_scale = grad_scale};
+    OP("head_loss", lws_op_head_loss(c, &h));
     if (!with_backward) return;
-    lws_cmd_barrier(c);
-    lws_grad_scratch *g = &m->gs;
-    OP("matmul", mm(c, LWS_MM_NN, g->dnorm_in, m->logits, m->lm_head->param, N, d, V, 0));
-    OP("matmul", mm(c, LWS_MM_TN, m->lm_head->grad, m->logits, m->final_xn, V, d, N, 1));
     lws_cmd_barrier(c);
     OP("rmsnorm_bwd",
        lws_op_rmsnorm_bwd(c, g->dx, m->final_norm->grad, g->dnorm_in, m->final_x,
@@ -306,9 +319,9 @@ lws_status lws_model_record(lws_model *m) {
     LWS_TRY(begin(m, &m->cmd_eval_head, "evaluation head"));
     head(m, m->cmd_eval_head, 1, 0);
     LWS_TRY(lws_cmd_end(m->cmd_eval_head));
-    LWS_TRY(begin(m, &m->cmd_logits_head, "logits head"));
-    head(m, m->cmd_logits_head, 0, 0);
-    LWS_TRY(lws_cmd_end(m->cmd_logits_head));
+    LWS_TRY(begin(m, &m->cmd_final_norm, "final norm"));
+    head(m, m->cmd_final_norm, 0, 0);
+    LWS_TRY(lws_cmd_end(m->cmd_final_norm));
     m->op_timer = op_timer;
 
     uint32_t n = 0;
@@ -319,7 +332,7 @@ lws_status lws_model_record(lws_model *m) {
         m->logits_cmds[n++] = m->cmd_fwd[i];
     }
     m->eval_cmds[n] = m->cmd_eval_head;
-    m->logits_cmds[n++] = m->cmd_logits_head;
+    m->logits_cmds[n++] = m->cmd_final_norm;
     m->n_eval_cmds = n;
     if (!m->training) return LWS_OK;
 
@@ -356,5 +369,22 @@ lws_status lws_model_record(lws_model *m) {
     for (uint32_t i = L; i-- > 0;) m->step_cmds[n++] = m->cmd_bwd[i];
     m->step_cmds[n++] = m->cmd_embed_bwd;
     m->n_step_cmds = n;
+    return LWS_OK;
+}
+
+lws_status lws_model_record_logits(lws_model *m) {
+    uint32_t N = m->tokens, d = m->cfg.model.d_model, V = m->cfg.model.vocab_size;
+    uint32_t chunks = (N + m->head_chunk - 1) / m->head_chunk;
+    m->cmd_logits = calloc(chunks, sizeof *m->cmd_logits);
+    if (!m->cmd_logits) return lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory");
+    m->n_logits_chunks = chunks;
+    uint64_t row = (uint64_t)lws_dtype_bytes(m->final_xn.dtype) * d;
+    for (uint32_t i = 0; i < chunks; i++) {
+        uint32_t r0 = i * m->head_chunk, n = N - r0 < m->head_chunk ? N - r0 : m->head_chunk;
+        LWS_TRY(begin(m, &m->cmd_logits[i], "logits of a chunk of tokens"));
+        lws_buffer x = lws_buffer_slice(m->final_xn, r0 * row, n * row);
+        mm(m->cmd_logits[i], LWS_MM_NT, m->head_logits, x, m->lm_head->param, n, V, d, 0);
+        LWS_TRY(lws_cmd_end(m->cmd_logits[i]));
+    }
     return LWS_OK;
 }

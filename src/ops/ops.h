@@ -148,6 +148,33 @@ lws_status lws_op_cross_entropy_count(lws_cmd *cmd, lws_buffer targets, lws_buff
                                       uint32_t rows, uint32_t ignore_index);
 lws_status lws_op_cross_entropy_rows(lws_cmd *cmd, const lws_ce_args *args);
 
+/* ---- the output head with its loss (ops/head_loss.c) ------------------------------- */
+
+/* logits = x . W^T, the loss of each row (as lws_op_cross_entropy, z-loss
+ * included) and, with the backward, dx = dlogits . W and dW += dlogits^T . x,
+ * over chunks of chunk_rows tokens: each chunk's logits live in a scratch of
+ * chunk_rows x vocab floats, so the (rows, vocab) logits never exist. The
+ * chunks' dW terms are added in chunk order (deterministic). Shapes:
+ *   x, dx (rows, d) of one type (f32, bf16 or f16); w (vocab, d) of that type;
+ *   losses (rows) f32, written; targets (rows) u32; dw (vocab, d) f32, added;
+ *   logits (chunk_rows, vocab) f32 scratch; dlogits (chunk_rows, vocab) of
+ *   x's type (the logits themselves when f32); ce_scratch
+ *   lws_cross_entropy_scratch_floats(ctx, chunk_rows, vocab) floats;
+ *   scale none or one f32 loss scale (see lws_ce_args).
+ * dx and dw both none (addr 0): the loss only (evaluation). The loss is
+ * normalised over the valid targets of all `rows`, as one call over the
+ * whole logits would be. */
+typedef struct lws_head_loss_args {
+    lws_buffer losses, dx, dw, x, w, targets, logits, dlogits, ce_scratch, scale;
+    uint32_t rows, d, vocab, chunk_rows, ignore_index;
+    float z_loss, grad_scale;
+} lws_head_loss_args;
+/* Tokens per chunk for `rows` tokens and a vocabulary: as many as 64 MiB of
+ * fp32 logits hold (a multiple of 64 when above it), at most rows;
+ * LWS_HEAD_CHUNK_ROWS=n sets it. */
+uint32_t lws_head_loss_chunk_rows(uint32_t rows, uint32_t vocab);
+lws_status lws_op_head_loss(lws_cmd *cmd, const lws_head_loss_args *args);
+
 /* ---- optimizer (ops/adamw.c) ---------------------------------------------------- */
 
 /* Device-side hyperparameters, read by the kernels at run time so a schedule
