@@ -6,10 +6,9 @@
 
 #include "model/model_internal.h"
 
-/* The element type activations are stored in: fp32 is the only precision
- * the kernels implement (the config refuses any other). */
-static lws_dtype activation_dtype(const lws_config *cfg) {
-    (void)cfg;
+lws_dtype lws_model_activation_dtype(const lws_config *cfg) {
+    if (strcmp(cfg->train.precision, "bf16") == 0) return LWS_BF16;
+    if (strcmp(cfg->train.precision, "fp16") == 0) return LWS_F16;
     return LWS_F32;
 }
 
@@ -98,12 +97,16 @@ lws_status lws_model_describe(lws_model *m, lws_mem_table *t) {
     lws_context *ctx = m->ctx;
     uint64_t n = m->tokens, d = cfg->model.d_model, v = cfg->model.vocab_size;
     uint64_t P = m->n_floats;
-    lws_dtype act = activation_dtype(cfg);
+    lws_dtype act = lws_model_activation_dtype(cfg);
     /* The largest weight is the embedding or the head, [V, d]; the optimizer
      * walks the blocks as flat arrays, never as matrices. */
     uint64_t head_elems = v * d;
 
     lws_mem_add(t, LWS_MEM_PARAMS, LWS_F32, P, head_elems, &m->param_block, "params");
+    /* bf16 / fp16: the matmuls read a 16-bit copy of the weights, cast from
+     * the fp32 master after every update (model/record.c). */
+    if (act != LWS_F32)
+        lws_mem_add(t, LWS_MEM_PARAMS, act, P, head_elems, &m->param16_block, "params.16");
     if (m->training) {
         lws_mem_add(t, LWS_MEM_GRADS, LWS_F32, P, head_elems, &m->grad_block, "grads");
         lws_mem_add(t, LWS_MEM_OPTIMIZER, LWS_F32, P, 0, &m->m_block, "adam.exp_avg");

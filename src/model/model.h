@@ -22,6 +22,7 @@ typedef struct lws_param {
     int decay;       /* AdamW weight decay applies */
     int is_norm, is_embedding;
     lws_buffer param, grad, m, v;
+    lws_buffer mm; /* what the matmuls read: param, or its 16-bit copy (bf16, fp16) */
 } lws_param;
 
 typedef struct lws_layer_tensors {
@@ -70,6 +71,8 @@ struct lws_model {
     uint32_t n_params;
     uint64_t n_floats; /* all parameters */
     lws_buffer param_block, grad_block, m_block, v_block;
+    lws_dtype act_dtype;                     /* activations and matmul operands (train.precision) */
+    lws_buffer param16_block;                /* bf16 / fp16: the 16-bit copy of param_block */
     lws_param *embed, *final_norm, *lm_head; /* lm_head == embed when tied */
     lws_layer_tensors *layers;
 
@@ -91,6 +94,8 @@ struct lws_model {
     lws_grad_scratch gs;
 
     lws_buffer hyper;        /* lws_optim_hyper */
+    lws_buffer loss_scale;   /* fp16 training: hyper.loss_scale, read by the loss; else none */
+    lws_loss_scale scaler;
     lws_buffer optim_table;  /* lws_optim_entry [n_params] */
     lws_buffer norm_scratch; /* grad-norm partials */
     uint32_t optim_chunks;
@@ -123,6 +128,8 @@ lws_status lws_model_describe(lws_model *m, struct lws_mem_table *t);
 lws_status lws_model_skeleton(const lws_config *cfg, uint32_t batch, uint32_t seq, int training,
                               lws_model **out);
 lws_param *lws_model_find(lws_model *m, const char *name);
+/* The element type of cfg's activations: LWS_F32, LWS_BF16 or LWS_F16. */
+lws_dtype lws_model_activation_dtype(const lws_config *cfg);
 /* Records cmd_logits (model/record.c): chunk c's logits into head_logits. */
 lws_status lws_model_record_logits(lws_model *m);
 

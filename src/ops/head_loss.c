@@ -58,8 +58,10 @@ lws_status lws_op_head_loss(lws_cmd *cmd, const lws_head_loss_args *a) {
     LWS_TRY(lws_op_cross_entropy_count(cmd, a->targets, a->ce_scratch, a->rows, a->ignore_index));
     for (uint32_t r0 = 0; r0 < a->rows; r0 += a->chunk_rows) {
         uint32_t n = a->rows - r0 < a->chunk_rows ? a->rows - r0 : a->chunk_rows;
-        /* The chunk before read the logits and dlogits this one rewrites. */
-        if (r0) lws_cmd_barrier(cmd);
+        /* The chunk before read the logits this one rewrites: in its loss, or
+         * (as dlogits, in place) in its products. A separate dlogits (16-bit)
+         * has a barrier between the loss and the products already. */
+        if (r0 && (!backward || a->dlogits.addr == a->logits.addr)) lws_cmd_barrier(cmd);
         lws_buffer x = lws_buffer_slice(a->x, r0 * row, n * row);
         LWS_TRY(lws_op_matmul(cmd, LWS_MM_NT, a->logits, x, a->w, n, a->vocab, a->d, 0));
         lws_cmd_barrier(cmd);

@@ -187,8 +187,10 @@ typedef struct lws_optim_hyper {
     float bias_correction2; /* 1 - beta2^step */
     float max_grad_norm;    /* <= 0: no clipping */
     float grad_norm;        /* written by lws_op_grad_norm */
-    float clip_scale;       /* written by lws_op_grad_norm: min(1, max / (norm + 1e-6)) */
-    float pad[6];
+    float clip_scale;       /* written by lws_op_grad_norm: min(1, max / (norm + 1e-6)),
+                               divided by loss_scale */
+    float loss_scale;       /* the gradients carry this factor (fp16; a power of two); 0 = 1 */
+    float pad[5];
 } lws_optim_hyper;
 
 /* One row of the device table that the multi-tensor ops walk. Each tensor is
@@ -203,12 +205,14 @@ typedef struct lws_optim_entry {
 } lws_optim_entry;
 
 /* Sum of squares of all gradients (table order, fixed tree: deterministic),
- * then hyper.grad_norm and hyper.clip_scale. scratch: total_chunks floats. */
+ * then hyper.grad_norm (divided by hyper.loss_scale) and hyper.clip_scale.
+ * scratch: total_chunks floats. */
 lws_status lws_op_grad_norm(lws_cmd *cmd, lws_buffer hyper, lws_buffer table,
                             uint32_t n_tensors, uint32_t total_chunks, lws_buffer scratch);
 /* AdamW on every tensor of the table (PyTorch's formulation: p *= 1 - lr*wd
  * where decay, then the Adam step with bias correction), gradients scaled by
- * hyper.clip_scale first; the gradients are zeroed for the next accumulation. */
+ * hyper.clip_scale first; the gradients are zeroed for the next accumulation.
+ * A non-finite hyper.grad_norm skips the update (only the zeroing runs). */
 lws_status lws_op_adamw(lws_cmd *cmd, lws_buffer hyper, lws_buffer table, uint32_t n_tensors,
                         uint32_t total_chunks);
 

@@ -90,7 +90,8 @@ static lws_status save_optimizer(lws_model *m, const char *path) {
     return s;
 }
 
-static lws_status save_state(const lws_train_state *st, const char *path) {
+static lws_status save_state(const lws_train_state *st, const lws_loss_scale *ls,
+                             const char *path) {
     cJSON *o = cJSON_CreateObject();
     char num[32];
     /* 64-bit counters as strings: JSON numbers are doubles in many readers. */
@@ -101,6 +102,12 @@ static lws_status save_state(const lws_train_state *st, const char *path) {
     snprintf(num, sizeof num, "%llu", (unsigned long long)st->sampler_counter);
     cJSON_AddStringToObject(o, "sampler_counter", num);
     cJSON_AddNumberToObject(o, "elapsed_s", st->elapsed_s);
+    /* fp16: the loss scale and its count of good updates, so a resumed run
+     * scales (and grows the scale) as the uninterrupted one would. */
+    if (ls->dynamic) {
+        cJSON_AddNumberToObject(o, "loss_scale", ls->scale);
+        cJSON_AddNumberToObject(o, "loss_scale_good_steps", ls->good_steps);
+    }
     lws_status s = lws_write_json_atomic(path, o);
     cJSON_Delete(o);
     return s;
@@ -167,7 +174,8 @@ lws_status lws_checkpoint_save(lws_model *m, const char *run_dir, const lws_trai
     }
     if (s == LWS_OK) {
         snprintf(file, sizeof file, "%s/state.json", tmp);
-        s = save_state(st, file);
+        lws_loss_scale ls = lws_model_loss_scale(m);
+        s = save_state(st, &ls, file);
     }
     if (s != LWS_OK) {
         remove_dir(tmp);
@@ -331,7 +339,24 @@ static lws_status load_block(lws_model *m, const char *file, lws_block_kind kind
 /* state.json holds a handful of numbers; anything much bigger is not one. */
 #define STATE_MAX_BYTES (64 * 1024)
 
-static lws_status load_state(const char *path, lws_train_state *st) {
+/* The loss scale of an fp16 run, when the state has one (a checkpoint of
+ * another precision has none, and the scale starts afresh). */
+static lws_status load_loss_scale(lws_model *m, const cJSON *o, const char *path) {
+    const cJSON *scale = cJSON_GetObjectItemCaseSensitive(o, "loss_scale");
+    const cJSON *good = cJSON_GetObjectItemCaseSensitive(o, "loss_scale_good_steps");
+    if (!scale || !lws_model_loss_scale(m).dynamic) return LWS_OK;
+    if (!cJSON_IsNumber(scale) || !cJSON_IsNumber(good) || good->valuedouble < 0 ||
+        good->valuedouble > UINT32_MAX)
+        return lws_fail(LWS_ERR_DATA,
+                        "%s: loss_scale and loss_scale_good_steps must be numbers (a count "
+                        "below 2^32)",
+                        path);
+    lws_status s = lws_model_set_loss_scale(m, scale->valuedouble, (uint32_t)good->valuedouble);
+    if (s != LWS_OK) lws_error_context("%s", path);
+    return s;
+}
+
+static lws_status load_state(lws_model *m, const char *path, lws_train_state *st) {
     char *text;
     size_t len;
     LWS_TRY(lws_read_file(path, STATE_MAX_BYTES, &text, &len));
@@ -356,6 +381,7 @@ static lws_status load_state(const char *path, lws_train_state *st) {
         st->sampler_seed = strtoull(seed->valuestring, NULL, 10);
         st->sampler_counter = strtoull(counter->valuestring, NULL, 10);
         st->elapsed_s = cJSON_IsNumber(elapsed) ? elapsed->valuedouble : 0;
+        s = load_loss_scale(m, o, path);
     }
     cJSON_Delete(o);
     return s;
@@ -369,7 +395,7 @@ lws_status lws_checkpoint_load(lws_model *m, const char *dir, lws_train_state *s
     snprintf(file, sizeof file, "%s/optimizer.safetensors", dir);
     LWS_TRY(load_block(m, file, LWS_BLOCK_ADAM_M, ".exp_avg", LWS_BLOCK_ADAM_V, ".exp_avg_sq"));
     snprintf(file, sizeof file, "%s/state.json", dir);
-    return load_state(file, st);
+    return load_state(m, file, st);
 }
 
 lws_status lws_checkpoint_load_params(lws_model *m, const char *dir) {

@@ -2,7 +2,8 @@
  *   model.safetensors      parameters (fp32, [out, in]) + the resolved config
  *                          in the metadata under "lws_config"
  *   optimizer.safetensors  AdamW moments: <name>.exp_avg, <name>.exp_avg_sq
- *   state.json             step, tokens seen, data sampler (seed, counter)
+ *   state.json             step, tokens seen, data sampler (seed, counter), and
+ *                          in fp16 the loss scale and its count of good updates
  * written as step-NNNNNNNN.tmp/ and renamed, so a crash never leaves a torn
  * checkpoint; the last `keep` are kept. */
 #ifndef LWS_TRAIN_CHECKPOINT_H
