@@ -50,6 +50,12 @@ int lws_memory_plan_fits(const lws_memory_plan *plan, const lws_device_caps *cap
 
 /* ---- building ------------------------------------------------------------- */
 
+/* Whether the device has what cfg's precision needs: bf16 and fp16 store
+ * tensors in 16 bits (the Vulkan feature storageBuffer16BitAccess); fp32 runs
+ * anywhere lws does. LWS_OK, or an error naming the feature, the device and
+ * the way out. */
+lws_status lws_model_check_device(const lws_config *cfg, const lws_device_caps *caps);
+
 /* Flags of lws_model_create_ex. */
 #define LWS_MODEL_PROFILE_OPS 1u /* a timestamp region around every op (lws bench) */
 

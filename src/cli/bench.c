@@ -81,7 +81,7 @@ static int bench_peak(int argc, char **argv) {
     printf("peak: %.4g TFLOP/s fp32, the fastest of %u runs (each: %s)\n", best, repeat,
            peak_method);
     if (json) {
-        cJSON *report = lws_report_begin("peak", "lws fp32 matmul peak", caps);
+        cJSON *report = lws_report_begin("peak", "lws fp32 matmul peak", "fp32", caps);
         cJSON *peak = cJSON_AddObjectToObject(report, "peak");
         cJSON_AddNumberToObject(peak, "measured_tflops", best);
         cJSON_AddStringToObject(peak, "measured_with", peak_method);
@@ -484,7 +484,7 @@ static cJSON *plan_json(const lws_memory_plan *p) {
 }
 
 static int write_report(bench_run *r, const bench_options *o) {
-    cJSON *j = lws_report_begin("train", o->label, r->caps);
+    cJSON *j = lws_report_begin("train", o->label, r->cfg->train.precision, r->caps);
     cJSON_AddItemToObject(j, "config", lws_report_config(r->cfg, r->T));
     cJSON *shape = cJSON_AddObjectToObject(j, "shape");
     cJSON_AddNumberToObject(shape, "micro_batch", r->B);

@@ -151,6 +151,15 @@ lws_status lws_model_skeleton(const lws_config *cfg, uint32_t batch, uint32_t se
     return LWS_OK;
 }
 
+lws_status lws_model_check_device(const lws_config *cfg, const lws_device_caps *caps) {
+    if (lws_model_activation_dtype(cfg) == LWS_F32 || caps->storage_16bit) return LWS_OK;
+    return lws_fail(LWS_ERR_INVALID,
+                    "%s: train.precision \"%s\" stores activations in 16 bits, which needs the "
+                    "Vulkan feature storageBuffer16BitAccess; %s does not have it: use "
+                    "\"precision\": \"fp32\" (or --set train.precision=fp32)",
+                    cfg->path, cfg->train.precision, caps->name);
+}
+
 lws_status lws_model_create(lws_context *ctx, const lws_config *cfg, uint32_t batch, uint32_t seq,
                             int training, lws_model **out) {
     return lws_model_create_ex(ctx, cfg, batch, seq, training, 0, out);
@@ -162,13 +171,7 @@ lws_status lws_model_create_ex(lws_context *ctx, const lws_config *cfg, uint32_t
     lws_model *m = NULL;
     LWS_TRY(lws_model_skeleton(cfg, batch, seq, training, &m));
     m->ctx = ctx;
-    lws_status s = LWS_OK;
-    if (m->act_dtype != LWS_F32 && !lws_context_caps(ctx)->storage_16bit)
-        s = lws_fail(LWS_ERR_INVALID,
-                     "%s: train.precision \"%s\" stores activations in 16 bits, which needs the "
-                     "Vulkan feature storageBuffer16BitAccess; %s does not have it: use "
-                     "\"precision\": \"fp32\" (or --set train.precision=fp32)",
-                     cfg->path, cfg->train.precision, lws_context_caps(ctx)->name);
+    lws_status s = lws_model_check_device(cfg, lws_context_caps(ctx));
     if (s == LWS_OK) s = lws_model_describe(m, &m->mem);
     lws_memory_plan plan;
     char why[768];
