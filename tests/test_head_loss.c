@@ -231,9 +231,17 @@ static void check_finite_difference(lws_context *ctx, test_rng *rng) {
 /* The chunk is 64 MiB of fp32 logits, whole tiles of 64 tokens, at most the
  * tokens there are, at least one. */
 static void check_chunk_rows(void) {
-    uint32_t gpt2 = lws_head_loss_chunk_rows(49152, 50304),
-             tiny = lws_head_loss_chunk_rows(2048, 512);
-    uint32_t huge = lws_head_loss_chunk_rows(4096, 1u << 26);
+    uint32_t gpt2 = 0, tiny = 0, huge = 0;
+    CHECK_OK(lws_head_loss_chunk_rows(49152, 50304, &gpt2));
+    CHECK_OK(lws_head_loss_chunk_rows(2048, 512, &tiny));
+    CHECK_OK(lws_head_loss_chunk_rows(4096, 1u << 26, &huge));
+    setenv("LWS_HEAD_CHUNK_ROWS", "8x", 1);
+    CHECK(lws_head_loss_chunk_rows(64, 64, &tiny) != LWS_OK &&
+              test_contains(lws_error_message(), "LWS_HEAD_CHUNK_ROWS = '8x'"),
+          "a bad LWS_HEAD_CHUNK_ROWS: '%s'", lws_error_message());
+    unsetenv("LWS_HEAD_CHUNK_ROWS");
+    lws_error_clear();
+    CHECK_OK(lws_head_loss_chunk_rows(2048, 512, &tiny));
     CHECK(gpt2 == 320 && tiny == 2048 && huge == 1,
           "chunk rows: GPT-2 vocabulary %u (want 320), tiny %u (want 2048), 2^26 vocabulary %u "
           "(want 1)",

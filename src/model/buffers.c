@@ -126,7 +126,7 @@ lws_status lws_model_describe(lws_model *m, lws_mem_table *t) {
      * no (N, V) buffer. The loss's softmax reads them in fp32 whatever the
      * activations are; their gradient is of the activations' type (in place
      * in fp32). */
-    m->head_chunk = lws_head_loss_chunk_rows((uint32_t)n, (uint32_t)v);
+    LWS_TRY(lws_head_loss_chunk_rows((uint32_t)n, (uint32_t)v, &m->head_chunk));
     uint64_t chunk = (uint64_t)m->head_chunk * v;
     lws_mem_add(t, LWS_MEM_SCRATCH, LWS_F32, chunk, chunk, &m->head_logits, "head.logits");
     if (act == LWS_F32)

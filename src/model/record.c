@@ -386,17 +386,25 @@ lws_status lws_model_record(lws_model *m) {
 lws_status lws_model_record_logits(lws_model *m) {
     uint32_t N = m->tokens, d = m->cfg.model.d_model, V = m->cfg.model.vocab_size;
     uint32_t chunks = (N + m->head_chunk - 1) / m->head_chunk;
-    m->cmd_logits = calloc(chunks, sizeof *m->cmd_logits);
-    if (!m->cmd_logits) return lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory");
-    m->n_logits_chunks = chunks;
+    lws_cmd **cmds = calloc(chunks, sizeof *cmds);
+    if (!cmds) return lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory");
     uint64_t row = (uint64_t)lws_dtype_bytes(m->final_xn.dtype) * d;
-    for (uint32_t i = 0; i < chunks; i++) {
+    lws_status s = LWS_OK;
+    for (uint32_t i = 0; s == LWS_OK && i < chunks; i++) {
         uint32_t r0 = i * m->head_chunk, n = N - r0 < m->head_chunk ? N - r0 : m->head_chunk;
-        LWS_TRY(begin(m, &m->cmd_logits[i], "logits of a chunk of tokens"));
+        s = begin(m, &cmds[i], "logits of a chunk of tokens");
+        if (s != LWS_OK) break;
         lws_buffer x = lws_buffer_slice(m->final_xn, r0 * row, n * row);
-        mm(m->cmd_logits[i], LWS_MM_NT, m->head_logits, x, m->lm_head->mm, n, V, d, 0);
-        LWS_TRY(lws_cmd_end(m->cmd_logits[i]));
+        mm(cmds[i], LWS_MM_NT, m->head_logits, x, m->lm_head->mm, n, V, d, 0);
+        s = lws_cmd_end(cmds[i]);
     }
+    if (s != LWS_OK) { /* nothing half-recorded stays for the next call */
+        for (uint32_t i = 0; i < chunks; i++) lws_cmd_destroy(cmds[i]);
+        free(cmds);
+        return s;
+    }
+    m->cmd_logits = cmds;
+    m->n_logits_chunks = chunks;
     return LWS_OK;
 }
 

@@ -10,15 +10,24 @@
  * (50304) is still 320 tokens, a matmul of 320 x 50304 x d that fills a GPU. */
 #define HEAD_CHUNK_BYTES (64ull << 20)
 
-uint32_t lws_head_loss_chunk_rows(uint32_t rows, uint32_t vocab) {
+lws_status lws_head_loss_chunk_rows(uint32_t rows, uint32_t vocab, uint32_t *out) {
+    uint64_t chunk = HEAD_CHUNK_BYTES / (4ull * (vocab ? vocab : 1));
+    if (chunk > 64) chunk -= chunk % 64; /* whole matmul tiles */
     /* LWS_HEAD_CHUNK_ROWS=n cuts the tokens into chunks of n (tests run a
      * tiny model's head over several chunks that way). */
     const char *env = getenv("LWS_HEAD_CHUNK_ROWS");
-    uint64_t chunk = HEAD_CHUNK_BYTES / (4ull * (vocab ? vocab : 1));
-    if (env && *env) chunk = strtoull(env, NULL, 10);
-    if (chunk > 64) chunk -= chunk % 64; /* whole matmul tiles */
+    if (env && *env) {
+        char *end = NULL;
+        chunk = strtoull(env, &end, 10);
+        if (*end || env[0] == '-' || chunk < 1 || chunk > 0x7FFFFFFFull)
+            return lws_fail(LWS_ERR_INVALID,
+                            "LWS_HEAD_CHUNK_ROWS = '%s' is not a number of tokens: give 1 .. "
+                            "2147483647 (tokens per chunk of the output head)",
+                            env);
+    }
     if (chunk < 1) chunk = 1;
-    return chunk < rows ? (uint32_t)chunk : rows;
+    *out = chunk < rows ? (uint32_t)chunk : rows;
+    return LWS_OK;
 }
 
 static lws_status check_args(lws_cmd *cmd, const lws_head_loss_args *a) {

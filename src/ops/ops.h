@@ -171,8 +171,8 @@ typedef struct lws_head_loss_args {
 } lws_head_loss_args;
 /* Tokens per chunk for `rows` tokens and a vocabulary: as many as 64 MiB of
  * fp32 logits hold (a multiple of 64 when above it), at most rows;
- * LWS_HEAD_CHUNK_ROWS=n sets it. */
-uint32_t lws_head_loss_chunk_rows(uint32_t rows, uint32_t vocab);
+ * LWS_HEAD_CHUNK_ROWS=n sets it (a bad value is an error). */
+lws_status lws_head_loss_chunk_rows(uint32_t rows, uint32_t vocab, uint32_t *out);
 lws_status lws_op_head_loss(lws_cmd *cmd, const lws_head_loss_args *args);
 
 /* ---- optimizer (ops/adamw.c) ---------------------------------------------------- */
