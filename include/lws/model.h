@@ -50,6 +50,12 @@ int lws_memory_plan_fits(const lws_memory_plan *plan, const lws_device_caps *cap
 
 /* ---- building ------------------------------------------------------------- */
 
+/* Whether the device has what cfg's precision needs: bf16 and fp16 store
+ * tensors in 16 bits (the Vulkan feature storageBuffer16BitAccess); fp32 runs
+ * anywhere lws does. LWS_OK, or an error naming the feature, the device and
+ * the way out. */
+lws_status lws_model_check_device(const lws_config *cfg, const lws_device_caps *caps);
+
 /* Flags of lws_model_create_ex. */
 #define LWS_MODEL_PROFILE_OPS 1u /* a timestamp region around every op (lws bench) */
 
@@ -95,9 +101,33 @@ lws_status lws_model_logits(lws_model *m, const uint32_t *inputs, float *logits)
  * (betas, eps, weight decay from cfg.train) with learning rate lr as update
  * number `step` (1-based, for the bias corrections); zeroes the gradients and
  * returns the gradient norm before clipping and how many parameters are not
- * finite after the update (NaN or infinite; counted on the device). */
+ * finite after the update (NaN or infinite; counted on the device). A
+ * non-finite norm skips the update; in fp16 that is the loss scale's
+ * overflow (lws_model_loss_scale says it was skipped and the scale is
+ * halved), otherwise the caller's error. A skipped step still counts in
+ * `step`: the schedule and the bias corrections go on as if it had run. */
 lws_status lws_model_optimizer_step(lws_model *m, double lr, uint64_t step, double *grad_norm,
                                     double *nonfinite);
+
+/* The loss scale of fp16 training (train.precision "fp16"): the loss's
+ * gradient is multiplied by `scale` so that small activation gradients do not
+ * underflow fp16, and the optimizer divides it out. An update whose gradients
+ * overflowed (a non-finite gradient norm) is skipped and halves the scale;
+ * LWS_LOSS_SCALE_GROWTH_STEPS good updates in a row double it. It starts at
+ * LWS_LOSS_SCALE_INIT. fp32 and bf16 keep scale 1 and never skip. */
+#define LWS_LOSS_SCALE_INIT         65536.0
+#define LWS_LOSS_SCALE_GROWTH_STEPS 2000u
+#define LWS_LOSS_SCALE_MAX          16777216.0 /* 2^24 */
+typedef struct lws_loss_scale {
+    int dynamic;         /* fp16: the scale changes with overflows */
+    double scale;        /* a power of two in [1, LWS_LOSS_SCALE_MAX] */
+    uint32_t good_steps; /* updates since the scale last changed */
+    int skipped;         /* the last update was skipped (its gradients overflowed) */
+} lws_loss_scale;
+lws_loss_scale lws_model_loss_scale(const lws_model *m);
+/* Restores a loss scale (a checkpoint's): scale a power of two in
+ * [1, LWS_LOSS_SCALE_MAX]; only for an fp16 training model. */
+lws_status lws_model_set_loss_scale(lws_model *m, double scale, uint32_t good_steps);
 
 /* Device times of the last step, from timestamp queries (0 without them). */
 typedef struct lws_timing {

@@ -1,6 +1,7 @@
 /* The resolved config as JSON: explicit per-layer lists and every default
  * filled in, so a run records exactly the shapes it trained. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "model/config_internal.h"
 
@@ -69,6 +70,8 @@ char *lws_config_to_json(const lws_config *cfg) {
         cJSON_AddNumberToObject(train, "keep_checkpoints", t->keep_checkpoints);
         cJSON_AddStringToObject(train, "out_dir", t->out_dir);
         cJSON_AddStringToObject(train, "precision", t->precision);
+        if (strcmp(t->precision, "fp16") == 0)
+            cJSON_AddNumberToObject(train, "loss_scale", t->loss_scale);
     }
     if (cfg->has_data) {
         const lws_data_config *d = &cfg->data;

@@ -1,5 +1,6 @@
 /* The model on the device: memory plan, allocation, and running a step. */
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,12 @@ static lws_status bind_buffers(lws_model *m) {
         lws_param *p = &m->params[i];
         p->param = lws_buffer_slice(m->param_block, p->offset * 4, p->count * 4);
         lws_buffer_name(ctx, p->param, p->name);
+        p->mm = p->param;
+        if (m->act_dtype != LWS_F32) {
+            p->mm = lws_buffer_slice(m->param16_block, p->offset * 2, p->count * 2);
+            snprintf(name, sizeof name, "%s (%s)", p->name, lws_dtype_name(m->act_dtype));
+            lws_buffer_name(ctx, p->mm, name);
+        }
         if (!m->training) continue;
         p->grad = lws_buffer_slice(m->grad_block, p->offset * 4, p->count * 4);
         p->m = lws_buffer_slice(m->m_block, p->offset * 4, p->count * 4);
@@ -47,7 +54,56 @@ static lws_status bind_buffers(lws_model *m) {
     LWS_TRY(s);
     LWS_TRY(lws_fill(ctx, m->grad_block, 0));
     LWS_TRY(lws_fill(ctx, m->m_block, 0));
-    return lws_fill(ctx, m->v_block, 0);
+    LWS_TRY(lws_fill(ctx, m->v_block, 0));
+    /* fp16: the loss reads the scale from the hyperparameters from the first
+     * step on (model/record.c); it is set here and after every update. */
+    if (m->act_dtype == LWS_F16) {
+        m->scaler.dynamic = 1;
+        m->loss_scale = lws_buffer_slice(m->hyper, offsetof(lws_optim_hyper, loss_scale), 4);
+        m->loss_scale.dtype = LWS_F32; /* one float of the (u32-typed) hyperparameters */
+        return lws_model_set_loss_scale(m, m->cfg.train.loss_scale, 0);
+    }
+    return LWS_OK;
+}
+
+lws_loss_scale lws_model_loss_scale(const lws_model *m) {
+    return m->scaler;
+}
+
+lws_status lws_model_set_loss_scale(lws_model *m, double scale, uint32_t good_steps) {
+    int exponent = 0;
+    if (!m->scaler.dynamic)
+        return lws_fail(LWS_ERR_INVALID,
+                        "%s: a loss scale is for fp16 training (train.precision "
+                        "is \"%s\"%s)",
+                        m->cfg.name, m->cfg.train.precision,
+                        m->training ? "" : ", and this model is for inference");
+    if (!(scale >= 1 && scale <= LWS_LOSS_SCALE_MAX) || frexp(scale, &exponent) != 0.5)
+        return lws_fail(LWS_ERR_INVALID, "loss scale %g: it must be a power of two from 1 to 2^24",
+                        scale);
+    m->scaler.scale = scale;
+    m->scaler.good_steps = good_steps;
+    float value = (float)scale;
+    return lws_upload(m->ctx, m->loss_scale, &value, sizeof value);
+}
+
+/* After an update of fp16 training: an overflow (non-finite norm) halves the
+ * scale, LWS_LOSS_SCALE_GROWTH_STEPS good updates double it. */
+static lws_status update_loss_scale(lws_model *m, double grad_norm) {
+    lws_loss_scale *s = &m->scaler;
+    s->skipped = !isfinite(grad_norm);
+    if (!s->dynamic) return LWS_OK;
+    if (s->skipped) {
+        if (s->scale <= 1)
+            return lws_fail(LWS_ERR_NUMERIC,
+                            "the gradients overflow fp16 at a loss scale of 1 (the gradient norm "
+                            "is %g): train in bf16 or fp32 (train.precision)",
+                            grad_norm);
+        return lws_model_set_loss_scale(m, s->scale / 2, 0);
+    }
+    if (++s->good_steps < LWS_LOSS_SCALE_GROWTH_STEPS || s->scale >= LWS_LOSS_SCALE_MAX)
+        return LWS_OK;
+    return lws_model_set_loss_scale(m, s->scale * 2, 0);
 }
 
 lws_status lws_model_skeleton(const lws_config *cfg, uint32_t batch, uint32_t seq, int training,
@@ -86,11 +142,22 @@ lws_status lws_model_skeleton(const lws_config *cfg, uint32_t batch, uint32_t se
         return lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory");
     }
     m->n_floats = lws_layout_params(cfg, m->params, m->layers, &m->n_params);
+    m->act_dtype = lws_model_activation_dtype(cfg);
     m->embed = &m->params[0];
     m->final_norm = lws_model_find(m, "final_norm.weight");
     m->lm_head = cfg->model.tied_embeddings ? m->embed : lws_model_find(m, "lm_head.weight");
+    m->scaler.scale = 1;
     *out = m;
     return LWS_OK;
+}
+
+lws_status lws_model_check_device(const lws_config *cfg, const lws_device_caps *caps) {
+    if (lws_model_activation_dtype(cfg) == LWS_F32 || caps->storage_buffer_16bit) return LWS_OK;
+    return lws_fail(LWS_ERR_INVALID,
+                    "%s: train.precision \"%s\" stores activations in 16 bits, which needs the "
+                    "Vulkan feature storageBuffer16BitAccess; %s does not have it: use "
+                    "\"precision\": \"fp32\" (or --set train.precision=fp32)",
+                    cfg->path, cfg->train.precision, caps->name);
 }
 
 lws_status lws_model_create(lws_context *ctx, const lws_config *cfg, uint32_t batch, uint32_t seq,
@@ -104,7 +171,8 @@ lws_status lws_model_create_ex(lws_context *ctx, const lws_config *cfg, uint32_t
     lws_model *m = NULL;
     LWS_TRY(lws_model_skeleton(cfg, batch, seq, training, &m));
     m->ctx = ctx;
-    lws_status s = lws_model_describe(m, &m->mem);
+    lws_status s = lws_model_check_device(cfg, lws_context_caps(ctx));
+    if (s == LWS_OK) s = lws_model_describe(m, &m->mem);
     lws_memory_plan plan;
     char why[768];
     if (s == LWS_OK) {
@@ -138,7 +206,10 @@ void lws_model_destroy(lws_model *m) {
     lws_cmd_destroy(m->cmd_embed);
     lws_cmd_destroy(m->cmd_head);
     lws_cmd_destroy(m->cmd_eval_head);
-    lws_cmd_destroy(m->cmd_logits_head);
+    lws_cmd_destroy(m->cmd_final_norm);
+    for (uint32_t i = 0; m->cmd_logits && i < m->n_logits_chunks; i++)
+        lws_cmd_destroy(m->cmd_logits[i]);
+    free(m->cmd_logits);
     lws_cmd_destroy(m->cmd_embed_bwd);
     lws_cmd_destroy(m->cmd_optim);
     for (uint32_t i = 0; i < L; i++) {
@@ -188,7 +259,7 @@ lws_status lws_model_init_weights(lws_model *m, uint64_t seed) {
     lws_init_host_weights(m, seed, host);
     lws_status s = lws_upload(m->ctx, m->param_block, host, m->n_floats * sizeof *host);
     free(host);
-    return s;
+    return s == LWS_OK ? lws_model_refresh_weights16(m) : s;
 }
 
 static lws_status upload_batch(lws_model *m, const uint32_t *inputs, const uint32_t *targets) {
@@ -237,11 +308,20 @@ lws_status lws_model_eval_rows(lws_model *m, const uint32_t *inputs, const uint3
     return sum_losses(m, rows * m->seq, loss_sum);
 }
 
+/* The forward to the final norm, then the logits chunk by chunk (the head's
+ * chunks, ops/head_loss.c) into host memory. */
 lws_status lws_model_logits(lws_model *m, const uint32_t *inputs, float *logits) {
+    if (!m->cmd_logits) LWS_TRY(lws_model_record_logits(m));
     LWS_TRY(upload_batch(m, inputs, NULL));
     LWS_TRY(lws_submit(m->ctx, m->logits_cmds, m->n_eval_cmds));
-    return lws_download(m->ctx, m->logits, logits,
-                        (size_t)m->tokens * m->cfg.model.vocab_size * sizeof *logits);
+    size_t V = m->cfg.model.vocab_size;
+    for (uint32_t i = 0; i < m->n_logits_chunks; i++) {
+        size_t r0 = (size_t)i * m->head_chunk;
+        size_t n = m->tokens - r0 < m->head_chunk ? m->tokens - r0 : m->head_chunk;
+        LWS_TRY(lws_submit(m->ctx, &m->cmd_logits[i], 1));
+        LWS_TRY(lws_download(m->ctx, m->head_logits, logits + r0 * V, n * V * sizeof *logits));
+    }
+    return LWS_OK;
 }
 
 lws_status lws_model_optimizer_step(lws_model *m, double lr, uint64_t step, double *grad_norm,
@@ -256,14 +336,13 @@ lws_status lws_model_optimizer_step(lws_model *m, double lr, uint64_t step, doub
     h.bias_correction1 = (float)(1.0 - pow(t->beta1, (double)step));
     h.bias_correction2 = (float)(1.0 - pow(t->beta2, (double)step));
     h.max_grad_norm = (float)t->grad_clip;
+    h.loss_scale = m->scaler.dynamic ? (float)m->scaler.scale : 1.0f;
     LWS_TRY(lws_upload(m->ctx, m->hyper, &h, sizeof h));
     LWS_TRY(lws_submit(m->ctx, &m->cmd_optim, 1));
     LWS_TRY(lws_download(m->ctx, m->hyper, &h, sizeof h));
     *grad_norm = h.grad_norm;
-    float count;
-    memcpy(&count, (const char *)&h + LWS_HYPER_NONFINITE, sizeof count);
-    *nonfinite = count;
-    return LWS_OK;
+    *nonfinite = h.nonfinite;
+    return update_loss_scale(m, h.grad_norm);
 }
 
 lws_status lws_model_read_timing(lws_model *m, lws_timing *t) {
@@ -311,5 +390,6 @@ lws_status lws_model_download(lws_model *m, lws_block_kind kind, float *host) {
 lws_status lws_model_upload(lws_model *m, lws_block_kind kind, const float *host) {
     if (kind != LWS_BLOCK_PARAMS && !m->training)
         return lws_fail(LWS_ERR_INVALID, "an inference model has no gradients or moments");
-    return lws_upload(m->ctx, block_of(m, kind), host, m->n_floats * sizeof *host);
+    LWS_TRY(lws_upload(m->ctx, block_of(m, kind), host, m->n_floats * sizeof *host));
+    return kind == LWS_BLOCK_PARAMS ? lws_model_refresh_weights16(m) : LWS_OK;
 }

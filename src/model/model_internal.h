@@ -11,7 +11,7 @@
 
 /* Where in the hyper buffer the update's count of non-finite parameters
  * goes: a float the optimizer kernels leave alone. */
-#define LWS_HYPER_NONFINITE offsetof(lws_optim_hyper, pad)
+#define LWS_HYPER_NONFINITE offsetof(lws_optim_hyper, nonfinite)
 
 uint32_t lws_layout_count(const lws_config *cfg);
 /* Fills list[0..count) (and the per-layer pointers) and returns the floats of
@@ -22,7 +22,13 @@ void lws_init_host_weights(const lws_model *m, uint64_t seed, float *host);
 
 /* Records the command buffers of the model (src/model/record.c). */
 lws_status lws_model_record(lws_model *m);
-/* Layer i's weights as the block recipe takes them (model/block.h). */
-struct lws_block_weights lws_model_block_weights(const lws_model *m, uint32_t i);
+/* Layer i's weights as the block recipe takes them (model/block.h): the
+ * projections as the matmuls read them (matmul_copy: the 16-bit copy in
+ * bf16 / fp16) or the fp32 master (the decoder's matvecs); norms in fp32. */
+struct lws_block_weights lws_model_block_weights(const lws_model *m, uint32_t i, int matmul_copy);
+/* Records a cast of the fp32 master weights into their 16-bit copy (bf16,
+ * fp16; nothing in fp32), and runs it now (after the weights were written). */
+void lws_model_record_weights16(lws_model *m, lws_cmd *c);
+lws_status lws_model_refresh_weights16(lws_model *m);
 
 #endif

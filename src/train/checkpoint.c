@@ -126,7 +126,8 @@ static lws_status save_optimizer(lws_model *m, const char *path) {
     return s;
 }
 
-static lws_status save_state(const lws_train_state *st, const char *path) {
+static lws_status save_state(const lws_train_state *st, const lws_loss_scale *ls,
+                             const char *path) {
     cJSON *o = cJSON_CreateObject();
     char num[32];
     /* 64-bit counters as strings: JSON numbers are doubles in many readers. */
@@ -137,6 +138,12 @@ static lws_status save_state(const lws_train_state *st, const char *path) {
     snprintf(num, sizeof num, "%llu", (unsigned long long)st->sampler_counter);
     cJSON_AddStringToObject(o, "sampler_counter", num);
     cJSON_AddNumberToObject(o, "elapsed_s", st->elapsed_s);
+    /* fp16: the loss scale and its count of good updates, so a resumed run
+     * scales (and grows the scale) as the uninterrupted one would. */
+    if (ls->dynamic) {
+        cJSON_AddNumberToObject(o, "loss_scale", ls->scale);
+        cJSON_AddNumberToObject(o, "loss_scale_good_steps", ls->good_steps);
+    }
     lws_status s = lws_write_json_atomic(path, o);
     cJSON_Delete(o);
     return s;
@@ -216,7 +223,8 @@ lws_status lws_checkpoint_save(lws_model *m, const char *run_dir, const lws_trai
     }
     if (s == LWS_OK) {
         snprintf(file, sizeof file, "%s/state.json", tmp);
-        s = save_state(st, file);
+        lws_loss_scale ls = lws_model_loss_scale(m);
+        s = save_state(st, &ls, file);
     }
     if (s != LWS_OK) {
         remove_dir(tmp);
@@ -425,13 +433,35 @@ static lws_status state_u64(const char *path, const cJSON *o, const char *key, u
     return LWS_OK;
 }
 
+/* fp16's loss scale: a power of two in [1, 2^24] with its count of good
+ * updates, both or neither. */
+static lws_status read_loss_scale(const char *path, const cJSON *o, lws_train_state *st) {
+    const cJSON *scale = cJSON_GetObjectItemCaseSensitive(o, "loss_scale");
+    const cJSON *good = cJSON_GetObjectItemCaseSensitive(o, "loss_scale_good_steps");
+    st->has_loss_scale = 0;
+    if (!scale && !good) return LWS_OK;
+    int exponent = 0;
+    double x = cJSON_IsNumber(scale) ? scale->valuedouble : 0;
+    if (!cJSON_IsNumber(scale) || !(x >= 1 && x <= 16777216.0) || frexp(x, &exponent) != 0.5)
+        return lws_fail(LWS_ERR_DATA,
+                        "%s: loss_scale: %s; expected a power of two from 1 to 2^24", path,
+                        scale ? "not such a number" : "missing beside loss_scale_good_steps");
+    uint64_t steps = 0;
+    LWS_TRY(state_count(path, o, "loss_scale_good_steps", 0, 4294967295.0, &steps));
+    st->has_loss_scale = 1;
+    st->loss_scale = x;
+    st->loss_scale_good_steps = (uint32_t)steps;
+    return LWS_OK;
+}
+
 /* Every field, its type and range; dir_step: the step the checkpoint's
  * directory is named for (step-NNNNNNNN), which the state must agree with,
  * or -1 when its name gives none. */
 static lws_status read_state(const char *path, const cJSON *o, int64_t dir_step,
                              lws_train_state *st) {
-    static const char *const keys[] = {"step", "tokens_seen", "sampler_seed", "sampler_counter",
-                                       "elapsed_s"};
+    static const char *const keys[] = {"step",      "tokens_seen",     "sampler_seed",
+                                       "sampler_counter", "elapsed_s", "loss_scale",
+                                       "loss_scale_good_steps"};
     if (!cJSON_IsObject(o))
         return lws_fail(LWS_ERR_DATA, "%s: not a JSON object; a checkpoint's state.json is one",
                         path);
@@ -442,7 +472,8 @@ static lws_status read_state(const char *path, const cJSON *o, int64_t dir_step,
         if (!known)
             return lws_fail(LWS_ERR_DATA,
                             "%s: %s: unknown key; state.json holds step, tokens_seen, "
-                            "sampler_seed, sampler_counter and elapsed_s",
+                            "sampler_seed, sampler_counter, elapsed_s and (fp16) loss_scale "
+                            "and loss_scale_good_steps",
                             path, c->string);
     }
     /* Steps count a run's updates: train.steps is a 32-bit count. */
@@ -462,7 +493,7 @@ static lws_status read_state(const char *path, const cJSON *o, int64_t dir_step,
         return lws_fail(LWS_ERR_DATA,
                         "%s: elapsed_s: not a number of seconds >= 0; expected e.g. 12.5", path);
     if (elapsed) st->elapsed_s = elapsed->valuedouble;
-    return LWS_OK;
+    return read_loss_scale(path, o, st);
 }
 
 static lws_status load_state(const char *path, int64_t dir_step, lws_train_state *st) {
@@ -505,6 +536,13 @@ lws_status lws_checkpoint_load(lws_model *m, const char *dir, lws_train_state *s
     if (!st) return LWS_OK;
     snprintf(file, sizeof file, "%s/optimizer.safetensors", dir);
     LWS_TRY(load_block(m, file, LWS_BLOCK_ADAM_M, ".exp_avg", LWS_BLOCK_ADAM_V, ".exp_avg_sq"));
+    if (state.has_loss_scale && lws_model_loss_scale(m).dynamic) {
+        lws_status s = lws_model_set_loss_scale(m, state.loss_scale, state.loss_scale_good_steps);
+        if (s != LWS_OK) {
+            lws_error_context("%s/state.json", dir);
+            return s;
+        }
+    }
     *st = state;
     return LWS_OK;
 }

@@ -2,7 +2,9 @@
  *   model.safetensors      parameters (fp32, [out, in]) + the resolved config
  *                          in the metadata under "lws_config"
  *   optimizer.safetensors  AdamW moments: <name>.exp_avg, <name>.exp_avg_sq
- *   state.json             step, tokens seen, data sampler (seed, counter)
+ *   state.json             step, tokens seen, data sampler (seed, counter);
+ *                          in fp16 the loss scale and its count of good updates, and
+ *                          in fp16 the loss scale and its count of good updates
  * written as step-NNNNNNNN.tmp/ and renamed, so a crash never leaves a torn
  * checkpoint; the last `keep` are kept. */
 #ifndef LWS_TRAIN_CHECKPOINT_H
@@ -18,6 +20,11 @@ typedef struct lws_train_state {
     uint64_t tokens_seen;
     uint64_t sampler_seed, sampler_counter;
     double elapsed_s;
+    /* fp16: the loss scale and its count of good updates (has_loss_scale 0
+     * in other precisions' checkpoints: the scale then starts afresh). */
+    int has_loss_scale;
+    double loss_scale;
+    uint32_t loss_scale_good_steps;
 } lws_train_state;
 
 lws_status lws_checkpoint_save(lws_model *m, const char *run_dir, const lws_train_state *st,
