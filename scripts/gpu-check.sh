@@ -8,7 +8,8 @@
 #      paper's shapes;
 #   2. a short parity run: lws's first step and 10 AdamW steps of two tiny
 #      configs (post-norm untied, pre-norm tied) against tests/torch_reference.py;
-#   3. `lws bench` and bench/torch_reference.py (bf16 eager and
+#   3. `lws bench` (fp32, then bf16: train.precision) and
+#      bench/torch_reference.py (bf16 eager and
 #      torch.compile, then fp32 eager while time remains) for
 #      configs/paper/crown-18l.json and isotropic-12l.json at the largest
 #      micro-batch up to 8 (the paper's) that fits;
@@ -170,6 +171,18 @@ for cfg in $configs; do
         note "lws bench $name at micro-batch $mb: ok"
     else
         note "lws bench $name: FAILED (exit $rc, $out/lws-$name.log)"; tail -n 8 "$out/lws-$name.log"
+    fi
+    # The same config in bf16 (16-bit activations and matmul operands).
+    if [ $rc -eq 0 ] && [ "$(left)" -ge 200 ]; then
+        timeout "$(cap 150)" "$lws" bench "$cfg" --micro-batch "$mb" --warmup 2 --steps "$steps" \
+            "${sheet[@]}" --set train.precision=bf16 --json "$out/lws-bf16-$name.json" \
+            >"$out/lws-bf16-$name.log" 2>&1
+        if [ $? -eq 0 ]; then
+            reports_of[$name]="${reports_of[$name]} $out/lws-bf16-$name.json"
+            note "lws bench bf16 $name at micro-batch $mb: ok"
+        else
+            note "lws bench bf16 $name: FAILED ($out/lws-bf16-$name.log)"; tail -n 8 "$out/lws-bf16-$name.log"
+        fi
     fi
 done
 # bf16 autocast eager and compiled (the usual PyTorch setup), then fp32 eager

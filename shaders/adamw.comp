@@ -10,6 +10,9 @@
 //   denom = sqrt(v) / sqrt(bc2) + eps
 //   p = p + (-lr / bc1) * m / denom              (param.addcdiv_(m, denom, value=-lr/bc1))
 //   grad = 0                                     (the next accumulation starts from zero)
+// A gradient norm that is not finite (grad_norm.comp: an fp16 overflow) skips
+// the update: parameters and moments stay, the gradients are zeroed. clip_scale
+// includes 1 / loss_scale where the gradients carry a loss scale.
 // The hyperparameters are read from the hyper buffer at run time, so one
 // recorded command buffer serves every step. `precise` keeps each rounding
 // where PyTorch's CPU kernels put it (no contraction into other FMAs). Vulkan
@@ -46,6 +49,11 @@ void main() {
 
     uint begin = (c - e.first_chunk) * pc.chunk;
     uint end = min(begin + pc.chunk, e.n);
+    if (!optim_norm_finite(pc.hyper.grad_norm)) {
+        for (uint i = begin + gl_LocalInvocationID.x; i < end; i += gl_WorkGroupSize.x)
+            grad.v[i] = 0.0;
+        return;
+    }
     for (uint i = begin + gl_LocalInvocationID.x; i < end; i += gl_WorkGroupSize.x) {
         precise float g = grad.v[i] * clip_scale;
         precise float p = param.v[i];

@@ -6,6 +6,7 @@
 // atomics). Invocation u owns key rows u, u + WG, ... (OWNED of them): their
 // k, v, dk and dv rows in shared memory, their P and dS against the query
 // block in registers. See attention_bwd.glsl for the math.
+// variants: attention_bwd_dkdv attention_bwd_dkdv_bf16=ELEM_BF16 attention_bwd_dkdv_f16=ELEM_F16
 #include "lws.glsl"
 #include "attention_bwd.glsl"
 

@@ -5,6 +5,7 @@
 // Invocation u owns query rows u, u + WG, ... (OWNED of them): their q, dout
 // and dq rows in shared memory, their P and dS against the key block in
 // registers. See attention_bwd.glsl for the math.
+// variants: attention_bwd_dq attention_bwd_dq_bf16=ELEM_BF16 attention_bwd_dq_f16=ELEM_F16
 #include "lws.glsl"
 #include "attention_bwd.glsl"
 

@@ -9,6 +9,7 @@
 // Invocation u owns query rows u, u + WG, ... (OWNED of them): their q and
 // accumulator rows in shared memory, their scores against the key block in
 // registers.
+// variants: attention_fwd attention_fwd_bf16=ELEM_BF16 attention_fwd_f16=ELEM_F16
 #include "lws.glsl"
 #include "attention.glsl"
 

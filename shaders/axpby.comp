@@ -1,14 +1,16 @@
 #version 460
 #extension GL_GOOGLE_include_directive : require
 // out[i] = alpha * x[i] + beta * y[i] for i < n. out may alias x or y.
+// Elements in fp32, or bf16 / fp16 storage (lws.glsl); the sum in fp32.
+// variants: axpby axpby_bf16=ELEM_BF16 axpby_f16=ELEM_F16
 #include "lws.glsl"
 
 layout(local_size_x_id = 0) in;
 
 layout(push_constant, scalar) uniform Push {
-    Floats out_;
-    Floats x;
-    Floats y;
+    Elems out_;
+    Elems x;
+    Elems y;
     uint n;
     float alpha;
     float beta;
@@ -19,5 +21,5 @@ void main() {
     // device's workgroup-count limit, so it is never split).
     uint stride = gl_NumWorkGroups.x * gl_WorkGroupSize.x;
     for (uint i = gl_GlobalInvocationID.x; i < pc.n; i += stride)
-        pc.out_.v[i] = pc.alpha * pc.x.v[i] + pc.beta * pc.y.v[i];
+        ELEM_STORE(pc.out_, i, pc.alpha * ELEM_LOAD(pc.x, i) + pc.beta * ELEM_LOAD(pc.y, i));
 }

@@ -15,6 +15,12 @@
 //
 // scratch (floats): [0] n_valid (uint bits), [1..4) unused,
 //   [4, 4 + rows) lse, then partials [rows, n_chunks, 2] = (max, sum of exp).
+// The logits, the loss and the softmax are fp32 in every variant; dlogits is
+// fp32, or bf16 / fp16 storage (then a buffer of its own, not the logits).
+// grad_scale is multiplied by the float at the address `scale` when that is
+// not 0: the loss scale of fp16 training, which the host changes between
+// steps without recording again.
+// variants: cross_entropy cross_entropy_bf16=ELEM_BF16 cross_entropy_f16=ELEM_F16
 #include "lws.glsl"
 
 layout(local_size_x_id = 0) in;
@@ -22,7 +28,7 @@ layout(constant_id = 1) const uint PASS = 0;
 
 layout(push_constant, scalar) uniform Push {
     Floats logits;  // [rows, vocab]
-    Floats dlogits; // [rows, vocab], may be logits
+    Elems dlogits;  // [rows, vocab], may be logits (fp32)
     Floats losses;  // [rows]
     Uints targets;  // [rows]
     Floats scratch;
@@ -33,6 +39,7 @@ layout(push_constant, scalar) uniform Push {
     uint ignore_index;
     float z_loss;
     float grad_scale;
+    Floats scale;   // 0, or a loss scale that multiplies grad_scale
 } pc;
 
 const uint LSE = 4;
@@ -131,22 +138,25 @@ void row_loss() {
 
 void chunk_dlogits() {
     uint lid = gl_LocalInvocationID.x, c = gl_WorkGroupID.x, r = gl_WorkGroupID.y;
-    Floats x = row_of(pc.logits, r), dx = row_of(pc.dlogits, r);
+    Floats x = row_of(pc.logits, r);
+    Elems dx = Elems(uint64_t(pc.dlogits) + ELEM_BYTES * uint64_t(r) * uint64_t(pc.vocab));
     uint end = min((c + 1) * pc.chunk, pc.vocab);
     uint target = pc.targets.v[r];
     uint n_valid = Uints(uint64_t(pc.scratch)).v[0];
     if (target == pc.ignore_index || n_valid == 0) {
-        for (uint i = c * pc.chunk + lid; i < end; i += gl_WorkGroupSize.x) dx.v[i] = 0.0;
+        for (uint i = c * pc.chunk + lid; i < end; i += gl_WorkGroupSize.x) ELEM_STORE(dx, i, 0.0);
         return;
     }
     float lse = pc.scratch.v[LSE + r];
     float z_term = 2.0 * pc.z_loss * lse; // d(z lse^2)/dx = 2 z lse p
-    float coef = pc.grad_scale / float(n_valid);
+    float grad_scale = pc.grad_scale;
+    if (uint64_t(pc.scale) != 0) grad_scale *= pc.scale.v[0];
+    float coef = grad_scale / float(n_valid);
     for (uint i = c * pc.chunk + lid; i < end; i += gl_WorkGroupSize.x) {
         float p = exp(x.v[i] - lse);
         // p - onehot first: where p is near 1 it cancels exactly, and the
         // small z-loss term keeps its own relative precision.
-        dx.v[i] = ((p - (i == target ? 1.0 : 0.0)) + z_term * p) * coef;
+        ELEM_STORE(dx, i, ((p - (i == target ? 1.0 : 0.0)) + z_term * p) * coef);
     }
 }
 

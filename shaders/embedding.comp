@@ -3,13 +3,15 @@
 // Token embedding gather: out[t, :] = table[tokens[t], :].
 // tokens (n_tokens) uint32, table (vocab, dim), out (n_tokens, dim). A token
 // >= vocab gives a zero row: the data loader refuses such tokens, and a zero
-// row keeps a bad one from reading outside the table.
+// row keeps a bad one from reading outside the table. The table is fp32 (the
+// master weights); out in fp32, or bf16 / fp16 storage.
+// variants: embedding embedding_bf16=ELEM_BF16 embedding_f16=ELEM_F16
 #include "lws.glsl"
 
 layout(local_size_x_id = 0) in;
 
 layout(push_constant, scalar) uniform Push {
-    Floats out_;
+    Elems out_;
     Floats table;
     Uints tokens;
     uint n_tokens;
@@ -24,6 +26,6 @@ void main() {
     for (uint i = gl_GlobalInvocationID.x; i < n; i += stride) {
         uint t = i / pc.dim, c = i - t * pc.dim;
         uint token = pc.tokens.v[t];
-        pc.out_.v[i] = token < pc.vocab ? pc.table.v[token * pc.dim + c] : 0.0;
+        ELEM_STORE(pc.out_, i, token < pc.vocab ? pc.table.v[token * pc.dim + c] : 0.0);
     }
 }

@@ -22,7 +22,9 @@
 // vocab fall in no workgroup's rows and are ignored.
 //
 // Cost: every workgroup reads all n_tokens ids (cheap, cached), the dout rows
-// of its matches, and writes only the rows that were hit.
+// of its matches, and writes only the rows that were hit. dtable is fp32 (a
+// gradient); dout in fp32, or bf16 / fp16 storage.
+// variants: embedding_bwd embedding_bwd_bf16=ELEM_BF16 embedding_bwd_f16=ELEM_F16
 #include "lws.glsl"
 
 #define PER_THREAD 16
@@ -34,7 +36,7 @@ const uint WG = gl_WorkGroupSize.x;
 
 layout(push_constant, scalar) uniform Push {
     Floats dtable;
-    Floats dout;
+    Elems dout;
     Uints tokens;
     uint n_tokens;
     uint dim;
@@ -94,7 +96,7 @@ void main() {
         // 3. Add the matched rows of dout, in token order.
         if (has_column)
             for (uint m = 0; m < total; m++)
-                acc[list_row[m] * WG + lid] += pc.dout.v[list_token[m] * pc.dim + c];
+                acc[list_row[m] * WG + lid] += ELEM_LOAD(pc.dout, list_token[m] * pc.dim + c);
         barrier(); // the list and counts are rewritten by the next chunk
     }
 

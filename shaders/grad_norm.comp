@@ -4,7 +4,11 @@
 //   pass 0: workgroup c sums the squares of chunk c (LWS_OPTIM_CHUNK elements
 //           of one tensor's gradient) into partials[c]
 //   pass 1: one workgroup sums partials[0 .. total_chunks) and writes
-//           hyper.grad_norm = sqrt(sum) and hyper.clip_scale
+//           hyper.grad_norm = sqrt(sum) / loss_scale and hyper.clip_scale
+// With a loss scale (fp16 training) the gradients are that many times too
+// large: the norm is unscaled, and clip_scale carries 1 / loss_scale so that
+// AdamW's g * clip_scale is the unscaled, clipped gradient. The scale is a
+// power of two, so both divisions are exact (1 leaves fp32 unchanged).
 // Both trees are fixed (shared memory, halving), so the norm is bit-identical
 // from run to run on a device, for any subgroup size.
 #include "lws.glsl"
@@ -50,10 +54,12 @@ void main() {
     if (PASS == 0) {
         pc.partials.v[gl_WorkGroupID.x] = part[0];
     } else {
-        float norm = sqrt(part[0]);
+        float loss_scale = optim_loss_scale(pc.hyper);
+        float norm = sqrt(part[0]) / loss_scale;
         float max_norm = pc.hyper.max_grad_norm;
         // torch.nn.utils.clip_grad_norm_: coef = max / (norm + 1e-6), clamped to 1.
         pc.hyper.grad_norm = norm;
-        pc.hyper.clip_scale = max_norm > 0.0 ? min(1.0, max_norm / (norm + 1e-6)) : 1.0;
+        pc.hyper.clip_scale =
+            (max_norm > 0.0 ? min(1.0, max_norm / (norm + 1e-6)) : 1.0) / loss_scale;
     }
 }

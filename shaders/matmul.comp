@@ -9,7 +9,12 @@
 // Each invocation accumulates a TM x TN register block in fp32, over k in a
 // fixed order (k = 0, 1, ..., K-1), so the result is bit-identical from run
 // to run and does not depend on the subgroup size (no subgroup operations).
-// variants: matmul_nt=LAYOUT_NT matmul_nn=LAYOUT_NN matmul_tn=LAYOUT_TN
+//
+// Operands: A and B in fp32, or both in bf16 / fp16 storage (ELEM_BF16,
+// ELEM_F16); C like them, or fp32 with C_F32 (a weight gradient accumulating
+// into the fp32 gradients, or the logits the loss reads in fp32). Products
+// and sums are fp32 in every variant.
+// variants: matmul_nt=LAYOUT_NT matmul_nn=LAYOUT_NN matmul_tn=LAYOUT_TN matmul_nt_bf16=LAYOUT_NT,ELEM_BF16 matmul_nn_bf16=LAYOUT_NN,ELEM_BF16 matmul_tn_bf16=LAYOUT_TN,ELEM_BF16 matmul_nt_bf16_c32=LAYOUT_NT,ELEM_BF16,C_F32 matmul_nn_bf16_c32=LAYOUT_NN,ELEM_BF16,C_F32 matmul_tn_bf16_c32=LAYOUT_TN,ELEM_BF16,C_F32 matmul_nt_f16=LAYOUT_NT,ELEM_F16 matmul_nn_f16=LAYOUT_NN,ELEM_F16 matmul_tn_f16=LAYOUT_TN,ELEM_F16 matmul_nt_f16_c32=LAYOUT_NT,ELEM_F16,C_F32 matmul_nn_f16_c32=LAYOUT_NN,ELEM_F16,C_F32 matmul_tn_f16_c32=LAYOUT_TN,ELEM_F16,C_F32
 #include "lws.glsl"
 
 #if defined(LAYOUT_NT) + defined(LAYOUT_NN) + defined(LAYOUT_TN) != 1
@@ -34,7 +39,7 @@ layout(constant_id = 3) const uint TILE_M = 64;
 layout(constant_id = 4) const uint TILE_N = 64;
 layout(constant_id = 5) const uint TILE_K = 16;
 // VEC4: M, N, K are multiples of 4 and every operand address and batch
-// stride is 16-byte aligned, so groups of 4 elements along a row are either
+// stride is aligned to 4 elements, so groups of 4 elements along a row are either
 // wholly inside the matrix or wholly outside: loads and stores move whole
 // vec4s. Model shapes take this path; other shapes take the element-wise one.
 layout(constant_id = 6) const bool VEC4 = false;
@@ -46,18 +51,30 @@ layout(push_constant, scalar) uniform Push {
     uint accumulate; // 1: C += op(A) . op(B)
 } pc;
 
-// Four consecutive elements at a 16-byte aligned address (the VEC4 path). A
-// variant with a 16-bit ELEM defines ELEM4 and ELEM_BYTES to match (and the
-// host's alignment test becomes 8 bytes).
-#ifndef ELEM4
-#define ELEM4 vec4
-#define ELEM_BYTES 4
-#endif
-layout(buffer_reference, scalar, buffer_reference_align = 16) buffer Elem4At { ELEM4 v; };
-
+// Four consecutive elements of A or B at an address aligned to 4 elements
+// (the VEC4 path).
 vec4 load4(uint64_t base, uint elem) {
-    return vec4(Elem4At(base + ELEM_BYTES * uint64_t(elem)).v);
+    return ELEM4_LOAD(Elem4s(base + ELEM_BYTES * uint64_t(elem)), 0);
 }
+
+// C: fp32 (C_F32, or an fp32 variant), else ELEM like A and B.
+#if defined(C_F32)
+#define C_BYTES 4
+layout(buffer_reference, scalar, buffer_reference_align = 4) buffer COut { float v[]; };
+layout(buffer_reference, scalar, buffer_reference_align = 16) buffer COut4 { vec4 v[]; };
+#define C_LOAD(p, i) ((p).v[i])
+#define C_STORE(p, i, x) ((p).v[i] = (x))
+#define C4_LOAD(p, i) ((p).v[i])
+#define C4_STORE(p, i, x) ((p).v[i] = (x))
+#else
+#define C_BYTES ELEM_BYTES
+#define COut Elems
+#define COut4 Elem4s
+#define C_LOAD ELEM_LOAD
+#define C_STORE ELEM_STORE
+#define C4_LOAD ELEM4_LOAD
+#define C4_STORE ELEM4_STORE
+#endif
 
 const uint WG_X = gl_WorkGroupSize.x;
 const uint WG_Y = gl_WorkGroupSize.y;
@@ -134,7 +151,7 @@ void load_tile(bool is_a, bool k_contiguous, uint64_t X, uint R, uint r0, uint T
                 uint row = r0 + rr, k = k0 + kk;
                 uint at = k_contiguous ? min(row, R - 1) * K + min(k, K - 1)
                                        : min(k, K - 1) * R + min(row, R - 1);
-                float v = float(x.v[at]);
+                float v = ELEM_LOAD(x, at);
                 tile_store1(is_a, kk * ROW4 + rr / 4, rr % 4, row < R && k < K ? v : 0.0);
             }
         }
@@ -183,21 +200,21 @@ void main() {
             [[unroll]] for (uint j = 0; j < TN / 4; j++) {
                 uint gn = n0 + tx * TN + 4 * j;
                 if (gm < pc.m && gn < pc.n) {
-                    Elem4At out_ = Elem4At(C + ELEM_BYTES * uint64_t(gm * pc.n + gn));
+                    COut4 out_ = COut4(C + C_BYTES * uint64_t(gm * pc.n + gn));
                     vec4 v = vec4(acc[i * TN + 4 * j], acc[i * TN + 4 * j + 1],
                                   acc[i * TN + 4 * j + 2], acc[i * TN + 4 * j + 3]);
-                    if (pc.accumulate != 0) v += vec4(out_.v);
-                    out_.v = ELEM4(v);
+                    if (pc.accumulate != 0) v += C4_LOAD(out_, 0);
+                    C4_STORE(out_, 0, v);
                 }
             }
         } else {
-            Elems out_ = Elems(C);
+            COut out_ = COut(C);
             [[unroll]] for (uint j = 0; j < TN; j++) {
                 uint gn = n0 + tx * TN + j;
                 if (gm < pc.m && gn < pc.n) {
                     float v = acc[i * TN + j];
-                    if (pc.accumulate != 0) v += float(out_.v[gm * pc.n + gn]);
-                    out_.v[gm * pc.n + gn] = ELEM(v);
+                    if (pc.accumulate != 0) v += C_LOAD(out_, gm * pc.n + gn);
+                    C_STORE(out_, gm * pc.n + gn, v);
                 }
             }
         }

@@ -12,6 +12,8 @@
 //           element has one writer, adding in row order.
 //   PASS 1: invocation c sums scratch[0.., c] over the partials in order and
 //           adds the sum to dw[c] (dw accumulates over micro-batches).
+// dx, dy and x in fp32, or bf16 / fp16 storage; w, dw, rstd, scratch fp32.
+// variants: rmsnorm_bwd rmsnorm_bwd_bf16=ELEM_BF16 rmsnorm_bwd_f16=ELEM_F16
 #include "lws.glsl"
 
 layout(local_size_x_id = 0) in;
@@ -20,10 +22,10 @@ layout(constant_id = 2) const uint PASS = 0;
 #include "rmsnorm.glsl"
 
 layout(push_constant, scalar) uniform Push {
-    Floats dx;      // (rows, cols)
+    Elems dx;       // (rows, cols)
     Floats dw;      // (cols)
-    Floats dy;      // (rows, cols)
-    Floats x;       // (rows, cols)
+    Elems dy;       // (rows, cols)
+    Elems x;        // (rows, cols)
     Floats w;       // (cols)
     Floats rstd;    // (rows)
     Floats scratch; // (partials, cols)
@@ -61,15 +63,15 @@ void main() {
         float dot = 0.0;
         if (valid)
             for (uint c = lane; c < pc.cols; c += ROW_THREADS)
-                dot += pc.dy.v[base + c] * pc.w.v[c] * pc.x.v[base + c];
+                dot += ELEM_LOAD(pc.dy, base + c) * pc.w.v[c] * ELEM_LOAD(pc.x, base + c);
         float coef = s * s * s * rmsnorm_row_sum(dot) / float(pc.cols);
         if (!valid) continue;
         for (uint c = lane; c < pc.cols; c += ROW_THREADS) {
-            float dy = pc.dy.v[base + c], xv = pc.x.v[base + c];
+            float dy = ELEM_LOAD(pc.dy, base + c), xv = ELEM_LOAD(pc.x, base + c);
             float d = s * dy * pc.w.v[c] - xv * coef;
             float term = dy * xv * s;
             pc.scratch.v[partial + c] = k == first ? term : pc.scratch.v[partial + c] + term;
-            pc.dx.v[base + c] = pc.accumulate_dx != 0 ? pc.dx.v[base + c] + d : d;
+            ELEM_STORE(pc.dx, base + c, pc.accumulate_dx != 0 ? ELEM_LOAD(pc.dx, base + c) + d : d);
         }
     }
 }

@@ -19,15 +19,17 @@
 // k < 2^16 (k * P1 and k * P2 exact), i.e. positions up to about 100000.
 //
 // One invocation per (token, j): the angle depends only on those, so it is
-// computed once and applied to every head.
+// computed once and applied to every head. x and y in fp32, or bf16 / fp16
+// storage (the rotation in fp32).
+// variants: rope rope_bf16=ELEM_BF16 rope_f16=ELEM_F16
 #include "lws.glsl"
 #include "rope.glsl"
 
 layout(local_size_x_id = 0) in;
 
 layout(push_constant, scalar) uniform Push {
-    Floats y;
-    Floats x;
+    Elems y;
+    Elems x;
     uint n_tokens;
     uint seq_len;
     uint heads;
@@ -46,8 +48,8 @@ void main() {
     float s = pc.inverse != 0 ? -sc.x : sc.x, c = sc.y;
     for (uint h = 0; h < pc.heads; h++) {
         uint at = (t * pc.heads + h) * pc.head_dim + j;
-        float x0 = pc.x.v[at], x1 = pc.x.v[at + half_dim];
-        pc.y.v[at] = x0 * c - x1 * s;
-        pc.y.v[at + half_dim] = x1 * c + x0 * s;
+        float x0 = ELEM_LOAD(pc.x, at), x1 = ELEM_LOAD(pc.x, at + half_dim);
+        ELEM_STORE(pc.y, at, x0 * c - x1 * s);
+        ELEM_STORE(pc.y, at + half_dim, x1 * c + x0 * s);
     }
 }

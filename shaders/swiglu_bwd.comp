@@ -4,26 +4,28 @@
 //   da = dh * b * silu'(a),  silu'(a) = s + a s (1 - s) = s (1 + a (1 - s))
 //   db = dh * silu(a)
 // da and db may alias dh, a or b: each element is read before it is written.
+// Elements in fp32, or bf16 / fp16 storage.
+// variants: swiglu_bwd swiglu_bwd_bf16=ELEM_BF16 swiglu_bwd_f16=ELEM_F16
 #include "lws.glsl"
 #include "swiglu.glsl"
 
 layout(local_size_x_id = 0) in;
 
 layout(push_constant, scalar) uniform Push {
-    Floats da;
-    Floats db;
-    Floats dh;
-    Floats a;
-    Floats b;
+    Elems da;
+    Elems db;
+    Elems dh;
+    Elems a;
+    Elems b;
     uint n;
 } pc;
 
 void main() {
     uint stride = gl_NumWorkGroups.x * gl_WorkGroupSize.x;
     for (uint i = gl_GlobalInvocationID.x; i < pc.n; i += stride) {
-        float a = pc.a.v[i], b = pc.b.v[i], dh = pc.dh.v[i];
+        float a = ELEM_LOAD(pc.a, i), b = ELEM_LOAD(pc.b, i), dh = ELEM_LOAD(pc.dh, i);
         float s = swiglu_sigmoid(a);
-        pc.da.v[i] = dh * b * (s * (1.0 + a * (1.0 - s)));
-        pc.db.v[i] = dh * (a * s);
+        ELEM_STORE(pc.da, i, dh * b * (s * (1.0 + a * (1.0 - s))));
+        ELEM_STORE(pc.db, i, dh * (a * s));
     }
 }

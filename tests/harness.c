@@ -129,6 +129,77 @@ void test_download(lws_context *ctx, lws_buffer b, float *out, size_t n) {
     die_on(lws_download(ctx, b, out, n * sizeof(float)), "lws_download");
 }
 
+static uint32_t float_bits(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    return u;
+}
+
+static float bits_float(uint32_t u) {
+    float x;
+    memcpy(&x, &u, 4);
+    return x;
+}
+
+uint16_t test_to16(float x, lws_dtype t) {
+    uint32_t u = float_bits(x), sign = (u >> 16) & 0x8000u, ax = u & 0x7FFFFFFFu;
+    if (t == LWS_BF16) {
+        if (ax > 0x7F800000u) return (uint16_t)((u >> 16) | 0x40u);
+        return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+    }
+    if (ax > 0x7F800000u) return (uint16_t)(sign | 0x7E00u);
+    if (ax >= 0x477FF000u) return (uint16_t)(sign | 0x7C00u);
+    if (ax < 0x38800000u) return (uint16_t)(sign | (uint32_t)rint(bits_float(ax) * 16777216.0));
+    uint32_t r = ax - 0x38000000u;
+    return (uint16_t)(sign | ((r + 0x0FFFu + ((r >> 13) & 1u)) >> 13));
+}
+
+float test_from16(uint16_t h, lws_dtype t) {
+    if (t == LWS_BF16) return bits_float((uint32_t)h << 16);
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1Fu, m = h & 0x3FFu;
+    if (e == 0x1F) return bits_float(sign | 0x7F800000u | (m << 13));
+    float v = e == 0 ? (float)ldexp((double)m, -24) : (float)ldexp(1024.0 + m, (int)e - 25);
+    return sign ? -v : v;
+}
+
+float test_round(float x, lws_dtype t) {
+    return t == LWS_BF16 || t == LWS_F16 ? test_from16(test_to16(x, t), t) : x;
+}
+
+double test_unit_roundoff(lws_dtype t) {
+    return t == LWS_BF16 ? ldexp(1.0, -8) : t == LWS_F16 ? ldexp(1.0, -11) : 0.0;
+}
+
+lws_buffer test_upload_as(lws_context *ctx, const float *x, size_t n, lws_dtype t) {
+    if (t != LWS_BF16 && t != LWS_F16) return test_upload_floats(ctx, x, n);
+    uint16_t *h = test_malloc(n * sizeof *h + 2);
+    for (size_t i = 0; i < n; i++) h[i] = test_to16(x[i], t);
+    lws_buffer b = test_upload(ctx, h, n * sizeof *h);
+    b.dtype = t;
+    free(h);
+    return b;
+}
+
+lws_buffer test_output_as(lws_context *ctx, size_t n, lws_dtype t) {
+    if (t != LWS_BF16 && t != LWS_F16) return test_output(ctx, n);
+    lws_buffer b;
+    die_on(lws_alloc(ctx, n * 2, &b), "lws_alloc");
+    die_on(lws_fill(ctx, b, 0x7FC07FC0u), "lws_fill"); /* a quiet NaN in both types */
+    b.dtype = t;
+    return b;
+}
+
+void test_download_as(lws_context *ctx, lws_buffer b, float *out, size_t n) {
+    if (b.dtype != LWS_BF16 && b.dtype != LWS_F16) {
+        test_download(ctx, b, out, n);
+        return;
+    }
+    uint16_t *h = test_malloc(n * sizeof *h + 2);
+    die_on(lws_download(ctx, b, h, n * sizeof *h), "lws_download");
+    for (size_t i = 0; i < n; i++) out[i] = test_from16(h[i], b.dtype);
+    free(h);
+}
+
 void test_run(lws_context *ctx, void (*record)(lws_cmd *cmd, void *arg), void *arg) {
     lws_cmd *cmd;
     die_on(lws_cmd_begin(ctx, 0, &cmd), "lws_cmd_begin");

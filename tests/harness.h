@@ -49,6 +49,22 @@ void test_download(lws_context *ctx, lws_buffer b, float *out, size_t n);
 /* Records with fn, submits, waits; a failure fails the test. */
 void test_run(lws_context *ctx, void (*record)(lws_cmd *cmd, void *arg), void *arg);
 
+/* ---- 16-bit element types (bf16, f16), converted on the host the way the
+ * shaders do (shaders/common/lws.glsl): round to nearest even, overflow to
+ * infinity, NaN kept ---- */
+uint16_t test_to16(float x, lws_dtype t);
+float test_from16(uint16_t bits, lws_dtype t);
+/* x rounded to type t (x itself for LWS_F32). */
+float test_round(float x, lws_dtype t);
+/* The largest relative rounding error of type t: 2^-8 (bf16), 2^-11 (f16), 0. */
+double test_unit_roundoff(lws_dtype t);
+/* Uploads n floats as type t (rounded), the buffer's dtype set to t. */
+lws_buffer test_upload_as(lws_context *ctx, const float *x, size_t n, lws_dtype t);
+/* An output of n elements of type t poisoned with NaN. */
+lws_buffer test_output_as(lws_context *ctx, size_t n, lws_dtype t);
+/* Downloads n elements of b (its dtype) as floats. */
+void test_download_as(lws_context *ctx, lws_buffer b, float *out, size_t n);
+
 /* ---- comparisons ---- */
 typedef struct test_error {
     double max_abs, rel_l2;

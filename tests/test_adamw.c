@@ -5,7 +5,8 @@
  * (learning rate, bias corrections, max_grad_norm) and the gradients between
  * submissions; weight decay on some tensors only; clipping active (scale < 1)
  * on some steps; gradients zeroed after each step; nothing written past a
- * tensor's end; bit-identical on a second run. */
+ * tensor's end; bit-identical on a second run. A loss scale (fp16) leaves
+ * the step bit-identical; a non-finite gradient norm skips it. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,8 +178,83 @@ static void run_steps(lws_context *ctx, uint64_t seed, float *p_out, float *m_ou
     lws_arena_reset(ctx, mark);
 }
 
+/* One step of grad_norm + adamw on one tensor of n elements from p0 (moments
+ * m0, v0) with gradient g and the given loss scale; p, m, v and g after it
+ * into out[0..4) (host arrays of n floats). */
+static void one_step(lws_context *ctx, const float *const in[4], uint32_t n, float loss_scale,
+                     float *const out[4], float *grad_norm) {
+    lws_arena_mark mark = lws_arena_get_mark(ctx);
+    lws_buffer b[4];
+    for (int i = 0; i < 4; i++) b[i] = test_upload_floats(ctx, in[i], n);
+    lws_optim_entry e = {b[0].addr, b[3].addr, b[1].addr, b[2].addr, n, 1, 0, 0};
+    uint32_t chunks = (n + LWS_OPTIM_CHUNK - 1) / LWS_OPTIM_CHUNK;
+    lws_buffer table = test_upload(ctx, &e, sizeof e), scratch = test_output(ctx, chunks);
+    lws_optim_hyper h = step_hyper(2);
+    h.max_grad_norm = 0.0f;
+    h.loss_scale = loss_scale;
+    lws_buffer hyper = test_upload(ctx, &h, sizeof h);
+    lws_cmd *cmd;
+    CHECK_OK(lws_cmd_begin(ctx, 0, &cmd));
+    lws_op_grad_norm(cmd, hyper, table, 1, chunks, scratch);
+    lws_cmd_barrier(cmd);
+    lws_op_adamw(cmd, hyper, table, 1, chunks);
+    CHECK_OK(lws_cmd_end(cmd));
+    CHECK_OK(lws_submit(ctx, &cmd, 1));
+    lws_cmd_destroy(cmd);
+    for (int i = 0; i < 4; i++) test_download(ctx, b[i], out[i], n);
+    CHECK_OK(lws_download(ctx, hyper, &h, sizeof h));
+    *grad_norm = h.grad_norm;
+    lws_arena_reset(ctx, mark);
+}
+
+/* fp16 training's loss scale: gradients 1024 times too large with
+ * loss_scale 1024 give the same step bit for bit (the power of two divides
+ * exactly); a gradient with an infinity or a NaN (an overflow) gives a
+ * non-finite norm and skips the step: p, m, v unchanged, gradients zeroed. */
+static void check_loss_scale(lws_context *ctx) {
+    enum { N = 4097 };
+    test_rng rng;
+    test_rng_seed(&rng, 77);
+    float *p = test_random_floats(&rng, N, 1.0), *m = test_random_floats(&rng, N, 0.01);
+    float *v = test_random_floats(&rng, N, 0.001), *g = test_random_floats(&rng, N, 0.05);
+    float *g_scaled = test_malloc(N * sizeof *g_scaled);
+    for (uint32_t i = 0; i < N; i++) v[i] = v[i] * v[i], g_scaled[i] = g[i] * 1024;
+    float *plain[4], *scaled[4], norm_plain, norm_scaled, norm_bad;
+    for (int i = 0; i < 4; i++)
+        plain[i] = test_malloc(N * sizeof(float)), scaled[i] = test_malloc(N * sizeof(float));
+    const float *in_plain[4] = {p, m, v, g}, *in_scaled[4] = {p, m, v, g_scaled};
+    one_step(ctx, in_plain, N, 1.0f, plain, &norm_plain);
+    one_step(ctx, in_scaled, N, 1024.0f, scaled, &norm_scaled);
+    test_checks += 4;
+    if (!test_bitwise_equal("p with gradients x 1024 and loss_scale 1024", scaled[0], plain[0], N))
+        test_failures++;
+    if (!test_bitwise_equal("m with gradients x 1024 and loss_scale 1024", scaled[1], plain[1], N))
+        test_failures++;
+    if (!test_bitwise_equal("v with gradients x 1024 and loss_scale 1024", scaled[2], plain[2], N))
+        test_failures++;
+    if (!test_bitwise_equal("grad_norm with loss_scale 1024", &norm_scaled, &norm_plain, 1))
+        test_failures++;
+    const float bad[] = {INFINITY, NAN};
+    for (int k = 0; k < 2; k++) {
+        g_scaled[N / 2] = bad[k];
+        one_step(ctx, in_scaled, N, 1024.0f, scaled, &norm_bad);
+        int same = memcmp(scaled[0], p, N * 4) == 0 && memcmp(scaled[1], m, N * 4) == 0 &&
+                   memcmp(scaled[2], v, N * 4) == 0;
+        size_t nonzero = 0;
+        for (uint32_t i = 0; i < N; i++) nonzero += scaled[3][i] != 0.0f;
+        CHECK(!isfinite(norm_bad) && same && nonzero == 0,
+              "a gradient of %g: norm %g (want non-finite), p, m, v %s, %zu gradients not zeroed",
+              (double)bad[k], (double)norm_bad, same ? "kept" : "changed", nonzero);
+        printf("%s a gradient of %g skips the step: p, m, v kept, gradients zeroed\n",
+               !isfinite(norm_bad) && same && nonzero == 0 ? "ok  " : "FAIL", (double)bad[k]);
+    }
+    for (int i = 0; i < 4; i++) free(plain[i]), free(scaled[i]);
+    free(p), free(m), free(v), free(g), free(g_scaled);
+}
+
 int main(void) {
     lws_context *ctx = test_context();
+    check_loss_scale(ctx);
     size_t offset[N_TENSORS], total = 0;
     for (size_t t = 0; t < N_TENSORS; t++) offset[t] = total, total += sizes[t] + 1;
     float *p = test_malloc(total * sizeof *p), *m = test_malloc(total * sizeof *m);

@@ -365,8 +365,18 @@ static void train_data_checks(void) {
               "'steps': 100, 'lr': 0.001%s}}",                                                     \
               head, extra),                                                                        \
      text)
-    PARSE_ERROR("precision", TRAIN(", 'precision': 'bf16'"), "train.precision", "\"bf16\"",
-                "allowed: \"fp32\"");
+    PARSE_ERROR("precision", TRAIN(", 'precision': 'fp8'"), "train.precision", "\"fp8\"",
+                "allowed: \"fp32\", \"bf16\", \"fp16\"");
+    CHECK_OK(lws_config_parse(js(TRAIN(", 'precision': 'fp16'")), "tests/inline.json", &cfg));
+    CHECK(strcmp(cfg.train.precision, "fp16") == 0 && cfg.train.loss_scale == 65536,
+          "train.precision fp16 read as %s, loss scale %g", cfg.train.precision,
+          cfg.train.loss_scale);
+    PARSE_ERROR("loss scale not a power of two", TRAIN(", 'precision': 'fp16', 'loss_scale': 1000"),
+                "train.loss_scale", "1000", "power of two");
+    PARSE_ERROR("loss scale past 2^24", TRAIN(", 'precision': 'fp16', 'loss_scale': 33554432"),
+                "train.loss_scale", "33554432");
+    PARSE_ERROR("loss scale without fp16", TRAIN(", 'precision': 'bf16', 'loss_scale': 1024"),
+                "train.loss_scale", "\"bf16\"");
     PARSE_ERROR("schedule", TRAIN(", 'schedule': 'linear'"), "train.schedule",
                 "\"constant\", \"cosine\", \"wsd\"");
     PARSE_ERROR("warmup", TRAIN(", 'warmup_steps': 100"), "train.warmup_steps", "100",

@@ -12,9 +12,10 @@
  *    within the fp64 reference's tolerance), writing only row pos;
  *  - tiny random models, post_norm and pre_norm, tied and untied, QK-norm on
  *    and off, GQA groups 1 to 6: the logits of the decode path, token by
- *    token, match lws_model_logits at every position; so do the ones after a
- *    prefill through the full forward, one longer than the model's sequence,
- *    and a second run (bit-identical). */
+ *    token, match lws_model_logits at every position (its logits come chunk
+ *    by chunk of the output head: chunks of 5 tokens here, so several); so do
+ *    the ones after a prefill through the full forward, one longer than the
+ *    model's sequence, and a second run (bit-identical). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -347,6 +348,7 @@ static void check_model(lws_context *ctx, test_rng *rng, const char *name, const
     "0.3, " extra
 
 int main(void) {
+    setenv("LWS_HEAD_CHUNK_ROWS", "5", 1);
     lws_context *ctx = test_context();
     test_rng rng;
     test_rng_seed(&rng, 20250917);

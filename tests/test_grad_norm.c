@@ -22,7 +22,7 @@ static void record(lws_cmd *cmd, void *arg) {
     lws_op_grad_norm(cmd, j->hyper, j->table, j->n_tensors, j->total_chunks, j->scratch);
 }
 
-static lws_optim_hyper run_once(lws_context *ctx, job *j, float max_grad_norm) {
+static lws_optim_hyper run_once(lws_context *ctx, job *j, float max_grad_norm, float loss_scale) {
     lws_optim_hyper h = {.lr = 3e-4f,
                          .beta1 = 0.9f,
                          .beta2 = 0.95f,
@@ -32,8 +32,9 @@ static lws_optim_hyper run_once(lws_context *ctx, job *j, float max_grad_norm) {
                          .bias_correction2 = 0.05f,
                          .max_grad_norm = max_grad_norm,
                          .grad_norm = NAN,
-                         .clip_scale = NAN};
-    for (int i = 0; i < 6; i++) h.pad[i] = (float)(i + 1);
+                         .clip_scale = NAN,
+                         .loss_scale = loss_scale};
+    for (int i = 0; i < 4; i++) h.pad[i] = (float)(i + 2);
     CHECK_OK(lws_upload(ctx, j->hyper, &h, sizeof h));
     test_run(ctx, record, j);
     lws_optim_hyper got;
@@ -42,7 +43,7 @@ static lws_optim_hyper run_once(lws_context *ctx, job *j, float max_grad_norm) {
     lws_optim_hyper masked = got;
     masked.grad_norm = h.grad_norm, masked.clip_scale = h.clip_scale;
     CHECK(memcmp(&masked.lr, &h.lr, offsetof(lws_optim_hyper, grad_norm)) == 0 &&
-              memcmp(masked.pad, h.pad, sizeof h.pad) == 0,
+              masked.loss_scale == h.loss_scale && memcmp(masked.pad, h.pad, sizeof h.pad) == 0,
           "grad_norm wrote hyper fields other than grad_norm and clip_scale");
     return got;
 }
@@ -76,7 +77,7 @@ static void run_table(lws_context *ctx, test_rng *rng, const uint32_t *sizes, ui
      * adds at most half an ulp of relative error: under 2e-6 for these
      * tables, the square root halves it. */
     double tol = 2e-6;
-    lws_optim_hyper off = run_once(ctx, &j, 0.0f);
+    lws_optim_hyper off = run_once(ctx, &j, 0.0f, 1.0f);
     float got_norm = off.grad_norm;
     snprintf(what, sizeof what, "%s: grad_norm (%u tensors, %u chunks)", name, n_tensors,
              total_chunks);
@@ -84,12 +85,12 @@ static void run_table(lws_context *ctx, test_rng *rng, const uint32_t *sizes, ui
     snprintf(what, sizeof what, "%s: clip_scale with max_grad_norm 0", name);
     CHECK(off.clip_scale == 1.0f, "%s is %.9g, want 1", what, off.clip_scale);
 
-    lws_optim_hyper above = run_once(ctx, &j, (float)(2 * norm));
+    lws_optim_hyper above = run_once(ctx, &j, (float)(2 * norm), 0.0f);
     snprintf(what, sizeof what, "%s: clip_scale with max_grad_norm 2 x norm", name);
     CHECK(above.clip_scale == 1.0f, "%s is %.9g, want 1", what, above.clip_scale);
 
     float max_norm = (float)(0.25 * norm);
-    lws_optim_hyper below = run_once(ctx, &j, max_norm);
+    lws_optim_hyper below = run_once(ctx, &j, max_norm, 1.0f);
     double want_scale = ref_clip_scale(norm, max_norm);
     snprintf(what, sizeof what, "%s: clip_scale with max_grad_norm norm / 4", name);
     /* One division more than the norm's error. */
@@ -98,10 +99,22 @@ static void run_table(lws_context *ctx, test_rng *rng, const uint32_t *sizes, ui
     snprintf(what, sizeof what, "%s: grad_norm rerun", name);
     test_checks++;
     if (!test_bitwise_equal(what, &got_norm, &below.grad_norm, 1)) test_failures++;
-    lws_optim_hyper again = run_once(ctx, &j, max_norm);
+    lws_optim_hyper again = run_once(ctx, &j, max_norm, 1.0f);
     snprintf(what, sizeof what, "%s: clip_scale rerun", name);
     test_checks++;
     if (!test_bitwise_equal(what, &below.clip_scale, &again.clip_scale, 1)) test_failures++;
+
+    /* Gradients that carry a loss scale of 1024 (fp16 training): the norm is
+     * the unscaled one and clip_scale (no clipping here) is 1/1024, exactly:
+     * a power of two divides without rounding. */
+    lws_optim_hyper scaled = run_once(ctx, &j, 0.0f, 1024.0f);
+    float want_norm = got_norm / 1024, want_clip = 1.0f / 1024;
+    int exact = memcmp(&scaled.grad_norm, &want_norm, 4) == 0 &&
+                memcmp(&scaled.clip_scale, &want_clip, 4) == 0;
+    CHECK(exact, "%s: loss scale 1024: norm %.9g clip %.9g, want %.9g and %.9g", name,
+          scaled.grad_norm, scaled.clip_scale, want_norm, want_clip);
+    printf("%s %s: a loss scale of 1024 divides the norm and the clip scale exactly\n",
+           exact ? "ok  " : "FAIL", name);
 
     for (uint32_t t = 0; t < n_tensors; t++) free(grads[t]);
     free(grads), free(n), free(table);

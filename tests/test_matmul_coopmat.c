@@ -1,4 +1,4 @@
-// lws-test: vulkan
+// lws-test: vulkan kernel
 /* The matrix-unit matmul on a device that has matrix units (skipped, exit 77,
  * elsewhere: lavapipe has none): the three layouts against the fp64
  * reference at sizes 1, primes, non-multiples of every tile side and model

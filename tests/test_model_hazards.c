@@ -3,10 +3,11 @@
  * layer's forward and backward, the head with the loss, the embedding
  * backward, the optimizer), evaluation, logits and decoding — passes the
  * hazard checker for every tiny config (post- and pre-norm, tied and untied,
- * both GQA policies, an odd depth), and records no barrier the checker finds
- * unneeded. With one barrier of a real recording left out (LWS_SKIP_BARRIER's
- * context option), inside a layer's forward and inside its backward, the
- * checker refuses the recording naming both operations, their shaders, the
+ * both GQA policies, an odd depth), in bf16 and fp16 too (the 16-bit weight
+ * copy after the optimizer, the loss scale), with the output head in one
+ * chunk and in several, and records no barrier the checker finds unneeded. With one barrier of a
+ * real recording left out (LWS_SKIP_BARRIER's context option), inside a layer's forward and inside
+ * its backward, the checker refuses the recording naming both operations, their shaders, the
  * buffers and the layer. */
 #include <stdlib.h>
 #include <string.h>
@@ -33,22 +34,34 @@ static uint32_t barriers_of(const lws_cmd *c, uint32_t *unneeded) {
     return total;
 }
 
-/* Builds the training and inference models and a decoder under the checker. */
-static void check_recordings(const char *path) {
+/* Builds the training and inference models and a decoder under the checker,
+ * in the given precision, the head in chunks of head_chunk tokens ("" for
+ * the default: one chunk); the logits of a forward are recorded too. */
+static void check_recordings(const char *path, const char *precision, const char *head_chunk) {
     lws_config cfg;
-    CHECK_OK(lws_config_load(path, &cfg));
+    char set[64];
+    snprintf(set, sizeof set, "train.precision=%s", precision);
+    const char *sets[] = {set};
+    CHECK_OK(lws_config_load_with(path, sets, 1, &cfg));
+    setenv("LWS_HEAD_CHUNK_ROWS", head_chunk, 1);
     lws_context *ctx = checked_context(0);
     lws_model *train = NULL, *infer = NULL;
     lws_decoder *dec = NULL;
     CHECK_OK(lws_model_create(ctx, &cfg, 3, 11, 1, &train));
     CHECK_OK(lws_model_create(ctx, &cfg, 2, 9, 0, &infer));
     if (infer) CHECK_OK(lws_decoder_create(infer, 13, &dec));
+    uint32_t tokens[18] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18};
+    float *logits = test_malloc(18 * cfg.model.vocab_size * sizeof *logits);
+    if (infer) CHECK_OK(lws_model_logits(infer, tokens, logits));
+    free(logits);
+    unsetenv("LWS_HEAD_CHUNK_ROWS");
     uint64_t total = 0, unneeded = 0;
     lws_context_barrier_stats(ctx, &total, &unneeded);
     CHECK(total > 0 && unneeded == 0,
           "%s: %llu barriers recorded, %llu of them unneeded (no hazard across them)", path,
           (unsigned long long)total, (unsigned long long)unneeded);
-    printf("%-28s every recording passes the checker: %llu barriers, %llu unneeded\n", path,
+    printf("%-28s %s%s%s: every recording passes the checker: %llu barriers, %llu unneeded\n", path,
+           precision, head_chunk[0] ? ", head in chunks of " : "", head_chunk,
            (unsigned long long)total, (unsigned long long)unneeded);
     lws_decoder_destroy(dec);
     lws_model_destroy(infer);
@@ -109,7 +122,7 @@ static void check_missing_barriers(const char *path) {
     uint32_t before_fwd1 = barriers_of(m->cmd_embed, NULL) + barriers_of(m->cmd_fwd[0], NULL);
     uint32_t before_bwd1 = barriers_of(m->cmd_embed, NULL);
     for (uint32_t i = 0; i < L; i++) before_bwd1 += barriers_of(m->cmd_fwd[i], NULL);
-    before_bwd1 += barriers_of(m->cmd_eval_head, NULL) + barriers_of(m->cmd_logits_head, NULL) +
+    before_bwd1 += barriers_of(m->cmd_eval_head, NULL) + barriers_of(m->cmd_final_norm, NULL) +
                    barriers_of(m->cmd_head, NULL) + barriers_of(m->cmd_bwd[0], NULL);
     uint32_t fwd1 = barriers_of(m->cmd_fwd[1], NULL), bwd1 = barriers_of(m->cmd_bwd[1], NULL);
     lws_model_destroy(m);
@@ -122,7 +135,11 @@ int main(void) {
     static const char *const configs[] = {"configs/tiny/crown.json", "configs/tiny/framed.json",
                                           "configs/tiny/vanilla.json", "configs/tiny/reverse.json",
                                           "configs/tiny/isotropic.json"};
-    for (size_t i = 0; i < sizeof configs / sizeof *configs; i++) check_recordings(configs[i]);
+    for (size_t i = 0; i < sizeof configs / sizeof *configs; i++)
+        check_recordings(configs[i], "fp32", "");
+    check_recordings("configs/tiny/crown.json", "fp32", "8");
+    check_recordings("configs/tiny/crown.json", "bf16", "8");
+    check_recordings("configs/tiny/framed.json", "fp16", "");
     check_missing_barriers("configs/tiny/crown.json");  /* post-norm */
     check_missing_barriers("configs/tiny/framed.json"); /* pre-norm */
     return test_finish(NULL);

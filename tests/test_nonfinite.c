@@ -1,4 +1,4 @@
-// lws-test: vulkan
+// lws-test: vulkan kernel
 /* The count of non-finite parameters over a multi-tensor table against a
  * count on the host: NaNs of both signs and payloads, both infinities, and
  * the finite values nearest them (FLT_MAX, the smallest subnormal, -0) that

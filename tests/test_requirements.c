@@ -1,12 +1,15 @@
 // lws-test: plain
 /* The device checks that need no device: the features every shader needs
  * (a capability record without shaderInt64, bufferDeviceAddress or
- * scalarBlockLayout is refused, naming the feature and the device), the
+ * scalarBlockLayout is refused, naming the feature and the device), those
+ * of train.precision (bf16 and fp16 refused without 16-bit storage), the
  * queue family lws records on, and timestamps masked to the queue's valid
  * bits (the counter wraps there and the bits above are undefined). */
+#include <stdio.h>
 #include <string.h>
 
 #include "harness.h"
+#include "lws/model.h"
 
 static void check_features(void) {
     VkPhysicalDeviceFeatures core = {.shaderInt64 = VK_TRUE};
@@ -57,8 +60,35 @@ static void check_timestamps(void) {
     printf("ok   timestamps masked to their valid bits\n");
 }
 
+static void check_precision(void) {
+    lws_device_caps caps = {.name = "Old GPU", .storage_buffer_16bit = 0};
+    const char *names[] = {"fp32", "bf16", "fp16"};
+    for (int i = 0; i < 3; i++) {
+        lws_config cfg;
+        char set[48];
+        snprintf(set, sizeof set, "train.precision=%s", names[i]);
+        const char *sets[] = {set};
+        CHECK_OK(lws_config_load_with("configs/tiny/crown.json", sets, 1, &cfg));
+        caps.storage_buffer_16bit = 0;
+        lws_status s = lws_model_check_device(&cfg, &caps);
+        if (i == 0) {
+            CHECK(s == LWS_OK, "fp32 needs no 16-bit storage: %s", lws_error_message());
+        } else {
+            CHECK(s != LWS_OK && test_contains(lws_error_message(), "storageBuffer16BitAccess") &&
+                      test_contains(lws_error_message(), "Old GPU") &&
+                      test_contains(lws_error_message(), names[i]) &&
+                      test_contains(lws_error_message(), "train.precision=fp32"),
+                  "%s without 16-bit storage: '%s'", names[i], lws_error_message());
+            caps.storage_buffer_16bit = 1;
+            CHECK_OK(lws_model_check_device(&cfg, &caps));
+        }
+    }
+    printf("ok   bf16 and fp16 need 16-bit storage, fp32 does not\n");
+}
+
 int main(void) {
     check_features();
+    check_precision();
     check_queue_family();
     check_timestamps();
     return test_finish(NULL);

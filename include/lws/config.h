@@ -57,7 +57,11 @@ typedef struct lws_train_config {
     uint32_t log_every, checkpoint_every, keep_checkpoints; /* checkpoint_every 0 = at the end;
                                                                keep_checkpoints 0 = keep all */
     char out_dir[1024];
-    char precision[16];
+    char precision[16]; /* "fp32", "bf16" or "fp16": how activations and the matmuls'
+                           operands are stored (fp32 master weights, gradients and
+                           AdamW in every case; docs/design.md) */
+    double loss_scale;  /* fp16: the first loss scale, a power of two from 1 to 2^24
+                           (lws_model_loss_scale; default LWS_LOSS_SCALE_INIT) */
     /* data parallelism (several ranks): ZeRO-1, each rank keeping the AdamW
      * moments of its slice of the parameters; and the gradient bytes one
      * reduction carries at least (whole layers, from the head down) */

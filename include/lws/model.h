@@ -50,6 +50,12 @@ int lws_memory_plan_fits(const lws_memory_plan *plan, const lws_device_caps *cap
 
 /* ---- building ------------------------------------------------------------- */
 
+/* Whether the device has what cfg's precision needs: bf16 and fp16 store
+ * tensors in 16 bits (the Vulkan feature storageBuffer16BitAccess); fp32 runs
+ * anywhere lws does. LWS_OK, or an error naming the feature, the device and
+ * the way out. */
+lws_status lws_model_check_device(const lws_config *cfg, const lws_device_caps *caps);
+
 /* Flags of lws_model_create_ex. */
 #define LWS_MODEL_PROFILE_OPS 1u /* a timestamp region around every op (lws bench) */
 
@@ -114,14 +120,20 @@ lws_status lws_model_logits(lws_model *m, const uint32_t *inputs, float *logits)
  * (betas, eps, weight decay from cfg.train) with learning rate lr as update
  * number `step` (1-based, for the bias corrections); zeroes the gradients and
  * returns the gradient norm before clipping and how many parameters are not
- * finite after the update (NaN or infinite; counted on the device). */
+ * finite after the update (NaN or infinite; counted on the device). A
+ * non-finite norm skips the update; in fp16 that is the loss scale's
+ * overflow (lws_model_loss_scale says it was skipped and the scale is
+ * halved), otherwise the caller's error. A skipped step still counts in
+ * `step`: the schedule and the bias corrections go on as if it had run. */
 lws_status lws_model_optimizer_step(lws_model *m, double lr, uint64_t step, double *grad_norm,
                                     double *nonfinite);
 /* The same for a sharded model, over its slice: the slice's squared gradient
  * norm is summed over the ranks by sum(user, x, 1) (every rank calls it, in
  * the same order), clipping uses the global norm, and the non-finite counts
  * are summed the same way. Zeroes the whole gradient block. The caller then
- * gathers the updated slices of the parameters. */
+ * gathers the updated slices of the parameters. In fp16 a non-finite global
+ * norm (an overflow on any rank's slice) skips the update on every rank and
+ * halves every rank's loss scale alike. */
 typedef lws_status (*lws_sum_fn)(void *user, double *x, uint32_t n);
 lws_status lws_model_optimizer_step_shard(lws_model *m, double lr, uint64_t step, lws_sum_fn sum,
                                           void *user, double *grad_norm, double *nonfinite);
@@ -144,6 +156,26 @@ lws_status lws_model_run_segments(lws_model *m, uint32_t first, uint32_t count, 
                                   void *user);
 /* After segment 0: the micro-batch's mean loss. */
 lws_status lws_model_segments_loss(lws_model *m, double *loss);
+
+/* The loss scale of fp16 training (train.precision "fp16"): the loss's
+ * gradient is multiplied by `scale` so that small activation gradients do not
+ * underflow fp16, and the optimizer divides it out. An update whose gradients
+ * overflowed (a non-finite gradient norm) is skipped and halves the scale;
+ * LWS_LOSS_SCALE_GROWTH_STEPS good updates in a row double it. It starts at
+ * LWS_LOSS_SCALE_INIT. fp32 and bf16 keep scale 1 and never skip. */
+#define LWS_LOSS_SCALE_INIT         65536.0
+#define LWS_LOSS_SCALE_GROWTH_STEPS 2000u
+#define LWS_LOSS_SCALE_MAX          16777216.0 /* 2^24 */
+typedef struct lws_loss_scale {
+    int dynamic;         /* fp16: the scale changes with overflows */
+    double scale;        /* a power of two in [1, LWS_LOSS_SCALE_MAX] */
+    uint32_t good_steps; /* updates since the scale last changed */
+    int skipped;         /* the last update was skipped (its gradients overflowed) */
+} lws_loss_scale;
+lws_loss_scale lws_model_loss_scale(const lws_model *m);
+/* Restores a loss scale (a checkpoint's): scale a power of two in
+ * [1, LWS_LOSS_SCALE_MAX]; only for an fp16 training model. */
+lws_status lws_model_set_loss_scale(lws_model *m, double scale, uint32_t good_steps);
 
 /* Device times of the last step, from timestamp queries (0 without them). */
 typedef struct lws_timing {

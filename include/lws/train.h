@@ -35,9 +35,11 @@ typedef struct lws_batch_source {
 
 typedef struct lws_step_result {
     double loss;      /* mean over the step's micro-batches */
-    double grad_norm; /* before clipping */
+    double grad_norm; /* before clipping; not finite when the update was skipped */
     double lr;
     int updated; /* the update ran: after a failure, the weights are no longer the last step's */
+    double loss_scale; /* fp16: the scale after this step (lws_model_loss_scale); else 1 */
+    int skipped;       /* fp16: the gradients overflowed, the update was skipped */
     /* data-parallel steps (lws_dist_train_step): */
     int all_ranks; /* the step reached the point where every rank decides alike: a failure
                       after it is every rank's (0: a failure of this rank alone) */
@@ -51,7 +53,8 @@ typedef struct lws_step_result {
 lws_status lws_train_accumulate(lws_model *m, const lws_batch_source *src,
                                 const lws_stop_flag *stop, double *loss);
 /* Clipping and AdamW as update number `step` (1-based) at learning rate lr;
- * zeroes the gradients. A non-finite gradient norm, or any parameter NaN or
+ * zeroes the gradients. A non-finite gradient norm (except in fp16, where the
+ * loss scale skips the update and is lowered), or any parameter NaN or
  * infinite after the update (counted on the device), is LWS_ERR_NUMERIC. */
 lws_status lws_train_update(lws_model *m, uint64_t step, double lr, double *grad_norm);
 /* Both: optimizer step number `step` at the schedule's learning rate. */
@@ -163,6 +166,9 @@ typedef struct lws_train_progress {
     uint32_t n_layers;
     const double *layer_fwd_ms, *layer_bwd_ms; /* device times, 0 without timestamps */
     double head_ms, optimizer_ms;
+    int loss_scaling;  /* fp16: the two below are meaningful */
+    double loss_scale; /* after this step */
+    int skipped;       /* this step's update was skipped (overflow) */
     /* EVAL */
     double val_loss, val_ppl, val_bpb;   /* val_bpb NAN when unknown */
     uint64_t val_count;                  /* tokens evaluated */

@@ -176,7 +176,8 @@ typedef struct lws_buffer {
     lws_dtype dtype;
 } lws_buffer;
 
-/* Sub-allocates size bytes (aligned to 256) from the context's arena. */
+/* Sub-allocates size bytes (aligned to 256) from the context's arena; the
+ * range's dtype is LWS_F32 until the caller says otherwise. */
 lws_status lws_alloc(lws_context *ctx, VkDeviceSize size, lws_buffer *out);
 /* A view of bytes [offset, offset+size) of b. */
 lws_buffer lws_buffer_slice(lws_buffer b, VkDeviceSize offset, VkDeviceSize size);

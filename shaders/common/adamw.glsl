@@ -16,8 +16,17 @@ layout(buffer_reference, scalar, buffer_reference_align = 4) buffer OptimHyper {
     float max_grad_norm;    // <= 0: no clipping
     float grad_norm;
     float clip_scale;
-    float pad[6];
+    float loss_scale;       // the gradients are scaled by it (fp16 training); 0 reads as 1
+    float nonfinite;        // parameters NaN or infinite after the update (nonfinite.comp)
+    float pad[4];
 };
+
+// The loss scale the gradients carry (0, in a table that never set it, is 1).
+float optim_loss_scale(OptimHyper h) { return h.loss_scale > 0.0 ? h.loss_scale : 1.0; }
+
+// A gradient norm that is not finite (an overflow of fp16 gradients, or any
+// NaN): the step is skipped. `<=` is false for NaN as for infinity.
+bool optim_norm_finite(float norm) { return norm <= 3.402823466e38; }
 
 // One tensor: its four buffers, its size, and where its chunks start in the
 // running count of chunks over the whole table.

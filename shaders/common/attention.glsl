@@ -7,7 +7,9 @@
 //   k, v, dk, dv     [batch*seq, kv_heads*head_dim]
 //   lse, delta       [batch, q_heads, seq]
 // Query head h reads KV head h / (q_heads / kv_heads). Rows are read as vec4s:
-// head_dim is a multiple of 4 and every tensor starts 16-byte aligned.
+// head_dim is a multiple of 4 and every tensor starts 16-byte aligned (8 in
+// the 16-bit variants). The head-row tensors are in fp32, or bf16 / fp16
+// storage (ELEM4, lws.glsl); lse, delta, the tiles and all sums are fp32.
 //
 // Work split: an invocation owns OWNED rows of its block (query rows, or key
 // rows in the dk/dv kernel; the host picks 1 on GPUs, more on CPUs). The
@@ -19,8 +21,6 @@
 // head_dim), so each vec4 read from a tile feeds 4 * OWNED FMAs. Every sum
 // runs in a fixed order: results do not depend on the subgroup size.
 #extension GL_EXT_control_flow_attributes : require
-
-layout(buffer_reference, scalar, buffer_reference_align = 16) buffer Vec4s { vec4 v[]; };
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint BLOCK_Q = 32;  // query rows per block
@@ -43,16 +43,16 @@ const float MASKED = -1.0e30;
 
 // One push-constant block for every attention kernel (104 bytes).
 layout(push_constant, scalar) uniform Push {
-    Vec4s q;
-    Vec4s k;
-    Vec4s v;
-    Vec4s o;
+    Elem4s q;
+    Elem4s k;
+    Elem4s v;
+    Elem4s o;
     Floats lse;
-    Vec4s dout;
+    Elem4s dout;
     Floats delta;
-    Vec4s dq;
-    Vec4s dk;
-    Vec4s dv;
+    Elem4s dq;
+    Elem4s dk;
+    Elem4s dv;
     uint batch;
     uint seq;
     uint q_heads;
@@ -76,7 +76,7 @@ uint attn_row_index(uint b, uint head, uint t) { return (b * pc.q_heads + head) 
     for (uint e_ = gl_LocalInvocationIndex; e_ < (rows) * DV; e_ += WG) {                          \
         uint r_ = e_ / DV, j_ = e_ % DV;                                                           \
         vec4 x_ = vec4(0.0);                                                                       \
-        if ((row0) + r_ < pc.seq) x_ = src.v[attn_index(b, (row0) + r_, heads, head, j_)];         \
+        if ((row0) + r_ < pc.seq) x_ = ELEM4_LOAD(src, attn_index(b, (row0) + r_, heads, head, j_)); \
         tile[r_ * ROW + j_] = x_;                                                                  \
     }
 
@@ -94,7 +94,7 @@ uint attn_row_index(uint b, uint head, uint t) { return (b * pc.q_heads + head) 
 #define ATTN_LOAD_ROW(tile, slot, src, heads, head, b, row)                                       \
     for (uint j_ = 0; j_ < DV; j_++) {                                                             \
         vec4 x_ = vec4(0.0);                                                                       \
-        if ((row) < pc.seq) x_ = src.v[attn_index(b, row, heads, head, j_)];                       \
+        if ((row) < pc.seq) x_ = ELEM4_LOAD(src, attn_index(b, row, heads, head, j_));             \
         tile[(slot) * ROW + j_] = x_;                                                              \
     }
 
@@ -106,4 +106,4 @@ uint attn_row_index(uint b, uint head, uint t) { return (b * pc.q_heads + head) 
 // sequence b in dst (only the calling invocation).
 #define ATTN_STORE_ROW(dst, tile, slot, heads, head, b, row, factor)                               \
     for (uint j_ = 0; j_ < DV; j_++)                                                               \
-        dst.v[attn_index(b, row, heads, head, j_)] = tile[(slot) * ROW + j_] * (factor);
+        ELEM4_STORE(dst, attn_index(b, row, heads, head, j_), tile[(slot) * ROW + j_] * (factor));

@@ -41,7 +41,8 @@ static void help(void) {
         "  --grad-accum N     micro-batches per optimizer step (default 1)\n"
         "  --peak-tflops X    also give MFU against a datasheet figure of X TFLOP/s\n"
         "  --json FILE        write the report (docs/bench-report.md) to FILE\n"
-        "  --label TEXT       the report's name in `lws compare` (default \"lws fp32\")\n"
+        "  --label TEXT       the report's name in `lws compare` (default \"lws PRECISION\":\n"
+        "                     \"lws fp32\", \"lws bf16\" or \"lws fp16\" by train.precision)\n"
         "  --no-op-profile    skip the per-op profile (up to 3 more steps of a model with a\n"
         "                     timestamp region around every op)\n"
         "  --dry-run          print the memory plan for the device and whether it fits;\n"
@@ -84,7 +85,7 @@ static int bench_peak(int argc, char **argv) {
     printf("peak: %.4g TFLOP/s fp32, the fastest of %u runs (each: %s)\n", best, repeat,
            peak_method);
     if (json) {
-        cJSON *report = lws_report_begin("peak", "lws fp32 matmul peak", caps);
+        cJSON *report = lws_report_begin("peak", "lws fp32 matmul peak", "fp32", caps);
         cJSON *peak = cJSON_AddObjectToObject(report, "peak");
         cJSON_AddNumberToObject(peak, "measured_tflops", best);
         cJSON_AddStringToObject(peak, "measured_with", peak_method);
@@ -501,7 +502,10 @@ static cJSON *plan_json(const lws_memory_plan *p) {
 }
 
 static int write_report(bench_run *r, const bench_options *o) {
-    cJSON *j = lws_report_begin("train", o->label, r->caps);
+    char label[64];
+    snprintf(label, sizeof label, "lws %s", r->cfg->train.precision);
+    cJSON *j =
+        lws_report_begin("train", o->label ? o->label : label, r->cfg->train.precision, r->caps);
     cJSON_AddItemToObject(j, "config", lws_report_config(r->cfg, r->T));
     cJSON *shape = cJSON_AddObjectToObject(j, "shape");
     cJSON_AddNumberToObject(shape, "micro_batch", r->B);
@@ -657,7 +661,7 @@ int lws_cli_bench(int argc, char **argv) {
     if (argc >= 1 && strcmp(argv[0], "peak") == 0) return bench_peak(argc - 1, argv + 1);
     if (argc >= 1 && strcmp(argv[0], "kernels") == 0)
         return lws_cli_bench_kernels(argc - 1, argv + 1);
-    bench_options o = {.steps = 10, .warmup = 2, .grad_accum = 1, .label = "lws fp32"};
+    bench_options o = {.steps = 10, .warmup = 2, .grad_accum = 1};
     const lws_cli_option options[] = {
         {"--device", LWS_OPT_TEXT, &o.device},
         {"--json", LWS_OPT_TEXT, &o.json},

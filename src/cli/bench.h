@@ -21,7 +21,8 @@ lws_stats lws_stats_of(const double *v, uint32_t n);
 
 /* A new report object with the fields every kind carries: version, kind,
  * label, created, engine, host, device. */
-cJSON *lws_report_begin(const char *kind, const char *label, const lws_device_caps *caps);
+cJSON *lws_report_begin(const char *kind, const char *label, const char *precision,
+                        const lws_device_caps *caps);
 /* The config section (name, path, shape of every layer, FLOPs per token at seq_len). */
 cJSON *lws_report_config(const lws_config *cfg, uint32_t seq_len);
 /* Writes the report, pretty-printed, to path ("-" = stdout). */

@@ -599,7 +599,7 @@ static cJSON *kernel_row(const kernel *k, int torch) {
 
 static int write_report(const kernels_args *o, const lws_config *cfg,
                         const lws_device_caps *caps, cJSON *kernels, cJSON *torch_info) {
-    cJSON *r = lws_report_begin("kernels", o->label, caps);
+    cJSON *r = lws_report_begin("kernels", o->label, "fp32", caps);
     cJSON_AddItemToObject(r, "config", lws_report_config(cfg, cfg->train.seq_len));
     cJSON *shape = cJSON_AddObjectToObject(r, "shape");
     cJSON_AddNumberToObject(shape, "micro_batch", cfg->train.micro_batch);

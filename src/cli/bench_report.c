@@ -103,7 +103,8 @@ static cJSON *device_json(const lws_device_caps *c) {
     return o;
 }
 
-cJSON *lws_report_begin(const char *kind, const char *label, const lws_device_caps *caps) {
+cJSON *lws_report_begin(const char *kind, const char *label, const char *precision,
+                        const lws_device_caps *caps) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "lws_bench_version", LWS_BENCH_VERSION);
     cJSON_AddStringToObject(o, "kind", kind);
@@ -117,7 +118,7 @@ cJSON *lws_report_begin(const char *kind, const char *label, const lws_device_ca
     cJSON *engine = cJSON_AddObjectToObject(o, "engine");
     cJSON_AddStringToObject(engine, "name", "lws");
     cJSON_AddStringToObject(engine, "version", LWS_VERSION);
-    cJSON_AddStringToObject(engine, "precision", "fp32");
+    cJSON_AddStringToObject(engine, "precision", precision);
     cJSON_AddItemToObject(o, "host", host_json());
     cJSON_AddItemToObject(o, "device", device_json(caps));
     return o;

@@ -134,6 +134,7 @@ static cJSON *caps_json(const lws_device_caps *c) {
     cJSON_AddBoolToObject(o, "shader_int64", c->shader_int64);
     cJSON_AddBoolToObject(o, "scalar_block_layout", c->scalar_block_layout);
     cJSON_AddBoolToObject(o, "shader_float16", c->shader_float16);
+    cJSON_AddBoolToObject(o, "storage_16bit", c->storage_buffer_16bit);
     cJSON_AddBoolToObject(o, "shader_int8", c->shader_int8);
     cJSON_AddBoolToObject(o, "float_atomic_add", c->float_atomic_add);
     cJSON_AddBoolToObject(o, "buffer_device_address", c->buffer_device_address);

@@ -29,6 +29,11 @@ int lws_cli_dry_run(const lws_config *cfg, const char *device, uint32_t batch, u
            (unsigned long long)plan.largest_operand);
     char why[768];
     int fits = lws_memory_plan_fits(&plan, caps, why, sizeof why);
+    if (lws_model_check_device(cfg, caps) != LWS_OK) {
+        printf("does not run: %s\n", lws_error_message());
+        lws_error_clear();
+        fits = 0;
+    }
     if (fits)
         printf("fits: %.2f GiB of %.2f GiB device memory on %s\n", plan.total / 1073741824.0,
                caps->device_local_bytes / 1073741824.0, caps->name);

@@ -108,9 +108,13 @@ static void print_step(const lws_train_progress *p, const printer *pr) {
     else
         snprintf(mfu, sizeof mfu, "n/a");
     printf("step %llu/%llu | loss %.4f | lr %.3e | grad norm %.3f | %.0f tok/s | MFU %s | ETA "
-           "%s\n",
-           (unsigned long long)p->step, (unsigned long long)p->steps, p->loss, p->lr,
-           p->grad_norm, p->tokens_per_s, mfu, eta);
+           "%s",
+           (unsigned long long)p->step, (unsigned long long)p->steps, p->loss, p->lr, p->grad_norm,
+           p->tokens_per_s, mfu, eta);
+    if (p->loss_scaling)
+        printf(" | loss scale %g%s", p->loss_scale,
+               p->skipped ? " (gradients overflowed: update skipped, scale halved)" : "");
+    printf("\n");
     if (pr->profile) {
         printf("  per-layer ms (fwd/bwd):");
         for (uint32_t i = 0; i < p->n_layers; i++)

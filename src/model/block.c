@@ -80,12 +80,18 @@ void lws_block_forward(const lws_block_kernels *k, lws_cmd *c, const lws_config 
     }
 }
 
+void lws_block_final_norm(const lws_block_kernels *k, lws_cmd *c, const lws_config *cfg,
+                          lws_buffer x, lws_buffer xn, lws_buffer rstd, lws_buffer norm_w) {
+    uint32_t d = cfg->model.d_model;
+    OP("rmsnorm",
+       lws_op_rmsnorm_fwd(c, xn, rstd, x, norm_w, k->rows, d, (float)cfg->model.norm_eps));
+}
+
 void lws_block_head(const lws_block_kernels *k, lws_cmd *c, const lws_config *cfg, lws_buffer x,
                     lws_buffer xn, lws_buffer rstd, lws_buffer norm_w, lws_buffer head_w,
                     lws_buffer logits) {
     uint32_t d = cfg->model.d_model, V = cfg->model.vocab_size;
-    OP("rmsnorm",
-       lws_op_rmsnorm_fwd(c, xn, rstd, x, norm_w, k->rows, d, (float)cfg->model.norm_eps));
+    lws_block_final_norm(k, c, cfg, x, xn, rstd, norm_w);
     lws_cmd_barrier(c);
     PROJECT(logits, xn, head_w, V, d);
 }

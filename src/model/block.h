@@ -54,7 +54,10 @@ typedef struct lws_block_kernels {
 void lws_block_forward(const lws_block_kernels *k, lws_cmd *c, const lws_config *cfg,
                        uint32_t layer, const lws_block_weights *w, const lws_block_io *io);
 
-/* The head: xn = RMSNorm_final(x), logits (rows, V) = xn . W_out^T. */
+/* The final norm: xn = RMSNorm_final(x) over the block's rows. */
+void lws_block_final_norm(const lws_block_kernels *k, lws_cmd *c, const lws_config *cfg,
+                          lws_buffer x, lws_buffer xn, lws_buffer rstd, lws_buffer norm_w);
+/* The head: the final norm, then logits (rows, V) = xn . W_out^T. */
 void lws_block_head(const lws_block_kernels *k, lws_cmd *c, const lws_config *cfg, lws_buffer x,
                     lws_buffer xn, lws_buffer rstd, lws_buffer norm_w, lws_buffer head_w,
                     lws_buffer logits);

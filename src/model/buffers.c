@@ -6,10 +6,9 @@
 
 #include "model/model_internal.h"
 
-/* The element type activations are stored in: fp32 is the only precision
- * the kernels implement (the config refuses any other). */
-static lws_dtype activation_dtype(const lws_config *cfg) {
-    (void)cfg;
+lws_dtype lws_model_activation_dtype(const lws_config *cfg) {
+    if (strcmp(cfg->train.precision, "bf16") == 0) return LWS_BF16;
+    if (strcmp(cfg->train.precision, "fp16") == 0) return LWS_F16;
     return LWS_F32;
 }
 
@@ -91,12 +90,16 @@ lws_status lws_model_describe(lws_model *m, lws_mem_table *t) {
     lws_context *ctx = m->ctx;
     uint64_t n = m->tokens, d = cfg->model.d_model, v = cfg->model.vocab_size;
     uint64_t P = m->n_floats;
-    lws_dtype act = activation_dtype(cfg);
+    lws_dtype act = lws_model_activation_dtype(cfg);
     /* The largest weight is the embedding or the head, [V, d]; the optimizer
      * walks the blocks as flat arrays, never as matrices. */
     uint64_t head_elems = v * d;
 
     lws_mem_add(t, LWS_MEM_PARAMS, LWS_F32, P, head_elems, &m->param_block, "params");
+    /* bf16 / fp16: the matmuls read a 16-bit copy of the weights, cast from
+     * the fp32 master after every update (model/record.c). */
+    if (act != LWS_F32)
+        lws_mem_add(t, LWS_MEM_PARAMS, act, P, head_elems, &m->param16_block, "params.16");
     if (m->training) {
         lws_mem_add(t, LWS_MEM_GRADS, LWS_F32, P, head_elems, &m->grad_block, "grads");
         /* a sharded model keeps the moments of its slice only */
@@ -112,15 +115,24 @@ lws_status lws_model_describe(lws_model *m, lws_mem_table *t) {
     lws_mem_add(t, LWS_MEM_ACTIVATIONS, act, n * d, n * d, &m->final_x, "final.x");
     lws_mem_add(t, LWS_MEM_ACTIVATIONS, act, n * d, n * d, &m->final_xn, "final.xn");
     lws_mem_add(t, LWS_MEM_ACTIVATIONS, LWS_F32, n, 0, &m->final_rstd, "final.rstd");
-    /* the loss's softmax stays fp32 whatever the activations are */
-    lws_mem_add(t, LWS_MEM_ACTIVATIONS, LWS_F32, n * v, n * v, &m->logits, "logits");
     lws_mem_add(t, LWS_MEM_ACTIVATIONS, LWS_F32, n, 0, &m->losses, "losses");
 
+    /* The head's logits, one chunk of tokens at a time (ops/head_loss.c):
+     * no (N, V) buffer. The loss's softmax reads them in fp32 whatever the
+     * activations are; their gradient is of the activations' type (in place
+     * in fp32). */
+    LWS_TRY(lws_head_loss_chunk_rows((uint32_t)n, (uint32_t)v, &m->head_chunk));
+    uint64_t chunk = (uint64_t)m->head_chunk * v;
+    lws_mem_add(t, LWS_MEM_SCRATCH, LWS_F32, chunk, chunk, &m->head_logits, "head.logits");
+    if (act == LWS_F32)
+        lws_mem_alias(t, &m->head_dlogits, &m->head_logits, "head.dlogits");
+    else
+        lws_mem_add(t, LWS_MEM_SCRATCH, act, chunk, chunk, &m->head_dlogits, "head.dlogits");
     widths w = max_widths(cfg);
     uint32_t norm_cols = (uint32_t)(w.q_max > d ? w.q_max : d);
     lws_mem_add(t, LWS_MEM_SCRATCH, LWS_F32,
-                lws_cross_entropy_scratch_floats(ctx, (uint32_t)n, (uint32_t)v), 0, &m->ce_scratch,
-                "loss.scratch");
+                lws_cross_entropy_scratch_floats(ctx, m->head_chunk, (uint32_t)v), 0,
+                &m->ce_scratch, "loss.scratch");
     lws_mem_add(t, LWS_MEM_SCRATCH, LWS_F32, lws_rmsnorm_scratch_floats(ctx, (uint32_t)n, norm_cols),
                 0, &m->gs.norm_scratch, "norm.scratch");
     /* the head's input gradient; an inference model's head records into it too */

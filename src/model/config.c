@@ -80,6 +80,7 @@ static lws_status read_train(const cfg_doc *doc, const cJSON *root, lws_config *
                             .bucket_mb = 4};
     snprintf(t->out_dir, sizeof t->out_dir, "runs/%s", cfg->name);
     snprintf(t->precision, sizeof t->precision, "fp32");
+    t->loss_scale = 65536.0;
     const cJSON *s = cfg_item(root, "train");
     cfg->has_train = s != NULL;
     if (!s) return LWS_OK;
@@ -128,6 +129,20 @@ static lws_status read_train(const cfg_doc *doc, const cJSON *root, lws_config *
     LWS_TRY(cfg_get_string(doc, s, "train", "out_dir", t->out_dir, sizeof t->out_dir, NULL));
     int precision = 0;
     LWS_TRY(cfg_get_enum(doc, s, "train", "precision", &precision, NULL));
+    snprintf(t->precision, sizeof t->precision, "%s", cfg_enum_name("train.precision", precision));
+    int scale_given = 0, exponent = 0;
+    LWS_TRY(cfg_get_number(doc, s, "train", "loss_scale", (cfg_interval){1, 16777216, 0, 0},
+                           &t->loss_scale, &scale_given));
+    if (scale_given && frexp(t->loss_scale, &exponent) != 0.5)
+        return cfg_error(doc, cfg_item(s, "loss_scale"), "train.loss_scale",
+                         "value %g is not a power of two; the loss scale is one (1, 2, 4, ... "
+                         "16777216), so scaling and unscaling the gradients are exact",
+                         t->loss_scale);
+    if (scale_given && strcmp(t->precision, "fp16") != 0)
+        return cfg_error(doc, cfg_item(s, "loss_scale"), "train.loss_scale",
+                         "applies only to \"precision\": \"fp16\" (fp32 and bf16 need no loss "
+                         "scaling); the precision here is \"%s\"",
+                         t->precision);
     LWS_TRY(cfg_get_bool(doc, s, "train", "shard_optimizer", &t->shard_optimizer, NULL));
     LWS_TRY(cfg_get_number(doc, s, "train", "bucket_mb", (cfg_interval){0, 1048576, 0, 0},
                            &t->bucket_mb, NULL));

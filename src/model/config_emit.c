@@ -1,6 +1,7 @@
 /* The resolved config as JSON: explicit per-layer lists and every default
  * filled in, so a run records exactly the shapes it trained. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "model/config_internal.h"
 
@@ -71,6 +72,8 @@ char *lws_config_to_json(const lws_config *cfg) {
         cJSON_AddStringToObject(train, "precision", t->precision);
         cJSON_AddBoolToObject(train, "shard_optimizer", t->shard_optimizer);
         cJSON_AddNumberToObject(train, "bucket_mb", t->bucket_mb);
+        if (strcmp(t->precision, "fp16") == 0)
+            cJSON_AddNumberToObject(train, "loss_scale", t->loss_scale);
     }
     if (cfg->has_data) {
         const lws_data_config *d = &cfg->data;

@@ -10,7 +10,7 @@
 /* In the order of the enums in lws/config.h: a value's index is the enum. */
 static const char *const block_names[] = {"post_norm", "pre_norm", NULL};
 static const char *const schedule_names[] = {"constant", "cosine", "wsd", NULL};
-static const char *const precision_names[] = {"fp32", NULL};
+static const char *const precision_names[] = {"fp32", "bf16", "fp16", NULL};
 
 /* Entries of one object are listed in the order error messages list them. */
 static const cfg_key schema[] = {
@@ -74,6 +74,7 @@ static const cfg_key schema[] = {
     {"train.precision", CFG_STRING, precision_names},
     {"train.shard_optimizer", CFG_BOOL, NULL},
     {"train.bucket_mb", CFG_NUMBER, NULL},
+    {"train.loss_scale", CFG_NUMBER, NULL},
 
     {"data.train", CFG_STRING, NULL},
     {"data.val", CFG_STRING, NULL},

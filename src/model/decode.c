@@ -44,8 +44,18 @@ static lws_block_kernels one_token_kernels(lws_decoder *dec) {
 /* One layer for one token: reads and rewrites dec->blk.x. */
 static void layer_step(lws_decoder *dec, lws_cmd *c, uint32_t i) {
     lws_block_kernels k = one_token_kernels(dec);
-    lws_block_weights w = lws_model_block_weights(dec->m, i);
+    lws_block_weights w = lws_model_block_weights(dec->m, i, 0);
     lws_block_forward(&k, c, &dec->m->cfg, i, &w, &dec->blk);
+}
+
+/* The first `elems` elements of the model's src into the decoder's fp32 dst:
+ * a copy, or a cast where the model stores activations in 16 bits (the
+ * decoder runs in fp32 from the fp32 master weights). */
+static void take_rows(lws_cmd *c, lws_buffer dst, lws_buffer src, uint64_t elems) {
+    if (src.dtype == LWS_F32)
+        lws_cmd_copy(c, src, dst, 4 * elems);
+    else
+        lws_op_cast(c, dst, src, elems);
 }
 
 /* The decoder's buffers: one token's activations at the widest layer, and
@@ -151,9 +161,9 @@ static lws_status record(lws_decoder *dec) {
     LWS_TRY(lws_cmd_begin(m->ctx, 1, &dec->cmd_prefill_kv));
     c = dec->cmd_prefill_kv;
     for (uint32_t i = 0; i < L; i++) {
-        VkDeviceSize bytes = (VkDeviceSize)rows * cfg->layers[i].kv_heads * cfg->model.head_dim * 4;
-        lws_cmd_copy(c, m->acts[i].k, dec->k_cache[i], bytes);
-        lws_cmd_copy(c, m->acts[i].v, dec->v_cache[i], bytes);
+        uint64_t elems = (uint64_t)rows * cfg->layers[i].kv_heads * cfg->model.head_dim;
+        take_rows(c, dec->k_cache[i], m->acts[i].k, elems);
+        take_rows(c, dec->v_cache[i], m->acts[i].v, elems);
     }
     LWS_TRY(lws_cmd_end(c));
 
@@ -270,8 +280,8 @@ lws_status lws_decoder_prefill(lws_decoder *dec, const uint32_t *tokens, uint32_
     cmds[k++] = dec->cmd_prefill_kv;
     s = forward == n ? lws_cmd_begin(m->ctx, 0, &last_row) : LWS_OK;
     if (s == LWS_OK && last_row) {
-        VkDeviceSize row = (VkDeviceSize)d * 4;
-        lws_cmd_copy(last_row, lws_buffer_slice(m->final_x, (forward - 1) * row, row), dec->blk.x, row);
+        VkDeviceSize row = (VkDeviceSize)d * lws_dtype_bytes(m->final_x.dtype);
+        take_rows(last_row, dec->blk.x, lws_buffer_slice(m->final_x, (forward - 1) * row, row), d);
         s = lws_cmd_end(last_row);
     }
     if (s == LWS_OK && last_row) {

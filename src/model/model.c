@@ -1,5 +1,6 @@
 /* The model on the device: memory plan, allocation, and running a step. */
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,12 @@ static lws_status bind_buffers(lws_model *m) {
         lws_param *p = &m->params[i];
         p->param = lws_buffer_slice(m->param_block, p->offset * 4, p->count * 4);
         lws_buffer_name(ctx, p->param, p->name);
+        p->mm = p->param;
+        if (m->act_dtype != LWS_F32) {
+            p->mm = lws_buffer_slice(m->param16_block, p->offset * 2, p->count * 2);
+            snprintf(name, sizeof name, "%s (%s)", p->name, lws_dtype_name(m->act_dtype));
+            lws_buffer_name(ctx, p->mm, name);
+        }
         if (!m->training) continue;
         p->grad = lws_buffer_slice(m->grad_block, p->offset * 4, p->count * 4);
         if (m->opt_lo == 0 && m->opt_hi == m->n_floats) { /* a sharded model's rows cut them */
@@ -44,7 +51,54 @@ static lws_status bind_buffers(lws_model *m) {
     LWS_TRY(s);
     LWS_TRY(lws_fill(ctx, m->grad_block, 0));
     LWS_TRY(lws_fill(ctx, m->m_block, 0));
-    return lws_fill(ctx, m->v_block, 0);
+    LWS_TRY(lws_fill(ctx, m->v_block, 0));
+    /* fp16: the loss reads the scale from the hyperparameters from the first
+     * step on (model/record.c); it is set here and after every update. */
+    if (m->act_dtype == LWS_F16) {
+        m->scaler.dynamic = 1;
+        m->loss_scale = lws_buffer_slice(m->hyper, offsetof(lws_optim_hyper, loss_scale), 4);
+        m->loss_scale.dtype = LWS_F32; /* one float of the (u32-typed) hyperparameters */
+        return lws_model_set_loss_scale(m, m->cfg.train.loss_scale, 0);
+    }
+    return LWS_OK;
+}
+
+lws_loss_scale lws_model_loss_scale(const lws_model *m) {
+    return m->scaler;
+}
+
+lws_status lws_model_set_loss_scale(lws_model *m, double scale, uint32_t good_steps) {
+    int exponent = 0;
+    if (!m->scaler.dynamic)
+        return lws_fail(LWS_ERR_INVALID,
+                        "%s: a loss scale is for fp16 training (train.precision "
+                        "is \"%s\"%s)",
+                        m->cfg.name, m->cfg.train.precision,
+                        m->training ? "" : ", and this model is for inference");
+    if (!(scale >= 1 && scale <= LWS_LOSS_SCALE_MAX) || frexp(scale, &exponent) != 0.5)
+        return lws_fail(LWS_ERR_INVALID, "loss scale %g: it must be a power of two from 1 to 2^24",
+                        scale);
+    m->scaler.scale = scale;
+    m->scaler.good_steps = good_steps;
+    float value = (float)scale;
+    return lws_upload(m->ctx, m->loss_scale, &value, sizeof value);
+}
+
+lws_status lws_model_update_loss_scale(lws_model *m, double grad_norm) {
+    lws_loss_scale *s = &m->scaler;
+    s->skipped = !isfinite(grad_norm);
+    if (!s->dynamic) return LWS_OK;
+    if (s->skipped) {
+        if (s->scale <= 1)
+            return lws_fail(LWS_ERR_NUMERIC,
+                            "the gradients overflow fp16 at a loss scale of 1 (the gradient norm "
+                            "is %g): train in bf16 or fp32 (train.precision)",
+                            grad_norm);
+        return lws_model_set_loss_scale(m, s->scale / 2, 0);
+    }
+    if (++s->good_steps < LWS_LOSS_SCALE_GROWTH_STEPS || s->scale >= LWS_LOSS_SCALE_MAX)
+        return LWS_OK;
+    return lws_model_set_loss_scale(m, s->scale * 2, 0);
 }
 
 lws_status lws_model_skeleton(const lws_config *cfg, uint32_t batch, uint32_t seq, int training,
@@ -85,11 +139,22 @@ lws_status lws_model_skeleton(const lws_config *cfg, uint32_t batch, uint32_t se
     m->n_floats = lws_layout_params(cfg, m->params, m->layers, &m->n_params);
     m->opt_lo = 0;
     m->opt_hi = m->n_floats;
+    m->act_dtype = lws_model_activation_dtype(cfg);
     m->embed = &m->params[0];
     m->final_norm = lws_model_find(m, "final_norm.weight");
     m->lm_head = cfg->model.tied_embeddings ? m->embed : lws_model_find(m, "lm_head.weight");
+    m->scaler.scale = 1;
     *out = m;
     return LWS_OK;
+}
+
+lws_status lws_model_check_device(const lws_config *cfg, const lws_device_caps *caps) {
+    if (lws_model_activation_dtype(cfg) == LWS_F32 || caps->storage_buffer_16bit) return LWS_OK;
+    return lws_fail(LWS_ERR_INVALID,
+                    "%s: train.precision \"%s\" stores activations in 16 bits, which needs the "
+                    "Vulkan feature storageBuffer16BitAccess; %s does not have it: use "
+                    "\"precision\": \"fp32\" (or --set train.precision=fp32)",
+                    cfg->path, cfg->train.precision, caps->name);
 }
 
 lws_status lws_model_create(lws_context *ctx, const lws_config *cfg, uint32_t batch, uint32_t seq,
@@ -104,7 +169,8 @@ static lws_status create(lws_context *ctx, const lws_config *cfg, uint32_t batch
     lws_model *m = NULL;
     LWS_TRY(lws_model_skeleton(cfg, batch, seq, training, &m));
     m->ctx = ctx;
-    lws_status s = lws_model_set_shard(m, shard);
+    lws_status s = lws_model_check_device(cfg, lws_context_caps(ctx));
+    if (s == LWS_OK) s = lws_model_set_shard(m, shard);
     if (s == LWS_OK) s = lws_model_describe(m, &m->mem);
     lws_memory_plan plan;
     char why[768];
@@ -150,7 +216,10 @@ void lws_model_destroy(lws_model *m) {
     lws_cmd_destroy(m->cmd_embed);
     lws_cmd_destroy(m->cmd_head);
     lws_cmd_destroy(m->cmd_eval_head);
-    lws_cmd_destroy(m->cmd_logits_head);
+    lws_cmd_destroy(m->cmd_final_norm);
+    for (uint32_t i = 0; m->cmd_logits && i < m->n_logits_chunks; i++)
+        lws_cmd_destroy(m->cmd_logits[i]);
+    free(m->cmd_logits);
     lws_cmd_destroy(m->cmd_embed_bwd);
     lws_cmd_destroy(m->cmd_optim);
     lws_cmd_destroy(m->cmd_shard_norm);
@@ -202,7 +271,7 @@ lws_status lws_model_init_weights(lws_model *m, uint64_t seed) {
     lws_init_host_weights(m, seed, host);
     lws_status s = lws_upload(m->ctx, m->param_block, host, m->n_floats * sizeof *host);
     free(host);
-    return s;
+    return s == LWS_OK ? lws_model_refresh_weights16(m) : s;
 }
 
 lws_status lws_model_upload_batch(lws_model *m, const uint32_t *inputs, const uint32_t *targets) {
@@ -251,11 +320,20 @@ lws_status lws_model_eval_rows(lws_model *m, const uint32_t *inputs, const uint3
     return lws_model_sum_losses(m, rows * m->seq, loss_sum);
 }
 
+/* The forward to the final norm, then the logits chunk by chunk (the head's
+ * chunks, ops/head_loss.c) into host memory. */
 lws_status lws_model_logits(lws_model *m, const uint32_t *inputs, float *logits) {
+    if (!m->cmd_logits) LWS_TRY(lws_model_record_logits(m));
     LWS_TRY(lws_model_upload_batch(m, inputs, NULL));
     LWS_TRY(lws_submit(m->ctx, m->logits_cmds, m->n_eval_cmds));
-    return lws_download(m->ctx, m->logits, logits,
-                        (size_t)m->tokens * m->cfg.model.vocab_size * sizeof *logits);
+    size_t V = m->cfg.model.vocab_size;
+    for (uint32_t i = 0; i < m->n_logits_chunks; i++) {
+        size_t r0 = (size_t)i * m->head_chunk;
+        size_t n = m->tokens - r0 < m->head_chunk ? m->tokens - r0 : m->head_chunk;
+        LWS_TRY(lws_submit(m->ctx, &m->cmd_logits[i], 1));
+        LWS_TRY(lws_download(m->ctx, m->head_logits, logits + r0 * V, n * V * sizeof *logits));
+    }
+    return LWS_OK;
 }
 
 lws_optim_hyper lws_model_hyper(const lws_model *m, double lr, uint64_t step) {
@@ -269,6 +347,7 @@ lws_optim_hyper lws_model_hyper(const lws_model *m, double lr, uint64_t step) {
     h.bias_correction1 = (float)(1.0 - pow(t->beta1, (double)step));
     h.bias_correction2 = (float)(1.0 - pow(t->beta2, (double)step));
     h.max_grad_norm = (float)t->grad_clip;
+    h.loss_scale = m->scaler.dynamic ? (float)m->scaler.scale : 1.0f;
     return h;
 }
 
@@ -279,10 +358,8 @@ lws_status lws_model_optimizer_step(lws_model *m, double lr, uint64_t step, doub
     LWS_TRY(lws_submit(m->ctx, &m->cmd_optim, 1));
     LWS_TRY(lws_download(m->ctx, m->hyper, &h, sizeof h));
     *grad_norm = h.grad_norm;
-    float count;
-    memcpy(&count, (const char *)&h + LWS_HYPER_NONFINITE, sizeof count);
-    *nonfinite = count;
-    return LWS_OK;
+    *nonfinite = h.nonfinite;
+    return lws_model_update_loss_scale(m, h.grad_norm);
 }
 
 lws_status lws_model_read_timing(lws_model *m, lws_timing *t) {
@@ -356,7 +433,9 @@ lws_status lws_model_upload_range(lws_model *m, lws_block_kind kind, uint64_t fi
                                   const float *host) {
     lws_buffer b;
     LWS_TRY(block_range(m, kind, first, count, &b));
-    return lws_upload(m->ctx, b, host, count * sizeof *host);
+    LWS_TRY(lws_upload(m->ctx, b, host, count * sizeof *host));
+    /* the matmuls of bf16 / fp16 read the 16-bit copy of what was written */
+    return kind == LWS_BLOCK_PARAMS ? lws_model_refresh_weights16(m) : LWS_OK;
 }
 
 /* The moments of a sharded model: its slice of the host array. */

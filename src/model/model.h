@@ -22,6 +22,7 @@ typedef struct lws_param {
     int decay;       /* AdamW weight decay applies */
     int is_norm, is_embedding;
     lws_buffer param, grad, m, v;
+    lws_buffer mm; /* what the matmuls read: param, or its 16-bit copy (bf16, fp16) */
 } lws_param;
 
 typedef struct lws_layer_tensors {
@@ -70,6 +71,8 @@ struct lws_model {
     uint32_t n_params;
     uint64_t n_floats; /* all parameters */
     lws_buffer param_block, grad_block, m_block, v_block;
+    lws_dtype act_dtype;                     /* activations and matmul operands (train.precision) */
+    lws_buffer param16_block;                /* bf16 / fp16: the 16-bit copy of param_block */
     lws_param *embed, *final_norm, *lm_head; /* lm_head == embed when tied */
     lws_layer_tensors *layers;
 
@@ -83,7 +86,9 @@ struct lws_model {
     lws_buffer final_x;         /* (N, d) x_L */
     lws_buffer final_xn;        /* (N, d) RMSNorm_final(x_L) */
     lws_buffer final_rstd;      /* (N) */
-    lws_buffer logits;          /* (N, V), turned into dlogits in place */
+    uint32_t head_chunk;        /* tokens per chunk of the output head (ops/head_loss.c) */
+    lws_buffer head_logits;     /* (head_chunk, V) f32: one chunk's logits */
+    lws_buffer head_dlogits;    /* (head_chunk, V): their gradient (the logits when f32) */
     lws_buffer losses;          /* (N) per-token loss */
     lws_buffer ce_scratch;
     lws_grad_scratch gs;
@@ -94,20 +99,23 @@ struct lws_model {
     uint64_t opt_lo, opt_hi;
     uint32_t optim_entries;                   /* rows of optim_table */
     lws_cmd *cmd_shard_norm, *cmd_shard_step; /* a sharded model's optimizer, in two */
-    lws_buffer hyper;        /* lws_optim_hyper; its first pad float holds the count of
-                                non-finite parameters after the update (LWS_HYPER_NONFINITE) */
+    lws_buffer hyper;        /* lws_optim_hyper (nonfinite: written after the update) */
+    lws_buffer loss_scale;   /* fp16 training: hyper.loss_scale, read by the loss; else none */
+    lws_loss_scale scaler;
     lws_buffer optim_table;  /* lws_optim_entry [n_params] */
     lws_buffer norm_scratch; /* grad-norm partials */
     uint32_t optim_chunks;
 
     /* Recorded once: embed, layers forward, head (+ its backward when
      * training), layers backward, embed backward, optimizer. */
-    lws_cmd *cmd_embed, **cmd_fwd, *cmd_head, *cmd_eval_head, *cmd_logits_head, **cmd_bwd,
+    lws_cmd *cmd_embed, **cmd_fwd, *cmd_head, *cmd_eval_head, *cmd_final_norm, **cmd_bwd,
         *cmd_embed_bwd, *cmd_optim;
     lws_cmd **step_cmds;   /* submission order of a training micro-batch */
     lws_cmd **eval_cmds;   /* ... of an evaluation micro-batch */
-    lws_cmd **logits_cmds; /* ... of a forward that keeps the logits */
+    lws_cmd **logits_cmds; /* ... of a forward up to the final norm (lws_model_logits) */
     uint32_t n_step_cmds, n_eval_cmds;
+    lws_cmd **cmd_logits; /* one chunk's logits each, recorded by the first lws_model_logits */
+    uint32_t n_logits_chunks;
     lws_timer *timer;    /* per layer and per stage */
     lws_timer *op_timer; /* per op, when created with LWS_MODEL_PROFILE_OPS */
     int *region_fwd, *region_bwd;
@@ -126,5 +134,9 @@ lws_status lws_model_describe(lws_model *m, struct lws_mem_table *t);
 lws_status lws_model_skeleton(const lws_config *cfg, uint32_t batch, uint32_t seq, int training,
                               lws_model **out);
 lws_param *lws_model_find(lws_model *m, const char *name);
+/* The element type of cfg's activations: LWS_F32, LWS_BF16 or LWS_F16. */
+lws_dtype lws_model_activation_dtype(const lws_config *cfg);
+/* Records cmd_logits (model/record.c): chunk c's logits into head_logits. */
+lws_status lws_model_record_logits(lws_model *m);
 
 #endif

@@ -11,7 +11,7 @@
 
 /* Where in the hyper buffer the update's count of non-finite parameters
  * goes: a float the optimizer kernels leave alone. */
-#define LWS_HYPER_NONFINITE offsetof(lws_optim_hyper, pad)
+#define LWS_HYPER_NONFINITE offsetof(lws_optim_hyper, nonfinite)
 
 uint32_t lws_layout_count(const lws_config *cfg);
 /* Fills list[0..count) (and the per-layer pointers) and returns the floats of
@@ -33,6 +33,10 @@ lws_status lws_model_sum_losses(lws_model *m, uint32_t count, double *sum);
 uint32_t lws_model_optim_rows(const lws_model *m, lws_optim_entry *rows, uint32_t *chunks);
 /* The optimizer's hyperparameters for update `step` at learning rate lr. */
 lws_optim_hyper lws_model_hyper(const lws_model *m, double lr, uint64_t step);
+/* After an update (or a skipped one) of gradient norm grad_norm: in fp16
+ * training an overflow (non-finite norm) halves the loss scale,
+ * LWS_LOSS_SCALE_GROWTH_STEPS good updates double it; sets scaler.skipped. */
+lws_status lws_model_update_loss_scale(lws_model *m, double grad_norm);
 /* Sets the model's optimizer slice (NULL: all of it) before it is described. */
 lws_status lws_model_set_shard(lws_model *m, const lws_model_shard *shard);
 /* A sharded model's two optimizer command buffers (model/shard.c). */
@@ -40,7 +44,13 @@ lws_status lws_model_record_shard(lws_model *m);
 
 /* Records the command buffers of the model (src/model/record.c). */
 lws_status lws_model_record(lws_model *m);
-/* Layer i's weights as the block recipe takes them (model/block.h). */
-struct lws_block_weights lws_model_block_weights(const lws_model *m, uint32_t i);
+/* Layer i's weights as the block recipe takes them (model/block.h): the
+ * projections as the matmuls read them (matmul_copy: the 16-bit copy in
+ * bf16 / fp16) or the fp32 master (the decoder's matvecs); norms in fp32. */
+struct lws_block_weights lws_model_block_weights(const lws_model *m, uint32_t i, int matmul_copy);
+/* Records a cast of the fp32 master weights into their 16-bit copy (bf16,
+ * fp16; nothing in fp32), and runs it now (after the weights were written). */
+void lws_model_record_weights16(lws_model *m, lws_cmd *c);
+lws_status lws_model_refresh_weights16(lws_model *m);
 
 #endif

@@ -5,6 +5,7 @@
  * learning rate and step) live in device buffers. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "model/block.h"
 #include "model/model_internal.h"
@@ -83,14 +84,22 @@ static lws_block_kernels row_kernels(lws_model *m) {
     return k;
 }
 
-lws_block_weights lws_model_block_weights(const lws_model *m, uint32_t i) {
+lws_block_weights lws_model_block_weights(const lws_model *m, uint32_t i, int matmul_copy) {
     const lws_layer_tensors *t = &m->layers[i];
     lws_buffer none = {0};
-    lws_block_weights w = {t->wq->param,        t->wk->param,        t->wv->param,
-                           t->wo->param,        t->q_norm ? t->q_norm->param : none,
+#define PROJ(p) (matmul_copy ? (p)->mm : (p)->param)
+    lws_block_weights w = {PROJ(t->wq),
+                           PROJ(t->wk),
+                           PROJ(t->wv),
+                           PROJ(t->wo),
+                           t->q_norm ? t->q_norm->param : none,
                            t->k_norm ? t->k_norm->param : none,
-                           t->attn_norm->param, t->ffn_norm->param,  t->w1->param,
-                           t->w3->param,        t->w2->param};
+                           t->attn_norm->param,
+                           t->ffn_norm->param,
+                           PROJ(t->w1),
+                           PROJ(t->w3),
+                           PROJ(t->w2)};
+#undef PROJ
     return w;
 }
 
@@ -117,7 +126,7 @@ static void layer_forward(lws_model *m, lws_cmd *c, uint32_t i) {
                        .ffn_out = a->ffn_out,
                        .ffn_rstd = a->ffn_rstd};
     lws_block_kernels k = row_kernels(m);
-    lws_block_weights w = lws_model_block_weights(m, i);
+    lws_block_weights w = lws_model_block_weights(m, i, 1);
     lws_block_forward(&k, c, &m->cfg, i, &w, &io);
 }
 
@@ -157,14 +166,14 @@ static void attention_backward(lws_model *m, lws_cmd *c, uint32_t i, lws_buffer 
         dk = g->dk_raw;
     }
     /* Three products accumulate into din: one at a time. */
-    OP("matmul", mm(c, LWS_MM_NN, din, dq, t->wq->param, s.N, s.d, s.q, din_holds_value));
+    OP("matmul", mm(c, LWS_MM_NN, din, dq, t->wq->mm, s.N, s.d, s.q, din_holds_value));
     OP("matmul", mm(c, LWS_MM_TN, t->wq->grad, dq, in, s.q, s.d, s.N, 1));
     OP("matmul", mm(c, LWS_MM_TN, t->wk->grad, dk, in, s.kv, s.d, s.N, 1));
     OP("matmul", mm(c, LWS_MM_TN, t->wv->grad, g->dv, in, s.kv, s.d, s.N, 1));
     lws_cmd_barrier(c);
-    OP("matmul", mm(c, LWS_MM_NN, din, dk, t->wk->param, s.N, s.d, s.kv, 1));
+    OP("matmul", mm(c, LWS_MM_NN, din, dk, t->wk->mm, s.N, s.d, s.kv, 1));
     lws_cmd_barrier(c);
-    OP("matmul", mm(c, LWS_MM_NN, din, g->dv, t->wv->param, s.N, s.d, s.kv, 1));
+    OP("matmul", mm(c, LWS_MM_NN, din, g->dv, t->wv->mm, s.N, s.d, s.kv, 1));
 }
 
 /* g->dx holds dL/d(layer output); leaves dL/d(layer input) there. */
@@ -178,47 +187,47 @@ static void layer_backward(lws_model *m, lws_cmd *c, uint32_t i) {
         OP("rmsnorm_bwd",
            lws_op_rmsnorm_bwd(c, g->dnorm_in, t->ffn_norm->grad, g->dx, a->ffn_out,
                               t->ffn_norm->param, a->ffn_rstd, g->norm_scratch, s.N, s.d, 0));
-        OP("matmul", mm(c, LWS_MM_NN, g->dact, g->dnorm_in, t->w2->param, s.N, s.f, s.d, 0));
+        OP("matmul", mm(c, LWS_MM_NN, g->dact, g->dnorm_in, t->w2->mm, s.N, s.f, s.d, 0));
         OP("matmul", mm(c, LWS_MM_TN, t->w2->grad, g->dnorm_in, a->act, s.d, s.f, s.N, 1));
         lws_cmd_barrier(c);
         OP("swiglu_bwd",
            lws_op_swiglu_bwd(c, g->dgate, g->dup, g->dact, a->gate, a->up, s.N * s.f));
         lws_cmd_barrier(c);
         /* dh = dout + dgate . W1 + dup . W3, accumulated in place in dx */
-        OP("matmul", mm(c, LWS_MM_NN, g->dx, g->dgate, t->w1->param, s.N, s.d, s.f, 1));
+        OP("matmul", mm(c, LWS_MM_NN, g->dx, g->dgate, t->w1->mm, s.N, s.d, s.f, 1));
         OP("matmul", mm(c, LWS_MM_TN, t->w1->grad, g->dgate, a->h, s.f, s.d, s.N, 1));
         OP("matmul", mm(c, LWS_MM_TN, t->w3->grad, g->dup, a->h, s.f, s.d, s.N, 1));
         lws_cmd_barrier(c);
-        OP("matmul", mm(c, LWS_MM_NN, g->dx, g->dup, t->w3->param, s.N, s.d, s.f, 1));
+        OP("matmul", mm(c, LWS_MM_NN, g->dx, g->dup, t->w3->mm, s.N, s.d, s.f, 1));
         lws_cmd_barrier(c);
         /* h = x + RMSNorm_attn(attn_out) */
         OP("rmsnorm_bwd",
            lws_op_rmsnorm_bwd(c, g->dnorm_in, t->attn_norm->grad, g->dx, a->attn_out,
                               t->attn_norm->param, a->attn_rstd, g->norm_scratch, s.N, s.d, 0));
-        OP("matmul", mm(c, LWS_MM_NN, g->datt, g->dnorm_in, t->wo->param, s.N, s.q, s.d, 0));
+        OP("matmul", mm(c, LWS_MM_NN, g->datt, g->dnorm_in, t->wo->mm, s.N, s.q, s.d, 0));
         OP("matmul", mm(c, LWS_MM_TN, t->wo->grad, g->dnorm_in, a->att, s.d, s.q, s.N, 1));
         lws_cmd_barrier(c);
         /* dx = dh + the projections' input gradient */
         attention_backward(m, c, i, a->x, g->dx, 1);
     } else {
         /* out = h + ffn(hn), hn = RMSNorm_ffn(h) */
-        OP("matmul", mm(c, LWS_MM_NN, g->dact, g->dx, t->w2->param, s.N, s.f, s.d, 0));
+        OP("matmul", mm(c, LWS_MM_NN, g->dact, g->dx, t->w2->mm, s.N, s.f, s.d, 0));
         OP("matmul", mm(c, LWS_MM_TN, t->w2->grad, g->dx, a->act, s.d, s.f, s.N, 1));
         lws_cmd_barrier(c);
         OP("swiglu_bwd",
            lws_op_swiglu_bwd(c, g->dgate, g->dup, g->dact, a->gate, a->up, s.N * s.f));
         lws_cmd_barrier(c);
-        OP("matmul", mm(c, LWS_MM_NN, g->dnorm_in, g->dgate, t->w1->param, s.N, s.d, s.f, 0));
+        OP("matmul", mm(c, LWS_MM_NN, g->dnorm_in, g->dgate, t->w1->mm, s.N, s.d, s.f, 0));
         OP("matmul", mm(c, LWS_MM_TN, t->w1->grad, g->dgate, a->hn, s.f, s.d, s.N, 1));
         OP("matmul", mm(c, LWS_MM_TN, t->w3->grad, g->dup, a->hn, s.f, s.d, s.N, 1));
         lws_cmd_barrier(c);
-        OP("matmul", mm(c, LWS_MM_NN, g->dnorm_in, g->dup, t->w3->param, s.N, s.d, s.f, 1));
+        OP("matmul", mm(c, LWS_MM_NN, g->dnorm_in, g->dup, t->w3->mm, s.N, s.d, s.f, 1));
         lws_cmd_barrier(c);
         OP("rmsnorm_bwd",
            lws_op_rmsnorm_bwd(c, g->dx, t->ffn_norm->grad, g->dnorm_in, a->h, t->ffn_norm->param,
                               a->ffn_rstd, g->norm_scratch, s.N, s.d, 1));
         /* h = x + att . Wo^T, att from xn = RMSNorm_attn(x) */
-        OP("matmul", mm(c, LWS_MM_NN, g->datt, g->dx, t->wo->param, s.N, s.q, s.d, 0));
+        OP("matmul", mm(c, LWS_MM_NN, g->datt, g->dx, t->wo->mm, s.N, s.q, s.d, 0));
         OP("matmul", mm(c, LWS_MM_TN, t->wo->grad, g->dx, a->att, s.d, s.q, s.N, 1));
         lws_cmd_barrier(c);
         attention_backward(m, c, i, a->xn, g->dnorm_in, 0);
@@ -229,26 +238,39 @@ static void layer_backward(lws_model *m, lws_cmd *c, uint32_t i) {
     }
 }
 
-/* Final norm and logits; with_loss adds the loss (dlogits in place) and,
- * with_backward, the head's backward into dx. */
+/* The final norm; with_loss adds the head with the loss over chunks of
+ * tokens (ops/head_loss.c) and, with_backward, its backward into dx. */
 static void head(lws_model *m, lws_cmd *c, int with_loss, int with_backward) {
     uint32_t N = m->tokens, d = m->cfg.model.d_model, V = m->cfg.model.vocab_size;
     lws_block_kernels k = row_kernels(m);
-    lws_block_head(&k, c, &m->cfg, m->final_x, m->final_xn, m->final_rstd, m->final_norm->param,
-                   m->lm_head->param, m->logits);
+    lws_block_final_norm(&k, c, &m->cfg, m->final_x, m->final_xn, m->final_rstd,
+                         m->final_norm->param);
     if (!with_loss) return;
     lws_cmd_barrier(c);
+    lws_grad_scratch *g = &m->gs;
+    lws_buffer none = {0};
     /* Every token counts (no ignore index in pre-training batches); the loss
      * of a step is the mean over its micro-batches, hence 1/grad_accum. */
     float grad_scale = 1.0f / (float)(m->cfg.train.grad_accum ? m->cfg.train.grad_accum : 1);
-    OP("cross_entropy",
-       lws_op_cross_entropy(c, m->losses, m->logits, m->logits, m->targets, m->ce_scratch, N, V,
-                            UINT32_MAX, (float)m->cfg.train.z_loss, grad_scale));
+    lws_head_loss_args h = {.losses = m->losses,
+                            .dx = with_backward ? g->dnorm_in : none,
+                            .dw = with_backward ? m->lm_head->grad : none,
+                            .x = m->final_xn,
+                            .w = m->lm_head->mm,
+                            .targets = m->targets,
+                            .logits = m->head_logits,
+                            .dlogits = m->head_dlogits,
+                            .ce_scratch = m->ce_scratch,
+                            .scale = m->loss_scale,
+                            .rows = N,
+                            .d = d,
+                            .vocab = V,
+                            .chunk_rows = m->head_chunk,
+                            .ignore_index = UINT32_MAX,
+                            .z_loss = (float)m->cfg.train.z_loss,
+                            .grad_scale = grad_scale};
+    OP("head_loss", lws_op_head_loss(c, &h));
     if (!with_backward) return;
-    lws_cmd_barrier(c);
-    lws_grad_scratch *g = &m->gs;
-    OP("matmul", mm(c, LWS_MM_NN, g->dnorm_in, m->logits, m->lm_head->param, N, d, V, 0));
-    OP("matmul", mm(c, LWS_MM_TN, m->lm_head->grad, m->logits, m->final_xn, V, d, N, 1));
     lws_cmd_barrier(c);
     OP("rmsnorm_bwd",
        lws_op_rmsnorm_bwd(c, g->dx, m->final_norm->grad, g->dnorm_in, m->final_x,
@@ -302,9 +324,10 @@ static lws_status record_optimizer(lws_model *m) {
     OP("count_nonfinite",
        lws_op_count_nonfinite(c, lws_buffer_slice(m->hyper, LWS_HYPER_NONFINITE, sizeof(float)),
                               m->optim_table, m->optim_entries, m->optim_chunks, m->norm_scratch));
+    /* the 16-bit copy of the new weights reads them beside the count */
+    lws_model_record_weights16(m, c);
     lws_cmd_region_end(c, m->timer, m->region_optim);
-    LWS_TRY(lws_cmd_end(c));
-    return LWS_OK;
+    return lws_cmd_end(c);
 }
 
 lws_status lws_model_record(lws_model *m) {
@@ -328,9 +351,9 @@ lws_status lws_model_record(lws_model *m) {
     LWS_TRY(begin(m, &m->cmd_eval_head, "evaluation head"));
     head(m, m->cmd_eval_head, 1, 0);
     LWS_TRY(lws_cmd_end(m->cmd_eval_head));
-    LWS_TRY(begin(m, &m->cmd_logits_head, "logits head"));
-    head(m, m->cmd_logits_head, 0, 0);
-    LWS_TRY(lws_cmd_end(m->cmd_logits_head));
+    LWS_TRY(begin(m, &m->cmd_final_norm, "final norm"));
+    head(m, m->cmd_final_norm, 0, 0);
+    LWS_TRY(lws_cmd_end(m->cmd_final_norm));
     m->op_timer = op_timer;
 
     uint32_t n = 0;
@@ -341,7 +364,7 @@ lws_status lws_model_record(lws_model *m) {
         m->logits_cmds[n++] = m->cmd_fwd[i];
     }
     m->eval_cmds[n] = m->cmd_eval_head;
-    m->logits_cmds[n++] = m->cmd_logits_head;
+    m->logits_cmds[n++] = m->cmd_final_norm;
     m->n_eval_cmds = n;
     if (!m->training) return LWS_OK;
 
@@ -373,4 +396,48 @@ lws_status lws_model_record(lws_model *m) {
     m->step_cmds[n++] = m->cmd_embed_bwd;
     m->n_step_cmds = n;
     return LWS_OK;
+}
+
+lws_status lws_model_record_logits(lws_model *m) {
+    uint32_t N = m->tokens, d = m->cfg.model.d_model, V = m->cfg.model.vocab_size;
+    uint32_t chunks = (N + m->head_chunk - 1) / m->head_chunk;
+    lws_cmd **cmds = calloc(chunks, sizeof *cmds);
+    if (!cmds) return lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory");
+    uint64_t row = (uint64_t)lws_dtype_bytes(m->final_xn.dtype) * d;
+    lws_status s = LWS_OK;
+    for (uint32_t i = 0; s == LWS_OK && i < chunks; i++) {
+        uint32_t r0 = i * m->head_chunk, n = N - r0 < m->head_chunk ? N - r0 : m->head_chunk;
+        s = begin(m, &cmds[i], "logits of a chunk of tokens");
+        if (s != LWS_OK) break;
+        lws_buffer x = lws_buffer_slice(m->final_xn, r0 * row, n * row);
+        mm(cmds[i], LWS_MM_NT, m->head_logits, x, m->lm_head->mm, n, V, d, 0);
+        s = lws_cmd_end(cmds[i]);
+    }
+    if (s != LWS_OK) { /* nothing half-recorded stays for the next call */
+        for (uint32_t i = 0; i < chunks; i++) lws_cmd_destroy(cmds[i]);
+        free(cmds);
+        return s;
+    }
+    m->cmd_logits = cmds;
+    m->n_logits_chunks = chunks;
+    return LWS_OK;
+}
+
+void lws_model_record_weights16(lws_model *m, lws_cmd *c) {
+    if (m->act_dtype == LWS_F32) return;
+    OP("cast", lws_op_cast(c, m->param16_block, m->param_block, m->n_floats));
+}
+
+lws_status lws_model_refresh_weights16(lws_model *m) {
+    if (m->act_dtype == LWS_F32) return LWS_OK;
+    lws_cmd *c = NULL;
+    LWS_TRY(begin(m, &c, "16-bit copy of the weights"));
+    lws_timer *op_timer = m->op_timer;
+    m->op_timer = NULL; /* not part of a step */
+    lws_model_record_weights16(m, c);
+    m->op_timer = op_timer;
+    lws_status s = lws_cmd_end(c);
+    if (s == LWS_OK) s = lws_submit(m->ctx, &c, 1);
+    lws_cmd_destroy(c);
+    return s;
 }

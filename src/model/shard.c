@@ -5,7 +5,6 @@
  * the ranks in between. */
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "model/model_internal.h"
 
@@ -103,20 +102,23 @@ lws_status lws_model_optimizer_step_shard(lws_model *m, double lr, uint64_t step
     LWS_TRY(lws_upload(m->ctx, m->hyper, &h, sizeof h));
     LWS_TRY(lws_submit(m->ctx, &m->cmd_shard_norm, 1));
     LWS_TRY(lws_download(m->ctx, m->hyper, &h, sizeof h));
+    /* the slice's norm comes unscaled (grad_norm.comp divides it by the loss
+     * scale); a non-finite one on any rank makes the sum non-finite on all */
     double squares = (double)h.grad_norm * h.grad_norm;
     LWS_TRY(sum(user, &squares, 1));
-    /* clip_grad_norm_'s coefficient, in fp32 as shaders/grad_norm.comp has it */
+    /* clip_grad_norm_'s coefficient over the loss scale, in fp32 as
+     * shaders/grad_norm.comp has it; AdamW skips the update on every rank
+     * when the global norm is not finite (an fp16 overflow) */
     float norm = (float)sqrt(squares), max_norm = h.max_grad_norm;
     h.grad_norm = norm;
-    h.clip_scale = max_norm > 0.0f ? fminf(1.0f, max_norm / (norm + 1e-6f)) : 1.0f;
+    h.clip_scale = (max_norm > 0.0f ? fminf(1.0f, max_norm / (norm + 1e-6f)) : 1.0f) / h.loss_scale;
     LWS_TRY(lws_upload(m->ctx, m->hyper, &h, sizeof h));
     LWS_TRY(lws_submit(m->ctx, &m->cmd_shard_step, 1));
     LWS_TRY(lws_download(m->ctx, m->hyper, &h, sizeof h));
-    float count;
-    memcpy(&count, (const char *)&h + LWS_HYPER_NONFINITE, sizeof count);
-    double total = count;
+    double total = h.nonfinite;
     LWS_TRY(sum(user, &total, 1));
     *grad_norm = norm;
     *nonfinite = total;
-    return LWS_OK;
+    /* every rank has the same norm: their loss scales stay alike */
+    return lws_model_update_loss_scale(m, norm);
 }

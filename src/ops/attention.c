@@ -109,14 +109,17 @@ static lws_status attention_check(lws_cmd *cmd, const char *what, uint32_t batch
     return LWS_OK;
 }
 
-/* A tensor argument: large enough and 16-byte aligned (the kernels read vec4s). */
+/* A tensor argument: large enough and aligned to 4 elements (the kernels
+ * read vec4s of head rows; lse and delta are f32). */
 static lws_status attention_tensor(lws_cmd *cmd, const char *what, const char *name, lws_buffer b,
-                                   uint64_t floats) {
-    LWS_OP_REQUIRE(cmd, b.size >= 4 * floats, "%s: %s holds %llu bytes; it needs %llu floats", what,
-                   name, (unsigned long long)b.size, (unsigned long long)floats);
-    LWS_OP_REQUIRE(cmd, b.addr % 16 == 0,
-                   "%s: %s starts at device address 0x%llx; it must be 16-byte aligned", what, name,
-                   (unsigned long long)b.addr);
+                                   uint64_t elems) {
+    uint32_t esize = lws_dtype_bytes(b.dtype);
+    LWS_OP_REQUIRE(cmd, b.size >= esize * elems,
+                   "%s: %s holds %llu bytes; it needs %llu elements of %s", what, name,
+                   (unsigned long long)b.size, (unsigned long long)elems, lws_dtype_name(b.dtype));
+    LWS_OP_REQUIRE(cmd, b.addr % (4 * esize) == 0,
+                   "%s: %s starts at device address 0x%llx; it must be %u-byte aligned", what, name,
+                   (unsigned long long)b.addr, 4 * esize);
     return LWS_OK;
 }
 
@@ -126,6 +129,9 @@ lws_status lws_op_attention_fwd(lws_cmd *cmd, lws_buffer o, lws_buffer lse, lws_
                                 float scale) {
     const char *what = "attention forward";
     LWS_TRY(attention_check(cmd, what, batch, seq, q_heads, kv_heads, head_dim));
+    lws_dtype type;
+    LWS_OP_ELEM(cmd, what, &type, "o, q, k, v", o, q, k, v);
+    LWS_OP_F32(cmd, what, "lse", lse);
     uint64_t tokens = (uint64_t)batch * seq;
     LWS_TRY(attention_tensor(cmd, what, "o", o, tokens * q_heads * head_dim));
     LWS_TRY(attention_tensor(cmd, what, "lse", lse, tokens * q_heads));
@@ -136,7 +142,9 @@ lws_status lws_op_attention_fwd(lws_cmd *cmd, lws_buffer o, lws_buffer lse, lws_
     uint32_t spec[4];
     LWS_TRY(kernel_spec(cmd, ATTN_FWD, head_dim, spec));
     lws_pipeline *pipe;
-    LWS_OP_PIPELINE(cmd, "attention_fwd", spec, 4, &pipe);
+    char shader[48];
+    LWS_OP_PIPELINE(cmd, lws_op_shader(shader, sizeof shader, "attention_fwd", type), spec, 4,
+                    &pipe);
     attention_push push = {.q = q.addr,
                            .k = k.addr,
                            .v = v.addr,
@@ -148,7 +156,9 @@ lws_status lws_op_attention_fwd(lws_cmd *cmd, lws_buffer o, lws_buffer lse, lws_
                            .kv_heads = kv_heads,
                            .head_dim = head_dim,
                            .scale = scale};
-    uint64_t q_bytes = 4 * tokens * q_heads * head_dim, kv_bytes = 4 * tokens * kv_heads * head_dim;
+    uint64_t esize = lws_dtype_bytes(type);
+    uint64_t q_bytes = esize * tokens * q_heads * head_dim;
+    uint64_t kv_bytes = esize * tokens * kv_heads * head_dim;
     lws_op_reads(cmd, q, 0, q_bytes);
     lws_op_reads(cmd, k, 0, kv_bytes);
     lws_op_reads(cmd, v, 0, kv_bytes);
@@ -177,16 +187,19 @@ lws_status lws_op_attention_bwd(lws_cmd *cmd, lws_buffer dq, lws_buffer dk, lws_
                                 uint32_t head_dim, float scale) {
     const char *what = "attention backward";
     LWS_TRY(attention_check(cmd, what, batch, seq, q_heads, kv_heads, head_dim));
+    lws_dtype type;
+    LWS_OP_ELEM(cmd, what, &type, "dq, dk, dv, dout, q, k, v, o", dq, dk, dv, dout, q, k, v, o);
+    LWS_OP_F32(cmd, what, "lse and delta", lse, delta);
     uint64_t tokens = (uint64_t)batch * seq;
-    uint64_t q_floats = tokens * q_heads * head_dim, kv_floats = tokens * kv_heads * head_dim;
-    LWS_TRY(attention_tensor(cmd, what, "dq", dq, q_floats));
-    LWS_TRY(attention_tensor(cmd, what, "dk", dk, kv_floats));
-    LWS_TRY(attention_tensor(cmd, what, "dv", dv, kv_floats));
-    LWS_TRY(attention_tensor(cmd, what, "dout", dout, q_floats));
-    LWS_TRY(attention_tensor(cmd, what, "q", q, q_floats));
-    LWS_TRY(attention_tensor(cmd, what, "k", k, kv_floats));
-    LWS_TRY(attention_tensor(cmd, what, "v", v, kv_floats));
-    LWS_TRY(attention_tensor(cmd, what, "o", o, q_floats));
+    uint64_t q_elems = tokens * q_heads * head_dim, kv_elems = tokens * kv_heads * head_dim;
+    LWS_TRY(attention_tensor(cmd, what, "dq", dq, q_elems));
+    LWS_TRY(attention_tensor(cmd, what, "dk", dk, kv_elems));
+    LWS_TRY(attention_tensor(cmd, what, "dv", dv, kv_elems));
+    LWS_TRY(attention_tensor(cmd, what, "dout", dout, q_elems));
+    LWS_TRY(attention_tensor(cmd, what, "q", q, q_elems));
+    LWS_TRY(attention_tensor(cmd, what, "k", k, kv_elems));
+    LWS_TRY(attention_tensor(cmd, what, "v", v, kv_elems));
+    LWS_TRY(attention_tensor(cmd, what, "o", o, q_elems));
     LWS_TRY(attention_tensor(cmd, what, "lse", lse, tokens * q_heads));
     LWS_TRY(attention_tensor(cmd, what, "delta", delta, tokens * q_heads));
 
@@ -196,9 +209,13 @@ lws_status lws_op_attention_bwd(lws_cmd *cmd, lws_buffer dq, lws_buffer dk, lws_
     LWS_TRY(kernel_spec(cmd, ATTN_BWD_DKDV, head_dim, spec_dkdv));
     uint32_t spec_delta[4] = {t.elementwise_wg, 1, 1, 32};
     lws_pipeline *delta_pipe, *dkdv_pipe, *dq_pipe;
-    LWS_OP_PIPELINE(cmd, "attention_bwd_delta", spec_delta, 4, &delta_pipe);
-    LWS_OP_PIPELINE(cmd, "attention_bwd_dkdv", spec_dkdv, 4, &dkdv_pipe);
-    LWS_OP_PIPELINE(cmd, "attention_bwd_dq", spec_dq, 4, &dq_pipe);
+    char shader[48];
+    LWS_OP_PIPELINE(cmd, lws_op_shader(shader, sizeof shader, "attention_bwd_delta", type),
+                    spec_delta, 4, &delta_pipe);
+    LWS_OP_PIPELINE(cmd, lws_op_shader(shader, sizeof shader, "attention_bwd_dkdv", type),
+                    spec_dkdv, 4, &dkdv_pipe);
+    LWS_OP_PIPELINE(cmd, lws_op_shader(shader, sizeof shader, "attention_bwd_dq", type), spec_dq, 4,
+                    &dq_pipe);
 
     attention_push push = {.q = q.addr,
                            .k = k.addr,
@@ -217,7 +234,8 @@ lws_status lws_op_attention_bwd(lws_cmd *cmd, lws_buffer dq, lws_buffer dk, lws_
                            .head_dim = head_dim,
                            .scale = scale};
     uint32_t rows = (uint32_t)(tokens * q_heads);
-    uint64_t q_bytes = 4 * q_floats, kv_bytes = 4 * kv_floats, row_bytes = 4ull * rows;
+    uint64_t esize = lws_dtype_bytes(type);
+    uint64_t q_bytes = esize * q_elems, kv_bytes = esize * kv_elems, row_bytes = 4ull * rows;
     lws_op_reads(cmd, dout, 0, q_bytes);
     lws_op_reads(cmd, o, 0, q_bytes);
     lws_op_writes(cmd, delta, 0, row_bytes);

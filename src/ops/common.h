@@ -25,7 +25,35 @@ typedef struct lws_matmul_push {
     uint32_t accumulate;
 } lws_matmul_push;
 
-static inline uint32_t lws_div_up(uint64_t a, uint64_t b) { return (uint32_t)((a + b - 1) / b); }
+static inline uint32_t lws_div_up(uint64_t a, uint64_t b) {
+    return (uint32_t)((a + b - 1) / b);
+}
+
+/* ---- element types ----------------------------------------------------------
+ * Activations are fp32, bf16 or fp16 (lws_buffer.dtype); a kernel has one
+ * shader variant per type (the `// variants:` line), and its launcher picks
+ * it from its operands. Statistics, weights a kernel reads directly (norm
+ * weights, the embedding table), gradients of weights and scratch stay f32. */
+
+/* The type shared by an op's activation operands b[0..n) (their names in
+ * `names`, "x, y", for the message); fails the command buffer when they
+ * differ or one holds u32. */
+lws_status lws_op_elem_type(lws_cmd *cmd, const char *op, const char *names, const lws_buffer *b,
+                            uint32_t n, lws_dtype *out);
+/* Fails the command buffer unless every b[i] is f32. */
+lws_status lws_op_require_f32(lws_cmd *cmd, const char *op, const char *names, const lws_buffer *b,
+                              uint32_t n);
+/* The shader of `name` for type t: name, name_bf16 or name_f16. */
+const char *lws_op_shader(char *buf, size_t size, const char *name, lws_dtype t);
+
+#define LWS_OP_BUFS(...)                                                                           \
+    (lws_buffer[]){__VA_ARGS__},                                                                   \
+        (uint32_t)(sizeof((lws_buffer[]){__VA_ARGS__}) / sizeof(lws_buffer))
+/* LWS_OP_ELEM(cmd, "rmsnorm_fwd", &t, "x, y", x, y) */
+#define LWS_OP_ELEM(cmd, op, out, names, ...)                                                      \
+    LWS_TRY(lws_op_elem_type(cmd, op, names, LWS_OP_BUFS(__VA_ARGS__), out))
+#define LWS_OP_F32(cmd, op, names, ...)                                                            \
+    LWS_TRY(lws_op_require_f32(cmd, op, names, LWS_OP_BUFS(__VA_ARGS__)))
 
 /* Declare bytes [offset, offset + bytes) of b as read or written by the next
  * dispatch (lws_cmd_reads, lws_cmd_writes); nothing when checking is off.

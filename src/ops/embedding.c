@@ -34,19 +34,25 @@ static uint32_t embedding_bwd_rows(const lws_device_caps *caps) {
     return rows;
 }
 
+/* rows_buf (the token rows: out or dout) is fp32, bf16 or fp16; the table
+ * (the fp32 master weights, or their fp32 gradient) is f32. */
 static lws_status embedding_check(lws_cmd *cmd, const char *op, lws_buffer rows_buf,
                                   const char *rows_name, lws_buffer table, const char *table_name,
                                   lws_buffer tokens, uint32_t n_tokens, uint32_t dim,
                                   uint32_t vocab) {
+    LWS_OP_F32(cmd, op, table_name, table);
+    LWS_OP_REQUIRE(cmd, rows_buf.dtype != LWS_U32, "%s: %s holds u32; it must be f32, bf16 or f16",
+                   op, rows_name);
+    uint32_t esize = lws_dtype_bytes(rows_buf.dtype);
     LWS_OP_REQUIRE(cmd, dim >= 1 && vocab >= 1, "%s: dim = %u, vocab = %u; both must be >= 1", op,
                    dim, vocab);
     uint64_t n = (uint64_t)n_tokens * dim, v = (uint64_t)vocab * dim;
     LWS_OP_REQUIRE(cmd, n <= UINT32_MAX && v <= UINT32_MAX,
                    "%s: n_tokens * dim = %llu and vocab * dim = %llu; each must be below 2^32", op,
                    (unsigned long long)n, (unsigned long long)v);
-    LWS_OP_REQUIRE(cmd, rows_buf.size >= 4 * n,
-                   "%s: %s holds fewer than n_tokens * dim = %llu floats", op, rows_name,
-                   (unsigned long long)n);
+    LWS_OP_REQUIRE(cmd, rows_buf.size >= esize * n,
+                   "%s: %s holds fewer than n_tokens * dim = %llu elements of %s", op, rows_name,
+                   (unsigned long long)n, lws_dtype_name(rows_buf.dtype));
     LWS_OP_REQUIRE(cmd, table.size >= 4 * v, "%s: %s holds fewer than vocab * dim = %llu floats",
                    op, table_name, (unsigned long long)v);
     LWS_OP_REQUIRE(cmd, tokens.size >= 4ull * n_tokens,
@@ -61,14 +67,16 @@ lws_status lws_op_embedding_fwd(lws_cmd *cmd, lws_buffer out, lws_buffer table, 
     lws_tuning t = lws_tuning_get(lws_cmd_context(cmd));
     uint32_t spec[1] = {t.elementwise_wg};
     lws_pipeline *pipe;
-    LWS_OP_PIPELINE(cmd, "embedding", spec, 1, &pipe);
+    char shader[48];
+    LWS_OP_PIPELINE(cmd, lws_op_shader(shader, sizeof shader, "embedding", out.dtype), spec, 1,
+                    &pipe);
     embedding_push push = {out.addr, table.addr, tokens.addr, n_tokens, dim, vocab};
     uint32_t groups = lws_div_up((uint64_t)n_tokens * dim, t.elementwise_wg);
     if (groups > t.max_groups_1d) groups = t.max_groups_1d;
     /* Which table rows are read depends on the tokens: all of them. */
     lws_op_reads(cmd, tokens, 0, 4ull * n_tokens);
     lws_op_reads(cmd, table, 0, 4ull * vocab * dim);
-    lws_op_writes(cmd, out, 0, 4ull * n_tokens * dim);
+    lws_op_writes(cmd, out, 0, (uint64_t)lws_dtype_bytes(out.dtype) * n_tokens * dim);
     lws_cmd_dispatch(cmd, pipe, &push, sizeof push, groups ? groups : 1, 1, 1);
     return LWS_OK;
 }
@@ -84,11 +92,13 @@ lws_status lws_op_embedding_bwd(lws_cmd *cmd, lws_buffer dtable, lws_buffer dout
     uint32_t rows = embedding_bwd_rows(caps);
     uint32_t spec[2] = {EMBEDDING_BWD_WG, rows};
     lws_pipeline *pipe;
-    LWS_OP_PIPELINE(cmd, "embedding_bwd", spec, 2, &pipe);
+    char shader[48];
+    LWS_OP_PIPELINE(cmd, lws_op_shader(shader, sizeof shader, "embedding_bwd", dout.dtype), spec, 2,
+                    &pipe);
     embedding_bwd_push push = {dtable.addr, dout.addr, tokens.addr, n_tokens, dim, vocab};
     /* The rows the tokens hit are added to: any row of dtable. */
     lws_op_reads(cmd, tokens, 0, 4ull * n_tokens);
-    lws_op_reads(cmd, dout, 0, 4ull * n_tokens * dim);
+    lws_op_reads(cmd, dout, 0, (uint64_t)lws_dtype_bytes(dout.dtype) * n_tokens * dim);
     lws_op_updates(cmd, dtable, 0, 4ull * vocab * dim);
     lws_cmd_dispatch(cmd, pipe, &push, sizeof push, lws_div_up(vocab, rows),
                      lws_div_up(dim, EMBEDDING_BWD_WG), 1);

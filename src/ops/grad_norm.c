@@ -39,6 +39,7 @@ lws_status lws_op_grad_norm(lws_cmd *cmd, lws_buffer hyper, lws_buffer table, ui
     lws_cmd_barrier(cmd);
     lws_op_reads(cmd, scratch, 0, 4ull * total_chunks);
     lws_op_reads(cmd, hyper, offsetof(lws_optim_hyper, max_grad_norm), 4);
+    lws_op_reads(cmd, hyper, offsetof(lws_optim_hyper, loss_scale), 4);
     lws_op_writes(cmd, hyper, offsetof(lws_optim_hyper, grad_norm), 8);
     lws_cmd_dispatch(cmd, pass1, &push, sizeof push, 1, 1, 1);
     return LWS_OK;

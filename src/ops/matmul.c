@@ -1,5 +1,8 @@
 /* C (+)= op(A) . op(B) in the NT, NN and TN layouts (shaders/matmul.comp),
- * split into pieces that the shader's 32-bit indexing reaches. */
+ * split into pieces that the shader's 32-bit indexing reaches. A and B are
+ * f32, or both bf16 or f16; C is like them, or f32 (a 16-bit product into
+ * fp32: weight gradients, logits). */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "ops/common.h"
@@ -50,28 +53,34 @@ typedef struct mm_piece {
 typedef struct mm_problem {
     lws_mm_layout layout;
     lws_buffer c, a, b;
+    uint32_t ec, eab; /* bytes of an element of C, of A and B */
+    char shader[32];  /* the variant for those types */
     lws_tuning t;
     uint32_t tile_k; /* the tuning's, or smaller where shared memory is short */
     uint64_t limit;  /* elements one matrix of a piece may have */
 } mm_problem;
 
 /* Declares the bytes of one operand over the batch: matrices of `elems`
- * elements, `stride` elements apart. */
-static void declare(lws_cmd *cmd, lws_buffer x, uint64_t at, uint64_t elems, uint64_t stride,
-                    uint32_t batch, int write) {
-    lws_buffer first = lws_buffer_slice(x, 4 * at, 4 * elems);
-    if (write) lws_cmd_writes_strided(cmd, first, 4 * stride, batch);
-    else lws_cmd_reads_strided(cmd, first, 4 * stride, batch);
+ * elements of `esize` bytes, `stride` elements apart. */
+static void declare(lws_cmd *cmd, lws_buffer x, uint32_t esize, uint64_t at, uint64_t elems,
+                    uint64_t stride, uint32_t batch, int write) {
+    lws_buffer first = lws_buffer_slice(x, esize * at, esize * elems);
+    if (write)
+        lws_cmd_writes_strided(cmd, first, esize * stride, batch);
+    else
+        lws_cmd_reads_strided(cmd, first, esize * stride, batch);
 }
 
 static lws_status dispatch_piece(lws_cmd *cmd, const mm_problem *p, mm_piece q) {
     const lws_tuning *t = &p->t;
-    lws_buffer c = lws_buffer_slice(p->c, 4 * q.c_at, 0), a = lws_buffer_slice(p->a, 4 * q.a_at, 0),
-               b = lws_buffer_slice(p->b, 4 * q.b_at, 0);
+    uint32_t ec = p->ec, eab = p->eab;
+    lws_buffer c = lws_buffer_slice(p->c, ec * q.c_at, 0),
+               a = lws_buffer_slice(p->a, eab * q.a_at, 0),
+               b = lws_buffer_slice(p->b, eab * q.b_at, 0);
     /* The four-wide path: groups of 4 elements never straddle a matrix edge
-     * and every access is 16-byte aligned. */
-    uint32_t vec4 = q.m % 4 == 0 && q.n % 4 == 0 && q.k % 4 == 0 &&
-                    (c.addr | a.addr | b.addr) % 16 == 0 &&
+     * and every access is aligned to 4 elements. */
+    uint32_t vec4 = q.m % 4 == 0 && q.n % 4 == 0 && q.k % 4 == 0 && c.addr % (4 * ec) == 0 &&
+                    (a.addr | b.addr) % (4 * eab) == 0 &&
                     (q.batch == 1 || (q.stride_c | q.stride_a | q.stride_b) % 4 == 0);
     /* The tuning's tile is the largest; small outputs get smaller tiles (same
      * workgroup, smaller register blocks). A tile far wider than the matrix
@@ -91,21 +100,40 @@ static lws_status dispatch_piece(lws_cmd *cmd, const mm_problem *p, mm_piece q) 
     }
     uint32_t spec[7] = {t->mm_wg_x, t->mm_wg_y, 1, tile_m, tile_n, p->tile_k, vec4};
     lws_pipeline *pipe;
-    LWS_OP_PIPELINE(cmd, shader_names[p->layout], spec, 7, &pipe);
-    matmul_push push = {c.addr,         a.addr,         b.addr, 4 * q.stride_c,
-                        4 * q.stride_a, 4 * q.stride_b, q.m,    q.n,
-                        q.k,            q.accumulate ? 1u : 0u};
+    LWS_OP_PIPELINE(cmd, p->shader, spec, 7, &pipe);
+    matmul_push push = {
+        c.addr, a.addr, b.addr, ec * q.stride_c,       eab * q.stride_a, eab * q.stride_b,
+        q.m,    q.n,    q.k,    q.accumulate ? 1u : 0u};
     uint64_t a_elems = (uint64_t)q.m * q.k, b_elems = (uint64_t)q.n * q.k;
-    declare(cmd, p->a, q.a_at, a_elems, q.stride_a, q.batch, 0);
-    declare(cmd, p->b, q.b_at, b_elems, q.stride_b, q.batch, 0);
-    if (q.accumulate) declare(cmd, p->c, q.c_at, (uint64_t)q.m * q.n, q.stride_c, q.batch, 0);
-    declare(cmd, p->c, q.c_at, (uint64_t)q.m * q.n, q.stride_c, q.batch, 1);
+    declare(cmd, p->a, eab, q.a_at, a_elems, q.stride_a, q.batch, 0);
+    declare(cmd, p->b, eab, q.b_at, b_elems, q.stride_b, q.batch, 0);
+    if (q.accumulate) declare(cmd, p->c, ec, q.c_at, (uint64_t)q.m * q.n, q.stride_c, q.batch, 0);
+    declare(cmd, p->c, ec, q.c_at, (uint64_t)q.m * q.n, q.stride_c, q.batch, 1);
     lws_cmd_dispatch(cmd, pipe, &push, sizeof push, lws_div_up(q.n, tile_n),
                      lws_div_up(q.m, tile_m), q.batch);
     return LWS_OK;
 }
 
-static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+static uint64_t min_u64(uint64_t a, uint64_t b) {
+    return a < b ? a : b;
+}
+
+/* The variant for the operands' types: A and B alike (f32, bf16 or f16), C
+ * like them or f32. */
+static lws_status choose_variant(lws_cmd *cmd, mm_problem *p) {
+    const char *layout = layout_names[p->layout];
+    lws_dtype ab = p->a.dtype, c = p->c.dtype;
+    LWS_OP_REQUIRE(cmd, ab == p->b.dtype && ab != LWS_U32 && (c == ab || c == LWS_F32),
+                   "matmul %s: A is %s, B %s and C %s; A and B must share f32, bf16 or f16, and "
+                   "C be of their type or f32",
+                   layout, lws_dtype_name(ab), lws_dtype_name(p->b.dtype), lws_dtype_name(c));
+    char base[24];
+    lws_op_shader(base, sizeof base, shader_names[p->layout], ab);
+    snprintf(p->shader, sizeof p->shader, "%s%s", base, c != ab ? "_c32" : "");
+    p->eab = lws_dtype_bytes(ab);
+    p->ec = lws_dtype_bytes(c);
+    return LWS_OK;
+}
 
 /* NT or NN with B within the limit: pieces of mp rows of A and C. */
 static lws_status split_rows(lws_cmd *cmd, const mm_problem *p, mm_piece q) {
@@ -253,10 +281,12 @@ lws_status lws_matmul_portable(lws_cmd *cmd, const lws_matmul_args *args) {
                    "matmul %s: stride_c %llu is smaller than one C matrix (M*N = %llu), so batch "
                    "entries would overwrite each other",
                    name, (unsigned long long)stride_c, (unsigned long long)c_elems);
+    mm_problem p = {.layout = layout, .c = c, .a = a, .b = b};
+    LWS_TRY(choose_variant(cmd, &p));
     /* Bytes each operand spans, from its first matrix to the end of its last. */
-    uint64_t c_bytes = 4 * ((uint64_t)(batch - 1) * stride_c + c_elems);
-    uint64_t a_bytes = 4 * ((uint64_t)(batch - 1) * stride_a + a_elems);
-    uint64_t b_bytes = 4 * ((uint64_t)(batch - 1) * stride_b + b_elems);
+    uint64_t c_bytes = p.ec * ((uint64_t)(batch - 1) * stride_c + c_elems);
+    uint64_t a_bytes = p.eab * ((uint64_t)(batch - 1) * stride_a + a_elems);
+    uint64_t b_bytes = p.eab * ((uint64_t)(batch - 1) * stride_b + b_elems);
     LWS_OP_REQUIRE(cmd, c.size >= c_bytes && a.size >= a_bytes && b.size >= b_bytes,
                    "matmul %s M=%u N=%u K=%u batch=%u: buffers of %llu, %llu, %llu bytes (C, A, "
                    "B) are smaller than the %llu, %llu, %llu the shape and strides need",
@@ -266,7 +296,7 @@ lws_status lws_matmul_portable(lws_cmd *cmd, const lws_matmul_args *args) {
     LWS_OP_REQUIRE(cmd, !overlaps(c, c_bytes, a, a_bytes) && !overlaps(c, c_bytes, b, b_bytes),
                    "matmul %s: C overlaps A or B; the output must be a separate buffer range",
                    name);
-    mm_problem p = {layout, c, a, b, lws_tuning_get(lws_cmd_context(cmd)), 0, 0};
+    p.t = lws_tuning_get(lws_cmd_context(cmd));
     LWS_OP_REQUIRE(cmd, max_elements_env(&p.limit),
                    "LWS_MATMUL_MAX_ELEMS = '%s' is not a matrix size: give 1 .. %llu elements",
                    getenv("LWS_MATMUL_MAX_ELEMS"), (unsigned long long)SHADER_MAX_ELEMS);

@@ -1,9 +1,12 @@
 /* Host launchers: each records one op (one or more dispatches) into a command
- * buffer. Tensors are fp32, row-major, addressed as lws_buffer ranges; shapes
- * are in elements. A launcher orders its own passes with barriers; the caller
- * puts a barrier (lws_cmd_barrier) between an op and a later op that reads its
- * output. On failure (no pipeline) a launcher returns the status and also
- * marks the command buffer failed, so lws_cmd_end reports it. */
+ * buffer. Tensors are row-major, addressed as lws_buffer ranges; shapes are
+ * in elements. Activations are f32, bf16 or f16 (the buffers' dtype picks the
+ * shader variant, and an op's activations share one type); weight gradients,
+ * statistics and scratch are f32 (see ops/common.h). A launcher orders its
+ * own passes with barriers; the caller puts a barrier (lws_cmd_barrier)
+ * between an op and a later op that reads its output. On failure (no
+ * pipeline) a launcher returns the status and also marks the command buffer
+ * failed, so lws_cmd_end reports it. */
 #ifndef LWS_OPS_H
 #define LWS_OPS_H
 
@@ -21,6 +24,13 @@ lws_status lws_op_axpby(lws_cmd *cmd, lws_buffer out, lws_buffer x, lws_buffer y
 uint32_t lws_sumsq_scratch_floats(lws_context *ctx, uint32_t n);
 lws_status lws_op_sumsq(lws_cmd *cmd, lws_buffer out, uint32_t slot, lws_buffer x, uint32_t n,
                         lws_buffer scratch, int accumulate);
+
+/* ---- element types (ops/cast.c) ------------------------------------------- */
+
+/* out[i] = in[i] for i < n, converted from in.dtype to out.dtype: f32 to bf16
+ * or f16 (round to nearest even, overflow to infinity), or bf16 / f16 to f32
+ * (exact). */
+lws_status lws_op_cast(lws_cmd *cmd, lws_buffer out, lws_buffer in, uint64_t n);
 
 /* ---- matmul (ops/matmul.c) ------------------------------------------------ */
 
@@ -202,8 +212,51 @@ lws_status lws_op_swiglu_bwd(lws_cmd *cmd, lws_buffer da, lws_buffer db, lws_buf
 uint32_t lws_cross_entropy_scratch_floats(lws_context *ctx, uint32_t rows, uint32_t vocab);
 lws_status lws_op_cross_entropy(lws_cmd *cmd, lws_buffer losses, lws_buffer dlogits,
                                 lws_buffer logits, lws_buffer targets, lws_buffer scratch,
-                                uint32_t rows, uint32_t vocab, uint32_t ignore_index,
-                                float z_loss, float grad_scale);
+                                uint32_t rows, uint32_t vocab, uint32_t ignore_index, float z_loss,
+                                float grad_scale);
+
+/* The same in two parts, for a caller that runs the loss over chunks of rows
+ * (the output head): _count writes n_valid over all `rows` targets into the
+ * scratch header; _rows then runs on a chunk (its rows of losses and targets,
+ * the chunk's logits) against that count, with the same scratch. There the
+ * logits are f32; dlogits f32 (may be the logits), bf16 or f16 (a buffer of its
+ * own), or none (addr 0: losses only); scale none, or one f32 that multiplies
+ * grad_scale (the fp16 loss scale, changed between steps by the host). */
+typedef struct lws_ce_args {
+    lws_buffer losses, dlogits, logits, targets, scratch, scale;
+    uint32_t rows, vocab, ignore_index;
+    float z_loss, grad_scale;
+} lws_ce_args;
+lws_status lws_op_cross_entropy_count(lws_cmd *cmd, lws_buffer targets, lws_buffer scratch,
+                                      uint32_t rows, uint32_t ignore_index);
+lws_status lws_op_cross_entropy_rows(lws_cmd *cmd, const lws_ce_args *args);
+
+/* ---- the output head with its loss (ops/head_loss.c) ------------------------------- */
+
+/* logits = x . W^T, the loss of each row (as lws_op_cross_entropy, z-loss
+ * included) and, with the backward, dx = dlogits . W and dW += dlogits^T . x,
+ * over chunks of chunk_rows tokens: each chunk's logits live in a scratch of
+ * chunk_rows x vocab floats, so the (rows, vocab) logits never exist. The
+ * chunks' dW terms are added in chunk order (deterministic). Shapes:
+ *   x, dx (rows, d) of one type (f32, bf16 or f16); w (vocab, d) of that type;
+ *   losses (rows) f32, written; targets (rows) u32; dw (vocab, d) f32, added;
+ *   logits (chunk_rows, vocab) f32 scratch; dlogits (chunk_rows, vocab) of
+ *   x's type (the logits themselves when f32); ce_scratch
+ *   lws_cross_entropy_scratch_floats(ctx, chunk_rows, vocab) floats;
+ *   scale none or one f32 loss scale (see lws_ce_args).
+ * dx and dw both none (addr 0): the loss only (evaluation). The loss is
+ * normalised over the valid targets of all `rows`, as one call over the
+ * whole logits would be. */
+typedef struct lws_head_loss_args {
+    lws_buffer losses, dx, dw, x, w, targets, logits, dlogits, ce_scratch, scale;
+    uint32_t rows, d, vocab, chunk_rows, ignore_index;
+    float z_loss, grad_scale;
+} lws_head_loss_args;
+/* Tokens per chunk for `rows` tokens and a vocabulary: as many as 64 MiB of
+ * fp32 logits hold (a multiple of 64 when above it), at most rows;
+ * LWS_HEAD_CHUNK_ROWS=n sets it (a bad value is an error). */
+lws_status lws_head_loss_chunk_rows(uint32_t rows, uint32_t vocab, uint32_t *out);
+lws_status lws_op_head_loss(lws_cmd *cmd, const lws_head_loss_args *args);
 
 /* ---- optimizer (ops/adamw.c) ---------------------------------------------------- */
 
@@ -217,8 +270,11 @@ typedef struct lws_optim_hyper {
     float bias_correction2; /* 1 - beta2^step */
     float max_grad_norm;    /* <= 0: no clipping */
     float grad_norm;        /* written by lws_op_grad_norm */
-    float clip_scale;       /* written by lws_op_grad_norm: min(1, max / (norm + 1e-6)) */
-    float pad[6];
+    float clip_scale;       /* written by lws_op_grad_norm: min(1, max / (norm + 1e-6)),
+                               divided by loss_scale */
+    float loss_scale;       /* the gradients carry this factor (fp16; a power of two); 0 = 1 */
+    float nonfinite;        /* written after AdamW: parameters that are NaN or infinite */
+    float pad[4];
 } lws_optim_hyper;
 
 /* One row of the device table that the multi-tensor ops walk. Each tensor is
@@ -233,12 +289,14 @@ typedef struct lws_optim_entry {
 } lws_optim_entry;
 
 /* Sum of squares of all gradients (table order, fixed tree: deterministic),
- * then hyper.grad_norm and hyper.clip_scale. scratch: total_chunks floats. */
+ * then hyper.grad_norm (divided by hyper.loss_scale) and hyper.clip_scale.
+ * scratch: total_chunks floats. */
 lws_status lws_op_grad_norm(lws_cmd *cmd, lws_buffer hyper, lws_buffer table,
                             uint32_t n_tensors, uint32_t total_chunks, lws_buffer scratch);
 /* AdamW on every tensor of the table (PyTorch's formulation: p *= 1 - lr*wd
  * where decay, then the Adam step with bias correction), gradients scaled by
- * hyper.clip_scale first; the gradients are zeroed for the next accumulation. */
+ * hyper.clip_scale first; the gradients are zeroed for the next accumulation.
+ * A non-finite hyper.grad_norm skips the update (only the zeroing runs). */
 lws_status lws_op_adamw(lws_cmd *cmd, lws_buffer hyper, lws_buffer table, uint32_t n_tensors,
                         uint32_t total_chunks);
 

@@ -62,10 +62,13 @@ lws_status lws_op_rmsnorm_fwd(lws_cmd *cmd, lws_buffer y, lws_buffer rstd, lws_b
                               lws_buffer w, uint32_t rows, uint32_t cols, float eps) {
     lws_tuning t = lws_tuning_get(lws_cmd_context(cmd));
     LWS_TRY(rmsnorm_check_shape(cmd, "rmsnorm_fwd", rows, cols, t.row_wg));
-    uint64_t n = (uint64_t)rows * cols;
-    LWS_OP_REQUIRE(cmd, x.size >= 4 * n && y.size >= 4 * n,
-                   "rmsnorm_fwd: x or y holds fewer than rows * cols = %llu floats",
-                   (unsigned long long)n);
+    lws_dtype type;
+    LWS_OP_ELEM(cmd, "rmsnorm_fwd", &type, "y, x", y, x);
+    LWS_OP_F32(cmd, "rmsnorm_fwd", "rstd and w", rstd, w);
+    uint64_t n = (uint64_t)rows * cols, bytes = lws_dtype_bytes(type) * n;
+    LWS_OP_REQUIRE(cmd, x.size >= bytes && y.size >= bytes,
+                   "rmsnorm_fwd: x or y holds fewer than rows * cols = %llu elements of %s",
+                   (unsigned long long)n, lws_dtype_name(type));
     LWS_OP_REQUIRE(cmd, w.size >= 4ull * cols, "rmsnorm_fwd: w holds fewer than cols = %u floats",
                    cols);
     LWS_OP_REQUIRE(cmd, rstd.size >= 4ull * rows,
@@ -74,11 +77,12 @@ lws_status lws_op_rmsnorm_fwd(lws_cmd *cmd, lws_buffer y, lws_buffer rstd, lws_b
     row_split r = rmsnorm_split(&t, cols);
     uint32_t spec[2] = {t.row_wg, r.threads};
     lws_pipeline *pipe;
-    LWS_OP_PIPELINE(cmd, "rmsnorm", spec, 2, &pipe);
+    char shader[48];
+    LWS_OP_PIPELINE(cmd, lws_op_shader(shader, sizeof shader, "rmsnorm", type), spec, 2, &pipe);
     rmsnorm_push push = {y.addr, rstd.addr, x.addr, w.addr, rows, cols, eps};
-    lws_op_reads(cmd, x, 0, 4 * n);
+    lws_op_reads(cmd, x, 0, bytes);
     lws_op_reads(cmd, w, 0, 4ull * cols);
-    lws_op_writes(cmd, y, 0, 4 * n);
+    lws_op_writes(cmd, y, 0, bytes);
     lws_op_writes(cmd, rstd, 0, 4ull * rows);
     lws_cmd_dispatch(cmd, pipe, &push, sizeof push, lws_div_up(rows, r.rows_at_once), 1, 1);
     return LWS_OK;
@@ -98,10 +102,13 @@ lws_status lws_op_rmsnorm_bwd(lws_cmd *cmd, lws_buffer dx, lws_buffer dw, lws_bu
     lws_context *ctx = lws_cmd_context(cmd);
     lws_tuning t = lws_tuning_get(ctx);
     LWS_TRY(rmsnorm_check_shape(cmd, "rmsnorm_bwd", rows, cols, t.row_wg));
-    uint64_t n = (uint64_t)rows * cols;
-    LWS_OP_REQUIRE(cmd, dx.size >= 4 * n && dy.size >= 4 * n && x.size >= 4 * n,
-                   "rmsnorm_bwd: dx, dy or x holds fewer than rows * cols = %llu floats",
-                   (unsigned long long)n);
+    lws_dtype type;
+    LWS_OP_ELEM(cmd, "rmsnorm_bwd", &type, "dx, dy, x", dx, dy, x);
+    LWS_OP_F32(cmd, "rmsnorm_bwd", "dw, w, rstd and scratch", dw, w, rstd, scratch);
+    uint64_t n = (uint64_t)rows * cols, bytes = lws_dtype_bytes(type) * n;
+    LWS_OP_REQUIRE(cmd, dx.size >= bytes && dy.size >= bytes && x.size >= bytes,
+                   "rmsnorm_bwd: dx, dy or x holds fewer than rows * cols = %llu elements of %s",
+                   (unsigned long long)n, lws_dtype_name(type));
     LWS_OP_REQUIRE(cmd, w.size >= 4ull * cols && dw.size >= 4ull * cols,
                    "rmsnorm_bwd: w or dw holds fewer than cols = %u floats", cols);
     LWS_OP_REQUIRE(cmd, rstd.size >= 4ull * rows,
@@ -115,20 +122,31 @@ lws_status lws_op_rmsnorm_bwd(lws_cmd *cmd, lws_buffer dx, lws_buffer dw, lws_bu
                    (unsigned long long)scratch.size, need, rows, cols);
     uint32_t spec0[3] = {t.row_wg, r.threads, 0}, spec1[3] = {t.elementwise_wg, 1, 1};
     lws_pipeline *rows_pass, *dw_pass;
-    LWS_OP_PIPELINE(cmd, "rmsnorm_bwd", spec0, 3, &rows_pass);
-    LWS_OP_PIPELINE(cmd, "rmsnorm_bwd", spec1, 3, &dw_pass);
-    rmsnorm_bwd_push push = {dx.addr, dw.addr,   dy.addr,      x.addr,
-                             w.addr,  rstd.addr, scratch.addr, rows,
-                             cols,    per,       blocks * r.rows_at_once, accumulate_dx ? 1u : 0u};
+    char shader[48];
+    lws_op_shader(shader, sizeof shader, "rmsnorm_bwd", type);
+    LWS_OP_PIPELINE(cmd, shader, spec0, 3, &rows_pass);
+    LWS_OP_PIPELINE(cmd, shader, spec1, 3, &dw_pass);
+    rmsnorm_bwd_push push = {dx.addr,
+                             dw.addr,
+                             dy.addr,
+                             x.addr,
+                             w.addr,
+                             rstd.addr,
+                             scratch.addr,
+                             rows,
+                             cols,
+                             per,
+                             blocks * r.rows_at_once,
+                             accumulate_dx ? 1u : 0u};
     /* Pass 0: dx and the dw partials (every partial row is written, zeros for
      * a row group without rows); pass 1 adds the partials into dw. */
     uint64_t partial_bytes = 4ull * blocks * r.rows_at_once * cols;
-    lws_op_reads(cmd, dy, 0, 4 * n);
-    lws_op_reads(cmd, x, 0, 4 * n);
+    lws_op_reads(cmd, dy, 0, bytes);
+    lws_op_reads(cmd, x, 0, bytes);
     lws_op_reads(cmd, w, 0, 4ull * cols);
     lws_op_reads(cmd, rstd, 0, 4ull * rows);
-    if (accumulate_dx) lws_op_reads(cmd, dx, 0, 4 * n);
-    lws_op_writes(cmd, dx, 0, 4 * n);
+    if (accumulate_dx) lws_op_reads(cmd, dx, 0, bytes);
+    lws_op_writes(cmd, dx, 0, bytes);
     lws_op_writes(cmd, scratch, 0, partial_bytes);
     lws_cmd_dispatch(cmd, rows_pass, &push, sizeof push, blocks, 1, 1);
     lws_cmd_barrier(cmd);

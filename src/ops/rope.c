@@ -29,13 +29,18 @@ lws_status lws_op_rope(lws_cmd *cmd, lws_buffer y, lws_buffer x, uint32_t n_toke
     LWS_OP_REQUIRE(cmd, n <= UINT32_MAX,
                    "rope: n_tokens * heads * head_dim = %llu; at most 2^32 - 1 are allowed",
                    (unsigned long long)n);
-    LWS_OP_REQUIRE(cmd, x.size >= 4 * n && y.size >= 4 * n,
-                   "rope: x or y holds fewer than n_tokens * heads * head_dim = %llu floats",
-                   (unsigned long long)n);
+    lws_dtype type;
+    LWS_OP_ELEM(cmd, "rope", &type, "y, x", y, x);
+    uint64_t bytes = lws_dtype_bytes(type) * n;
+    LWS_OP_REQUIRE(cmd, x.size >= bytes && y.size >= bytes,
+                   "rope: x or y holds fewer than n_tokens * heads * head_dim = %llu elements of "
+                   "%s",
+                   (unsigned long long)n, lws_dtype_name(type));
     lws_tuning t = lws_tuning_get(lws_cmd_context(cmd));
     uint32_t spec[1] = {t.elementwise_wg};
     lws_pipeline *pipe;
-    LWS_OP_PIPELINE(cmd, "rope", spec, 1, &pipe);
+    char shader[48];
+    LWS_OP_PIPELINE(cmd, lws_op_shader(shader, sizeof shader, "rope", type), spec, 1, &pipe);
     /* The shader raises r = theta^(-2/head_dim) to the j-th power in
      * double-float arithmetic; r itself comes from fp64 here. */
     double ratio = pow((double)theta, -2.0 / (double)head_dim);
@@ -43,8 +48,8 @@ lws_status lws_op_rope(lws_cmd *cmd, lws_buffer y, lws_buffer x, uint32_t n_toke
     rope_push push = {y.addr,   x.addr,   n_tokens, seq_len,          heads,
                       head_dim, ratio_hi, ratio_lo, inverse ? 1u : 0u};
     uint32_t pairs = n_tokens * (head_dim / 2);
-    lws_op_reads(cmd, x, 0, 4 * n);
-    lws_op_writes(cmd, y, 0, 4 * n);
+    lws_op_reads(cmd, x, 0, bytes);
+    lws_op_writes(cmd, y, 0, bytes);
     lws_cmd_dispatch(cmd, pipe, &push, sizeof push, lws_div_up(pairs, t.elementwise_wg), 1, 1);
     return LWS_OK;
 }

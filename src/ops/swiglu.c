@@ -18,36 +18,46 @@ static uint32_t swiglu_groups(const lws_tuning *t, uint32_t n) {
 }
 
 lws_status lws_op_swiglu_fwd(lws_cmd *cmd, lws_buffer h, lws_buffer a, lws_buffer b, uint32_t n) {
-    LWS_OP_REQUIRE(cmd, h.size >= 4ull * n && a.size >= 4ull * n && b.size >= 4ull * n,
-                   "swiglu_fwd: h, a or b holds fewer than n = %u floats", n);
+    lws_dtype type;
+    LWS_OP_ELEM(cmd, "swiglu_fwd", &type, "h, a, b", h, a, b);
+    uint64_t bytes = (uint64_t)lws_dtype_bytes(type) * n;
+    LWS_OP_REQUIRE(cmd, h.size >= bytes && a.size >= bytes && b.size >= bytes,
+                   "swiglu_fwd: h, a or b holds fewer than n = %u elements of %s", n,
+                   lws_dtype_name(type));
     lws_tuning t = lws_tuning_get(lws_cmd_context(cmd));
     uint32_t spec[1] = {t.elementwise_wg};
     lws_pipeline *pipe;
-    LWS_OP_PIPELINE(cmd, "swiglu", spec, 1, &pipe);
+    char shader[48];
+    LWS_OP_PIPELINE(cmd, lws_op_shader(shader, sizeof shader, "swiglu", type), spec, 1, &pipe);
     swiglu_push push = {h.addr, a.addr, b.addr, n};
-    lws_op_reads(cmd, a, 0, 4ull * n);
-    lws_op_reads(cmd, b, 0, 4ull * n);
-    lws_op_writes(cmd, h, 0, 4ull * n);
+    lws_op_reads(cmd, a, 0, bytes);
+    lws_op_reads(cmd, b, 0, bytes);
+    lws_op_writes(cmd, h, 0, bytes);
     lws_cmd_dispatch(cmd, pipe, &push, sizeof push, swiglu_groups(&t, n), 1, 1);
     return LWS_OK;
 }
 
 lws_status lws_op_swiglu_bwd(lws_cmd *cmd, lws_buffer da, lws_buffer db, lws_buffer dh,
                              lws_buffer a, lws_buffer b, uint32_t n) {
+    lws_dtype type;
+    LWS_OP_ELEM(cmd, "swiglu_bwd", &type, "da, db, dh, a, b", da, db, dh, a, b);
+    uint64_t bytes = (uint64_t)lws_dtype_bytes(type) * n;
     LWS_OP_REQUIRE(cmd,
-                   da.size >= 4ull * n && db.size >= 4ull * n && dh.size >= 4ull * n &&
-                       a.size >= 4ull * n && b.size >= 4ull * n,
-                   "swiglu_bwd: da, db, dh, a or b holds fewer than n = %u floats", n);
+                   da.size >= bytes && db.size >= bytes && dh.size >= bytes && a.size >= bytes &&
+                       b.size >= bytes,
+                   "swiglu_bwd: da, db, dh, a or b holds fewer than n = %u elements of %s", n,
+                   lws_dtype_name(type));
     lws_tuning t = lws_tuning_get(lws_cmd_context(cmd));
     uint32_t spec[1] = {t.elementwise_wg};
     lws_pipeline *pipe;
-    LWS_OP_PIPELINE(cmd, "swiglu_bwd", spec, 1, &pipe);
+    char shader[48];
+    LWS_OP_PIPELINE(cmd, lws_op_shader(shader, sizeof shader, "swiglu_bwd", type), spec, 1, &pipe);
     swiglu_bwd_push push = {da.addr, db.addr, dh.addr, a.addr, b.addr, n};
-    lws_op_reads(cmd, dh, 0, 4ull * n);
-    lws_op_reads(cmd, a, 0, 4ull * n);
-    lws_op_reads(cmd, b, 0, 4ull * n);
-    lws_op_writes(cmd, da, 0, 4ull * n);
-    lws_op_writes(cmd, db, 0, 4ull * n);
+    lws_op_reads(cmd, dh, 0, bytes);
+    lws_op_reads(cmd, a, 0, bytes);
+    lws_op_reads(cmd, b, 0, bytes);
+    lws_op_writes(cmd, da, 0, bytes);
+    lws_op_writes(cmd, db, 0, bytes);
     lws_cmd_dispatch(cmd, pipe, &push, sizeof push, swiglu_groups(&t, n), 1, 1);
     return LWS_OK;
 }

@@ -130,7 +130,8 @@ static lws_status save_optimizer(lws_model *m, const char *path, const float *gi
     return s;
 }
 
-static lws_status save_state(const lws_train_state *st, const char *path) {
+static lws_status save_state(const lws_train_state *st, const lws_loss_scale *ls,
+                             const char *path) {
     cJSON *o = cJSON_CreateObject();
     char num[32];
     /* 64-bit counters as strings: JSON numbers are doubles in many readers. */
@@ -142,6 +143,12 @@ static lws_status save_state(const lws_train_state *st, const char *path) {
     cJSON_AddStringToObject(o, "sampler_counter", num);
     cJSON_AddNumberToObject(o, "elapsed_s", st->elapsed_s);
     cJSON_AddNumberToObject(o, "world_size", st->world_size ? st->world_size : 1);
+    /* fp16: the loss scale and its count of good updates, so a resumed run
+     * scales (and grows the scale) as the uninterrupted one would. */
+    if (ls->dynamic) {
+        cJSON_AddNumberToObject(o, "loss_scale", ls->scale);
+        cJSON_AddNumberToObject(o, "loss_scale_good_steps", ls->good_steps);
+    }
     lws_status s = lws_write_json_atomic(path, o);
     cJSON_Delete(o);
     return s;
@@ -227,7 +234,8 @@ lws_status lws_checkpoint_save_moments(lws_model *m, const char *run_dir, const 
     }
     if (s == LWS_OK) {
         snprintf(file, sizeof file, "%s/state.json", tmp);
-        s = save_state(st, file);
+        lws_loss_scale ls = lws_model_loss_scale(m);
+        s = save_state(st, &ls, file);
     }
     if (s != LWS_OK) {
         remove_dir(tmp);
@@ -445,13 +453,35 @@ static lws_status state_u64(const char *path, const cJSON *o, const char *key, u
     return LWS_OK;
 }
 
+/* fp16's loss scale: a power of two in [1, 2^24] with its count of good
+ * updates, both or neither. */
+static lws_status read_loss_scale(const char *path, const cJSON *o, lws_train_state *st) {
+    const cJSON *scale = cJSON_GetObjectItemCaseSensitive(o, "loss_scale");
+    const cJSON *good = cJSON_GetObjectItemCaseSensitive(o, "loss_scale_good_steps");
+    st->has_loss_scale = 0;
+    if (!scale && !good) return LWS_OK;
+    int exponent = 0;
+    double x = cJSON_IsNumber(scale) ? scale->valuedouble : 0;
+    if (!cJSON_IsNumber(scale) || !(x >= 1 && x <= 16777216.0) || frexp(x, &exponent) != 0.5)
+        return lws_fail(LWS_ERR_DATA,
+                        "%s: loss_scale: %s; expected a power of two from 1 to 2^24", path,
+                        scale ? "not such a number" : "missing beside loss_scale_good_steps");
+    uint64_t steps = 0;
+    LWS_TRY(state_count(path, o, "loss_scale_good_steps", 0, 4294967295.0, &steps));
+    st->has_loss_scale = 1;
+    st->loss_scale = x;
+    st->loss_scale_good_steps = (uint32_t)steps;
+    return LWS_OK;
+}
+
 /* Every field, its type and range; dir_step: the step the checkpoint's
  * directory is named for (step-NNNNNNNN), which the state must agree with,
  * or -1 when its name gives none. */
 static lws_status read_state(const char *path, const cJSON *o, int64_t dir_step,
                              lws_train_state *st) {
     static const char *const keys[] = {
-        "step", "tokens_seen", "sampler_seed", "sampler_counter", "elapsed_s", "world_size"};
+        "step",      "tokens_seen", "sampler_seed", "sampler_counter",
+        "elapsed_s", "world_size",  "loss_scale",   "loss_scale_good_steps"};
     if (!cJSON_IsObject(o))
         return lws_fail(LWS_ERR_DATA, "%s: not a JSON object; a checkpoint's state.json is one",
                         path);
@@ -462,7 +492,8 @@ static lws_status read_state(const char *path, const cJSON *o, int64_t dir_step,
         if (!known)
             return lws_fail(LWS_ERR_DATA,
                             "%s: %s: unknown key; state.json holds step, tokens_seen, "
-                            "sampler_seed, sampler_counter, elapsed_s and world_size",
+                            "sampler_seed, sampler_counter, elapsed_s, world_size and (fp16) "
+                            "loss_scale and loss_scale_good_steps",
                             path, c->string);
     }
     /* Steps count a run's updates: train.steps is a 32-bit count. */
@@ -487,7 +518,7 @@ static lws_status read_state(const char *path, const cJSON *o, int64_t dir_step,
     if (cJSON_GetObjectItemCaseSensitive(o, "world_size"))
         LWS_TRY(state_count(path, o, "world_size", 1, 2147483647.0, &ranks));
     st->world_size = (uint32_t)ranks;
-    return LWS_OK;
+    return read_loss_scale(path, o, st);
 }
 
 static lws_status load_state(const char *path, int64_t dir_step, lws_train_state *st) {
@@ -530,8 +561,17 @@ lws_status lws_checkpoint_load(lws_model *m, const char *dir, lws_train_state *s
     if (!st) return LWS_OK;
     snprintf(file, sizeof file, "%s/optimizer.safetensors", dir);
     LWS_TRY(load_block(m, file, LWS_BLOCK_ADAM_M, ".exp_avg", LWS_BLOCK_ADAM_V, ".exp_avg_sq"));
+    LWS_TRY(lws_checkpoint_take_loss_scale(m, dir, &state));
     *st = state;
     return LWS_OK;
+}
+
+lws_status lws_checkpoint_take_loss_scale(lws_model *m, const char *dir,
+                                          const lws_train_state *st) {
+    if (!st->has_loss_scale || !lws_model_loss_scale(m).dynamic) return LWS_OK;
+    lws_status s = lws_model_set_loss_scale(m, st->loss_scale, st->loss_scale_good_steps);
+    if (s != LWS_OK) lws_error_context("%s/state.json", dir);
+    return s;
 }
 
 lws_status lws_checkpoint_read_host(lws_model *m, const char *dir, float *params, float *exp_avg,

@@ -3,7 +3,8 @@
  *                          in the metadata under "lws_config"
  *   optimizer.safetensors  AdamW moments: <name>.exp_avg, <name>.exp_avg_sq
  *   state.json             step, tokens seen, data sampler (seed, counter), the
- *                          ranks of the run that wrote it
+ *                          ranks of the run that wrote it, and in fp16 the loss
+ *                          scale and its count of good updates
  * written as step-NNNNNNNN.tmp/ and renamed, so a crash never leaves a torn
  * checkpoint; the last `keep` are kept. */
 #ifndef LWS_TRAIN_CHECKPOINT_H
@@ -20,6 +21,11 @@ typedef struct lws_train_state {
     uint64_t sampler_seed, sampler_counter;
     double elapsed_s;
     uint32_t world_size; /* ranks of the run that wrote it (1 when state.json has none) */
+    /* fp16: the loss scale and its count of good updates (has_loss_scale 0
+     * in other precisions' checkpoints: the scale then starts afresh). */
+    int has_loss_scale;
+    double loss_scale;
+    uint32_t loss_scale_good_steps;
 } lws_train_state;
 
 lws_status lws_checkpoint_save(lws_model *m, const char *run_dir, const lws_train_state *st,
@@ -40,6 +46,9 @@ lws_status lws_checkpoint_read_host(lws_model *m, const char *dir, float *params
                                     float *exp_avg_sq, lws_train_state *st);
 /* Loads parameters (and, when st is not NULL, the moments and the state). */
 lws_status lws_checkpoint_load(lws_model *m, const char *dir, lws_train_state *st);
+/* In fp16 training, the loss scale of st (read from checkpoint dir) onto the
+ * model; nothing when st has none or the model does not scale. */
+lws_status lws_checkpoint_take_loss_scale(lws_model *m, const char *dir, const lws_train_state *st);
 /* The step-NNNNNNNN directories under a run's checkpoints/ (ckpt_root),
  * newest first: malloc'd names, and their steps in *steps when steps is not
  * NULL; NULL when there are none. Free with lws_checkpoint_list_free. */

@@ -7,9 +7,11 @@
 #include "lws/dist.h"
 #include "lws/train.h"
 
-/* LWS_ERR_NUMERIC when an update's gradient norm is not finite or it left
- * parameters that are not (step.c). */
-lws_status lws_train_check_update(uint64_t step, double lr, double grad_norm, double nonfinite);
+/* LWS_ERR_NUMERIC when an update's gradient norm is not finite (except in
+ * fp16, where the loss scale skipped it) or it left parameters that are not
+ * (step.c). */
+lws_status lws_train_check_update(const lws_model *m, uint64_t step, double lr, double grad_norm,
+                                  double nonfinite);
 
 /* ---- ZeRO-1 (dist_shard.c) ------------------------------------------------ */
 

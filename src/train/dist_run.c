@@ -49,6 +49,7 @@ lws_status lws_dist_resume(lws_dist *d, lws_model *m, const char *path, char *di
     if (s == LWS_OK) s = lws_model_upload(m, LWS_BLOCK_PARAMS, b.params);
     if (s == LWS_OK) s = lws_model_upload(m, LWS_BLOCK_ADAM_M, b.exp_avg);
     if (s == LWS_OK) s = lws_model_upload(m, LWS_BLOCK_ADAM_V, b.exp_avg_sq);
+    if (s == LWS_OK) s = lws_checkpoint_take_loss_scale(m, dir, st);
     blocks_free(&b);
     return s;
 }

@@ -89,8 +89,10 @@ lws_status lws_shard_update(lws_shard *sh, uint64_t step, double lr, double *gra
     double nonfinite = 0;
     LWS_TRY(lws_model_optimizer_step_shard(sh->m, lr, step, sum_over_ranks, sh->d, grad_norm,
                                            &nonfinite));
-    /* every rank has the same norm and count: they fail together */
-    LWS_TRY(lws_train_check_update(step, lr, *grad_norm, nonfinite));
+    /* every rank has the same norm and count: they fail together, and an
+     * fp16 overflow skipped the update on all (no slice changed) */
+    LWS_TRY(lws_train_check_update(sh->m, step, lr, *grad_norm, nonfinite));
+    if (lws_model_loss_scale(sh->m).skipped) return LWS_OK;
     double t0 = now_ms();
     LWS_TRY(lws_model_download_range(sh->m, LWS_BLOCK_PARAMS, sh->lo, sh->hi - sh->lo,
                                      sh->params + sh->lo));

@@ -204,6 +204,8 @@ lws_status lws_dist_train_step(lws_dist_step *s, const lws_batch_source *src, ui
     out->updated = 0;
     out->all_ranks = 0;
     out->stop = 0;
+    out->loss_scale = lws_model_loss_scale(s->m).scale;
+    out->skipped = 0;
     double local = 0;
     LWS_TRY(accumulate(s, src, &local, stats));
     /* The step's loss and whether any rank was asked to stop, agreed while
@@ -219,6 +221,16 @@ lws_status lws_dist_train_step(lws_dist_step *s, const lws_batch_source *src, ui
     if (!isfinite(out->loss))
         return lws_fail(LWS_ERR_NUMERIC, "the loss is %g; stopped before the update", out->loss);
     out->updated = 1;
-    if (s->shard) return lws_shard_update(s->shard, step, out->lr, &out->grad_norm, stats);
-    return lws_train_update(s->m, step, out->lr, &out->grad_norm);
+    /* The update reads the reduced gradients, the same bits on every rank
+     * (or, sharded, the norm summed over the ranks): an fp16 overflow on any
+     * rank is non-finite for all, so every rank skips the step and halves
+     * its loss scale alike. */
+    if (s->shard)
+        LWS_TRY(lws_shard_update(s->shard, step, out->lr, &out->grad_norm, stats));
+    else
+        LWS_TRY(lws_train_update(s->m, step, out->lr, &out->grad_norm));
+    lws_loss_scale scale = lws_model_loss_scale(s->m);
+    out->loss_scale = scale.scale;
+    out->skipped = scale.skipped;
+    return LWS_OK;
 }

@@ -1,6 +1,7 @@
 /* The files tests/torch_reference.py checks lws against: the initial
  * weights, one batch of random tokens, the first step's gradients, and the
  * losses of `steps` AdamW steps on that batch. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,9 @@ static lws_status run_steps(lws_model *m, const char *dir, uint32_t steps,
     cJSON *losses = cJSON_AddArrayToObject(record, "losses");
     cJSON *lrs = cJSON_AddArrayToObject(record, "lrs");
     cJSON *norms = cJSON_AddArrayToObject(record, "grad_norms");
+    /* fp16: the loss scale of each step (the reference follows a constant one) */
+    int dynamic = lws_model_loss_scale(m).dynamic;
+    cJSON *scales = dynamic ? cJSON_AddArrayToObject(record, "loss_scales") : NULL;
     for (uint32_t step = 1; step <= steps; step++) {
         double loss = 0, norm = 0, lr = lws_lr_at(&lws_model_get_config(m)->train, step);
         LWS_TRY(lws_train_accumulate(m, src, NULL, &loss));
@@ -52,15 +56,21 @@ static lws_status run_steps(lws_model *m, const char *dir, uint32_t steps,
             float *grads = malloc(lws_model_floats(m) * sizeof *grads);
             if (!grads) return lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory");
             lws_status s = lws_model_download(m, LWS_BLOCK_GRADS, grads);
+            /* fp16 gradients carry the loss scale (a power of two: exact). */
+            double scale = lws_model_loss_scale(m).scale;
+            for (uint64_t i = 0; s == LWS_OK && i < lws_model_floats(m); i++)
+                grads[i] = (float)(grads[i] / scale);
             snprintf(path, sizeof path, "%s/grads.safetensors", dir);
             if (s == LWS_OK) s = lws_save_params(m, grads, path);
             free(grads);
             LWS_TRY(s);
         }
+        double scale = lws_model_loss_scale(m).scale;
         LWS_TRY(lws_train_update(m, step, lr, &norm));
         cJSON_AddItemToArray(losses, cJSON_CreateNumber(loss));
         cJSON_AddItemToArray(lrs, cJSON_CreateNumber(lr));
-        cJSON_AddItemToArray(norms, cJSON_CreateNumber(norm));
+        cJSON_AddItemToArray(norms, isfinite(norm) ? cJSON_CreateNumber(norm) : cJSON_CreateNull());
+        if (scales) cJSON_AddItemToArray(scales, cJSON_CreateNumber(scale));
         printf("parity step %u: loss %.9f lr %.6g grad norm %.6g\n", step, loss, lr, norm);
     }
     return LWS_OK;

@@ -28,8 +28,11 @@ lws_status lws_train_accumulate(lws_model *m, const lws_batch_source *src,
     return LWS_OK;
 }
 
-lws_status lws_train_check_update(uint64_t step, double lr, double grad_norm, double nonfinite) {
-    if (!isfinite(grad_norm))
+lws_status lws_train_check_update(const lws_model *m, uint64_t step, double lr, double grad_norm,
+                                  double nonfinite) {
+    /* fp16's loss scale skipped the update and lowered the scale; anywhere
+     * else a non-finite norm is an error. */
+    if (!isfinite(grad_norm) && !lws_model_loss_scale(m).dynamic)
         return lws_fail(LWS_ERR_NUMERIC, "the gradient norm is %g", grad_norm);
     if (nonfinite > 0)
         return lws_fail(LWS_ERR_NUMERIC,
@@ -42,7 +45,7 @@ lws_status lws_train_check_update(uint64_t step, double lr, double grad_norm, do
 lws_status lws_train_update(lws_model *m, uint64_t step, double lr, double *grad_norm) {
     double nonfinite = 0;
     LWS_TRY(lws_model_optimizer_step(m, lr, step, grad_norm, &nonfinite));
-    return lws_train_check_update(step, lr, *grad_norm, nonfinite);
+    return lws_train_check_update(m, step, lr, *grad_norm, nonfinite);
 }
 
 lws_status lws_train_step(lws_model *m, const lws_batch_source *src, uint64_t step,
@@ -53,5 +56,9 @@ lws_status lws_train_step(lws_model *m, const lws_batch_source *src, uint64_t st
     out->all_ranks = out->stop = 0;
     LWS_TRY(lws_train_accumulate(m, src, stop, &out->loss));
     out->updated = 1;
-    return lws_train_update(m, step, out->lr, &out->grad_norm);
+    LWS_TRY(lws_train_update(m, step, out->lr, &out->grad_norm));
+    lws_loss_scale s = lws_model_loss_scale(m);
+    out->loss_scale = s.scale;
+    out->skipped = s.skipped;
+    return LWS_OK;
 }

@@ -261,7 +261,10 @@ static lws_status report_step(trainer *t, const lws_step_result *r, double step_
                             .layer_fwd_ms = t->fwd_ms,
                             .layer_bwd_ms = t->bwd_ms,
                             .head_ms = timing.head_ms,
-                            .optimizer_ms = timing.optim_ms};
+                            .optimizer_ms = timing.optim_ms,
+                            .loss_scaling = lws_model_loss_scale(t->m).dynamic,
+                            .loss_scale = r->loss_scale,
+                            .skipped = r->skipped};
     p.mfu = t->opt->peak_tflops > 0
                 ? p.tokens_per_s * t->flops_per_token / (t->opt->peak_tflops * 1e12)
                 : NAN;
@@ -272,7 +275,14 @@ static lws_status report_step(trainer *t, const lws_step_result *r, double step_
     cJSON_AddNumberToObject(o, "tokens", (double)t->st.tokens_seen);
     cJSON_AddNumberToObject(o, "loss", r->loss);
     cJSON_AddNumberToObject(o, "lr", r->lr);
-    cJSON_AddNumberToObject(o, "grad_norm", r->grad_norm);
+    if (isfinite(r->grad_norm))
+        cJSON_AddNumberToObject(o, "grad_norm", r->grad_norm);
+    else
+        cJSON_AddNullToObject(o, "grad_norm");
+    if (p.loss_scaling) {
+        cJSON_AddNumberToObject(o, "loss_scale", r->loss_scale);
+        cJSON_AddBoolToObject(o, "skipped", r->skipped);
+    }
     cJSON_AddNumberToObject(o, "step_ms", p.step_ms);
     cJSON_AddNumberToObject(o, "tokens_per_s", p.tokens_per_s);
     if (isfinite(p.mfu))

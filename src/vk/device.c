@@ -125,10 +125,13 @@ void lws_query_caps(VkPhysicalDevice pd, uint32_t index, lws_device_caps *caps) 
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
     if (has_extension(exts, ext_count, VK_EXT_SHADER_ATOMIC_FLOAT_EXTENSION_NAME))
         f12.pNext = &atomic_float;
+    VkPhysicalDeviceVulkan11Features f11 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES, .pNext = &f12};
     VkPhysicalDeviceFeatures2 features = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
-                                          .pNext = &f12};
+                                          .pNext = &f11};
     vkGetPhysicalDeviceFeatures2(pd, &features);
     caps->shader_float16 = f12.shaderFloat16;
+    caps->storage_buffer_16bit = f11.storageBuffer16BitAccess;
     caps->shader_int8 = f12.shaderInt8;
     caps->buffer_device_address = f12.bufferDeviceAddress;
     caps->scalar_block_layout = f12.scalarBlockLayout;
