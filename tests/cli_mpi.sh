@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Data-parallel training under mpirun on lavapipe: 2 ranks of grad_accum 1
 # against 1 rank of grad_accum 2 (the same global batch), a 2-rank run
-# resumed on 2 ranks and on 1, ZeRO-1 against the unsharded run, a rank
-# killed and a rank refusing its data (every rank exits, naming it), and
-# SIGUSR1 and SIGINT on mpirun saving one checkpoint. Skipped where mpirun is missing
-# or lws was built without MPI.
+# resumed on 2 ranks and on 1, ZeRO-1 against the unsharded run, bf16 and
+# fp16 (loss scaling: every rank skips the same steps) on 2 ranks against 1,
+# a rank killed and a rank refusing its data (every rank exits, naming it),
+# and SIGUSR1 and SIGINT on mpirun saving one checkpoint. Skipped where
+# mpirun is missing or lws was built without MPI.
 source tests/lib.sh cli-mpi "$1"
 if ! command -v mpirun >/dev/null; then echo "SKIP: mpirun is not installed"; exit 77; fi
 if ! "$lws" --version | grep -q "built with MPI"; then echo "SKIP: lws built without MPI"; exit 77; fi
@@ -18,12 +19,13 @@ trap cleanup EXIT
 
 cat /usr/share/common-licenses/* >"$dir/corpus.txt"
 "$lws" prepare --tokenizer bytes "$dir/corpus.txt" -o "$dir/data" --val-fraction 0.05 >"$dir/prepare.log" 2>&1
-config() { # config NAME GRAD_ACCUM STEPS [SHARD]
+config() { # config NAME GRAD_ACCUM STEPS [SHARD] [PRECISION]
     cat >"$dir/$1.json" <<JSON
 {"extends": "$root/configs/tiny/crown.json",
  "train": {"seq_len": 32, "micro_batch": 4, "grad_accum": $2, "steps": $3, "warmup_steps": 2,
            "lr": 5e-3, "log_every": 1, "checkpoint_every": 5, "keep_checkpoints": 0,
-           "bucket_mb": 0, "shard_optimizer": ${4:-false}, "out_dir": "$dir/run-$1"},
+           "bucket_mb": 0, "shard_optimizer": ${4:-false}, "precision": "${5:-fp32}",
+           "out_dir": "$dir/run-$1"},
  "data": {"train": "$dir/data/train.tok", "val": "$dir/data/val.tok"},
  "eval": {"every": 0, "tokens": 1024}}
 JSON
@@ -94,7 +96,37 @@ opt_zero=$(grep -A3 "memory plan" "$dir/zero.log" | grep optimizer | awk '{print
 check "the memory plan shows the optimizer state halved ($opt_two -> $opt_zero MiB)" "awk 'BEGIN{r=$opt_zero/$opt_two; exit !(r > 0.45 && r < 0.55)}'"
 check "a sharded checkpoint holds all the moments" '"$py" -c "import json,struct,sys; b=open(sys.argv[1],\"rb\").read(); h=json.loads(b[8:8+struct.unpack(\"<Q\",b[:8])[0]]); sys.exit(0 if sum(k.endswith(\".exp_avg\") for k in h)>10 else 1)" "$dir/run-zero/checkpoints/step-00000010/optimizer.safetensors"'
 
-# 4. Failures end every rank within seconds, naming the rank.
+# 4. Mixed precision. bf16: 2 ranks' 16-bit gradients of the logits are
+# twice one rank's (grad_accum 1 against 2), exact in bf16's range, so the
+# runs agree as in fp32 (1e-5). fp16 from the default loss scale: this
+# model's gradients overflow it, so steps 1-4 are skipped and the scale is
+# halved down to 4096; steps 5-7 update. 2 ranks with ZeRO-1 skip the same
+# steps at the same scales as 1 rank, and their losses agree within 1e-4
+# (relative; fp16 rounds the logits' gradients near its subnormals
+# differently at the two scalings, and AdamW turns such differences of
+# near-zero gradients into weight differences of up to lr, so the weights
+# are not compared). A resume on 2 ranks from step 5 takes the loss scale
+# from the checkpoint and reproduces the run.
+config one-bf16 2 10 false bf16
+config two-bf16 1 10 false bf16
+"$lws" train "$dir/one-bf16.json" --quiet --peak-tflops 1 >"$dir/one-bf16.log" 2>&1
+mpi 2 "$lws" train "$dir/two-bf16.json" --quiet --peak-tflops 1 >"$dir/two-bf16.log" 2>&1
+check "bf16: 2 ranks match 1 rank with twice the accumulation (losses, weights within 1e-5)" 'close one-bf16 two-bf16 1e-5'
+config one-fp16 2 7 false fp16
+config zero-fp16 1 7 true fp16
+"$lws" train "$dir/one-fp16.json" --quiet --peak-tflops 1 >"$dir/one-fp16.log" 2>&1
+mpi 2 "$lws" train "$dir/zero-fp16.json" --quiet --peak-tflops 1 >"$dir/zero-fp16.log" 2>&1
+rc=$?
+scales() { "$py" -c 'import json,sys; [print(j["step"], j["loss_scale"], j["skipped"]) for j in map(json.loads, open(sys.argv[1])) if "loss" in j]' "$dir/run-$1/log.jsonl"; }
+one_scales=$(scales one-fp16); zero_scales=$(scales zero-fp16)
+check "fp16, ZeRO-1 on 2 ranks: the same skipped steps and loss scales as 1 rank ($(grep -c True <<<"$zero_scales") skipped)" '[ $rc -eq 0 ] && [ "$one_scales" = "$zero_scales" ] && grep -q "^1 32768 True" <<<"$one_scales" && grep -q "^7 .* False" <<<"$one_scales"'
+check "... losses within 1e-4 of 1 rank's" '"$py" -c "import sys; a, b = ([float(x) for x in open(f)] for f in sys.argv[1:]); sys.exit(0 if len(a) == len(b) == 7 and max(abs(x - y) / x for x, y in zip(a, b)) <= 1e-4 else 1)" <(losses one-fp16) <(losses zero-fp16)'
+check "... its checkpoint keeps the ranks and the loss scale" 'grep -q "\"world_size\":[[:space:]]*2" "$(dirname "$(ckpt zero-fp16 7)")/state.json" && grep -q "\"loss_scale\":[[:space:]]*4096" "$(dirname "$(ckpt zero-fp16 7)")/state.json"'
+mpi 2 "$lws" train "$dir/zero-fp16.json" --quiet --peak-tflops 1 --resume "$(dirname "$(ckpt zero-fp16 5)")" --out "$dir/run-res-fp16" >"$dir/res-fp16.log" 2>&1
+rc=$?
+check "... resumed on 2 ranks from step 5: the same losses, scales and weights" '[ $rc -eq 0 ] && [ "$(losses zero-fp16 | tail -2)" = "$(losses res-fp16)" ] && [ "$(scales zero-fp16 | tail -2)" = "$(scales res-fp16)" ] && same_tensors "$(ckpt zero-fp16 7)" "$(ckpt res-fp16 7)"'
+
+# 5. Failures end every rank within seconds, naming the rank.
 config long 1 100000
 # mpirun itself in the background (its ranks are its children), a watchdog
 # against a hang
@@ -119,7 +151,7 @@ timeout 60 mpirun --oversubscribe -np 1 "$lws" train "$dir/two.json" --overwrite
 rc=$?; t1=$(date +%s)
 check "a rank refusing its data: every rank exits non-zero ($rc) in $((t1 - t0)) s, the rank and file named" '[ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "rank 1 of 2: .*bad.tok" "$dir/bad.log"'
 
-# 5. SIGUSR1 on mpirun reaches every rank: one checkpoint, by rank 0, then 130.
+# 6. SIGUSR1 on mpirun reaches every rank: one checkpoint, by rank 0, then 130.
 config stop 1 100000
 background "$dir/stop.json" "$dir/stop.log"
 for _ in $(seq 1 600); do grep -q "^step 2/" "$dir/stop.log" 2>/dev/null && break; sleep 0.1; done

@@ -7,8 +7,12 @@
  *    only (the memory plan's optimizer line is the slice's), and its update
  *    with the other slice's squared gradient norm added where the ranks'
  *    sum would go equals the unsharded update on its slice (to the rounding
- *    of the norm), leaves the other slice alone and zeroes every gradient. */
+ *    of the norm), leaves the other slice alone and zeroes every gradient;
+ *    in fp16 with gradients that carry the loss scale too, and an overflow
+ *    in the other slice only (its squared norm infinite) skips the slice's
+ *    update and halves the loss scale as the unsharded model does. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,6 +91,41 @@ static lws_status add_other(void *user, double *x, uint32_t n) {
     return LWS_OK;
 }
 
+/* fp16: gradients that overflowed in slice 0 only (an infinite one, whose
+ * squared norm reaches slice 1's rank through the sum) skip the update of
+ * slice 1 too, as they skip the unsharded model's, and both halve the loss
+ * scale. g: floats zeros, overwritten. */
+static void check_shard_overflow(lws_model *full, lws_model *half, uint64_t lo, float *g) {
+    uint64_t floats = lws_model_floats(full);
+    float *before = test_malloc(floats * 4), *after = test_malloc(floats * 4);
+    CHECK_OK(lws_model_download(half, LWS_BLOCK_PARAMS, before));
+    double scale = lws_model_loss_scale(half).scale;
+    g[0] = INFINITY; /* the embedding, in slice 0 */
+    for (uint32_t i = 0; i < half->n_params; i++)
+        if (half->params[i].offset >= lo) g[half->params[i].offset] = 1.0f; /* slice 1's own */
+    CHECK_OK(lws_model_upload(full, LWS_BLOCK_GRADS, g));
+    CHECK_OK(lws_model_upload(half, LWS_BLOCK_GRADS, g));
+    other_slice other = {INFINITY, 0};
+    double gn_full, gn_half, nf_full, nf_half;
+    CHECK_OK(lws_model_optimizer_step(full, 1e-2, 2, &gn_full, &nf_full));
+    CHECK_OK(lws_model_optimizer_step_shard(half, 1e-2, 2, add_other, &other, &gn_half, &nf_half));
+    lws_loss_scale sf = lws_model_loss_scale(full), sh = lws_model_loss_scale(half);
+    CHECK(!isfinite(gn_full) && !isfinite(gn_half) && sf.skipped && sh.skipped &&
+              sf.scale == scale / 2 && sh.scale == scale / 2 && nf_half == 0,
+          "an overflow in the other slice: norms %g (sharded) and %g, skipped %d and %d, loss "
+          "scales %g and %g from %g",
+          gn_half, gn_full, sh.skipped, sf.skipped, sh.scale, sf.scale, scale);
+    CHECK_OK(lws_model_download(half, LWS_BLOCK_PARAMS, after));
+    test_bitwise_equal("the parameters after a skipped sharded update", after, before, floats);
+    CHECK_OK(lws_model_download(half, LWS_BLOCK_GRADS, g));
+    double left = 0;
+    for (uint64_t i = 0; i < floats; i++) left += fabs(g[i]);
+    CHECK(left == 0, "gradients left after a skipped sharded update (sum |g| = %g)", left);
+    printf("%-12s fp16 overflow in the other slice: skipped, loss scale %g -> %g\n", "", scale,
+           sh.scale);
+    free(before), free(after);
+}
+
 static void check_shard(lws_context *ctx, const lws_config *cfg) {
     const uint32_t B = 2, T = 16;
     lws_model *full = NULL, *half = NULL;
@@ -103,13 +142,16 @@ static void check_shard(lws_context *ctx, const lws_config *cfg) {
     CHECK_OK(lws_model_plan(ctx, cfg, B, T, 1, &whole));
     CHECK_OK(lws_model_plan_shard(ctx, cfg, B, T, &shard, &part));
     uint64_t want = 2 * (((hi - lo) * 4 + 255) / 256 * 256);
-    CHECK(part.optimizer == want && whole.optimizer == 2 * whole.params,
+    /* (the params line holds the 16-bit copy of the weights too in bf16 / fp16) */
+    CHECK(part.optimizer == want && whole.optimizer == 2 * ((floats * 4 + 255) / 256 * 256),
           "%s: sharded moments %llu bytes, expected %llu (unsharded %llu)", cfg->name,
           (unsigned long long)part.optimizer, (unsigned long long)want,
           (unsigned long long)whole.optimizer);
 
     test_rng r;
     test_rng_seed(&r, 11);
+    /* fp16: the gradients carry the loss scale (a power of two: exact) */
+    double scale = lws_model_loss_scale(full).scale;
     float *g = test_random_floats(&r, floats, 0.05), *p0 = test_malloc(floats * 4);
     float *pf = test_malloc(floats * 4), *ph = test_malloc(floats * 4);
     /* the padding between tensors holds no gradient */
@@ -117,13 +159,13 @@ static void check_shard(lws_context *ctx, const lws_config *cfg) {
     for (uint32_t i = 0; i < full->n_params; i++)
         memcpy(tensors_only + full->params[i].offset, g + full->params[i].offset,
                full->params[i].count * sizeof *g);
-    memcpy(g, tensors_only, floats * sizeof *g);
+    for (uint64_t i = 0; i < floats; i++) g[i] = (float)(tensors_only[i] * scale);
     free(tensors_only);
     CHECK_OK(lws_model_download(full, LWS_BLOCK_PARAMS, p0));
     CHECK_OK(lws_model_upload(full, LWS_BLOCK_GRADS, g));
     CHECK_OK(lws_model_upload(half, LWS_BLOCK_GRADS, g));
     other_slice other = {0, 0};
-    for (uint64_t i = 0; i < lo; i++) other.squares += (double)g[i] * g[i];
+    for (uint64_t i = 0; i < lo; i++) other.squares += (double)g[i] * g[i] / (scale * scale);
     double gn_full, gn_half, nf_full, nf_half;
     CHECK_OK(lws_model_optimizer_step(full, 1e-2, 1, &gn_full, &nf_full));
     CHECK_OK(lws_model_optimizer_step_shard(half, 1e-2, 1, add_other, &other, &gn_half, &nf_half));
@@ -136,13 +178,26 @@ static void check_shard(lws_context *ctx, const lws_config *cfg) {
     for (uint64_t i = lo; i < hi; i++) worst = fmax(worst, fabs((double)ph[i] - pf[i]));
     CHECK(worst <= 1e-6, "%s: the slice's update differs by %.3g from the unsharded one", cfg->name,
           worst);
+    /* the first moments are the (unscaled, clipped) gradients times 1 - beta1:
+     * a loss scale left in them would show here, not in AdamW's step */
+    CHECK_OK(lws_model_download(full, LWS_BLOCK_ADAM_M, pf));
+    CHECK_OK(lws_model_download(half, LWS_BLOCK_ADAM_M, ph));
+    double worst_m = 0, largest_m = 0;
+    for (uint64_t i = lo; i < hi; i++) {
+        worst_m = fmax(worst_m, fabs((double)ph[i] - pf[i]));
+        largest_m = fmax(largest_m, fabs((double)pf[i]));
+    }
+    CHECK(worst_m <= 1e-6 * largest_m && largest_m > 0,
+          "%s: the slice's first moments differ by %.3g from the unsharded ones (largest %.3g)",
+          cfg->name, worst_m, largest_m);
     test_bitwise_equal("the other slice, not updated", ph, p0, lo);
     CHECK_OK(lws_model_download(half, LWS_BLOCK_GRADS, g));
     double left = 0;
     for (uint64_t i = 0; i < floats; i++) left += fabs(g[i]);
     CHECK(left == 0, "%s: gradients left after the sharded update (sum |g| = %g)", cfg->name, left);
-    printf("%-12s shard %llu .. %llu: norm %.6f, slice within %.2g\n", cfg->name,
-           (unsigned long long)lo, (unsigned long long)hi, gn_half, worst);
+    printf("%-12s %s shard %llu .. %llu: norm %.6f, slice within %.2g\n", cfg->name,
+           cfg->train.precision, (unsigned long long)lo, (unsigned long long)hi, gn_half, worst);
+    if (lws_model_loss_scale(half).dynamic) check_shard_overflow(full, half, lo, g);
     lws_model_destroy(full);
     lws_model_destroy(half);
     free(g), free(p0), free(pf), free(ph);
@@ -157,5 +212,10 @@ int main(void) {
         check_segments(ctx, &cfg);
         check_shard(ctx, &cfg);
     }
+    /* the sharded update with fp16's loss scale */
+    lws_config cfg;
+    CHECK_OK(lws_config_load(configs[0], &cfg));
+    snprintf(cfg.train.precision, sizeof cfg.train.precision, "fp16");
+    check_shard(ctx, &cfg);
     return test_finish(ctx);
 }
