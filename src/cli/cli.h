@@ -22,8 +22,13 @@ int lws_cli_plot(int argc, char **argv);
  * plan for the device at micro-batch (batch, seq), whether it fits and which
  * limit it breaks; allocates nothing. Returns the exit status: 0 if it fits,
  * 1 if not (or on an error). */
-int lws_cli_dry_run(const lws_config *cfg, const char *device, uint32_t batch,
-                    uint32_t seq);
+int lws_cli_dry_run(const lws_config *cfg, const char *device, uint32_t batch, uint32_t seq);
+
+/* The MFU reference of a device: the cached measured peak (lws_peak_get,
+ * measured and cached when absent), in a context of its own so that no
+ * measurement buffer counts in a run's memory; prints where it came from.
+ * NAN when the device gives no timestamps. */
+lws_status lws_cli_peak(const char *device, double *peak);
 
 /* Prints "lws: <message>" for a failed status and returns 1 (or 2 for usage). */
 int lws_cli_error(void);
