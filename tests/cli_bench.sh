@@ -174,8 +174,12 @@ text = ''.join(ET.parse(sys.argv[1]).getroot().itertext())
 missing = [w for w in sys.argv[2:] if w not in text]
 sys.exit(1 if missing else 0)" "$@"
 }
-check "compare --svg draws throughput bars and the per-layer profiles of one config" \
-    'svg_ok "$dir/compare.svg" "Training throughput" "Per-layer device time of crown" "lws again" "PyTorch"'
+check "compare --svg draws throughput bars and overlays every report's per-layer profile" \
+    'svg_ok "$dir/compare.svg" "Training throughput" "Per-layer device time:" "1. lws fp32 (crown)" \
+        "3. lws again (crown)" "4. lws fp32 (isotropic)" "one line per config" "PyTorch"'
+"$lws" compare "$dir/crown.json" "$dir/crown2.json" --svg "$dir/compare1.svg" >/dev/null 2>&1
+check "compare --svg of one config names it and draws its FLOPs shares once" \
+    'svg_ok "$dir/compare1.svg" "Per-layer device time of crown" "2. lws again (crown)"'
 msg=$("$lws" compare "$dir/kernels.json" 2>&1); rc=$?
 check "compare refuses a kernels report, naming it" '[ $rc -ne 0 ] && [[ "$msg" == *"kernels.json"* && "$msg" == *"training reports"* ]]'
 echo '{"lws_bench_version": 7, "kind": "train"}' >"$dir/future.json"

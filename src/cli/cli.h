@@ -17,6 +17,7 @@ int lws_cli_tokenizer(int argc, char **argv);
 int lws_cli_bench(int argc, char **argv);
 int lws_cli_compare(int argc, char **argv);
 int lws_cli_plot(int argc, char **argv);
+int lws_cli_sweep(int argc, char **argv);
 
 /* --dry-run of lws train and lws bench: the config's schedule and the memory
  * plan for the device at micro-batch (batch, seq), whether it fits and which

@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -11,6 +10,7 @@
 #include "lws/train.h"
 #include "ops/ops.h"
 #include "util/files.h"
+#include "util/when.h"
 
 lws_status lws_measure_peak_tflops(lws_context *ctx, double *tflops) {
     /* 512^3 is large enough to fill a CPU's cores and small GPUs, and short
@@ -150,10 +150,7 @@ lws_status lws_peak_get(lws_context *ctx, int remeasure, uint32_t repeat, lws_pe
         LWS_TRY(lws_measure_peak_tflops(ctx, &t));
         if (t > out->tflops) out->tflops = t;
     }
-    time_t now = time(NULL);
-    struct tm utc;
-    gmtime_r(&now, &utc);
-    strftime(out->measured, sizeof out->measured, "%Y-%m-%dT%H:%M:%SZ", &utc);
+    lws_utc_now(out->measured, sizeof out->measured);
     if (out->path[0] && out->tflops > 0) write_cache(caps, repeat ? repeat : 1, out);
     return LWS_OK;
 }
