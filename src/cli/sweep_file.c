@@ -504,15 +504,14 @@ static lws_status read_top(sweep_plan *p, const cJSON *root) {
 }
 
 /* Each part of the file on its own over the base, so that an error names
- * the field that causes it: the base, "set", each grid value, each variant.
+ * the field that causes it: the base with "set", each grid value, each variant.
  * The base may lack a profile (the variants give one): the parts other than
  * the variants are checked with the isotropic one. */
 static lws_status check_parts(const sweep_plan *p, lws_config *cfg) {
     sweep_sets s = {0};
     lws_status st = profile_sets("isotropic", NULL, &s);
-    if (st == LWS_OK) st = load(p, &s, cfg, "base");
     if (st == LWS_OK) st = add_sets(&s, &p->common);
-    if (st == LWS_OK) st = load(p, &s, cfg, "set");
+    if (st == LWS_OK) st = load(p, &s, cfg, "base with \"set\"");
     for (uint32_t a = 0; st == LWS_OK && a < p->n_axes; a++) {
         for (uint32_t k = 0; st == LWS_OK && k < p->axes[a].n; k++) {
             sweep_sets one = {0};
