@@ -3,6 +3,7 @@
 #ifndef LWS_CLI_H
 #define LWS_CLI_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "lws/config.h"
@@ -90,6 +91,10 @@ int lws_parse_u32(const char *usage, const char *option, const char *text, uint3
 enum { LWS_CLOSED = 0, LWS_LO_OPEN = 1, LWS_HI_OPEN = 2 };
 int lws_parse_real(const char *usage, const char *option, const char *text, double lo, double hi,
                    int open, const char *note, double *out);
+/* 12345.6 -> "12,346" (digits grouped by thousands); values under 100 keep a
+ * decimal or two; "-" when not finite. Returns out. */
+const char *lws_cli_number(double v, char *out, size_t cap);
+
 /* A number > 0. */
 int lws_parse_positive(const char *usage, const char *option, const char *text, double *out);
 

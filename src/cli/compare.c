@@ -13,26 +13,6 @@
 
 static const char *usage = "lws compare REPORT.json... [--markdown] [--svg FILE]";
 
-/* 12345.6 -> "12,346"; values under 100 keep a decimal or two. */
-static const char *number(double v, char *out, size_t cap) {
-    if (!isfinite(v)) {
-        snprintf(out, cap, "-");
-        return out;
-    }
-    if (v < 100) {
-        snprintf(out, cap, v < 10 ? "%.2f" : "%.1f", v);
-        return out;
-    }
-    char digits[64];
-    int len = snprintf(digits, sizeof digits, "%.0f", v), k = 0;
-    for (int i = 0; i < len && k + 2 < (int)cap; i++) {
-        if (i && (len - i) % 3 == 0) out[k++] = ',';
-        out[k++] = digits[i];
-    }
-    out[k] = 0;
-    return out;
-}
-
 static const char *bytes_text(double b, char *out, size_t cap) {
     if (!isfinite(b))
         snprintf(out, cap, "-");
@@ -77,14 +57,15 @@ static void print_table(const lws_report *r, int n) {
         snprintf(batch, sizeof batch, "%ux%u", r[i].micro_batch, r[i].seq_len);
         if (r[i].grad_accum > 1)
             snprintf(batch + strlen(batch), sizeof batch - strlen(batch), "x%u", r[i].grad_accum);
-        snprintf(step, sizeof step, "%s (%s-%s)", number(r[i].step_ms, med, sizeof med),
-                 number(r[i].step_ms_min, lo, sizeof lo), number(r[i].step_ms_max, hi, sizeof hi));
+        snprintf(step, sizeof step, "%s (%s-%s)", lws_cli_number(r[i].step_ms, med, sizeof med),
+                 lws_cli_number(r[i].step_ms_min, lo, sizeof lo),
+                 lws_cli_number(r[i].step_ms_max, hi, sizeof hi));
         printf("  %-2d %-26s %-34s %-12s %-9s %12s %8.2f %-20s %-22s %s (%s)\n", i + 1,
                cut(r[i].label, 26, label, sizeof label),
                cut(r[i].device, 34, device, sizeof device),
                cut(r[i].config, 12, config, sizeof config), batch,
-               number(r[i].tokens_per_s, tok, sizeof tok), r[i].tokens_per_s / r[0].tokens_per_s,
-               mfu_text(&r[i], mfu, sizeof mfu), step,
+               lws_cli_number(r[i].tokens_per_s, tok, sizeof tok),
+               r[i].tokens_per_s / r[0].tokens_per_s, mfu_text(&r[i], mfu, sizeof mfu), step,
                bytes_text(r[i].memory_bytes, mem, sizeof mem), r[i].memory_kind);
     }
 }
@@ -98,9 +79,11 @@ static void print_markdown(const lws_report *r, int n) {
         printf("| %d | %s | %s | %s | %u x %u%s | %s | %.2f | %s | %s (%s-%s) | %s (%s) |\n", i + 1,
                r[i].label, r[i].device, r[i].config, r[i].micro_batch, r[i].seq_len,
                r[i].grad_accum > 1 ? " (accumulated)" : "",
-               number(r[i].tokens_per_s, tok, sizeof tok), r[i].tokens_per_s / r[0].tokens_per_s,
-               mfu_text(&r[i], mfu, sizeof mfu), number(r[i].step_ms, step, sizeof step),
-               number(r[i].step_ms_min, lo, sizeof lo), number(r[i].step_ms_max, hi, sizeof hi),
+               lws_cli_number(r[i].tokens_per_s, tok, sizeof tok),
+               r[i].tokens_per_s / r[0].tokens_per_s, mfu_text(&r[i], mfu, sizeof mfu),
+               lws_cli_number(r[i].step_ms, step, sizeof step),
+               lws_cli_number(r[i].step_ms_min, lo, sizeof lo),
+               lws_cli_number(r[i].step_ms_max, hi, sizeof hi),
                bytes_text(r[i].memory_bytes, mem, sizeof mem), r[i].memory_kind);
     }
     printf("\n");
@@ -139,7 +122,7 @@ static void draw_bars(lws_svg *svg, const lws_report *r, int n, double top, doub
         char label[64];
         double tick = log_scale ? pow(10, v) : v;
         if (tick >= 100)
-            number(tick, label, sizeof label); /* digits grouped by thousands */
+            lws_cli_number(tick, label, sizeof label); /* digits grouped by thousands */
         else
             snprintf(label, sizeof label, "%g", tick);
         lws_svg_text(svg, x, top + row * n + 16, 11, LWS_SVG_MIDDLE, ink, 0, "%s", label);
@@ -155,7 +138,8 @@ static void draw_bars(lws_svg *svg, const lws_report *r, int n, double top, doub
         lws_svg_text(svg, left - 10, y + 32, 10, LWS_SVG_END, "#555555", 0, "%s, %s %ux%u",
                      cut(r[i].device, 30, device, sizeof device), r[i].config, r[i].micro_batch,
                      r[i].seq_len);
-        snprintf(value, sizeof value, "%s  \u00d7%.2f", number(r[i].tokens_per_s, tmp, sizeof tmp),
+        snprintf(value, sizeof value, "%s  \u00d7%.2f",
+                 lws_cli_number(r[i].tokens_per_s, tmp, sizeof tmp),
                  r[i].tokens_per_s / r[0].tokens_per_s);
         lws_svg_text(svg, x1 + 6, y + row / 2 + 4, 12, LWS_SVG_START, ink, 0, "%s", value);
     }

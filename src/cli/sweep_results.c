@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/cli.h"
 #include "cli/sweep.h"
 #include "util/files.h"
 
@@ -139,15 +140,55 @@ static cJSON *variant_json(const sweep_plan *p, cJSON *const *res, uint32_t v, u
 
 /* ---- results.md ------------------------------------------------------------------- */
 
+/* "mean ± std" of a statistic; fmt NULL: digits grouped by thousands. */
 static const char *stat_text(const cJSON *o, const char *key, const char *fmt, double scale,
                              char *out, size_t n) {
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!cJSON_IsObject(s)) return snprintf(out, n, "-"), out;
     char a[40], b[40];
-    snprintf(a, sizeof a, fmt, number(s, "mean") * scale);
-    snprintf(b, sizeof b, fmt, number(s, "std") * scale);
+    if (fmt) {
+        snprintf(a, sizeof a, fmt, number(s, "mean") * scale);
+        snprintf(b, sizeof b, fmt, number(s, "std") * scale);
+    } else {
+        lws_cli_number(number(s, "mean") * scale, a, sizeof a);
+        lws_cli_number(number(s, "std") * scale, b, sizeof b);
+    }
     snprintf(out, n, "%s ± %s", a, b);
     return out;
+}
+
+/* The baseline columns of a variant: the paired difference, whether it
+ * exceeds the seed spread, the throughput ratio. */
+static void versus_text(const cJSON *v, char *diff, char *exceeds, char *ratio, size_t n) {
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(v, "vs_baseline");
+    snprintf(diff, n, "%s", number(v, "runs") == 0 ? "-" : "baseline");
+    snprintf(exceeds, n, "%s", "");
+    snprintf(ratio, n, "%s", number(v, "runs") == 0 ? "-" : "1");
+    if (!cJSON_IsObject(d)) return;
+    snprintf(diff, n, "%+.4f (%.4f, n=%.0f)", number(d, "diff_mean"), number(d, "diff_std"),
+             number(d, "pairs"));
+    snprintf(exceeds, n, "%s (seed sd %.4f)",
+             cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(d, "exceeds_seed_spread")) ? "yes"
+                                                                                      : "no",
+             number(d, "seed_std"));
+    snprintf(ratio, n, "%.2f", number(d, "tokens_per_s_ratio"));
+}
+
+static void md_variant_row(FILE *f, const cJSON *v) {
+    char loss[96], bpb[96], ppl[96], tok[96], wall[96], mem[96], diff[96], exceeds[96], ratio[96],
+        params[32], non_emb[32], flops[32];
+    versus_text(v, diff, exceeds, ratio, 96);
+    fprintf(f, "| %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+            cJSON_GetObjectItemCaseSensitive(v, "name")->valuestring, number(v, "runs"),
+            lws_cli_number(number(v, "params"), params, sizeof params),
+            lws_cli_number(number(v, "non_embedding_params"), non_emb, sizeof non_emb),
+            lws_cli_number(number(v, "flops_per_token"), flops, sizeof flops),
+            stat_text(v, "val_loss", "%.4f", 1, loss, 96),
+            stat_text(v, "val_bpb", "%.4f", 1, bpb, 96),
+            stat_text(v, "val_ppl", "%.2f", 1, ppl, 96), diff, exceeds,
+            stat_text(v, "tokens_per_s", NULL, 1, tok, 96), ratio,
+            stat_text(v, "wall_s", "%.0f", 1, wall, 96),
+            stat_text(v, "peak_memory_bytes", "%.1f", 1 / 1048576.0, mem, 96));
 }
 
 static void md_variants(FILE *f, const cJSON *results, const char *metric) {
@@ -155,35 +196,11 @@ static void md_variants(FILE *f, const cJSON *results, const char *metric) {
     fprintf(f,
             "| Variant | Runs | Parameters | Non-embedding | FLOPs/token | Val loss | Bits/byte "
             "| Perplexity | Δ %s vs baseline (paired sd) | Exceeds seed spread | tokens/s "
-            "| Wall s | Peak MiB |\n",
+            "| × baseline | Wall s | Peak MiB |\n",
             unit);
-    fprintf(f, "|---|---:|---:|---:|---:|---:|---:|---:|---:|:---:|---:|---:|---:|\n");
+    fprintf(f, "|---|---:|---:|---:|---:|---:|---:|---:|---:|:---:|---:|---:|---:|---:|\n");
     const cJSON *vs = cJSON_GetObjectItemCaseSensitive(results, "variants");
-    for (const cJSON *v = vs ? vs->child : NULL; v; v = v->next) {
-        char loss[96], bpb[96], ppl[96], tok[96], wall[96], mem[96], diff[96] = "baseline",
-                                                                     exceeds[48] = "";
-        const cJSON *d = cJSON_GetObjectItemCaseSensitive(v, "vs_baseline");
-        if (cJSON_IsObject(d)) {
-            snprintf(diff, sizeof diff, "%+.4f (%.4f, n=%.0f)", number(d, "diff_mean"),
-                     number(d, "diff_std"), number(d, "pairs"));
-            snprintf(exceeds, sizeof exceeds, "%s (seed sd %.4f)",
-                     cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(d, "exceeds_seed_spread"))
-                         ? "yes"
-                         : "no",
-                     number(d, "seed_std"));
-        } else if (number(v, "runs") == 0) {
-            snprintf(diff, sizeof diff, "-");
-        }
-        fprintf(f, "| %s | %.0f | %.0f | %.0f | %.4g | %s | %s | %s | %s | %s | %s | %s | %s |\n",
-                cJSON_GetObjectItemCaseSensitive(v, "name")->valuestring, number(v, "runs"),
-                number(v, "params"), number(v, "non_embedding_params"),
-                number(v, "flops_per_token"), stat_text(v, "val_loss", "%.4f", 1, loss, 96),
-                stat_text(v, "val_bpb", "%.4f", 1, bpb, 96),
-                stat_text(v, "val_ppl", "%.2f", 1, ppl, 96), diff, exceeds,
-                stat_text(v, "tokens_per_s", "%.0f", 1, tok, 96),
-                stat_text(v, "wall_s", "%.0f", 1, wall, 96),
-                stat_text(v, "peak_memory_bytes", "%.1f", 1 / 1048576.0, mem, 96));
-    }
+    for (const cJSON *v = vs ? vs->child : NULL; v; v = v->next) md_variant_row(f, v);
 }
 
 static void md_runs(FILE *f, const cJSON *results) {
@@ -221,6 +238,19 @@ static lws_status write_markdown(const sweep_plan *p, const cJSON *results, cons
                            : "the whole validation split",
             p->variants[p->baseline].name, p->match_kind ? "; parameter budget " : "",
             p->match_kind ? p->budget_from : "");
+    const cJSON *devices = cJSON_GetObjectItemCaseSensitive(results, "devices");
+    const cJSON *load = cJSON_GetObjectItemCaseSensitive(results, "load_average_range");
+    if (cJSON_GetArraySize(devices) > 0) {
+        fprintf(f, "Trained on");
+        for (const cJSON *d = devices->child; d; d = d->next)
+            fprintf(f, "%s %s", d == devices->child ? "" : ",", d->valuestring);
+        fprintf(f, "; %.1f minutes of training in all", number(results, "wall_s_total") / 60);
+        if (cJSON_GetArraySize(load) == 2)
+            fprintf(f, "; the host's load average was %.2f to %.2f as runs finished",
+                    cJSON_GetArrayItem(load, 0)->valuedouble,
+                    cJSON_GetArrayItem(load, 1)->valuedouble);
+        fprintf(f, ".\n\n");
+    }
     fprintf(f, "## Variants: mean ± standard deviation over seeds\n\n");
     md_variants(f, results, metric);
     fprintf(f, "\nΔ is the mean over seeds of (variant − baseline) at the same seed; the paired "
@@ -252,6 +282,30 @@ static cJSON *run_json(const sweep_plan *p, const sweep_run *r, cJSON *res) {
     return o;
 }
 
+/* Where the finished runs ran: their devices, the training time they took
+ * in all, and the range of the host's load when they finished. */
+static void add_machine(cJSON *o, const sweep_plan *p, cJSON *const *res) {
+    cJSON *devices = cJSON_AddArrayToObject(o, "devices");
+    double wall = 0, lo = INFINITY, hi = -INFINITY;
+    for (uint32_t r = 0; r < p->n_runs; r++) {
+        if (!res[r]) continue;
+        wall += number(res[r], "wall_s");
+        lo = fmin(lo, number(res[r], "load_average"));
+        hi = fmax(hi, number(res[r], "load_average"));
+        const cJSON *d = cJSON_GetObjectItemCaseSensitive(res[r], "device");
+        int known = !cJSON_IsString(d);
+        for (const cJSON *k = devices->child; k && !known; k = k->next)
+            known = strcmp(k->valuestring, d->valuestring) == 0;
+        if (!known) cJSON_AddItemToArray(devices, cJSON_CreateString(d->valuestring));
+    }
+    cJSON_AddNumberToObject(o, "wall_s_total", wall);
+    cJSON *load = cJSON_AddArrayToObject(o, "load_average_range");
+    if (isfinite(lo)) {
+        cJSON_AddItemToArray(load, cJSON_CreateNumber(lo));
+        cJSON_AddItemToArray(load, cJSON_CreateNumber(hi));
+    }
+}
+
 lws_status sweep_write_results(const sweep_plan *p, uint32_t *done) {
     cJSON **res = calloc(p->n_runs, sizeof *res);
     if (!res) return lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory");
@@ -275,6 +329,7 @@ lws_status sweep_write_results(const sweep_plan *p, uint32_t *done) {
     if (p->match_kind) cJSON_AddNumberToObject(o, "budget_params", (double)p->budget_params);
     cJSON_AddNumberToObject(o, "runs_done", *done);
     cJSON_AddNumberToObject(o, "runs_total", p->n_runs);
+    add_machine(o, p, res);
     cJSON *variants = cJSON_AddArrayToObject(o, "variants");
     for (uint32_t point = 0; point < p->n_points; point++)
         for (uint32_t v = 0; v < p->n_variants; v++)
