@@ -96,7 +96,7 @@ import json, sys
 a, b = (json.load(open(p)) for p in sys.argv[1:])
 timing = {"tokens_per_s", "step_ms", "wall_s", "layer_fwd_ms", "layer_bwd_ms", "finished", "timed_steps",
           "load_average", "run_dir", "checkpoint", "peak_memory_bytes", "evaluated_by", "device",
-          "tokens_per_s_ratio"}
+          "tokens_per_s_ratio", "wall_s_total", "load_average_range"}
 def strip(o):
     if isinstance(o, dict): return {k: strip(v) for k, v in o.items() if k not in timing}
     if isinstance(o, list): return [strip(v) for v in o]
@@ -113,7 +113,8 @@ check "the second start writes the same results" 'same_results "$dir/results-bef
 # process group (the run resumes from its last periodic checkpoint).
 wait_for_step() { # wait_for_step DIR RUN STEP: until RUN's log has STEP steps
     for _ in $(seq 3000); do
-        [ "$(grep -c '"loss"' "$1/runs/$2/log.jsonl" 2>/dev/null)" -ge "$3" ] && return 0
+        local n=$(grep -c '"loss"' "$1/runs/$2/log.jsonl" 2>/dev/null)
+        [ "${n:-0}" -ge "$3" ] && return 0
         sleep 0.1
     done
     return 1

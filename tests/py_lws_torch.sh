@@ -30,7 +30,7 @@ for run in crown framed; do
 JSON
     "$lws" train "$dir/$run.json" --peak-tflops 1 --quiet >"$dir/train-$run.log" 2>&1
     check "$run: a checkpoint to load" '[ -f "$dir/run-$run/checkpoints/step-00000006/model.safetensors" ]'
-    "$lws" eval "$dir/run-$run" --json >"$dir/eval-$run.json" 2>&1
+    "$lws" eval "$dir/run-$run" --json >"$dir/eval-$run.json" 2>"$dir/eval-$run.err"
     check "$run: lws eval scores it" '[ $? -eq 0 ]'
 done
 
