@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#ifdef __linux__
 #include <sys/prctl.h>
+#endif
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -29,6 +31,7 @@ static void on_signal(int sig) {
 
 typedef struct run_watch {
     const sweep_run *run;
+    int parent;          /* the sweep's pid: when it is gone, the run stops */
     uint64_t start_step; /* the step training resumed after (0: from the start) */
     double tokens_per_s;
     int quiet;
@@ -37,6 +40,7 @@ typedef struct run_watch {
 static void on_progress(const lws_train_progress *p, void *user) {
     run_watch *w = user;
     const char *name = w->run->name;
+    if (getppid() != w->parent && !stop_signal) stop_signal = SIGTERM;
     switch (p->kind) {
     case LWS_PROGRESS_START:
         w->start_step = p->step;
@@ -235,8 +239,8 @@ static lws_status lock_run(const sweep_run *r, int *fd) {
     return LWS_OK;
 }
 
-static lws_status train_run(const sweep_plan *p, const sweep_run *r, const char *device,
-                            int quiet) {
+static lws_status train_run(const sweep_plan *p, const sweep_run *r, const char *device, int quiet,
+                            int parent) {
     int lock = -1;
     lws_status s = lock_run(r, &lock);
     char ckpt[2400];
@@ -258,7 +262,7 @@ static lws_status train_run(const sweep_plan *p, const sweep_run *r, const char 
     lws_context *ctx = NULL;
     lws_context_options copt = {.device = device, .validation = -1, .pipeline_cache = -1};
     if (s == LWS_OK) s = lws_context_create(&copt, &ctx);
-    run_watch w = {r, 0, 0, quiet};
+    run_watch w = {r, parent, 0, 0, quiet};
     lws_train_options opt = {.resume = resume ? r->dir : NULL,
                              .run_dir = r->dir,
                              .overwrite = !resume,
@@ -282,8 +286,11 @@ static lws_status train_run(const sweep_plan *p, const sweep_run *r, const char 
 }
 
 int sweep_child(const sweep_plan *p, uint32_t run, const char *device, int parent, int quiet) {
-    /* Stop with the sweep, however it ends (SIGKILL included). */
+    /* Stop with the sweep, however it ends (SIGKILL included): at once on
+     * Linux, elsewhere at the next step (the progress callback looks). */
+#ifdef __linux__
     prctl(PR_SET_PDEATHSIG, SIGTERM);
+#endif
     if (getppid() != parent) return 130;
     setvbuf(stdout, NULL, _IOLBF, 0);
     stop_signal = 0;
@@ -292,7 +299,7 @@ int sweep_child(const sweep_plan *p, uint32_t run, const char *device, int paren
     const int signals[3] = {SIGINT, SIGTERM, SIGHUP};
     for (int i = 0; i < 3; i++) sigaction(signals[i], &sa, NULL);
     const sweep_run *r = &p->runs[run];
-    lws_status s = train_run(p, r, device, quiet);
+    lws_status s = train_run(p, r, device, quiet, parent);
     if (s == LWS_ERR_INTERRUPTED) {
         printf("[%s] stopped: %s\n", r->name, lws_error_message());
         return 130;
