@@ -33,6 +33,8 @@ sweep_file "$dir/micro.json"
 # 1. The sweep, and lws eval of every run's last checkpoint.
 "$lws" sweep "$dir/micro.json" --out "$dir/ref" >"$dir/ref.log" 2>&1
 check "the micro-sweep runs to the end" '[ $? -eq 0 ] && grep -q "^4 of 4 runs done" "$dir/ref.log"'
+check "the plan says that crown's heads do not vary at this size" \
+    'grep -q "note: crown scales attention from 0.75 to 1.00 of d_model, but every layer rounds to 4 query heads" "$dir/ref.log"'
 check "results.json, results.md, curves.svg, profiles.svg, and a result.json per run" \
     'for f in results.json results.md curves.svg profiles.svg sweep.json runs/iso-4l-s1/result.json \
          runs/iso-4l-s2/result.json runs/crown-s1/result.json runs/crown-s2/result.json; do

@@ -89,6 +89,24 @@ static void print_list(const lws_config *cfg, int heads) {
         printf("%s%u", i ? " " : "", heads ? cfg->layers[i].q_heads : cfg->layers[i].ffn_dim);
 }
 
+/* A profile whose attention widths vary but whose head counts do not: the
+ * rounding to whole KV groups erases its attention scaling at this size. */
+static void note_flat_heads(const sweep_run *run) {
+    const lws_config *c = run->cfg;
+    double lo = c->layers[0].alpha, hi = lo;
+    int same = 1;
+    for (uint32_t i = 1; i < c->model.n_layers; i++) {
+        lo = fmin(lo, c->layers[i].alpha), hi = fmax(hi, c->layers[i].alpha);
+        same &= c->layers[i].q_heads == c->layers[0].q_heads;
+    }
+    if (!same || hi - lo < 0.01 || c->lws.has_q_heads) return;
+    uint32_t unit = c->lws.gqa == LWS_GQA_GROUP_SIZE ? c->lws.gqa_value : c->layers[0].kv_heads;
+    printf("  note: %s scales attention from %.2f to %.2f of d_model, but every layer rounds to "
+           "%u query heads (widths are multiples of %u heads x head_dim %u): its heads do not "
+           "vary at this size\n",
+           run->group, lo, hi, c->layers[0].q_heads, unit, c->model.head_dim);
+}
+
 static void print_plan(const sweep_plan *p) {
     const lws_config *c0 = p->runs[0].cfg;
     printf("sweep %s (%s): %u variant%s x %u grid point%s x %u seed%s = %u runs in %s\n", p->name,
@@ -120,6 +138,8 @@ static void print_plan(const sweep_plan *p) {
         print_list(c, 0);
         printf("\n");
     }
+    for (uint32_t r = 0; r < p->n_runs; r++)
+        if (p->runs[r].seed_index == 0) note_flat_heads(&p->runs[r]);
 }
 
 /* --dry-run: the plan and every variant's memory plan on the device. */
