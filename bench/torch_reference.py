@@ -242,7 +242,8 @@ def patch_reference(ref, torch, device, attention):
     """RoPE tables built once on the device (the reference rebuilds them on the
     host every call), and scaled_dot_product_attention when asked."""
     F = torch.nn.functional
-    original = ref.rope_tables
+    model_code = ref.lws_torch  # the module whose functions the model's forward calls
+    original = model_code.rope_tables
     cache = {}
 
     def rope_tables(seq_len, head_dim, theta, dtype):
@@ -252,7 +253,7 @@ def patch_reference(ref, torch, device, attention):
             cache[key] = (cos.to(device), sin.to(device))
         return cache[key]
 
-    ref.rope_tables = rope_tables
+    model_code.rope_tables = rope_tables
     if attention == "sdpa":
 
         def sdpa(q, k, v):
@@ -265,7 +266,7 @@ def patch_reference(ref, torch, device, attention):
                 v = v.repeat_interleave(group, dim=1)
             return F.scaled_dot_product_attention(q, k, v, is_causal=True)
 
-        ref.causal_gqa_attention = sdpa
+        model_code.causal_gqa_attention = sdpa
 
 
 def measure_peak(torch, device, dtype):

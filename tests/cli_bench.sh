@@ -36,6 +36,27 @@ check "crown-18l at 8 x 1024 is refused with the memory plan and the reason" \
 # 3. The matmul peak and the per-op kernels, with PyTorch's matmuls beside them.
 "$lws" bench peak --repeat 1 --json "$dir/peak.json" >"$dir/peak.log" 2>&1
 check "bench peak prints TFLOP/s and writes a report" '[ $? -eq 0 ] && grep -q "^peak: .* TFLOP/s fp32" "$dir/peak.log"'
+# The peak is cached per device and driver: bench peak measures and writes
+# it, bench and train read it (a value planted in the file shows that they
+# do), and a file that is not a cache of this device is measured over.
+cache="$dir/cache"
+XDG_CACHE_HOME="$cache" "$lws" bench peak --repeat 1 >"$dir/peak1.log" 2>&1
+cached=$(ls "$cache"/lws/peak-*.json 2>/dev/null | head -1)
+check "bench peak writes the cache file it names" \
+    '[ -s "$cached" ] && grep -q "^cached in $cached" "$dir/peak1.log"'
+/usr/bin/python3 -c "
+import json, sys
+c = json.load(open(sys.argv[1])); c['tflops'] = 123.0; json.dump(c, open(sys.argv[1], 'w'))" "$cached"
+XDG_CACHE_HOME="$cache" "$lws" bench configs/tiny/crown.json $small --no-op-profile >"$dir/cached.log" 2>&1
+check "bench reads the cached peak, says when it was measured, and takes MFU against it" \
+    '[ $? -eq 0 ] && grep -q "^peak: 123 TFLOP/s, cached, measured on 20" "$dir/cached.log" &&
+     grep -q "of the measured 123 TFLOP/s" "$dir/cached.log"'
+echo '{"tflops": "fast"' >"$cached"
+XDG_CACHE_HOME="$cache" "$lws" bench configs/tiny/crown.json $small --no-op-profile >"$dir/recached.log" 2>&1
+check "a broken cache file is measured over and rewritten" \
+    '[ $? -eq 0 ] && grep -q "^peak: .*, measured now," "$dir/recached.log" &&
+     /usr/bin/python3 -c "import json, sys; assert json.load(open(sys.argv[1]))[\"tflops\"] > 0" "$cached"'
+
 "$lws" bench kernels configs/tiny/crown.json --micro-batch 2 --seq-len 32 --reps 2 --torch \
     --json "$dir/kernels.json" >"$dir/kernels.log" 2>&1
 rc=$?
@@ -153,8 +174,12 @@ text = ''.join(ET.parse(sys.argv[1]).getroot().itertext())
 missing = [w for w in sys.argv[2:] if w not in text]
 sys.exit(1 if missing else 0)" "$@"
 }
-check "compare --svg draws throughput bars and the per-layer profiles of one config" \
-    'svg_ok "$dir/compare.svg" "Training throughput" "Per-layer device time of crown" "lws again" "PyTorch"'
+check "compare --svg draws throughput bars and overlays every report's per-layer profile" \
+    'svg_ok "$dir/compare.svg" "Training throughput" "Per-layer device time:" "1. lws fp32 (crown)" \
+        "3. lws again (crown)" "4. lws fp32 (isotropic)" "one line per config" "PyTorch"'
+"$lws" compare "$dir/crown.json" "$dir/crown2.json" --svg "$dir/compare1.svg" >/dev/null 2>&1
+check "compare --svg of one config names it and draws its FLOPs shares once" \
+    'svg_ok "$dir/compare1.svg" "Per-layer device time of crown" "2. lws again (crown)"'
 msg=$("$lws" compare "$dir/kernels.json" 2>&1); rc=$?
 check "compare refuses a kernels report, naming it" '[ $rc -ne 0 ] && [[ "$msg" == *"kernels.json"* && "$msg" == *"training reports"* ]]'
 echo '{"lws_bench_version": 7, "kind": "train"}' >"$dir/future.json"

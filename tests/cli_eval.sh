@@ -65,8 +65,17 @@ msg=$("$lws" eval "$dir/run" --data "$dir/short.tok" 2>&1); rc=$?
 check "a file shorter than one window is refused" '[ $rc -ne 0 ] && [[ "$msg" == *"short.tok"* && "$msg" == *"seq_len + 1 = 33"* ]]'
 msg=$("$lws" eval "$dir/run" --data "$dir/missing.tok" 2>&1); rc=$?
 check "a missing data file is refused naming it" '[ $rc -ne 0 ] && [[ "$msg" == *"missing.tok"* ]]'
-msg=$("$lws" eval "$dir/run" 2>&1); rc=$?
-check "no --data: usage error" '[ $rc -eq 2 ] && [[ "$msg" == *"--data"* ]]'
+# Without --data: the checkpoint's own validation file and eval.tokens, as
+# the training log; --all scores all of it, as --data of the same file does.
+read -r dloss dtokens < <("$lws" eval "$dir/run" --json 2>/dev/null |
+    $py -c 'import json, sys; o = json.load(sys.stdin); print(repr(o["loss"]), o["tokens"])')
+check "no --data: the run's validation file and eval.tokens give the log's loss ($dloss vs $val)" \
+    '[ "$dtokens" = 2048 ] && awk "BEGIN{d = $dloss - $val; exit !(d < 1e-6 && d > -1e-6)}"'
+all=$("$lws" eval "$dir/run" --all --json 2>/dev/null | $py -c 'import json, sys; o = json.load(sys.stdin); print(o["loss"], o["tokens"])')
+whole=$("$lws" eval "$dir/run" --data "$dir/data/val.tok" --json 2>/dev/null | $py -c 'import json, sys; o = json.load(sys.stdin); print(o["loss"], o["tokens"])')
+check "--all scores the whole validation file, as --data of it does" '[ -n "$all" ] && [ "$all" = "$whole" ]'
+msg=$("$lws" eval "$dir/run" --all --tokens 64 2>&1); rc=$?
+check "--all with --tokens: usage error" '[ $rc -eq 2 ] && [[ "$msg" == *"--all"* ]]'
 msg=$("$lws" eval "$dir/run" --data "$dir/data/val.tok" --tokens 0 2>&1); rc=$?
 check "--tokens 0 refused" '[ $rc -eq 2 ] && [[ "$msg" == *"--tokens"* ]]'
 

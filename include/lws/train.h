@@ -137,6 +137,36 @@ double lws_eval_loss(const lws_eval_result *r);
 /* NAN when the bytes are unknown. */
 double lws_eval_bits_per_byte(const lws_eval_result *r);
 
+/* ---- evaluating a checkpoint (src/train/eval_checkpoint.c) ------------------ */
+
+/* The tokens a checkpoint is scored on, open. */
+typedef struct lws_eval_data {
+    lws_tokens file;
+    int open;
+    lws_token_range range;
+    lws_text_measure text;
+    char source[2200]; /* what is scored, for messages: a path or "the last N tokens of PATH" */
+} lws_eval_data;
+
+/* file: a token file (all of it), or NULL for cfg's validation split as its
+ * training validated on it: data.val, else the last data.val_tokens of
+ * data.train (an error naming both when cfg has neither). tokenizer: a
+ * vocabulary for a config that names its tokenizer only by hash (NULL:
+ * none); without one, bits per byte is unknown and says why. */
+lws_status lws_eval_data_open(const lws_config *cfg, const char *file, const char *tokenizer,
+                              lws_eval_data *out);
+void lws_eval_data_close(lws_eval_data *d);
+
+/* The parameters of checkpoint `dir` (cfg: its config) scored on d as
+ * lws_evaluate does, max_tokens of it (0: all), `batch` windows per forward
+ * pass (0: train.micro_batch; never more than there are windows, so no work
+ * goes to padding). *batch_used (may be NULL) gets the batch. The model
+ * lives in ctx's arena only during the call. */
+lws_status lws_eval_checkpoint(lws_context *ctx, const char *dir, const lws_config *cfg,
+                               const lws_eval_data *d, uint64_t max_tokens, uint32_t batch,
+                               const lws_stop_flag *stop, lws_eval_result *out,
+                               uint32_t *batch_used);
+
 /* ---- a training run (src/train/trainer.c) ----------------------------------- */
 
 typedef enum lws_progress_kind {
@@ -229,6 +259,25 @@ lws_status lws_train_parity_dump(lws_context *ctx, const lws_config *cfg, const 
  * *tflops = 0 on a device without timestamps (MFU unknown). Call it in a
  * context of its own: its buffers count in the arena's peak. */
 lws_status lws_measure_peak_tflops(lws_context *ctx, double *tflops);
+
+/* The measured peak, cached per device and driver so that MFU does not
+ * follow the machine's load at each start: the file
+ * $XDG_CACHE_HOME/lws/peak-<vendor>-<device>-<driver>-<uuid>.json (ids in
+ * hex, see `lws devices`) holds the fastest of `repeat` measurements and when
+ * they were taken. */
+typedef struct lws_peak {
+    double tflops;     /* 0 when the device gives no timestamps (nothing is cached) */
+    int cached;        /* read from the cache file, not measured by this call */
+    char measured[32]; /* when it was measured, ISO 8601 UTC ("" when unknown) */
+    char path[1100];   /* the cache file ("" without a cache directory) */
+} lws_peak;
+
+/* The cached peak of ctx's device; measured (and cached, atomically) when
+ * the cache has none for this device and driver, or when remeasure is set
+ * (`lws bench peak`). A cache file that cannot be read or is not one of
+ * this device is measured over. A cache that cannot be written is not an
+ * error (the peak is still measured). */
+lws_status lws_peak_get(lws_context *ctx, int remeasure, uint32_t repeat, lws_peak *out);
 
 /* ---- checkpoints (src/train/checkpoint.c) ------------------------------------- */
 

@@ -147,3 +147,23 @@ lws_config *lws_cli_config(const char *path, const lws_cli_sets *sets) {
     }
     return cfg;
 }
+
+/* 12345.6 -> "12,346"; values under 100 keep a decimal or two. */
+const char *lws_cli_number(double v, char *out, size_t cap) {
+    if (!isfinite(v)) {
+        snprintf(out, cap, "-");
+        return out;
+    }
+    if (v < 100) {
+        snprintf(out, cap, v < 10 ? "%.2f" : "%.1f", v);
+        return out;
+    }
+    char digits[64];
+    int len = snprintf(digits, sizeof digits, "%.0f", v), k = 0;
+    for (int i = 0; i < len && k + 2 < (int)cap; i++) {
+        if (i && (len - i) % 3 == 0) out[k++] = ',';
+        out[k++] = digits[i];
+    }
+    out[k] = 0;
+    return out;
+}

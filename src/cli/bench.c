@@ -49,7 +49,8 @@ static void help(void) {
         "                     allocate nothing (exit 0 if it fits, 1 if not)\n"
         "%s\n"
         "lws bench peak: the fp32 matmul throughput MFU is measured against\n"
-        "  (--repeat N runs, the fastest; --json FILE writes a \"peak\" report).\n"
+        "  (--repeat N runs, the fastest; --json FILE writes a \"peak\" report), cached per\n"
+        "  device and driver in $XDG_CACHE_HOME/lws for the MFU of lws train and lws bench.\n"
         "lws bench kernels CONFIG: every op at the config's shapes; `lws bench kernels --help`.\n",
         usage, lws_cli_sets_help);
 }
@@ -72,18 +73,17 @@ static int bench_peak(int argc, char **argv) {
     if (lws_context_create(&opt, &ctx) != LWS_OK) return lws_cli_error();
     const lws_device_caps *caps = lws_context_caps(ctx);
     lws_print_device(caps);
-    double best = 0;
-    for (uint32_t r = 0; r < repeat; r++) {
-        double t;
-        if (lws_measure_peak_tflops(ctx, &t) != LWS_OK) {
-            lws_context_destroy(ctx);
-            return lws_cli_error();
-        }
-        printf("run %u: %.4g TFLOP/s\n", r + 1, t);
-        if (t > best) best = t;
+    lws_peak p;
+    if (lws_peak_get(ctx, 1, repeat, &p) != LWS_OK) {
+        lws_context_destroy(ctx);
+        return lws_cli_error();
     }
+    double best = p.tflops;
     printf("peak: %.4g TFLOP/s fp32, the fastest of %u runs (each: %s)\n", best, repeat,
            peak_method);
+    if (p.path[0] && best > 0)
+        printf("cached in %s: lws train and lws bench use it until `lws bench peak` runs again\n",
+               p.path);
     if (json) {
         cJSON *report = lws_report_begin("peak", "lws fp32 matmul peak", "fp32", caps);
         cJSON *peak = cJSON_AddObjectToObject(report, "peak");
@@ -413,20 +413,20 @@ typedef struct bench_run {
     cJSON *layers_json, *stages_json, *ops_json, *dist_json;
 } bench_run;
 
-/* The peak in a context of its own, so its buffers do not count in the
- * model's peak memory. NAN when the device has no timestamps. */
-static lws_status measure_peak(const char *device, double *peak) {
+lws_status lws_cli_peak(const char *device, double *peak) {
     lws_context *peak_ctx = NULL;
     lws_context_options copt = {.device = device, .validation = -1, .pipeline_cache = -1};
+    lws_peak p = {0};
     lws_status s = lws_context_create(&copt, &peak_ctx);
-    if (s == LWS_OK) s = lws_measure_peak_tflops(peak_ctx, peak);
+    if (s == LWS_OK) s = lws_peak_get(peak_ctx, 0, 3, &p);
     lws_context_destroy(peak_ctx);
-    if (s == LWS_OK && *peak > 0)
-        printf("peak: %.4g TFLOP/s measured (%s)\n", *peak, peak_method);
-    else if (s == LWS_OK) {
-        *peak = NAN;
+    *peak = s == LWS_OK && p.tflops > 0 ? p.tflops : NAN;
+    if (s == LWS_OK && p.tflops > 0)
+        printf("peak: %.4g TFLOP/s, %s %s (%s; `lws bench peak` measures again)\n", p.tflops,
+               p.cached ? "cached, measured on" : "measured now,", p.measured,
+               p.path[0] ? p.path : "no cache directory");
+    else if (s == LWS_OK)
         printf("peak: unknown (the device gives no timestamps)\n");
-    }
     return s;
 }
 
@@ -564,7 +564,7 @@ static int measure(lws_context *ctx, bench_run *r, const bench_options *o) {
     r->barriers_checked = lws_context_checks_hazards(ctx);
     int rc = 0;
     r->peak = NAN; /* rank 0 reports it */
-    if (rank == 0 && measure_peak(o->device, &r->peak) != LWS_OK) {
+    if (rank == 0 && lws_cli_peak(o->device, &r->peak) != LWS_OK) {
         rc = lws_cli_error();
     } else if (result_alloc(&r->res, o->steps, r->cfg->model.n_layers) != LWS_OK ||
                run_steps(m, o->warmup, "", NULL, &r->res) != LWS_OK) {
@@ -581,8 +581,8 @@ static int measure(lws_context *ctx, bench_run *r, const bench_options *o) {
 }
 
 static int bench_train(const bench_options *o, const lws_config *cfg) {
-    bench_run r = {.cfg = cfg, .B = cfg->train.micro_batch, .T = cfg->train.seq_len,
-                   .A = o->grad_accum};
+    bench_run r = {
+        .cfg = cfg, .B = cfg->train.micro_batch, .T = cfg->train.seq_len, .A = o->grad_accum};
     lws_context *ctx = NULL;
     lws_context_options copt = {.device = o->device, .validation = -1, .pipeline_cache = -1};
     if (lws_context_create(&copt, &ctx) != LWS_OK) return lws_cli_error();

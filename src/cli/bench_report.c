@@ -5,13 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli/bench.h"
 #include "cli/cli.h"
 #include "train/report.h"
 #include "util/files.h"
+#include "util/when.h"
 
 static int compare_doubles(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -110,10 +110,7 @@ cJSON *lws_report_begin(const char *kind, const char *label, const char *precisi
     cJSON_AddStringToObject(o, "kind", kind);
     cJSON_AddStringToObject(o, "label", label);
     char created[64];
-    time_t now = time(NULL);
-    struct tm utc;
-    gmtime_r(&now, &utc);
-    strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &utc);
+    lws_utc_now(created, sizeof created);
     cJSON_AddStringToObject(o, "created", created);
     cJSON *engine = cJSON_AddObjectToObject(o, "engine");
     cJSON_AddStringToObject(engine, "name", "lws");

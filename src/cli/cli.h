@@ -20,13 +20,19 @@ int lws_cli_tokenizer(int argc, char **argv);
 int lws_cli_bench(int argc, char **argv);
 int lws_cli_compare(int argc, char **argv);
 int lws_cli_plot(int argc, char **argv);
+int lws_cli_sweep(int argc, char **argv);
 
 /* --dry-run of lws train and lws bench: the config's schedule and the memory
  * plan for the device at micro-batch (batch, seq), whether it fits and which
  * limit it breaks; allocates nothing. Returns the exit status: 0 if it fits,
  * 1 if not (or on an error). */
-int lws_cli_dry_run(const lws_config *cfg, const char *device, uint32_t batch,
-                    uint32_t seq);
+int lws_cli_dry_run(const lws_config *cfg, const char *device, uint32_t batch, uint32_t seq);
+
+/* The MFU reference of a device: the cached measured peak (lws_peak_get,
+ * measured and cached when absent), in a context of its own so that no
+ * measurement buffer counts in a run's memory; prints where it came from.
+ * NAN when the device gives no timestamps. */
+lws_status lws_cli_peak(const char *device, double *peak);
 
 /* Prints "lws: <message>" for a failed status and returns 1 (or 2 for usage). */
 int lws_cli_error(void);
@@ -102,6 +108,10 @@ int lws_parse_u32(const char *usage, const char *option, const char *text, uint3
 enum { LWS_CLOSED = 0, LWS_LO_OPEN = 1, LWS_HI_OPEN = 2 };
 int lws_parse_real(const char *usage, const char *option, const char *text, double lo, double hi,
                    int open, const char *note, double *out);
+/* 12345.6 -> "12,346" (digits grouped by thousands); values under 100 keep a
+ * decimal or two; "-" when not finite. Returns out. */
+const char *lws_cli_number(double v, char *out, size_t cap);
+
 /* A number > 0. */
 int lws_parse_positive(const char *usage, const char *option, const char *text, double *out);
 

@@ -1,7 +1,7 @@
 /* lws compare REPORT...: training reports of lws (on any device) and of
  * PyTorch side by side, ratios to the first; --markdown; --svg with a bar
- * chart of tokens/s and, when reports share a config, their per-layer time
- * profiles overlaid. */
+ * chart of tokens/s and the per-layer time profiles of every report that has
+ * them, overlaid (several devices on one config, or several LWS profiles). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,26 +12,6 @@
 #include "train/report.h"
 
 static const char *usage = "lws compare REPORT.json... [--markdown] [--svg FILE]";
-
-/* 12345.6 -> "12,346"; values under 100 keep a decimal or two. */
-static const char *number(double v, char *out, size_t cap) {
-    if (!isfinite(v)) {
-        snprintf(out, cap, "-");
-        return out;
-    }
-    if (v < 100) {
-        snprintf(out, cap, v < 10 ? "%.2f" : "%.1f", v);
-        return out;
-    }
-    char digits[64];
-    int len = snprintf(digits, sizeof digits, "%.0f", v), k = 0;
-    for (int i = 0; i < len && k + 2 < (int)cap; i++) {
-        if (i && (len - i) % 3 == 0) out[k++] = ',';
-        out[k++] = digits[i];
-    }
-    out[k] = 0;
-    return out;
-}
 
 static const char *bytes_text(double b, char *out, size_t cap) {
     if (!isfinite(b))
@@ -77,14 +57,15 @@ static void print_table(const lws_report *r, int n) {
         snprintf(batch, sizeof batch, "%ux%u", r[i].micro_batch, r[i].seq_len);
         if (r[i].grad_accum > 1)
             snprintf(batch + strlen(batch), sizeof batch - strlen(batch), "x%u", r[i].grad_accum);
-        snprintf(step, sizeof step, "%s (%s-%s)", number(r[i].step_ms, med, sizeof med),
-                 number(r[i].step_ms_min, lo, sizeof lo), number(r[i].step_ms_max, hi, sizeof hi));
+        snprintf(step, sizeof step, "%s (%s-%s)", lws_cli_number(r[i].step_ms, med, sizeof med),
+                 lws_cli_number(r[i].step_ms_min, lo, sizeof lo),
+                 lws_cli_number(r[i].step_ms_max, hi, sizeof hi));
         printf("  %-2d %-26s %-34s %-12s %-9s %12s %8.2f %-20s %-22s %s (%s)\n", i + 1,
                cut(r[i].label, 26, label, sizeof label),
                cut(r[i].device, 34, device, sizeof device),
                cut(r[i].config, 12, config, sizeof config), batch,
-               number(r[i].tokens_per_s, tok, sizeof tok), r[i].tokens_per_s / r[0].tokens_per_s,
-               mfu_text(&r[i], mfu, sizeof mfu), step,
+               lws_cli_number(r[i].tokens_per_s, tok, sizeof tok),
+               r[i].tokens_per_s / r[0].tokens_per_s, mfu_text(&r[i], mfu, sizeof mfu), step,
                bytes_text(r[i].memory_bytes, mem, sizeof mem), r[i].memory_kind);
     }
 }
@@ -98,9 +79,11 @@ static void print_markdown(const lws_report *r, int n) {
         printf("| %d | %s | %s | %s | %u x %u%s | %s | %.2f | %s | %s (%s-%s) | %s (%s) |\n", i + 1,
                r[i].label, r[i].device, r[i].config, r[i].micro_batch, r[i].seq_len,
                r[i].grad_accum > 1 ? " (accumulated)" : "",
-               number(r[i].tokens_per_s, tok, sizeof tok), r[i].tokens_per_s / r[0].tokens_per_s,
-               mfu_text(&r[i], mfu, sizeof mfu), number(r[i].step_ms, step, sizeof step),
-               number(r[i].step_ms_min, lo, sizeof lo), number(r[i].step_ms_max, hi, sizeof hi),
+               lws_cli_number(r[i].tokens_per_s, tok, sizeof tok),
+               r[i].tokens_per_s / r[0].tokens_per_s, mfu_text(&r[i], mfu, sizeof mfu),
+               lws_cli_number(r[i].step_ms, step, sizeof step),
+               lws_cli_number(r[i].step_ms_min, lo, sizeof lo),
+               lws_cli_number(r[i].step_ms_max, hi, sizeof hi),
                bytes_text(r[i].memory_bytes, mem, sizeof mem), r[i].memory_kind);
     }
     printf("\n");
@@ -139,7 +122,7 @@ static void draw_bars(lws_svg *svg, const lws_report *r, int n, double top, doub
         char label[64];
         double tick = log_scale ? pow(10, v) : v;
         if (tick >= 100)
-            number(tick, label, sizeof label); /* digits grouped by thousands */
+            lws_cli_number(tick, label, sizeof label); /* digits grouped by thousands */
         else
             snprintf(label, sizeof label, "%g", tick);
         lws_svg_text(svg, x, top + row * n + 16, 11, LWS_SVG_MIDDLE, ink, 0, "%s", label);
@@ -155,7 +138,8 @@ static void draw_bars(lws_svg *svg, const lws_report *r, int n, double top, doub
         lws_svg_text(svg, left - 10, y + 32, 10, LWS_SVG_END, "#555555", 0, "%s, %s %ux%u",
                      cut(r[i].device, 30, device, sizeof device), r[i].config, r[i].micro_batch,
                      r[i].seq_len);
-        snprintf(value, sizeof value, "%s  \u00d7%.2f", number(r[i].tokens_per_s, tmp, sizeof tmp),
+        snprintf(value, sizeof value, "%s  \u00d7%.2f",
+                 lws_cli_number(r[i].tokens_per_s, tmp, sizeof tmp),
                  r[i].tokens_per_s / r[0].tokens_per_s);
         lws_svg_text(svg, x1 + 6, y + row / 2 + 4, 12, LWS_SVG_START, ink, 0, "%s", value);
     }
@@ -163,100 +147,123 @@ static void draw_bars(lws_svg *svg, const lws_report *r, int n, double top, doub
     lws_svg_line(svg, left, top + row * n, left + plot_w, top + row * n, ink, 1, NULL);
 }
 
+/* Time and FLOPs shares of report r's layers, in percent. */
+static double layer_total(const lws_report *r) {
+    double total = 0;
+    for (uint32_t l = 0; l < r->n_layers; l++) total += r->layer_fwd_ms[l] + r->layer_bwd_ms[l];
+    return total;
+}
+
+static double flops_total(const lws_report *r) {
+    double total = 0;
+    for (uint32_t l = 0; l < r->n_layers; l++) total += r->layer_flops[l];
+    return total;
+}
+
+/* The axes over the layers of every report with layer times. */
+static int profile_axes(const lws_report *r, int n, const int *in, double top, double width,
+                        double height, lws_svg_axes *ax) {
+    uint32_t L = 1;
+    double hi = 0;
+    int count = 0;
+    for (int i = 0; i < n; i++) {
+        if (!in[i]) continue;
+        count++;
+        if (r[i].n_layers > L) L = r[i].n_layers;
+        double total = layer_total(&r[i]), flops = flops_total(&r[i]);
+        for (uint32_t l = 0; l < r[i].n_layers; l++) {
+            if (total > 0)
+                hi = fmax(hi, 100 * (r[i].layer_fwd_ms[l] + r[i].layer_bwd_ms[l]) / total);
+            if (isfinite(flops) && flops > 0) hi = fmax(hi, 100 * r[i].layer_flops[l] / flops);
+        }
+    }
+    *ax = (lws_svg_axes){80,
+                         top,
+                         width - 80 - 230,
+                         height,
+                         -0.5,
+                         L - 0.5,
+                         0,
+                         hi > 0 ? hi * 1.15 : 1,
+                         fmax(1, lws_svg_nice_step(L, 12)),
+                         0};
+    return count;
+}
+
+/* One report's line: values[l] as percent of total, at the layer centres. */
+static void share_line(lws_svg *svg, const lws_svg_axes *ax, const lws_report *r, int pass,
+                       double total, const char *colour, double *px) {
+    double *py = px + r->n_layers;
+    for (uint32_t l = 0; l < r->n_layers; l++) {
+        double v = pass == 2   ? r->layer_flops[l]
+                   : pass == 0 ? r->layer_fwd_ms[l] + r->layer_bwd_ms[l]
+                               : r->layer_fwd_ms[l];
+        px[l] = lws_svg_x(ax, l);
+        py[l] = lws_svg_y(ax, 100 * v / total);
+    }
+    lws_svg_polyline(svg, px, py, r->n_layers, colour, pass == 0 ? 2.2 : 1.4,
+                     pass == 0   ? NULL
+                     : pass == 1 ? "6 4"
+                                 : "2 3");
+    for (uint32_t l = 0; pass == 0 && l < r->n_layers; l++)
+        lws_svg_rect(svg, px[l] - 2.5, py[l] - 2.5, 5, 5, colour, NULL);
+}
+
 /* Per-layer forward + backward time as a share of all layers' time, one line
- * per report that has layer times and shares the first such report's config. */
+ * per report that has layer times (configs of any depth overlaid), with the
+ * share of the model FLOPs each layer has: one grey line when the reports
+ * share a config, else a dotted line per report in its colour. */
 static int draw_profiles(lws_svg *svg, const lws_report *r, int n, double top, double width,
                          double height) {
-    int first = -1;
-    for (int i = 0; i < n && first < 0; i++)
-        if (r[i].n_layer_times == r[i].n_layers && r[i].n_layers > 0) first = i;
-    if (first < 0) return 0;
-    int *in = calloc((size_t)n, sizeof *in), count = 0;
+    int *in = calloc((size_t)n, sizeof *in), first = -1, same_config = 1;
     if (!in) return 0;
-    uint32_t L = r[first].n_layers;
-    double hi = 0;
-    for (int i = first; i < n; i++) {
-        if (r[i].n_layer_times != L || strcmp(r[i].config, r[first].config) != 0) continue;
-        in[i] = 1;
-        count++;
-        double total = 0;
-        for (uint32_t l = 0; l < L; l++) total += r[i].layer_fwd_ms[l] + r[i].layer_bwd_ms[l];
-        for (uint32_t l = 0; l < L && total > 0; l++) {
-            double share = 100 * (r[i].layer_fwd_ms[l] + r[i].layer_bwd_ms[l]) / total;
-            if (share > hi) hi = share;
-        }
+    for (int i = 0; i < n; i++) {
+        in[i] = r[i].n_layer_times == r[i].n_layers && r[i].n_layers > 0 && layer_total(&r[i]) > 0;
+        if (in[i] && first < 0) first = i;
+        if (in[i] && strcmp(r[i].config, r[first].config) != 0) same_config = 0;
     }
-    double flops_sum = 0;
-    for (uint32_t l = 0; l < L; l++) flops_sum += r[first].layer_flops[l];
-    for (uint32_t l = 0; l < L && flops_sum > 0; l++)
-        hi = fmax(hi, 100 * r[first].layer_flops[l] / flops_sum);
-    double left = 80, plot_w = width - left - 230;
-    lws_svg_axes ax = {left,
-                       top,
-                       plot_w,
-                       height,
-                       -0.5,
-                       L - 0.5,
-                       0,
-                       hi > 0 ? hi * 1.15 : 1,
-                       fmax(1, lws_svg_nice_step(L, 12)),
-                       0};
+    lws_svg_axes ax;
+    int count = profile_axes(r, n, in, top, width, height, &ax);
+    if (count == 0) {
+        free(in);
+        return 0;
+    }
     char title[256];
-    snprintf(title, sizeof title,
-             "Per-layer device time of %s: forward + backward (solid) and forward (dashed), %% of "
-             "all layers",
-             r[first].config);
+    snprintf(
+        title, sizeof title,
+        "Per-layer device time%s%s: forward + backward (solid) and forward (dashed), %% of all "
+        "layers",
+        same_config ? " of " : "", same_config ? r[first].config : "");
     lws_svg_draw_axes(svg, &ax, "layer", "% of the layers' time", title);
-    double *px = malloc(2 * L * sizeof *px), *ends = malloc(2 * (size_t)n * sizeof *ends);
-    /* What the profile would be if time followed the model FLOPs (the
-     * backward costs twice the forward, so the shares are the forward's). */
-    double flops_total = 0;
-    for (uint32_t l = 0; l < L; l++) flops_total += r[first].layer_flops[l];
-    if (px && isfinite(flops_total) && flops_total > 0) {
-        double *py = px + L;
-        for (uint32_t l = 0; l < L; l++) {
-            px[l] = lws_svg_x(&ax, l);
-            py[l] = lws_svg_y(&ax, 100 * r[first].layer_flops[l] / flops_total);
-        }
-        lws_svg_polyline(svg, px, py, L, "#888888", 1.5, "2 3");
-        lws_svg_text(svg, px[0] + 4, py[0] - 6, 10, LWS_SVG_START, "#666666", 0,
-                     "share of the model FLOPs");
-    }
+    double *px = malloc(2 * LWS_MAX_LAYERS * sizeof *px),
+           *ends = malloc(2 * (size_t)n * sizeof *ends);
     const char **names = malloc((size_t)n * sizeof *names),
                **colours = malloc((size_t)n * sizeof *colours);
     char(*text)[96] = malloc((size_t)n * sizeof *text);
     uint32_t k = 0;
     for (int i = 0; px && ends && names && colours && text && i < n; i++) {
         if (!in[i]) continue;
-        double total = 0;
-        for (uint32_t l = 0; l < L; l++) total += r[i].layer_fwd_ms[l] + r[i].layer_bwd_ms[l];
-        if (!(total > 0)) continue;
-        double *py = px + L;
         const char *colour = lws_svg_colour((uint32_t)i);
-        for (int pass = 0; pass < 2; pass++) {
-            for (uint32_t l = 0; l < L; l++) {
-                double v = r[i].layer_fwd_ms[l] + (pass == 0 ? r[i].layer_bwd_ms[l] : 0);
-                px[l] = lws_svg_x(&ax, l);
-                py[l] = lws_svg_y(&ax, 100 * v / total);
-            }
-            lws_svg_polyline(svg, px, py, L, colour, pass == 0 ? 2.2 : 1.4,
-                             pass == 0 ? NULL : "6 4");
-        }
-        for (uint32_t l = 0; l < L; l++)
-            lws_svg_rect(
-                svg, px[l] - 2.5,
-                lws_svg_y(&ax, 100 * (r[i].layer_fwd_ms[l] + r[i].layer_bwd_ms[l]) / total) - 2.5,
-                5, 5, colour, NULL);
-        ends[k] =
-            lws_svg_y(&ax, 100 * (r[i].layer_fwd_ms[L - 1] + r[i].layer_bwd_ms[L - 1]) / total);
-        ends[n + k] = px[L - 1];
-        snprintf(text[k], sizeof text[k], "%d. %.40s", i + 1, r[i].label);
+        double flops = flops_total(&r[i]);
+        int config_seen = 0; /* the FLOPs shares once per config */
+        for (int j = 0; j < i; j++) config_seen |= in[j] && strcmp(r[j].config, r[i].config) == 0;
+        if (isfinite(flops) && flops > 0 && !config_seen)
+            share_line(svg, &ax, &r[i], 2, flops, same_config ? "#888888" : colour, px);
+        for (int pass = 0; pass < 2; pass++)
+            share_line(svg, &ax, &r[i], pass, layer_total(&r[i]), colour, px);
+        uint32_t last = r[i].n_layers - 1;
+        ends[k] = lws_svg_y(&ax, 100 * (r[i].layer_fwd_ms[last] + r[i].layer_bwd_ms[last]) /
+                                     layer_total(&r[i]));
+        ends[n + k] = lws_svg_x(&ax, last);
+        snprintf(text[k], sizeof text[k], "%d. %.28s (%.24s)", i + 1, r[i].label, r[i].config);
         names[k] = text[k];
-        colours[k] = colour;
-        k++;
+        colours[k++] = colour;
     }
+    lws_svg_text(svg, ax.left + 4, ax.top + 14, 10, LWS_SVG_START, "#666666", 0,
+                 "dotted: each layer's share of the model FLOPs%s",
+                 same_config ? "" : " (one line per config)");
     if (k)
-        lws_svg_end_labels(svg, left + plot_w + 6, ends + n, ends, names, colours, k, 11, top,
+        lws_svg_end_labels(svg, ax.left + ax.width + 6, ends + n, ends, names, colours, k, 11, top,
                            top + height);
     free(px), free(ends), free(names), free(colours), free(text), free(in);
     return count;
@@ -277,8 +284,8 @@ static lws_status draw_chart(const char *path, const lws_report *r, int n) {
     if (profiles) {
         int shown = draw_profiles(&svg, r, n, profile_top, width, profile_h);
         lws_svg_text(&svg, 80, height - 14, 11, LWS_SVG_START, "#555555", 0,
-                     "Layer profiles from timestamp queries: %d report%s of the first config with "
-                     "per-layer times; other configs and PyTorch reports (no such times) left out.",
+                     "Layer profiles from timestamp queries: %d report%s with per-layer times; "
+                     "reports without them (PyTorch) are left out.",
                      shown, shown == 1 ? "" : "s");
     }
     return lws_svg_end(&svg);
@@ -296,8 +303,8 @@ int lws_cli_compare(int argc, char **argv) {
                    "bench/torch_reference.py --json FILE):\ndevice, config, batch, tokens/s with "
                    "the ratio to the first report, MFU, step time, peak memory.\n"
                    "  --markdown   the table as GitHub Markdown, with each report's origin\n"
-                   "  --svg FILE   bar chart of tokens/s; per-layer time profiles overlaid for "
-                   "reports of one config\n",
+                   "  --svg FILE   bar chart of tokens/s; the per-layer time profiles of every "
+                   "report overlaid\n",
                    usage);
             free(files);
             return 0;

@@ -1,6 +1,8 @@
-/* lws eval CKPT --data FILE: loss, perplexity and bits per byte of a
- * checkpoint over a token file, in consecutive seq_len windows (every token
- * after the first predicted once, as the trainer's validation does). */
+/* lws eval CKPT: loss, perplexity and bits per byte of a checkpoint, in
+ * consecutive seq_len windows (every token after the first predicted once,
+ * as the trainer's validation does). By default on the checkpoint's own
+ * validation split and evaluation size, so it gives the number of the
+ * training log; --data FILE scores a token file instead. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -15,17 +17,20 @@
 #include "lws/model.h"
 #include "lws/train.h"
 
-static const char *usage = "lws eval CKPT --data FILE [--tokens N] [--batch B] [--tokenizer T] "
-                           "[--device D] [--json]";
+static const char *usage = "lws eval CKPT [--data FILE] [--tokens N | --all] [--batch B] "
+                           "[--tokenizer T] [--device D] [--json]";
 
 static void help(void) {
     printf("usage: %s\n\n"
            "Evaluates a checkpoint (a checkpoint directory, its model.safetensors, or a run\n"
-           "directory: its newest checkpoint) on a token file: mean loss, perplexity, bits\n"
-           "per byte, over consecutive windows of the model's seq_len.\n"
-           "  --data FILE      token file (lws, llm.c .bin or .npy) made with the model's\n"
-           "                   tokenizer\n"
-           "  --tokens N       evaluate the first N predicted tokens (whole windows) only\n"
+           "directory: its newest checkpoint): mean loss, perplexity, bits per byte, over\n"
+           "consecutive windows of the model's seq_len. By default it scores what the run's\n"
+           "validation scored: the config's data.val (or the last data.val_tokens of\n"
+           "data.train), the first eval.tokens of it, so it reproduces the training log.\n"
+           "  --data FILE      score a token file (lws, llm.c .bin or .npy) made with the\n"
+           "                   model's tokenizer instead; all of it unless --tokens\n"
+           "  --tokens N       score the first N predicted tokens (whole windows) only\n"
+           "  --all            score every window (the default with --data)\n"
            "  --batch B        windows per forward pass (default: the checkpoint's\n"
            "                   micro_batch)\n"
            "  --tokenizer T    the tokenizer (bytes, FILE.json, gpt2:DIR) when the\n"
@@ -96,7 +101,7 @@ static lws_status print_json(const eval_shape *e, const lws_eval_result *r,
 typedef struct eval_args {
     const char *ckpt, *data, *device, *tokenizer;
     uint64_t max_tokens, batch;
-    int json;
+    int json, all;
 } eval_args;
 
 static int parse(int argc, char **argv, eval_args *a) {
@@ -106,53 +111,42 @@ static int parse(int argc, char **argv, eval_args *a) {
         {"--device", LWS_OPT_TEXT, &a->device},
         {"--tokenizer", LWS_OPT_TEXT, &a->tokenizer},
         {"--tokens", LWS_OPT_U64, &a->max_tokens, 1, (double)(1ull << 62)},
+        {"--all", LWS_OPT_FLAG, &a->all},
         {"--batch", LWS_OPT_U64, &a->batch, 1, 65536},
         {"--json", LWS_OPT_FLAG, &a->json},
     };
-    lws_cli_command c = {usage, help, options, sizeof options / sizeof *options,
-                         "CKPT (a checkpoint or run directory)", &a->ckpt, NULL};
+    lws_cli_command c = {usage,
+                         help,
+                         options,
+                         sizeof options / sizeof *options,
+                         "CKPT (a checkpoint or run directory)",
+                         &a->ckpt,
+                         NULL};
     int rc = lws_cli_parse(&c, argc, argv);
-    if (rc == 0 && !a->data)
-        rc = lws_cli_usage(usage, "no --data FILE given (a token file to evaluate on)");
+    if (rc == 0 && a->all && a->max_tokens)
+        rc = lws_cli_usage(usage, "--tokens and --all given together; choose one");
     return rc;
 }
 
-/* The model for the checkpoint, at the batch the evaluation takes: no
- * larger than the windows, so no forward work is spent on pure padding. */
-static lws_status evaluate(const eval_args *a, const lws_config *cfg, const lws_tokens *file,
-                           const lws_text_measure *tk, eval_shape *e, lws_eval_result *r) {
-    uint32_t T = cfg->train.seq_len;
-    lws_token_range range = lws_tokens_all(file);
-    uint64_t windows = lws_eval_window_count(range, T);
-    if (windows == 0)
-        return lws_fail(LWS_ERR_DATA,
-                        "%s: %llu tokens, fewer than one window of seq_len + 1 = %u: give a "
-                        "longer file",
-                        a->data, (unsigned long long)file->count, T + 1);
-    if (a->max_tokens && (a->max_tokens + T - 1) / T < windows)
-        windows = (a->max_tokens + T - 1) / T;
-    uint64_t batch = a->batch ? a->batch : cfg->train.micro_batch ? cfg->train.micro_batch : 8;
-    if (windows < batch) batch = windows;
-    e->batch = (uint32_t)batch;
-    e->seq = T;
+static lws_status evaluate(const eval_args *a, const lws_config *cfg, const lws_eval_data *d,
+                           eval_shape *e, lws_eval_result *r) {
+    /* The run's own evaluation size unless told otherwise; a file given
+     * with --data is scored whole. */
+    uint64_t max_tokens = a->max_tokens ? a->max_tokens : a->all || a->data ? 0 : cfg->eval.tokens;
     lws_context *ctx = NULL;
-    lws_model *m = NULL;
     lws_context_options opt = {.device = a->device, .validation = -1, .pipeline_cache = -1};
     lws_status s = lws_context_create(&opt, &ctx);
-    if (s == LWS_OK) s = lws_model_create(ctx, cfg, e->batch, T, 0, &m);
-    if (s == LWS_OK) {
-        s = lws_checkpoint_load_params(m, e->dir);
-        if (s != LWS_OK) lws_error_context("loading checkpoint %s", e->dir);
-    }
-    if (s == LWS_OK) s = lws_evaluate(m, file, range, a->max_tokens, tk, NULL, r);
+    e->seq = cfg->train.seq_len;
+    if (s == LWS_OK)
+        s = lws_eval_checkpoint(ctx, e->dir, cfg, d, max_tokens, (uint32_t)a->batch, NULL, r,
+                                &e->batch);
     if (s == LWS_OK) {
         e->device = lws_context_caps(ctx)->name;
         if (a->json)
-            s = print_json(e, r, tk);
+            s = print_json(e, r, &d->text);
         else
-            print_text(e, r, tk);
+            print_text(e, r, &d->text);
     }
-    lws_model_destroy(m);
     lws_context_destroy(ctx);
     return s;
 }
@@ -164,25 +158,26 @@ int lws_cli_eval(int argc, char **argv) {
     char dir[2400];
     lws_config *cfg = malloc(sizeof *cfg);
     if (!cfg) return 1;
-    lws_tokens file;
-    int file_open = 0;
-    lws_text_measure tk = {0};
+    lws_eval_data d;
+    int data_open = 0;
     lws_eval_result r;
-    eval_shape e = {dir, a.data, NULL, 0, 0};
+    eval_shape e = {dir, NULL, NULL, 0, 0};
     lws_status s = lws_checkpoint_find(a.ckpt, dir, sizeof dir);
     if (s == LWS_OK) s = lws_checkpoint_config(dir, cfg);
-    if (s == LWS_OK)
-        s = lws_text_measure_open(cfg->data.tokenizer, a.tokenizer, cfg->model.vocab_size, 0, &tk);
     if (s == LWS_OK) {
-        s = lws_tokens_open(a.data, cfg->model.vocab_size, tk.name[0] ? tk.name : NULL, &file);
-        file_open = s == LWS_OK;
+        s = lws_eval_data_open(cfg, a.data, a.tokenizer, &d);
+        data_open = s == LWS_OK;
+        if (s != LWS_OK && !a.data)
+            lws_error_context("checkpoint %s (give a token file with --data)", dir);
     }
-    if (s == LWS_OK) s = evaluate(&a, cfg, &file, &tk, &e, &r);
+    if (s == LWS_OK) {
+        e.data = d.source;
+        s = evaluate(&a, cfg, &d, &e, &r);
+    }
     if (s == LWS_OK && !isfinite(lws_eval_loss(&r)))
         s = lws_fail(LWS_ERR_NUMERIC, "%s: the loss on %s is %g, not a number a model can have",
-                     dir, a.data, lws_eval_loss(&r));
-    lws_text_measure_free(&tk);
-    if (file_open) lws_tokens_close(&file);
+                     dir, e.data, lws_eval_loss(&r));
+    if (data_open) lws_eval_data_close(&d);
     free(cfg);
     return s == LWS_OK ? 0 : lws_cli_error();
 }

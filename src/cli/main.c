@@ -23,6 +23,7 @@ static const subcommand subcommands[] = {
     {"bench", lws_cli_bench, "training throughput, MFU, per-layer and per-op times; peak; kernels"},
     {"compare", lws_cli_compare, "table and chart of several benchmark reports"},
     {"plot", lws_cli_plot, "SVG of training and validation loss against tokens for runs"},
+    {"sweep", lws_cli_sweep, "the LWS ablation: variants x seeds (x a grid), results and charts"},
 };
 
 int lws_cli_error(void) {

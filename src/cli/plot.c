@@ -1,6 +1,9 @@
 /* lws plot LOG... --svg FILE: training and validation loss against tokens
- * for several runs (the log.jsonl that `lws train` writes), one colour per
- * run, named by its run directory or --name. */
+ * for several runs (the log.jsonl that `lws train` writes). Runs that differ
+ * only in their seed are grouped (one colour, the mean with a band), and a
+ * second panel zooms on the end of training; a sweep directory stands for
+ * all its runs. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -14,65 +17,44 @@
 #include <cjson/cJSON.h>
 
 #include "cli/cli.h"
-#include "cli/svg.h"
+#include "cli/plot.h"
 #include "util/files.h"
 
-static const char *usage =
-    "lws plot LOG.jsonl|RUN_DIR... --svg FILE [--name NAME]... [--title TEXT]";
-
-typedef struct series {
-    double *x, *y;
-    uint32_t n, cap;
-} series;
-
-typedef struct run {
-    char name[256], path[1200];
-    series train, val;
-} run;
-
-static int push(series *s, double x, double y) {
-    if (s->n == s->cap) {
-        uint32_t cap = s->cap ? 2 * s->cap : 256;
-        double *x2 = realloc(s->x, cap * sizeof *x2);
-        if (!x2) return 0;
-        s->x = x2;
-        double *y2 = realloc(s->y, cap * sizeof *y2);
-        if (!y2) return 0;
-        s->y = y2;
-        s->cap = cap;
-    }
-    s->x[s->n] = x;
-    s->y[s->n++] = y;
-    return 1;
-}
+static const char *usage = "lws plot LOG.jsonl|RUN_DIR|SWEEP_DIR... --svg FILE [--name NAME]... "
+                           "[--title TEXT] [--runs] [--bpb] [--val-only] [--zoom F]";
 
 static double number_field(const cJSON *o, const char *name) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
 }
 
-/* A run directory stands for its log.jsonl; the run is named by the
- * directory the log is in. */
-static lws_status read_log(const char *arg, const char *name, run *r) {
-    struct stat st;
-    if (stat(arg, &st) == 0 && S_ISDIR(st.st_mode))
-        snprintf(r->path, sizeof r->path, "%s/log.jsonl", arg);
-    else
-        snprintf(r->path, sizeof r->path, "%s", arg);
-    if (name) {
-        snprintf(r->name, sizeof r->name, "%s", name);
-    } else {
-        char dir[1200];
-        snprintf(dir, sizeof dir, "%s", r->path);
-        snprintf(r->name, sizeof r->name, "%s", basename(dirname(dir)));
+/* The group of the run whose log is at r->path: its config.json without the
+ * seed and the run directory, named by the config's name. */
+static void read_group(lws_plot_run *r) {
+    char dir[1200], path[1300];
+    snprintf(dir, sizeof dir, "%s", r->path);
+    snprintf(path, sizeof path, "%s/config.json", dirname(dir));
+    char *text = NULL;
+    size_t len = 0;
+    if (access(path, F_OK) != 0 || lws_read_file(path, 16 << 20, &text, &len) != LWS_OK) {
+        lws_error_clear();
+        return;
     }
-    int fd;
-    LWS_TRY(lws_open_regular(r->path, O_RDONLY, &fd, NULL));
-    FILE *f = fdopen(fd, "r");
-    if (!f) {
-        close(fd);
-        return lws_fail(LWS_ERR_IO, "%s: cannot read the log: %s", r->path, strerror(errno));
+    cJSON *c = cJSON_Parse(text);
+    free(text);
+    cJSON *train = cJSON_GetObjectItemCaseSensitive(c, "train");
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(c, "name");
+    if (cJSON_IsObject(train)) {
+        cJSON_DeleteItemFromObjectCaseSensitive(train, "seed");
+        cJSON_DeleteItemFromObjectCaseSensitive(train, "out_dir");
+        r->group_key = cJSON_PrintUnformatted(c);
+        if (cJSON_IsString(name))
+            snprintf(r->group_label, sizeof r->group_label, "%s", name->valuestring);
     }
+    cJSON_Delete(c);
+}
+
+static lws_status read_lines(FILE *f, lws_plot_run *r) {
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
@@ -91,206 +73,129 @@ static lws_status read_log(const char *arg, const char *name, run *r) {
             break;
         }
         double tokens = number_field(o, "tokens"), loss = number_field(o, "loss"),
-               val = number_field(o, "val_loss");
-        if (isfinite(tokens) && isfinite(loss) && !push(&r->train, tokens, loss))
-            s = lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of memory reading %s", r->path);
-        if (isfinite(tokens) && isfinite(val) && !push(&r->val, tokens, val))
-            s = lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of memory reading %s", r->path);
+               val = number_field(o, "val_loss"), bpb = number_field(o, "val_bpb");
+        int ok = 1;
+        if (isfinite(tokens) && isfinite(loss)) ok &= lws_plot_push(&r->train, tokens, loss);
+        if (isfinite(tokens) && isfinite(val)) ok &= lws_plot_push(&r->val, tokens, val);
+        if (isfinite(tokens) && isfinite(bpb)) ok &= lws_plot_push(&r->bpb, tokens, bpb);
+        if (!ok) s = lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of memory reading %s", r->path);
         cJSON_Delete(o);
     }
     free(line);
+    return s;
+}
+
+lws_status lws_plot_read_log(const char *arg, const char *name, lws_plot_run *r) {
+    struct stat st;
+    memset(r, 0, sizeof *r);
+    r->colour = -1;
+    if (stat(arg, &st) == 0 && S_ISDIR(st.st_mode))
+        snprintf(r->path, sizeof r->path, "%s/log.jsonl", arg);
+    else
+        snprintf(r->path, sizeof r->path, "%s", arg);
+    if (name) {
+        snprintf(r->name, sizeof r->name, "%s", name);
+    } else {
+        char dir[1200];
+        snprintf(dir, sizeof dir, "%s", r->path);
+        snprintf(r->name, sizeof r->name, "%s", basename(dirname(dir)));
+    }
+    int fd;
+    LWS_TRY(lws_open_regular(r->path, O_RDONLY, &fd, NULL));
+    FILE *f = fdopen(fd, "r");
+    if (!f) {
+        close(fd);
+        return lws_fail(LWS_ERR_IO, "%s: cannot read the log: %s", r->path, strerror(errno));
+    }
+    lws_status s = read_lines(f, r);
     fclose(f);
     if (s == LWS_OK && r->train.n == 0 && r->val.n == 0)
         s = lws_fail(LWS_ERR_DATA, "%s: no line has \"tokens\" with \"loss\" or \"val_loss\"",
                      r->path);
+    if (s == LWS_OK) read_group(r);
+    if (name) snprintf(r->group_label, sizeof r->group_label, "%s", name);
     return s;
 }
 
-static void free_run(run *r) {
+void lws_plot_run_free(lws_plot_run *r) {
     free(r->train.x), free(r->train.y), free(r->val.x), free(r->val.y);
+    free(r->bpb.x), free(r->bpb.y), free(r->group_key);
+    memset(r, 0, sizeof *r);
 }
 
-/* Data -> pixel polyline with an opacity (the helper's lines are opaque). */
-static void line(lws_svg *svg, const lws_svg_axes *ax, const double *x, const double *y, uint32_t n,
-                 double scale, const char *colour, double width, double opacity, const char *dash) {
-    if (n == 0) return;
-    fprintf(svg->f,
-            "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"%g\" stroke-opacity=\"%g\" "
-            "stroke-linejoin=\"round\"%s%s%s points=\"",
-            colour, width, opacity, dash ? " stroke-dasharray=\"" : "", dash ? dash : "",
-            dash ? "\"" : "");
-    for (uint32_t i = 0; i < n; i++)
-        fprintf(svg->f, "%s%.2f,%.2f", i ? " " : "", lws_svg_x(ax, x[i] / scale),
-                lws_svg_y(ax, y[i]));
-    fprintf(svg->f, "\"/>\n");
+/* ---- the command ------------------------------------------------------------- */
+
+static int by_name(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Centred moving average over 2h + 1 points (fewer at the ends): a smooth
- * line that does not lag behind the raw one. */
-static void smooth(const double *y, uint32_t n, uint32_t h, double *out) {
-    for (uint32_t i = 0; i < n; i++) {
-        uint32_t lo = i > h ? i - h : 0, hi = i + h < n ? i + h : n - 1;
-        double sum = 0;
-        for (uint32_t k = lo; k <= hi; k++) sum += y[k];
-        out[i] = sum / (hi - lo + 1);
+/* A sweep directory (runs/ inside, no log.jsonl): its run directories with a
+ * log, sorted; else the argument itself. */
+static int expand(const char *arg, char ***out, int *n, int *cap) {
+    char runs[1200], log[1600];
+    snprintf(runs, sizeof runs, "%s/runs", arg);
+    snprintf(log, sizeof log, "%s/log.jsonl", arg);
+    DIR *d = access(log, F_OK) != 0 ? opendir(runs) : NULL;
+    int first = *n;
+    for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
+        snprintf(log, sizeof log, "%s/%s/log.jsonl", runs, e->d_name);
+        if (e->d_name[0] == '.' || access(log, F_OK) != 0) continue;
+        if (*n == *cap) {
+            char **more = realloc(*out, (size_t)(*cap *= 2) * sizeof *more);
+            if (!more) break;
+            *out = more;
+        }
+        size_t len = strlen(runs) + strlen(e->d_name) + 2;
+        if (((*out)[*n] = malloc(len)) != NULL)
+            snprintf((*out)[(*n)++], len, "%s/%s", runs, e->d_name);
     }
+    if (d) closedir(d);
+    if (*n > first) {
+        qsort(*out + first, (size_t)(*n - first), sizeof **out, by_name);
+        return 0;
+    }
+    if (*n == *cap) {
+        char **more = realloc(*out, (size_t)(*cap *= 2) * sizeof *more);
+        if (!more) return 1;
+        *out = more;
+    }
+    return ((*out)[(*n)++] = strdup(arg)) == NULL;
 }
 
-/* Runs of this many logged steps or more get a smoothed line over the raw one. */
-#define SMOOTH_FROM 200
+static void help(void) {
+    printf("usage: %s\n\nPlots the training loss and the validation loss (with dots) of runs' "
+           "log.jsonl\nagainst the tokens seen. Runs that differ only in their seed (their "
+           "config.json\nis the same but for train.seed) share a colour: their mean, with a band "
+           "from the\nlowest to the highest. A sweep directory stands for all its runs.\n"
+           "  --svg FILE    the chart to write (required)\n"
+           "  --name NAME   a run's legend; the first --name names the first log, and so on\n"
+           "                (default: the run's config name, or its directory)\n"
+           "  --title TEXT  the chart's title\n"
+           "  --runs        one line per run, no grouping\n"
+           "  --bpb         validation bits per byte on the y axis (training loss left out)\n"
+           "  --val-only    validation curves only\n"
+           "  --zoom F      a second panel with the last fraction F of the tokens, fitted to\n"
+           "                the validation curves there (default 0.5; 0: none)\n",
+           usage);
+}
 
-static lws_status draw(const char *path, run *runs, int n, const char *title) {
-    const double width = 1010, height = 580;
-    lws_svg_axes ax = {80, 60, 660, 430, 0, 1, 0, 1, 0, 0};
-    double x_max = 0, y_min = INFINITY, y_max = -INFINITY;
+static int parse_value(const char *opt, const char *value, const char **svg, const char **title,
+                       double *zoom, const char **names, int *n_names) {
+    if (strcmp(opt, "--svg") == 0)
+        *svg = value;
+    else if (strcmp(opt, "--title") == 0)
+        *title = value;
+    else if (strcmp(opt, "--zoom") == 0)
+        return lws_parse_real(usage, "--zoom", value, 0, 1, LWS_HI_OPEN, "0: no zoomed panel",
+                              zoom);
+    else
+        names[(*n_names)++] = value;
+    return 0;
+}
+
+static int plot(lws_plot_run *runs, int n, const char *svg_path, const lws_plot_options *o) {
     for (int i = 0; i < n; i++) {
-        const run *r = &runs[i];
-        for (uint32_t k = 0; k < r->train.n; k++) {
-            if (r->train.x[k] > x_max) x_max = r->train.x[k];
-            if (r->train.y[k] < y_min) y_min = r->train.y[k];
-        }
-        for (uint32_t k = 0; k < r->val.n; k++) {
-            if (r->val.x[k] > x_max) x_max = r->val.x[k];
-            if (r->val.y[k] < y_min) y_min = r->val.y[k];
-            if (r->val.y[k] > y_max) y_max = r->val.y[k];
-        }
-        /* The first steps' losses (ln vocab) would flatten the rest: the top
-         * is set by the losses after the first 5% of each run. */
-        for (uint32_t k = r->train.n / 20; k < r->train.n; k++)
-            if (r->train.y[k] > y_max) y_max = r->train.y[k];
-    }
-    if (!(y_max > y_min)) y_max = y_min + 1;
-    double pad = 0.05 * (y_max - y_min);
-    ax.y_min = fmax(0, y_min - pad);
-    ax.y_max = y_max + pad;
-    double scale = 1;
-    const char *unit = "tokens";
-    if (x_max >= 2e9)
-        scale = 1e9, unit = "tokens (billions)";
-    else if (x_max >= 2e6)
-        scale = 1e6, unit = "tokens (millions)";
-    else if (x_max >= 2e3)
-        scale = 1e3, unit = "tokens (thousands)";
-    ax.x_max = x_max > 0 ? 1.02 * x_max / scale : 1; /* room for the last validation dot */
-
-    lws_svg svg;
-    LWS_TRY(lws_svg_begin(&svg, path, width, height));
-    lws_svg_draw_axes(&svg, &ax, unit, "loss (nats per token)",
-                      title ? title : "Training and validation loss");
-    fprintf(svg.f,
-            "<clipPath id=\"plot-area\"><rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" "
-            "height=\"%.2f\"/></clipPath>\n<g clip-path=\"url(#plot-area)\">\n",
-            ax.left, ax.top, ax.width, ax.height);
-    int clipped = 0;
-    for (int i = 0; i < n; i++) {
-        const run *r = &runs[i];
-        const char *colour = lws_svg_colour((uint32_t)i);
-        for (uint32_t k = 0; k < r->train.n; k++)
-            if (r->train.y[k] > ax.y_max) clipped = 1;
-        if (r->train.n >= SMOOTH_FROM) {
-            double *s = malloc(r->train.n * sizeof *s);
-            line(&svg, &ax, r->train.x, r->train.y, r->train.n, scale, colour, 1, 0.3, NULL);
-            if (s) {
-                smooth(r->train.y, r->train.n, r->train.n / 100, s);
-                line(&svg, &ax, r->train.x, s, r->train.n, scale, colour, 2, 1, NULL);
-            }
-            free(s);
-        } else {
-            line(&svg, &ax, r->train.x, r->train.y, r->train.n, scale, colour, 1.8, 1, NULL);
-        }
-        line(&svg, &ax, r->val.x, r->val.y, r->val.n, scale, colour, 2.4, 1, "7 4");
-        for (uint32_t k = 0; k < r->val.n; k++)
-            fprintf(svg.f,
-                    "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"4\" fill=\"#ffffff\" stroke=\"%s\" "
-                    "stroke-width=\"2\"/>\n",
-                    lws_svg_x(&ax, r->val.x[k] / scale), lws_svg_y(&ax, r->val.y[k]), colour);
-    }
-    fprintf(svg.f, "</g>\n");
-
-    /* Legend: one row per run, then the key to the line styles. */
-    double lx = ax.left + ax.width + 25, ly = ax.top + 8;
-    for (int i = 0; i < n; i++) {
-        const char *colour = lws_svg_colour((uint32_t)i);
-        double y = ly + 22 * i;
-        lws_svg_line(&svg, lx, y, lx + 26, y, colour, 3, NULL);
-        char name[40];
-        snprintf(name, sizeof name, "%.36s", runs[i].name);
-        lws_svg_text(&svg, lx + 34, y + 4, 12, LWS_SVG_START, "#000000", 0, "%s", name);
-    }
-    double ky = ly + 22 * n + 20;
-    const char *grey = "#555555";
-    lws_svg_line(&svg, lx, ky, lx + 26, ky, grey, 2, NULL);
-    int smoothed = 0;
-    for (int i = 0; i < n; i++) smoothed |= runs[i].train.n >= SMOOTH_FROM;
-    lws_svg_text(&svg, lx + 34, ky + 4, 11, LWS_SVG_START, grey, 0, "training loss%s",
-                 smoothed ? " (smoothed)" : "");
-    lws_svg_line(&svg, lx, ky + 20, lx + 26, ky + 20, grey, 2.4, "7 4");
-    fprintf(svg.f,
-            "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"4\" fill=\"#ffffff\" stroke=\"%s\" "
-            "stroke-width=\"2\"/>\n",
-            lx + 13, ky + 20, grey);
-    lws_svg_text(&svg, lx + 34, ky + 24, 11, LWS_SVG_START, grey, 0, "validation loss");
-    if (clipped)
-        lws_svg_text(&svg, ax.left, height - 14, 11, LWS_SVG_START, grey, 0,
-                     "The first steps' training losses run above the top of the plot; the scale "
-                     "follows the rest of each run.");
-    return lws_svg_end(&svg);
-}
-
-int lws_cli_plot(int argc, char **argv) {
-    const char *svg_path = NULL, *title = NULL;
-    const char **logs = calloc((size_t)argc + 1, sizeof *logs);
-    const char **names = calloc((size_t)argc + 1, sizeof *names);
-    int n = 0, n_names = 0;
-    if (!logs || !names) {
-        free(logs), free(names);
-        return 1;
-    }
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            printf("usage: %s\n\nPlots the training loss (and the validation loss, dashed with "
-                   "dots) of each run's\nlog.jsonl against the tokens seen, one colour per run.\n"
-                   "  --svg FILE    the chart to write (required)\n"
-                   "  --name NAME   a run's legend; the first --name names the first log, and so "
-                   "on\n                (default: the directory the log is in)\n"
-                   "  --title TEXT  the chart's title\n",
-                   usage);
-            free(logs), free(names);
-            return 0;
-        } else if ((strcmp(a, "--svg") == 0 || strcmp(a, "--name") == 0 ||
-                    strcmp(a, "--title") == 0)) {
-            if (i + 1 >= argc) {
-                free(logs), free(names);
-                return lws_cli_usage(usage, "%s needs a value", a);
-            }
-            if (strcmp(a, "--svg") == 0)
-                svg_path = argv[++i];
-            else if (strcmp(a, "--title") == 0)
-                title = argv[++i];
-            else
-                names[n_names++] = argv[++i];
-        } else if (a[0] == '-' && a[1]) {
-            free(logs), free(names);
-            return lws_cli_usage(usage, "unknown option '%s'", a);
-        } else {
-            logs[n++] = a;
-        }
-    }
-    int rc = 0;
-    if (n == 0)
-        rc = lws_cli_usage(usage, "give at least one log.jsonl or run directory");
-    else if (!svg_path)
-        rc = lws_cli_usage(usage, "--svg FILE is required");
-    else if (n_names > n)
-        rc = lws_cli_usage(usage, "%d --name options for %d logs", n_names, n);
-    run *runs = rc == 0 ? calloc((size_t)n, sizeof *runs) : NULL;
-    if (rc == 0 && !runs) rc = 1;
-    for (int i = 0; rc == 0 && i < n; i++)
-        if (read_log(logs[i], i < n_names ? names[i] : NULL, &runs[i]) != LWS_OK)
-            rc = lws_cli_error();
-    for (int i = 0; rc == 0 && i < n; i++) {
-        const run *r = &runs[i];
+        const lws_plot_run *r = &runs[i];
         printf("%s: %s", r->name, r->path);
         if (r->train.n)
             printf(", %u steps to %.0f tokens, last training loss %.4f", r->train.n,
@@ -303,13 +208,52 @@ int lws_cli_plot(int argc, char **argv) {
         }
         printf("\n");
     }
-    if (rc == 0) {
-        if (draw(svg_path, runs, n, title) != LWS_OK)
-            rc = lws_cli_error();
-        else
-            printf("chart written to %s\n", svg_path);
+    if (lws_plot_draw(svg_path, runs, n, o) != LWS_OK) return lws_cli_error();
+    printf("chart written to %s\n", svg_path);
+    return 0;
+}
+
+int lws_cli_plot(int argc, char **argv) {
+    const char *svg_path = NULL;
+    lws_plot_options o = {.grouped = 1, .zoom = 0.5};
+    const char **names = calloc((size_t)argc + 1, sizeof *names);
+    int cap = 16, n = 0, n_names = 0, rc = 0, ungrouped = 0;
+    char **logs = malloc((size_t)cap * sizeof *logs);
+    for (int i = 0; rc == 0 && names && logs && i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            help();
+            rc = -1;
+        } else if (strcmp(a, "--runs") == 0 || strcmp(a, "--bpb") == 0 ||
+                   strcmp(a, "--val-only") == 0) {
+            *(a[2] == 'r' ? &ungrouped : a[2] == 'b' ? &o.bpb : &o.val_only) = 1;
+        } else if (strcmp(a, "--svg") == 0 || strcmp(a, "--name") == 0 ||
+                   strcmp(a, "--title") == 0 || strcmp(a, "--zoom") == 0) {
+            if (i + 1 >= argc)
+                rc = lws_cli_usage(usage, "%s needs a value", a);
+            else
+                rc = parse_value(a, argv[++i], &svg_path, &o.title, &o.zoom, names, &n_names);
+        } else if (a[0] == '-' && a[1]) {
+            rc = lws_cli_usage(usage, "unknown option '%s'", a);
+        } else if (expand(a, &logs, &n, &cap) != 0) {
+            rc = 1;
+        }
     }
-    for (int i = 0; runs && i < n; i++) free_run(&runs[i]);
+    o.grouped = !ungrouped;
+    if (rc == 0 && (!names || !logs)) rc = 1;
+    if (rc == 0 && n == 0)
+        rc = lws_cli_usage(usage, "give at least one log.jsonl or run directory");
+    if (rc == 0 && !svg_path) rc = lws_cli_usage(usage, "--svg FILE is required");
+    if (rc == 0 && n_names > n)
+        rc = lws_cli_usage(usage, "%d --name options for %d logs", n_names, n);
+    lws_plot_run *runs = rc == 0 ? calloc((size_t)n, sizeof *runs) : NULL;
+    if (rc == 0 && !runs) rc = 1;
+    for (int i = 0; rc == 0 && i < n; i++)
+        if (lws_plot_read_log(logs[i], i < n_names ? names[i] : NULL, &runs[i]) != LWS_OK)
+            rc = lws_cli_error();
+    if (rc == 0) rc = plot(runs, n, svg_path, &o);
+    for (int i = 0; runs && i < n; i++) lws_plot_run_free(&runs[i]);
+    for (int i = 0; logs && i < n; i++) free(logs[i]);
     free(runs), free(logs), free(names);
-    return rc;
+    return rc < 0 ? 0 : rc;
 }

@@ -199,65 +199,15 @@ static cJSON *config_json(const lws_config *c, uint32_t seq_len) {
     return o;
 }
 
-/* Two panels over the layer index: FFN width (top) and query heads
- * (bottom), one colour per config, each line named at its right end. */
+/* FFN width and query heads per layer, one colour per config. */
 static lws_status draw_chart(const char *path, const lws_config *c, int n) {
-    const double width = 980, height = 700, left = 80, plot_w = 690;
-    uint32_t max_layers = 1, max_ffn = 1, max_heads = 1;
-    for (int k = 0; k < n; k++) {
-        if (c[k].model.n_layers > max_layers) max_layers = c[k].model.n_layers;
-        for (uint32_t i = 0; i < c[k].model.n_layers; i++) {
-            if (c[k].layers[i].ffn_dim > max_ffn) max_ffn = c[k].layers[i].ffn_dim;
-            if (c[k].layers[i].q_heads > max_heads) max_heads = c[k].layers[i].q_heads;
-        }
-    }
-    lws_svg svg;
-    LWS_TRY(lws_svg_begin(&svg, path, width, height));
-    lws_svg_text(&svg, left, 28, 17, LWS_SVG_START, "#000000", 0,
-                 "Layer-wise scaling: FFN width and query heads per layer");
-    /* Layer i spans [i - 0.5, i + 0.5], so integer ticks sit under layer centres. */
-    double layer_tick = fmax(1, lws_svg_nice_step(max_layers, 12));
-    double head_tick = fmax(1, lws_svg_nice_step(max_heads, 5));
-    lws_svg_axes panels[2] = {
-        {left, 75, plot_w, 300, -0.5, max_layers - 0.5, 0, max_ffn * 1.1, layer_tick, 0},
-        {left, 445, plot_w, 190, -0.5, max_layers - 0.5, 0, max_heads * 1.15 + 0.5, layer_tick,
-         head_tick},
-    };
-    lws_svg_draw_axes(&svg, &panels[0], NULL, "FFN width", "FFN width (d_ffn) per layer");
-    lws_svg_draw_axes(&svg, &panels[1], "layer", "query heads", "query heads per layer");
-    double edges[LWS_MAX_LAYERS + 1], values[LWS_MAX_LAYERS];
-    double *ends = malloc(2 * (size_t)n * sizeof *ends);
-    const char **names = malloc((size_t)n * sizeof *names),
-               **colours = malloc((size_t)n * sizeof *colours);
-    if (!ends || !names || !colours) {
-        free(ends), free(names), free(colours);
-        lws_svg_discard(&svg);
-        return lws_fail(LWS_ERR_OUT_OF_MEMORY, "%s: out of memory drawing the chart", path);
-    }
-    for (int panel = 0; panel < 2; panel++) {
-        const lws_svg_axes *ax = &panels[panel];
-        for (int k = 0; k < n; k++) {
-            uint32_t layers = c[k].model.n_layers;
-            for (uint32_t i = 0; i <= layers; i++) edges[i] = i - 0.5;
-            for (uint32_t i = 0; i < layers; i++)
-                values[i] = panel == 0 ? c[k].layers[i].ffn_dim : c[k].layers[i].q_heads;
-            /* Identical steps of several configs would hide each other: each
-             * series sits a little above or below the exact height. */
-            double dy = n > 1 ? (k - (n - 1) / 2.0) * 2.5 : 0;
-            lws_svg_steps(&svg, ax, edges, values, layers, lws_svg_colour(k), 2.2, dy);
-            ends[k] = lws_svg_y(ax, values[layers - 1]) + dy;
-            ends[n + k] = lws_svg_x(ax, edges[layers]);
-            names[k] = c[k].name;
-            colours[k] = lws_svg_colour(k);
-        }
-        lws_svg_end_labels(&svg, left + plot_w + 4, ends + n, ends, names, colours, (uint32_t)n, 12,
-                           ax->top, ax->top + ax->height);
-    }
-    free(ends), free(names), free(colours);
-    lws_svg_text(&svg, left, height - 12, 11, LWS_SVG_START, "#555555", 0,
-                 "Series that coincide are drawn a few pixels apart; each line is named at its "
-                 "last layer.");
-    return lws_svg_end(&svg);
+    lws_profile_series *s = calloc((size_t)n, sizeof *s);
+    if (!s) return lws_fail(LWS_ERR_OUT_OF_MEMORY, "%s: out of memory drawing the chart", path);
+    for (int k = 0; k < n; k++) s[k] = (lws_profile_series){c[k].name, &c[k], NULL, k};
+    lws_status st =
+        lws_profile_chart(path, "Layer-wise scaling: FFN width and query heads per layer", s, n);
+    free(s);
+    return st;
 }
 
 int lws_cli_schedule(int argc, char **argv) {

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "lws/config.h"
 #include "lws/status.h"
 
 typedef struct lws_svg {
@@ -79,5 +80,20 @@ void lws_svg_steps(lws_svg *svg, const lws_svg_axes *a, const double *edges, con
 void lws_svg_end_labels(lws_svg *svg, double x, const double *x_end, double *y,
                         const char *const *text, const char *const *colours, uint32_t n,
                         double size, double top, double bottom);
+
+/* ---- the per-layer profile chart (profile_chart.c) ---- */
+
+typedef struct lws_profile_series {
+    const char *name;
+    const lws_config *cfg;
+    const double *layer_ms; /* [n_layers] measured forward + backward time, or NULL */
+    int colour;             /* palette index */
+} lws_profile_series;
+
+/* Panels over the layer index: FFN width, query heads and, when any series
+ * has them, the measured times; one colour per series, each line named at
+ * its right end. */
+lws_status lws_profile_chart(const char *path, const char *title, const lws_profile_series *s,
+                             int n);
 
 #endif

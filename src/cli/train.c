@@ -194,24 +194,13 @@ static void print_start(const lws_config *cfg, lws_context *ctx, int ranks) {
     fflush(stdout);
 }
 
-/* The MFU reference: the datasheet figure given, or lws's matmul measured
- * in a context of its own, released before the model is built (so its
- * buffers do not count in the run's peak memory). 0 when unknown. */
+/* The MFU reference: the datasheet figure given, or lws's matmul peak
+ * (cached per device and driver); 0 when unknown. */
 static lws_status peak_tflops(const train_args *a, double *peak) {
     *peak = a->peak_tflops;
     if (*peak > 0) return LWS_OK;
-    lws_context *ctx = NULL;
-    lws_context_options copt = {.device = a->device, .validation = -1, .pipeline_cache = -1};
-    lws_status s = lws_context_create(&copt, &ctx);
-    if (s == LWS_OK) s = lws_measure_peak_tflops(ctx, peak);
-    lws_context_destroy(ctx);
-    if (s == LWS_OK && *peak > 0)
-        printf("peak: %.3g TFLOP/s measured with lws's fp32 matmul (MFU is relative to it; "
-               "--peak-tflops sets a datasheet figure)\n",
-               *peak);
-    else if (s == LWS_OK)
-        printf("peak: unknown (the device gives no timestamps); MFU is shown as n/a unless "
-               "--peak-tflops is given\n");
+    lws_status s = lws_cli_peak(a->device, peak);
+    if (!(*peak > 0)) *peak = 0;
     return s;
 }
 

@@ -51,6 +51,10 @@ lws_status cfg_error(const cfg_doc *doc, const cJSON *node, const char *path, co
 void cfg_value_text(const cJSON *node, char *out, size_t n);
 const char *cfg_type_name(const cJSON *node);
 
+/* text (named path in messages) as a JSON object; malformed JSON is an
+ * error naming the line and column. */
+lws_status cfg_parse_json(const char *path, const char *text, cJSON **out);
+
 /* A path relative to the directory of the file `from` (absolute paths stay). */
 void cfg_relative_path(const char *from, const char *path, char *out, size_t n);
 

@@ -430,3 +430,7 @@ lws_status cfg_doc_load(cfg_doc *doc, const char *path, const char *text, int re
     if (s != LWS_OK) cfg_doc_free(doc);
     return s;
 }
+
+lws_status cfg_parse_json(const char *path, const char *text, cJSON **out) {
+    return parse_json(path, text, strlen(text), 1, out);
+}

@@ -278,3 +278,14 @@ lws_status lws_remove_tree(const char *path) {
         return lws_fail(LWS_ERR_IO, "cannot remove %s: %s", path, strerror(errno));
     return LWS_OK;
 }
+
+int lws_cache_dir(char *out, size_t n) {
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    if (xdg && *xdg)
+        snprintf(out, n, "%s/lws", xdg);
+    else if (home && *home)
+        snprintf(out, n, "%s/.cache/lws", home);
+    else if (n)
+        out[0] = 0;
+    return n && out[0] != 0;
+}

@@ -56,4 +56,8 @@ const char *lws_file_kind(mode_t mode);
  * removed, never followed). A path that does not exist is not an error. */
 lws_status lws_remove_tree(const char *path);
 
+/* lws's cache directory, $XDG_CACHE_HOME/lws or else ~/.cache/lws, into out
+ * (not created). Returns 0 (out "") when neither variable is set. */
+int lws_cache_dir(char *out, size_t n);
+
 #endif

@@ -12,14 +12,8 @@
 /* $XDG_CACHE_HOME/lws (or ~/.cache/lws)/pipelines-<vendor>-<device>-<driver>-<uuid>.bin:
  * a driver update or another device gets a file of its own. */
 static void cache_path(lws_context *ctx, char *out, size_t n) {
-    const char *xdg = getenv("XDG_CACHE_HOME");
-    const char *home = getenv("HOME");
     char dir[900];
-    if (xdg && *xdg)
-        snprintf(dir, sizeof dir, "%s/lws", xdg);
-    else if (home && *home)
-        snprintf(dir, sizeof dir, "%s/.cache/lws", home);
-    else {
+    if (!lws_cache_dir(dir, sizeof dir)) {
         out[0] = 0;
         return;
     }
