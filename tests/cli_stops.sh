@@ -56,14 +56,15 @@ check "... saving step $last, the last completed" 'grep -q "saved now" "$dir/tru
 
 # 4. SIGKILL at random moments, a resume after each, against a run that was
 # never interrupted. Each kill comes at a random moment after the attempt
-# saved its first checkpoint, so every attempt gets further; it may land
-# anywhere in a step, a checkpoint's writing included.
+# saved its first checkpoint (renamed into place: step-NNNNNNNN, not the
+# .tmp directory it is written in), so every attempt gets further; it may
+# land anywhere in a step, a checkpoint's writing included.
 long=(--set train.steps=32 --quiet)
 "$lws" "${run[@]}" "${long[@]}" --out "$dir/straight" >/dev/null 2>&1
 RANDOM=7
 kills=0
 for attempt in $(seq 1 20); do
-    if ls "$dir/killed/checkpoints/"step-* >/dev/null 2>&1; then
+    if ls "$dir/killed/checkpoints/"step-???????? >/dev/null 2>&1; then
         from=(--resume "$dir/killed")
     else
         from=(--overwrite)
@@ -73,7 +74,7 @@ for attempt in $(seq 1 20); do
     pid=$!
     if [ $kills -lt 5 ]; then
         for _ in $(seq 1 600); do
-            [ -n "$(find "$dir/killed/checkpoints" -maxdepth 1 -name 'step-*' -newer "$dir/marker" 2>/dev/null)" ] && break
+            [ -n "$(find "$dir/killed/checkpoints" -maxdepth 1 -name 'step-????????' -newer "$dir/marker" 2>/dev/null)" ] && break
             kill -0 $pid 2>/dev/null || break
             sleep 0.05
         done
