@@ -96,6 +96,18 @@ opt_zero=$(grep -A3 "memory plan" "$dir/zero.log" | grep optimizer | awk '{print
 check "the memory plan shows the optimizer state halved ($opt_two -> $opt_zero MiB)" "awk 'BEGIN{r=$opt_zero/$opt_two; exit !(r > 0.45 && r < 0.55)}'"
 check "a sharded checkpoint holds all the moments" '"$py" -c "import json,struct,sys; b=open(sys.argv[1],\"rb\").read(); h=json.loads(b[8:8+struct.unpack(\"<Q\",b[:8])[0]]); sys.exit(0 if sum(k.endswith(\".exp_avg\") for k in h)>10 else 1)" "$dir/run-zero/checkpoints/step-00000010/optimizer.safetensors"'
 
+# lws bench under mpirun: the report's distributed section has both ranks'
+# throughput and the reductions' times.
+mpi 2 "$lws" bench "$dir/two.json" --steps 2 --warmup 1 --no-op-profile --peak-tflops 1 --json "$dir/bench2.json" >"$dir/bench2.log" 2>&1
+check "lws bench on 2 ranks reports per-rank tokens/s, reduction time and the hidden fraction" '"$py" -c "
+import json, sys
+d = json.load(open(sys.argv[1]))[\"distributed\"]
+r = d[\"tokens_per_s_per_rank\"]
+ok = d[\"ranks\"] == 2 and len(r) == 2 and min(r) > 0 and abs(sum(r) - d[\"tokens_per_s_total\"]) < 1e-6 * sum(r)
+ok = ok and d[\"buckets\"] >= 1 and d[\"reduce_ms\"] > 0 and 0 <= d[\"exposed_ms\"]
+h = d[\"hidden_fraction\"]
+sys.exit(0 if ok and (h is None or h <= 1) else 1)" "$dir/bench2.json"'
+
 # 4. Mixed precision. bf16: 2 ranks' 16-bit gradients of the logits are
 # twice one rank's (grad_accum 1 against 2), exact in bf16's range, so the
 # runs agree as in fp32 (1e-5). fp16 from the default loss scale: this
