@@ -160,6 +160,16 @@ lws_status lws_op_embedding_bwd(lws_cmd *cmd, lws_buffer dtable, lws_buffer dout
  * x, y [rows, cols], w [cols], rstd [rows] (saved for the backward). */
 lws_status lws_op_rmsnorm_fwd(lws_cmd *cmd, lws_buffer y, lws_buffer rstd, lws_buffer x,
                               lws_buffer w, uint32_t rows, uint32_t cols, float eps);
+/* A residual add fused with the norm, rows as above, rstd [rows] saved for
+ * the backward (lws_op_rmsnorm_bwd with the norm's input):
+ *   rmsnorm_add (post-norm): out = res + RMSNorm(y) * w; out may alias res or y.
+ *   add_rmsnorm (pre-norm):  h = res + y, hn = RMSNorm(h) * w, normalising h
+ *   as stored; h may alias res or y, hn neither. */
+lws_status lws_op_rmsnorm_add(lws_cmd *cmd, lws_buffer out, lws_buffer rstd, lws_buffer res,
+                              lws_buffer y, lws_buffer w, uint32_t rows, uint32_t cols, float eps);
+lws_status lws_op_add_rmsnorm(lws_cmd *cmd, lws_buffer h, lws_buffer hn, lws_buffer rstd,
+                              lws_buffer res, lws_buffer y, lws_buffer w, uint32_t rows,
+                              uint32_t cols, float eps);
 /* dx (+)= d/dx, dw += d/dw (dw summed over rows in a fixed order).
  * scratch holds lws_rmsnorm_scratch_floats(ctx, rows, cols) floats. */
 uint32_t lws_rmsnorm_scratch_floats(lws_context *ctx, uint32_t rows, uint32_t cols);

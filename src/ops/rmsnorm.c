@@ -58,22 +58,41 @@ static lws_status rmsnorm_check_shape(lws_cmd *cmd, const char *op, uint32_t row
     return LWS_OK;
 }
 
+/* A forward norm's operands: the activations (one element type), rstd and w. */
+typedef struct norm_fwd {
+    const char *op, *names; /* for messages: the op and its activations' names */
+    lws_buffer elems[4];
+    uint32_t n_elems;
+    lws_buffer rstd, w;
+    uint32_t rows, cols;
+    float eps;
+} norm_fwd;
+
+static lws_status norm_fwd_check(lws_cmd *cmd, const norm_fwd *a, const lws_tuning *t,
+                                 lws_dtype *type) {
+    LWS_TRY(rmsnorm_check_shape(cmd, a->op, a->rows, a->cols, t->row_wg));
+    LWS_TRY(lws_op_elem_type(cmd, a->op, a->names, a->elems, a->n_elems, type));
+    LWS_OP_F32(cmd, a->op, "rstd and w", a->rstd, a->w);
+    uint64_t n = (uint64_t)a->rows * a->cols, bytes = lws_dtype_bytes(*type) * n;
+    for (uint32_t i = 0; i < a->n_elems; i++)
+        LWS_OP_REQUIRE(cmd, a->elems[i].size >= bytes,
+                       "%s: operand %u of %s holds fewer than rows * cols = %llu elements of %s",
+                       a->op, i + 1, a->names, (unsigned long long)n, lws_dtype_name(*type));
+    LWS_OP_REQUIRE(cmd, a->w.size >= 4ull * a->cols, "%s: w holds fewer than cols = %u floats",
+                   a->op, a->cols);
+    LWS_OP_REQUIRE(cmd, a->rstd.size >= 4ull * a->rows,
+                   "%s: rstd holds fewer than rows = %u floats", a->op, a->rows);
+    LWS_OP_REQUIRE(cmd, a->eps >= 0.0f, "%s: eps = %g; it must be >= 0", a->op, (double)a->eps);
+    return LWS_OK;
+}
+
 lws_status lws_op_rmsnorm_fwd(lws_cmd *cmd, lws_buffer y, lws_buffer rstd, lws_buffer x,
                               lws_buffer w, uint32_t rows, uint32_t cols, float eps) {
     lws_tuning t = lws_tuning_get(lws_cmd_context(cmd));
-    LWS_TRY(rmsnorm_check_shape(cmd, "rmsnorm_fwd", rows, cols, t.row_wg));
+    norm_fwd a = {"rmsnorm_fwd", "y, x", {y, x}, 2, rstd, w, rows, cols, eps};
     lws_dtype type;
-    LWS_OP_ELEM(cmd, "rmsnorm_fwd", &type, "y, x", y, x);
-    LWS_OP_F32(cmd, "rmsnorm_fwd", "rstd and w", rstd, w);
-    uint64_t n = (uint64_t)rows * cols, bytes = lws_dtype_bytes(type) * n;
-    LWS_OP_REQUIRE(cmd, x.size >= bytes && y.size >= bytes,
-                   "rmsnorm_fwd: x or y holds fewer than rows * cols = %llu elements of %s",
-                   (unsigned long long)n, lws_dtype_name(type));
-    LWS_OP_REQUIRE(cmd, w.size >= 4ull * cols, "rmsnorm_fwd: w holds fewer than cols = %u floats",
-                   cols);
-    LWS_OP_REQUIRE(cmd, rstd.size >= 4ull * rows,
-                   "rmsnorm_fwd: rstd holds fewer than rows = %u floats", rows);
-    LWS_OP_REQUIRE(cmd, eps >= 0.0f, "rmsnorm_fwd: eps = %g; it must be >= 0", (double)eps);
+    LWS_TRY(norm_fwd_check(cmd, &a, &t, &type));
+    uint64_t bytes = lws_dtype_bytes(type) * (uint64_t)rows * cols;
     row_split r = rmsnorm_split(&t, cols);
     uint32_t spec[2] = {t.row_wg, r.threads};
     lws_pipeline *pipe;
@@ -86,6 +105,64 @@ lws_status lws_op_rmsnorm_fwd(lws_cmd *cmd, lws_buffer y, lws_buffer rstd, lws_b
     lws_op_writes(cmd, rstd, 0, 4ull * rows);
     lws_cmd_dispatch(cmd, pipe, &push, sizeof push, lws_div_up(rows, r.rows_at_once), 1, 1);
     return LWS_OK;
+}
+
+typedef struct rmsnorm_add_push {
+    uint64_t sum, normed, rstd, res, y, w;
+    uint32_t rows, cols;
+    float eps;
+} rmsnorm_add_push;
+
+/* shaders/rmsnorm_add.comp: add_first = 0 gives sum = res + RMSNorm(y) * w,
+ * 1 gives sum = res + y and normed = RMSNorm(sum) * w. */
+static lws_status rmsnorm_add(lws_cmd *cmd, const norm_fwd *a, int add_first, lws_buffer sum,
+                              lws_buffer normed, lws_buffer res, lws_buffer y) {
+    lws_tuning t = lws_tuning_get(lws_cmd_context(cmd));
+    lws_dtype type;
+    LWS_TRY(norm_fwd_check(cmd, a, &t, &type));
+    uint64_t bytes = lws_dtype_bytes(type) * (uint64_t)a->rows * a->cols;
+    row_split r = rmsnorm_split(&t, a->cols);
+    uint32_t spec[3] = {t.row_wg, r.threads, add_first ? 1u : 0u};
+    lws_pipeline *pipe;
+    char shader[48];
+    LWS_OP_PIPELINE(cmd, lws_op_shader(shader, sizeof shader, "rmsnorm_add", type), spec, 3, &pipe);
+    rmsnorm_add_push push = {.sum = sum.addr,
+                             .normed = add_first ? normed.addr : 0,
+                             .rstd = a->rstd.addr,
+                             .res = res.addr,
+                             .y = y.addr,
+                             .w = a->w.addr,
+                             .rows = a->rows,
+                             .cols = a->cols,
+                             .eps = a->eps};
+    lws_op_reads(cmd, res, 0, bytes);
+    lws_op_reads(cmd, y, 0, bytes);
+    lws_op_reads(cmd, a->w, 0, 4ull * a->cols);
+    lws_op_writes(cmd, sum, 0, bytes);
+    if (add_first) lws_op_writes(cmd, normed, 0, bytes);
+    lws_op_writes(cmd, a->rstd, 0, 4ull * a->rows);
+    lws_cmd_dispatch(cmd, pipe, &push, sizeof push, lws_div_up(a->rows, r.rows_at_once), 1, 1);
+    return LWS_OK;
+}
+
+lws_status lws_op_rmsnorm_add(lws_cmd *cmd, lws_buffer out, lws_buffer rstd, lws_buffer res,
+                              lws_buffer y, lws_buffer w, uint32_t rows, uint32_t cols, float eps) {
+    norm_fwd a = {"rmsnorm_add", "out, res, y", {out, res, y}, 3, rstd, w, rows, cols, eps};
+    return rmsnorm_add(cmd, &a, 0, out, out, res, y);
+}
+
+static int overlap(lws_buffer a, lws_buffer b) {
+    return a.buffer == b.buffer && a.offset < b.offset + b.size && b.offset < a.offset + a.size;
+}
+
+lws_status lws_op_add_rmsnorm(lws_cmd *cmd, lws_buffer h, lws_buffer hn, lws_buffer rstd,
+                              lws_buffer res, lws_buffer y, lws_buffer w, uint32_t rows,
+                              uint32_t cols, float eps) {
+    norm_fwd a = {"add_rmsnorm", "h, hn, res, y", {h, hn, res, y}, 4, rstd, w, rows, cols, eps};
+    /* h must survive, and other rows still read res and y while hn is written */
+    LWS_OP_REQUIRE(cmd, !overlap(hn, h) && !overlap(hn, res) && !overlap(hn, y),
+                   "add_rmsnorm: hn overlaps h, res or y; it must be a buffer of its own");
+    return rmsnorm_add(cmd, &a, 1, h, hn, res, y);
 }
 
 uint32_t lws_rmsnorm_scratch_floats(lws_context *ctx, uint32_t rows, uint32_t cols) {

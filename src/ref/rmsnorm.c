@@ -34,3 +34,15 @@ void ref_rmsnorm_bwd(double *dx, double *dw, const double *dy, const double *x, 
         }
     }
 }
+
+void ref_rmsnorm_add(double *out, double *rstd, const double *res, const double *y, const double *w,
+                     size_t rows, size_t cols, double eps) {
+    ref_rmsnorm_fwd(out, rstd, y, w, rows, cols, eps);
+    for (size_t i = 0; i < rows * cols; i++) out[i] += res[i];
+}
+
+void ref_add_rmsnorm(double *h, double *hn, double *rstd, const double *res, const double *y,
+                     const double *w, size_t rows, size_t cols, double eps) {
+    for (size_t i = 0; i < rows * cols; i++) h[i] = res[i] + y[i];
+    ref_rmsnorm_fwd(hn, rstd, h, w, rows, cols, eps);
+}
