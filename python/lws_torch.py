@@ -317,7 +317,8 @@ class Precision:
 
     Everything else lws stores in 16 bits is rounded where lws stores it
     (store()): the embedding rows, the norms' outputs (not the post-norm
-    block's, which lws adds into the residual before storing), RoPE's output,
+    block's, which lws adds into the residual before storing, nor QK-norm's,
+    which it rotates before storing), RoPE's output,
     the attention output (computed in fp32 from the rounded q, k, v), SwiGLU's
     product, each residual sum. RMSNorm statistics, softmax and the loss stay
     fp32; the head's logits are fp32 from rounded operands, their gradient
@@ -370,8 +371,8 @@ class RMSNorm(nn.Module):
 
     def forward(self, x, stored=True):
         # (..., width): x * rsqrt(mean(x^2) + eps) * w, in the model's dtype;
-        # stored=False: lws adds it into the residual in the same kernel, so
-        # only the sum is rounded to 16 bits
+        # stored=False: lws goes on in the same kernel (the residual add, RoPE),
+        # so only that result is rounded to 16 bits
         y = x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + self.eps) * self.weight
         return self.precision.store(y) if stored else y
 
@@ -429,8 +430,9 @@ class Attention(nn.Module):
         # (B, T, q_width), (B, T, kv_width) x2
         q, k, v = (p.linear(x, lin.weight) for lin in (self.wq, self.wk, self.wv))
         if self.q_norm is not None:
-            # QK-norm over the whole projection width, before splitting heads
-            q, k = self.q_norm(q), self.k_norm(k)
+            # QK-norm over the whole projection width, before splitting heads;
+            # lws rotates in the same kernel, storing only the rotated q and k
+            q, k = self.q_norm(q, stored=False), self.k_norm(k, stored=False)
 
         def heads(t, n):  # (B, T, n*hd) -> (B, n, T, hd); head h is columns h*hd .. h*hd+hd-1
             return t.view(batch, seq, n, self.head_dim).transpose(1, 2)

@@ -41,7 +41,8 @@ void main() {
         for (uint c = lane; c < pc.cols; c += ROW_THREADS) {
             float v;
             if (ADD_FIRST != 0) {
-                ELEM_STORE(pc.sum, base + c, ELEM_LOAD(pc.res, base + c) + ELEM_LOAD(pc.y, base + c));
+                float sum = ELEM_LOAD(pc.res, base + c) + ELEM_LOAD(pc.y, base + c);
+                ELEM_STORE(pc.sum, base + c, sum);
                 v = ELEM_LOAD(pc.sum, base + c); // as stored
             } else {
                 v = ELEM_LOAD(pc.y, base + c);

@@ -24,8 +24,14 @@ static void attention(const lws_block_kernels *k, lws_cmd *c, const lws_config *
     lws_cmd_barrier(c);
     if (cfg->model.qk_norm) {
         /* QK-norm over the whole projection of a token (q_heads * head_dim). */
-        OP("rmsnorm", lws_op_rmsnorm_fwd(c, io->q, io->q_rstd, io->q_raw, w->q_norm, R, q, eps));
-        OP("rmsnorm", lws_op_rmsnorm_fwd(c, io->k, io->k_rstd, io->k_raw, w->k_norm, R, kv, eps));
+        if (k->norm_rope) {
+            k->norm_rope(k->self, c, layer, w, io);
+        } else {
+            OP("rmsnorm",
+               lws_op_rmsnorm_fwd(c, io->q, io->q_rstd, io->q_raw, w->q_norm, R, q, eps));
+            OP("rmsnorm",
+               lws_op_rmsnorm_fwd(c, io->k, io->k_rstd, io->k_raw, w->k_norm, R, kv, eps));
+        }
         lws_cmd_barrier(c);
     }
     k->attend(k->self, c, layer, io);

@@ -57,14 +57,38 @@ static void project_rows(void *self, lws_cmd *c, lws_buffer y, lws_buffer x, lws
     mm(c, LWS_MM_NT, y, x, w, m->tokens, n, k, 0);
 }
 
-/* RoPE in place on q and k at position t % seq, then causal attention. */
+/* The rotations of layer i's q and k: token t at position t % seq. */
+static void rope_shapes(const lws_model *m, uint32_t i, lws_rope_shape *q, lws_rope_shape *k) {
+    shape s = layer_shape(m, i);
+    float theta = (float)m->cfg.model.rope_theta;
+    *q = (lws_rope_shape){m->seq, s.qh, s.hd, theta};
+    *k = (lws_rope_shape){m->seq, s.kvh, s.hd, theta};
+}
+
+/* QK-norm with RoPE, one kernel each for q and k. */
+static void norm_rope_sequence(void *self, lws_cmd *c, uint32_t i, const lws_block_weights *w,
+                               const lws_block_io *io) {
+    lws_model *m = self;
+    lws_rope_shape rq, rk;
+    rope_shapes(m, i, &rq, &rk);
+    float eps = (float)m->cfg.model.norm_eps;
+    OP("rmsnorm_rope",
+       lws_op_rmsnorm_rope_fwd(c, io->q, io->q_rstd, io->q_raw, w->q_norm, m->tokens, rq, eps));
+    OP("rmsnorm_rope",
+       lws_op_rmsnorm_rope_fwd(c, io->k, io->k_rstd, io->k_raw, w->k_norm, m->tokens, rk, eps));
+}
+
+/* RoPE in place on q and k at position t % seq (norm_rope did it with
+ * QK-norm), then causal attention. */
 static void attend_sequence(void *self, lws_cmd *c, uint32_t i, const lws_block_io *io) {
     lws_model *m = self;
     shape s = layer_shape(m, i);
     float theta = (float)m->cfg.model.rope_theta;
-    OP("rope", lws_op_rope(c, io->q, io->q, s.N, m->seq, s.qh, s.hd, theta, 0));
-    OP("rope", lws_op_rope(c, io->k, io->k, s.N, m->seq, s.kvh, s.hd, theta, 0));
-    lws_cmd_barrier(c);
+    if (!m->cfg.model.qk_norm) {
+        OP("rope", lws_op_rope(c, io->q, io->q, s.N, m->seq, s.qh, s.hd, theta, 0));
+        OP("rope", lws_op_rope(c, io->k, io->k, s.N, m->seq, s.kvh, s.hd, theta, 0));
+        lws_cmd_barrier(c);
+    }
     OP("attention", lws_op_attention_fwd(c, io->att, m->acts[i].lse, io->q, io->k, io->v,
                                          m->batch, m->seq, s.qh, s.kvh, s.hd,
                                          1.0f / sqrtf((float)s.hd)));
@@ -79,8 +103,14 @@ static void block_op_end(void *self, lws_cmd *c, int region) {
 }
 
 static lws_block_kernels row_kernels(lws_model *m) {
-    lws_block_kernels k = {m,          m->tokens,      project_rows, "matmul",
-                           attend_sequence, block_op_begin, block_op_end};
+    lws_block_kernels k = {m,
+                           m->tokens,
+                           project_rows,
+                           "matmul",
+                           attend_sequence,
+                           block_op_begin,
+                           block_op_end,
+                           norm_rope_sequence};
     return k;
 }
 
@@ -148,22 +178,27 @@ static void attention_backward(lws_model *m, lws_cmd *c, uint32_t i, lws_buffer 
                                              a->att, a->lse, g->delta, m->batch, m->seq, s.qh,
                                              s.kvh, s.hd, 1.0f / sqrtf((float)s.hd)));
     lws_cmd_barrier(c);
-    OP("rope", lws_op_rope(c, g->dq, g->dq, s.N, m->seq, s.qh, s.hd, (float)mc->rope_theta, 1));
-    OP("rope", lws_op_rope(c, g->dk, g->dk, s.N, m->seq, s.kvh, s.hd, (float)mc->rope_theta, 1));
-    lws_cmd_barrier(c);
     lws_buffer dq = g->dq, dk = g->dk;
     if (mc->qk_norm) {
-        OP("rmsnorm_bwd",
-           lws_op_rmsnorm_bwd(c, g->dq_raw, t->q_norm->grad, g->dq, a->q_raw, t->q_norm->param,
-                              a->q_rstd, g->norm_scratch, s.N, s.q, 0));
+        /* RoPE's backward inside the norm's (norm_rope_sequence's forward) */
+        lws_rope_shape rq, rk;
+        rope_shapes(m, i, &rq, &rk);
+        OP("rmsnorm_rope_bwd",
+           lws_op_rmsnorm_rope_bwd(c, g->dq_raw, t->q_norm->grad, g->dq, a->q_raw, t->q_norm->param,
+                                   a->q_rstd, g->norm_scratch, s.N, rq, 0));
         lws_cmd_barrier(c);
         /* k's norm backward orders its dk_raw before its weight-gradient
          * pass, and nothing after it touches that pass's buffers: no barrier. */
-        OP("rmsnorm_bwd",
-           lws_op_rmsnorm_bwd(c, g->dk_raw, t->k_norm->grad, g->dk, a->k_raw, t->k_norm->param,
-                              a->k_rstd, g->norm_scratch, s.N, s.kv, 0));
+        OP("rmsnorm_rope_bwd",
+           lws_op_rmsnorm_rope_bwd(c, g->dk_raw, t->k_norm->grad, g->dk, a->k_raw, t->k_norm->param,
+                                   a->k_rstd, g->norm_scratch, s.N, rk, 0));
         dq = g->dq_raw;
         dk = g->dk_raw;
+    } else {
+        OP("rope", lws_op_rope(c, g->dq, g->dq, s.N, m->seq, s.qh, s.hd, (float)mc->rope_theta, 1));
+        OP("rope",
+           lws_op_rope(c, g->dk, g->dk, s.N, m->seq, s.kvh, s.hd, (float)mc->rope_theta, 1));
+        lws_cmd_barrier(c);
     }
     /* Three products accumulate into din: one at a time. */
     OP("matmul", mm(c, LWS_MM_NN, din, dq, t->wq->mm, s.N, s.d, s.q, din_holds_value));

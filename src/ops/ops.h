@@ -179,6 +179,12 @@ lws_status lws_op_rmsnorm_bwd(lws_cmd *cmd, lws_buffer dx, lws_buffer dw, lws_bu
 
 /* ---- RoPE (ops/rope.c) ------------------------------------------------------ */
 
+/* The rotation of rows of (heads, head_dim) at position t % seq_len. */
+typedef struct lws_rope_shape {
+    uint32_t seq_len, heads, head_dim;
+    float theta;
+} lws_rope_shape;
+
 /* x, y [n_tokens, heads, head_dim]; token t has position t % seq_len.
  * Rotate-half pairing: element j rotates with j + head_dim/2, angle
  * pos * theta^(-2j/head_dim). inverse = 1 rotates by -angle (the backward).
@@ -186,6 +192,17 @@ lws_status lws_op_rmsnorm_bwd(lws_cmd *cmd, lws_buffer dx, lws_buffer dw, lws_bu
 lws_status lws_op_rope(lws_cmd *cmd, lws_buffer y, lws_buffer x, uint32_t n_tokens,
                        uint32_t seq_len, uint32_t heads, uint32_t head_dim, float theta,
                        int inverse);
+
+/* QK-norm with RoPE in one kernel (ops/rmsnorm.c): y = RoPE(RMSNorm(x) w) over
+ * rows of x (rows, heads, head_dim), the norm over the whole row (heads *
+ * head_dim), token t at position t % seq_len; rstd [rows] saved. y may alias
+ * x. The backward: dy is the gradient of y; dx (+)= d/dx, dw += d/dw, scratch
+ * as lws_op_rmsnorm_bwd's for cols = heads * head_dim. */
+lws_status lws_op_rmsnorm_rope_fwd(lws_cmd *cmd, lws_buffer y, lws_buffer rstd, lws_buffer x,
+                                   lws_buffer w, uint32_t rows, lws_rope_shape rope, float eps);
+lws_status lws_op_rmsnorm_rope_bwd(lws_cmd *cmd, lws_buffer dx, lws_buffer dw, lws_buffer dy,
+                                   lws_buffer x, lws_buffer w, lws_buffer rstd, lws_buffer scratch,
+                                   uint32_t rows, lws_rope_shape rope, int accumulate_dx);
 
 /* ---- causal GQA attention (ops/attention.c) -------------------------------------------- */
 
