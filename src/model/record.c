@@ -186,12 +186,12 @@ static void attention_backward(lws_model *m, lws_cmd *c, uint32_t i, lws_buffer 
         OP("rmsnorm_rope_bwd",
            lws_op_rmsnorm_rope_bwd(c, g->dq_raw, t->q_norm->grad, g->dq, a->q_raw, t->q_norm->param,
                                    a->q_rstd, g->norm_scratch, s.N, rq, 0));
-        lws_cmd_barrier(c);
-        /* k's norm backward orders its dk_raw before its weight-gradient
-         * pass, and nothing after it touches that pass's buffers: no barrier. */
+        /* Each norm backward orders its input gradient before its
+         * weight-gradient pass, and q's and k's share no buffer (k's partial
+         * sums have a scratch of their own): no barrier between or after. */
         OP("rmsnorm_rope_bwd",
            lws_op_rmsnorm_rope_bwd(c, g->dk_raw, t->k_norm->grad, g->dk, a->k_raw, t->k_norm->param,
-                                   a->k_rstd, g->norm_scratch, s.N, rk, 0));
+                                   a->k_rstd, g->k_norm_scratch, s.N, rk, 0));
         dq = g->dq_raw;
         dk = g->dk_raw;
     } else {
