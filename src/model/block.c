@@ -69,8 +69,11 @@ void lws_block_forward(const lws_block_kernels *k, lws_cmd *c, const lws_config 
                                              w->ffn_norm, R, d, eps));
     } else {
         /* h = x + Attn(RMSNorm_attn(x)); out = h + SwiGLU(RMSNorm_ffn(h)) */
-        OP("rmsnorm", lws_op_rmsnorm_fwd(c, io->xn, io->attn_rstd, io->x, w->attn_norm, R, d, eps));
-        lws_cmd_barrier(c);
+        if (!io->xn_ready) {
+            OP("rmsnorm",
+               lws_op_rmsnorm_fwd(c, io->xn, io->attn_rstd, io->x, w->attn_norm, R, d, eps));
+            lws_cmd_barrier(c);
+        }
         attention(k, c, cfg, layer, w, io, io->xn);
         PROJECT(io->h, io->att, w->wo, d, q);
         lws_cmd_barrier(c);
@@ -79,7 +82,11 @@ void lws_block_forward(const lws_block_kernels *k, lws_cmd *c, const lws_config 
                                              w->ffn_norm, R, d, eps));
         lws_cmd_barrier(c);
         ffn(k, c, d, f, w, io, io->hn, io->out);
-        OP("axpby", lws_op_axpby(c, io->out, io->h, io->out, 1.0f, 1.0f, R * d));
+        if (io->next_xn.size) /* the residual add in place, and the next norm */
+            OP("add_rmsnorm", lws_op_add_rmsnorm(c, io->out, io->next_xn, io->next_rstd, io->h,
+                                                 io->out, io->next_norm, R, d, eps));
+        else
+            OP("axpby", lws_op_axpby(c, io->out, io->h, io->out, 1.0f, 1.0f, R * d));
     }
 }
 

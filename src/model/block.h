@@ -28,6 +28,12 @@ typedef struct lws_block_io {
     lws_buffer act;       /* silu(gate) * up */
     lws_buffer ffn_out;   /* post_norm: act . W2^T */
     lws_buffer ffn_rstd;
+    /* pre_norm, optional (size 0: none): the norm after this layer, its
+     * output (rows, d), statistics (rows) and weight (d): the next layer's
+     * attention norm, or the final norm. The FFN's residual add writes them
+     * in its kernel, and the next layer runs with xn_ready. */
+    lws_buffer next_xn, next_rstd, next_norm;
+    int xn_ready; /* pre_norm: xn and attn_rstd hold RMSNorm_attn(x) already */
 } lws_block_io;
 
 /* The block's weights (a view of the model's parameters). */

@@ -155,6 +155,16 @@ static void layer_forward(lws_model *m, lws_cmd *c, uint32_t i) {
                        .act = a->act,
                        .ffn_out = a->ffn_out,
                        .ffn_rstd = a->ffn_rstd};
+    if (m->cfg.model.block == LWS_BLOCK_PRE_NORM) {
+        /* The next norm in this layer's last kernel: the next layer's
+         * attention norm, or after the last layer the final norm (the head
+         * then starts from final_xn). */
+        int last = i + 1 == m->cfg.model.n_layers;
+        io.next_xn = last ? m->final_xn : m->acts[i + 1].xn;
+        io.next_rstd = last ? m->final_rstd : m->acts[i + 1].attn_rstd;
+        io.next_norm = last ? m->final_norm->param : m->layers[i + 1].attn_norm->param;
+        io.xn_ready = i > 0;
+    }
     lws_block_kernels k = row_kernels(m);
     lws_block_weights w = lws_model_block_weights(m, i, 1);
     lws_block_forward(&k, c, &m->cfg, i, &w, &io);
@@ -273,15 +283,18 @@ static void layer_backward(lws_model *m, lws_cmd *c, uint32_t i) {
     }
 }
 
-/* The final norm; with_loss adds the head with the loss over chunks of
- * tokens (ops/head_loss.c) and, with_backward, its backward into dx. */
+/* The final norm (pre_norm: the last layer's forward wrote it); with_loss
+ * adds the head with the loss over chunks of tokens (ops/head_loss.c) and,
+ * with_backward, its backward into dx. */
 static void head(lws_model *m, lws_cmd *c, int with_loss, int with_backward) {
     uint32_t N = m->tokens, d = m->cfg.model.d_model, V = m->cfg.model.vocab_size;
-    lws_block_kernels k = row_kernels(m);
-    lws_block_final_norm(&k, c, &m->cfg, m->final_x, m->final_xn, m->final_rstd,
-                         m->final_norm->param);
+    if (m->cfg.model.block != LWS_BLOCK_PRE_NORM) {
+        lws_block_kernels k = row_kernels(m);
+        lws_block_final_norm(&k, c, &m->cfg, m->final_x, m->final_xn, m->final_rstd,
+                             m->final_norm->param);
+        if (with_loss) lws_cmd_barrier(c);
+    }
     if (!with_loss) return;
-    lws_cmd_barrier(c);
     lws_grad_scratch *g = &m->gs;
     lws_buffer none = {0};
     /* Every token counts (no ignore index in pre-training batches); the loss
