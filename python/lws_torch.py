@@ -316,8 +316,10 @@ class Precision:
             gradient left unrounded (lws adds it into its fp32 gradient).
 
     Everything else lws stores in 16 bits is rounded where lws stores it
-    (store()): the embedding rows, the norms' outputs, RoPE's output, the
-    attention output (computed in fp32 from the rounded q, k, v), SwiGLU's
+    (store()): the embedding rows, the norms' outputs (not the post-norm
+    block's, which lws adds into the residual before storing, nor QK-norm's,
+    which it rotates before storing), RoPE's output,
+    the attention output (computed in fp32 from the rounded q, k, v), SwiGLU's
     product, each residual sum. RMSNorm statistics, softmax and the loss stay
     fp32; the head's logits are fp32 from rounded operands, their gradient
     rounded. fp32: every method is the identity, so the fp32 reference is
@@ -367,10 +369,12 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(width))
         self.precision = precision
 
-    def forward(self, x):
-        # (..., width): x * rsqrt(mean(x^2) + eps) * w, in the model's dtype
+    def forward(self, x, stored=True):
+        # (..., width): x * rsqrt(mean(x^2) + eps) * w, in the model's dtype;
+        # stored=False: lws goes on in the same kernel (the residual add, RoPE),
+        # so only that result is rounded to 16 bits
         y = x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + self.eps) * self.weight
-        return self.precision.store(y)
+        return self.precision.store(y) if stored else y
 
 
 def rope_tables(seq_len, head_dim, theta, dtype):
@@ -426,8 +430,9 @@ class Attention(nn.Module):
         # (B, T, q_width), (B, T, kv_width) x2
         q, k, v = (p.linear(x, lin.weight) for lin in (self.wq, self.wk, self.wv))
         if self.q_norm is not None:
-            # QK-norm over the whole projection width, before splitting heads
-            q, k = self.q_norm(q), self.k_norm(k)
+            # QK-norm over the whole projection width, before splitting heads;
+            # lws rotates in the same kernel, storing only the rotated q and k
+            q, k = self.q_norm(q, stored=False), self.k_norm(k, stored=False)
 
         def heads(t, n):  # (B, T, n*hd) -> (B, n, T, hd); head h is columns h*hd .. h*hd+hd-1
             return t.view(batch, seq, n, self.head_dim).transpose(1, 2)
@@ -467,8 +472,8 @@ class Block(nn.Module):
     def forward(self, x):
         store = self.precision.store
         if self.post_norm:  # OLMo-2: the norm sits on the sublayer output, inside the residual
-            h = store(x + self.attn_norm(self.attn(x)))
-            return store(h + self.ffn_norm(self.ffn(h)))
+            h = store(x + self.attn_norm(self.attn(x), stored=False))
+            return store(h + self.ffn_norm(self.ffn(h), stored=False))
         h = store(x + self.attn(self.attn_norm(x)))  # Llama: norm on the sublayer input
         return store(h + self.ffn(self.ffn_norm(h)))
 

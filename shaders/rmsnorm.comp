@@ -4,14 +4,20 @@
 //   y[r, :] = x[r, :] * rstd[r] * w,   rstd[r] = 1 / sqrt(mean(x[r, :]^2) + eps)
 // x, y (rows, cols); w (cols); rstd (rows), saved for the backward. y may alias
 // x: each element is read and written by the same invocation, after the sum.
+// ROPE = 1 (QK-norm with RoPE): row r is token r of (rows, heads, head_dim),
+// cols = heads * head_dim, and y is the normalised row rotated as rope.comp
+// does at position r % seq_len; an invocation then writes pairs (j, j + half)
+// of every head, the angle of (r, j) computed once (rope.glsl).
 // Workgroup g holds rows g * R .. g * R + R - 1, R = workgroup / ROW_THREADS.
 // x and y in fp32, or bf16 / fp16 storage; w, rstd and the sums in fp32.
 // variants: rmsnorm rmsnorm_bf16=ELEM_BF16 rmsnorm_f16=ELEM_F16
 #include "lws.glsl"
 
 layout(local_size_x_id = 0) in;
+layout(constant_id = 2) const uint ROPE = 0;
 
 #include "rmsnorm.glsl"
+#include "rope.glsl"
 
 layout(push_constant, scalar) uniform Push {
     Elems y;
@@ -21,6 +27,11 @@ layout(push_constant, scalar) uniform Push {
     uint rows;
     uint cols;
     float eps;
+    uint seq_len; // ROPE = 1 only, from here
+    uint heads;
+    uint head_dim;
+    float ratio_hi; // theta^(-2/head_dim) = ratio_hi + ratio_lo
+    float ratio_lo;
 } pc;
 
 void main() {
@@ -36,7 +47,21 @@ void main() {
         }
     float r = inversesqrt(rmsnorm_row_sum(acc) / float(pc.cols) + pc.eps);
     if (!valid) return;
-    for (uint c = lane; c < pc.cols; c += ROW_THREADS)
-        ELEM_STORE(pc.y, base + c, ELEM_LOAD(pc.x, base + c) * r * pc.w.v[c]);
+    if (ROPE != 0) {
+        uint half_dim = pc.head_dim / 2;
+        for (uint j = lane; j < half_dim; j += ROW_THREADS) {
+            vec2 sc = rope_angle_sincos(row % pc.seq_len, j, pc.ratio_hi, pc.ratio_lo);
+            for (uint h = 0; h < pc.heads; h++) {
+                uint c0 = h * pc.head_dim + j, c1 = c0 + half_dim;
+                float n0 = ELEM_LOAD(pc.x, base + c0) * r * pc.w.v[c0];
+                float n1 = ELEM_LOAD(pc.x, base + c1) * r * pc.w.v[c1];
+                ELEM_STORE(pc.y, base + c0, n0 * sc.y - n1 * sc.x);
+                ELEM_STORE(pc.y, base + c1, n1 * sc.y + n0 * sc.x);
+            }
+        }
+    } else {
+        for (uint c = lane; c < pc.cols; c += ROW_THREADS)
+            ELEM_STORE(pc.y, base + c, ELEM_LOAD(pc.x, base + c) * r * pc.w.v[c]);
+    }
     if (lane == 0) pc.rstd.v[row] = r;
 }

@@ -12,14 +12,21 @@
 //           element has one writer, adding in row order.
 //   PASS 1: invocation c sums scratch[0.., c] over the partials in order and
 //           adds the sum to dw[c] (dw accumulates over micro-batches).
+// ROPE = 1 (QK-norm with RoPE, rmsnorm.comp's ROPE): dy is the gradient of
+// the rotated output, so the norm's output gradient is dy rotated back (by
+// -angle, at position row % seq_len); an invocation then owns the pairs
+// (j, j + half) of every head, j = lane, lane + ROW_THREADS, ..., computing
+// the angle of (row, j) once per pass over the row.
 // dx, dy and x in fp32, or bf16 / fp16 storage; w, dw, rstd, scratch fp32.
 // variants: rmsnorm_bwd rmsnorm_bwd_bf16=ELEM_BF16 rmsnorm_bwd_f16=ELEM_F16
 #include "lws.glsl"
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 2) const uint PASS = 0;
+layout(constant_id = 3) const uint ROPE = 0;
 
 #include "rmsnorm.glsl"
+#include "rope.glsl"
 
 layout(push_constant, scalar) uniform Push {
     Elems dx;       // (rows, cols)
@@ -34,7 +41,68 @@ layout(push_constant, scalar) uniform Push {
     uint rows_per_block;
     uint partials;  // blocks * R
     uint accumulate_dx;
+    uint seq_len; // ROPE = 1 only, from here
+    uint heads;
+    uint head_dim;
+    float ratio_hi; // theta^(-2/head_dim) = ratio_hi + ratio_lo
+    float ratio_lo;
 } pc;
+
+// The norm's output gradient g at column c of the row at base: dx and this
+// row's dw term into scratch (the first row of a partial writes it).
+void store_column(uint base, uint c, float g, float s, float coef, uint partial, bool first) {
+    float xv = ELEM_LOAD(pc.x, base + c);
+    float d = s * g * pc.w.v[c] - xv * coef;
+    float term = g * xv * s;
+    pc.scratch.v[partial + c] = first ? term : pc.scratch.v[partial + c] + term;
+    ELEM_STORE(pc.dx, base + c, pc.accumulate_dx != 0 ? ELEM_LOAD(pc.dx, base + c) + d : d);
+}
+
+// ROPE: the pair (c0, c1) of dy rotated back by the angle with (sin, cos) sc.
+vec2 unrotated_dy(uint base, uint c0, uint c1, vec2 sc) {
+    float d0 = ELEM_LOAD(pc.dy, base + c0), d1 = ELEM_LOAD(pc.dy, base + c1);
+    return vec2(d0 * sc.y + d1 * sc.x, d1 * sc.y - d0 * sc.x);
+}
+
+// This invocation's part of sum_c g_c w_c x_c over the row at base.
+float row_dot(uint row, uint base, uint lane) {
+    float dot = 0.0;
+    if (ROPE == 0) {
+        for (uint c = lane; c < pc.cols; c += ROW_THREADS)
+            dot += ELEM_LOAD(pc.dy, base + c) * pc.w.v[c] * ELEM_LOAD(pc.x, base + c);
+        return dot;
+    }
+    uint half_dim = pc.head_dim / 2;
+    for (uint j = lane; j < half_dim; j += ROW_THREADS) {
+        vec2 sc = rope_angle_sincos(row % pc.seq_len, j, pc.ratio_hi, pc.ratio_lo);
+        for (uint h = 0; h < pc.heads; h++) {
+            uint c0 = h * pc.head_dim + j, c1 = c0 + half_dim;
+            vec2 g = unrotated_dy(base, c0, c1, sc);
+            dot += g.x * pc.w.v[c0] * ELEM_LOAD(pc.x, base + c0) +
+                   g.y * pc.w.v[c1] * ELEM_LOAD(pc.x, base + c1);
+        }
+    }
+    return dot;
+}
+
+// dx and the dw terms of this invocation's columns of the row at base.
+void store_row(uint row, uint base, uint lane, float s, float coef, uint partial, bool first) {
+    if (ROPE == 0) {
+        for (uint c = lane; c < pc.cols; c += ROW_THREADS)
+            store_column(base, c, ELEM_LOAD(pc.dy, base + c), s, coef, partial, first);
+        return;
+    }
+    uint half_dim = pc.head_dim / 2;
+    for (uint j = lane; j < half_dim; j += ROW_THREADS) {
+        vec2 sc = rope_angle_sincos(row % pc.seq_len, j, pc.ratio_hi, pc.ratio_lo);
+        for (uint h = 0; h < pc.heads; h++) {
+            uint c0 = h * pc.head_dim + j, c1 = c0 + half_dim;
+            vec2 g = unrotated_dy(base, c0, c1, sc);
+            store_column(base, c0, g.x, s, coef, partial, first);
+            store_column(base, c1, g.y, s, coef, partial, first);
+        }
+    }
+}
 
 void main() {
     uint lid = gl_LocalInvocationID.x;
@@ -60,18 +128,9 @@ void main() {
         bool valid = row < last;
         uint base = valid ? row * pc.cols : 0;
         float s = valid ? pc.rstd.v[row] : 0.0;
-        float dot = 0.0;
-        if (valid)
-            for (uint c = lane; c < pc.cols; c += ROW_THREADS)
-                dot += ELEM_LOAD(pc.dy, base + c) * pc.w.v[c] * ELEM_LOAD(pc.x, base + c);
+        float dot = valid ? row_dot(row, base, lane) : 0.0;
         float coef = s * s * s * rmsnorm_row_sum(dot) / float(pc.cols);
         if (!valid) continue;
-        for (uint c = lane; c < pc.cols; c += ROW_THREADS) {
-            float dy = ELEM_LOAD(pc.dy, base + c), xv = ELEM_LOAD(pc.x, base + c);
-            float d = s * dy * pc.w.v[c] - xv * coef;
-            float term = dy * xv * s;
-            pc.scratch.v[partial + c] = k == first ? term : pc.scratch.v[partial + c] + term;
-            ELEM_STORE(pc.dx, base + c, pc.accumulate_dx != 0 ? ELEM_LOAD(pc.dx, base + c) + d : d);
-        }
+        store_row(row, base, lane, s, coef, partial, k == first);
     }
 }

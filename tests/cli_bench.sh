@@ -60,14 +60,23 @@ check "a broken cache file is measured over and rewritten" \
 "$lws" bench kernels configs/tiny/crown.json --micro-batch 2 --seq-len 32 --reps 2 --torch \
     --json "$dir/kernels.json" >"$dir/kernels.log" 2>&1
 rc=$?
-every_op() {
-    for op in matmul attention attention_bwd rmsnorm rmsnorm_bwd rope swiglu swiglu_bwd axpby \
-        embedding embedding_bwd cross_entropy grad_norm adamw; do
-        grep -q "^  $op " "$dir/kernels.log" || { echo "  no $op line"; return 1; }
+every_op() { # LOG OP...
+    local log="$1"; shift
+    for op in "$@"; do
+        grep -q "^  $op " "$log" || { echo "  no $op line"; return 1; }
     done
 }
 check "bench kernels times every op, GFLOP/s and GB/s, with torch's matmul times" \
-    '[ $rc -eq 0 ] && every_op && grep -q "torch ms" "$dir/kernels.log" && grep -q "OpenBLAS core" "$dir/kernels.log"'
+    '[ $rc -eq 0 ] && every_op "$dir/kernels.log" matmul attention attention_bwd rmsnorm rmsnorm_bwd \
+        rmsnorm_add rmsnorm_rope rmsnorm_rope_bwd swiglu swiglu_bwd axpby embedding embedding_bwd \
+        cross_entropy grad_norm adamw &&
+     grep -q "torch ms" "$dir/kernels.log" && grep -q "OpenBLAS core" "$dir/kernels.log"'
+# the pre-norm block without QK-norm: its fused residual norm, and RoPE alone
+"$lws" bench kernels configs/tiny/framed.json --set model.qk_norm=false --micro-batch 2 \
+    --seq-len 32 --reps 1 >"$dir/kernels-pre.log" 2>&1
+rc=$?
+check "bench kernels times the pre-norm block's ops" \
+    '[ $rc -eq 0 ] && every_op "$dir/kernels-pre.log" add_rmsnorm rope rmsnorm rmsnorm_bwd'
 
 "$lws" bench kernels configs/tiny/crown.json --set model.n_layers=3 --set=lws.variant=reverse \
     --print-config >"$dir/kernels-config.json" 2>&1

@@ -157,6 +157,10 @@ int lws_context_checks_hazards(const lws_context *ctx);
  * that did something) and, with hazard checking on, how many of them were
  * unneeded (see lws_cmd_barrier_stats); counted when each buffer ends. */
 void lws_context_barrier_stats(const lws_context *ctx, uint64_t *total, uint64_t *unneeded);
+/* Dispatches recorded in this context's command buffers (a dispatch split
+ * over the device's workgroup-count limit counts once); counted when each
+ * buffer ends. */
+uint64_t lws_context_dispatches(const lws_context *ctx);
 
 /* Validation messages (warnings and errors) seen by the debug messenger of
  * any context in this process; tests fail when it is non-zero. */

@@ -408,6 +408,7 @@ typedef struct bench_run {
     bench_result res;
     double peak, tok_s, mfu, mfu_sheet, device_ms, mem_peak, mem_reserved;
     uint64_t barriers, unneeded_barriers; /* recorded by the model; unneeded ones when checked */
+    uint64_t dispatches;                  /* recorded by the model */
     int barriers_checked;
     lws_stats step;
     cJSON *layers_json, *stages_json, *ops_json, *dist_json;
@@ -482,6 +483,8 @@ static void print_summary(const bench_run *r, const bench_options *o) {
     printf("peak device memory: %.1f MiB (arena high-water mark); %.1f MiB reserved from the "
            "driver\n",
            r->mem_peak / 1048576.0, r->mem_reserved / 1048576.0);
+    printf("dispatches: %llu recorded in the model's command buffers\n",
+           (unsigned long long)r->dispatches);
     printf("barriers: %llu recorded in the model's command buffers", (unsigned long long)r->barriers);
     if (r->barriers_checked)
         printf(", %llu of them unneeded (the hazard checker finds no hazard across them)\n",
@@ -536,6 +539,7 @@ static int write_report(bench_run *r, const bench_options *o) {
     cJSON_AddStringToObject(mem, "kind", "device arena");
     cJSON_AddNumberToObject(mem, "reserved_bytes", r->mem_reserved);
     cJSON_AddItemToObject(mem, "plan", plan_json(&r->plan));
+    cJSON_AddNumberToObject(j, "dispatches", (double)r->dispatches);
     cJSON *bar = cJSON_AddObjectToObject(j, "barriers");
     cJSON_AddNumberToObject(bar, "recorded", (double)r->barriers);
     lws_json_number_or_null(bar, "unneeded",
@@ -561,6 +565,7 @@ static int measure(lws_context *ctx, bench_run *r, const bench_options *o) {
         return rc;
     }
     lws_context_barrier_stats(ctx, &r->barriers, &r->unneeded_barriers);
+    r->dispatches = lws_context_dispatches(ctx);
     r->barriers_checked = lws_context_checks_hazards(ctx);
     int rc = 0;
     r->peak = NAN; /* rank 0 reports it */

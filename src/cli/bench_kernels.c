@@ -27,6 +27,10 @@ typedef enum kernel_kind {
     K_ATTENTION_BWD,
     K_RMSNORM,
     K_RMSNORM_BWD,
+    K_RMSNORM_ADD,
+    K_ADD_RMSNORM,
+    K_RMSNORM_ROPE,
+    K_RMSNORM_ROPE_BWD,
     K_ROPE,
     K_SWIGLU,
     K_SWIGLU_BWD,
@@ -39,9 +43,10 @@ typedef enum kernel_kind {
 } kernel_kind;
 
 static const char *const op_names[] = {
-    "matmul",        "attention",     "attention_bwd", "rmsnorm", "rmsnorm_bwd",
-    "rope",          "swiglu",        "swiglu_bwd",    "axpby",   "embedding",
-    "embedding_bwd", "cross_entropy", "grad_norm",     "adamw",
+    "matmul",        "attention",   "attention_bwd", "rmsnorm",          "rmsnorm_bwd",
+    "rmsnorm_add",   "add_rmsnorm", "rmsnorm_rope",  "rmsnorm_rope_bwd", "rope",
+    "swiglu",        "swiglu_bwd",  "axpby",         "embedding",        "embedding_bwd",
+    "cross_entropy", "grad_norm",   "adamw",
 };
 
 typedef struct kernel {
@@ -112,9 +117,13 @@ static int add_norm(kernel_list *l, int layer, kernel_kind kind, const char *wha
     kernel *e = add(l, kind, layer);
     if (!e) return 0;
     e->rows = rows, e->cols = cols;
-    /* forward: read x, w; write y, rstd. backward: read dy, x, w, rstd; write dx, dw. */
-    double rc = (double)rows * cols;
-    e->bytes = 4.0 * (kind == K_RMSNORM ? 2 * rc + cols + rows : 3 * rc + rows + 2.0 * cols);
+    /* forward: read x, w; write y, rstd (with the residual: read res too, and
+     * pre-norm writes h and hn). backward: read dy, x, w, rstd; write dx, dw. */
+    double rc = (double)rows * cols, elems = 3 * rc;
+    if (kind == K_RMSNORM || kind == K_RMSNORM_ROPE) elems = 2 * rc;
+    if (kind == K_ADD_RMSNORM) elems = 4 * rc;
+    int bwd = kind == K_RMSNORM_BWD || kind == K_RMSNORM_ROPE_BWD;
+    e->bytes = 4.0 * (elems + rows + (bwd ? 2.0 : 1.0) * cols);
     snprintf(e->label, sizeof e->label, "%-13s %ux%u", what, rows, cols);
     return 1;
 }
@@ -139,11 +148,17 @@ static int add_layer(kernel_list *l, const lws_config *cfg, uint32_t i, uint32_t
         add_projection(l, (int)i, "Wq", N, q, d) && add_projection(l, (int)i, "Wk,Wv", N, kv, d) &&
         add_projection(l, (int)i, "Wo", N, d, q) && add_projection(l, (int)i, "W1,W3", N, f, d) &&
         add_projection(l, (int)i, "W2", N, d, f);
-    ok = ok && add_norm(l, (int)i, K_RMSNORM, "block norm", N, d) &&
+    /* the block's norms run with their residual adds (model/block.c) */
+    int post = cfg->model.block == LWS_BLOCK_POST_NORM;
+    ok = ok && add_norm(l, (int)i, post ? K_RMSNORM_ADD : K_ADD_RMSNORM, "block norm", N, d) &&
          add_norm(l, (int)i, K_RMSNORM_BWD, "block norm", N, d);
-    if (cfg->model.qk_norm)
-        ok = ok && add_norm(l, (int)i, K_RMSNORM, "QK-norm q", N, q) &&
-             add_norm(l, (int)i, K_RMSNORM_BWD, "QK-norm q", N, q);
+    for (int b = 0; ok && cfg->model.qk_norm && b < 2; b++) { /* QK-norm with RoPE */
+        ok = add_norm(l, (int)i, b ? K_RMSNORM_ROPE_BWD : K_RMSNORM_ROPE, "QK-norm q", N, q);
+        if (ok) {
+            kernel *e = &l->k[l->n - 1];
+            e->seq = seq, e->q_heads = s->q_heads, e->head_dim = hd;
+        }
+    }
     for (int bwd = 0; ok && bwd < 2; bwd++) {
         kernel *e = add(l, bwd ? K_ATTENTION_BWD : K_ATTENTION, (int)i);
         if (!e) return 0;
@@ -157,11 +172,13 @@ static int add_layer(kernel_list *l, const lws_config *cfg, uint32_t i, uint32_t
                  s->q_heads, s->kv_heads);
     }
     if (!ok) return 0;
-    kernel *e = add(l, K_ROPE, (int)i);
-    if (!e) return 0;
-    e->rows = N, e->batch = batch, e->seq = seq, e->q_heads = s->q_heads, e->head_dim = hd;
-    e->bytes = 4.0 * 2 * N * q;
-    snprintf(e->label, sizeof e->label, "%-13s %ux%u heads x %u", "q", N, s->q_heads, hd);
+    if (!cfg->model.qk_norm) { /* RoPE alone: with QK-norm it runs in the norm's kernel */
+        kernel *e = add(l, K_ROPE, (int)i);
+        if (!e) return 0;
+        e->rows = N, e->batch = batch, e->seq = seq, e->q_heads = s->q_heads, e->head_dim = hd;
+        e->bytes = 4.0 * 2 * N * q;
+        snprintf(e->label, sizeof e->label, "%-13s %ux%u heads x %u", "q", N, s->q_heads, hd);
+    }
     return add_elementwise(l, (int)i, K_SWIGLU, "silu(a) b", N * f, 3.0 * N * f) &&
            add_elementwise(l, (int)i, K_SWIGLU_BWD, "silu(a) b", N * f, 5.0 * N * f);
 }
@@ -178,7 +195,8 @@ static int build_list(kernel_list *l, const lws_config *cfg, uint32_t batch, uin
     if (!add_layer(l, cfg, wide, batch, seq)) return 0;
     if (!same && !add_layer(l, cfg, narrow, batch, seq)) return 0;
     uint32_t N = batch * seq, d = cfg->model.d_model, V = cfg->model.vocab_size;
-    if (!add_projection(l, -1, "head", N, V, d)) return 0;
+    if (!add_norm(l, -1, K_RMSNORM, "final norm", N, d) || !add_projection(l, -1, "head", N, V, d))
+        return 0;
     kernel *e = add(l, K_CROSS_ENTROPY, -1);
     if (!e) return 0;
     e->rows = N, e->vocab = V;
@@ -265,13 +283,20 @@ static lws_status prepare(lws_context *ctx, const kernel *k, buffers *bf) {
     }
     case K_RMSNORM:
     case K_RMSNORM_BWD:
-        LWS_TRY(alloc_filled(ctx, N * k->cols, &b[0])); /* y or dx */
+    case K_RMSNORM_ADD:
+    case K_ADD_RMSNORM:
+    case K_RMSNORM_ROPE:
+    case K_RMSNORM_ROPE_BWD:
+        LWS_TRY(alloc_filled(ctx, N * k->cols, &b[0])); /* y, out, h or dx */
         LWS_TRY(alloc_filled(ctx, N, &b[1]));           /* rstd */
-        LWS_TRY(alloc_filled(ctx, N * k->cols, &b[2])); /* x */
+        LWS_TRY(alloc_filled(ctx, N * k->cols, &b[2])); /* x or res */
         LWS_TRY(alloc_filled(ctx, k->cols, &b[3]));     /* w */
-        if (k->kind == K_RMSNORM) return LWS_OK;
-        LWS_TRY(alloc_filled(ctx, N * k->cols, &b[4])); /* dy */
-        LWS_TRY(alloc_filled(ctx, k->cols, &b[5]));     /* dw */
+        if (k->kind == K_RMSNORM || k->kind == K_RMSNORM_ROPE) return LWS_OK;
+        LWS_TRY(alloc_filled(ctx, N * k->cols, &b[4])); /* dy, or the added y */
+        if (k->kind == K_RMSNORM_ADD) return LWS_OK;
+        /* add_rmsnorm's hn */
+        if (k->kind == K_ADD_RMSNORM) return alloc_filled(ctx, N * k->cols, &b[5]);
+        LWS_TRY(alloc_filled(ctx, k->cols, &b[5])); /* dw */
         return alloc_filled(ctx, lws_rmsnorm_scratch_floats(ctx, k->rows, k->cols), &b[6]);
     case K_ROPE:
         return alloc_filled(ctx, N * k->q_heads * k->head_dim, &b[0]);
@@ -314,6 +339,7 @@ static lws_status prepare(lws_context *ctx, const kernel *k, buffers *bf) {
 static void launch(lws_cmd *c, const kernel *k, const buffers *bf) {
     const lws_buffer *b = bf->b;
     float scale = k->head_dim ? 1.0f / sqrtf((float)k->head_dim) : 1.0f;
+    lws_rope_shape rope = {k->seq, k->q_heads, k->head_dim, 500000.0f};
     uint32_t chunks = (uint32_t)((k->elems + LWS_OPTIM_CHUNK - 1) / LWS_OPTIM_CHUNK);
     switch (k->kind) {
     case K_MATMUL:
@@ -332,6 +358,18 @@ static void launch(lws_cmd *c, const kernel *k, const buffers *bf) {
         break;
     case K_RMSNORM_BWD:
         lws_op_rmsnorm_bwd(c, b[0], b[5], b[4], b[2], b[3], b[1], b[6], k->rows, k->cols, 0);
+        break;
+    case K_RMSNORM_ADD:
+        lws_op_rmsnorm_add(c, b[0], b[1], b[2], b[4], b[3], k->rows, k->cols, 1e-6f);
+        break;
+    case K_ADD_RMSNORM:
+        lws_op_add_rmsnorm(c, b[0], b[5], b[1], b[2], b[4], b[3], k->rows, k->cols, 1e-6f);
+        break;
+    case K_RMSNORM_ROPE:
+        lws_op_rmsnorm_rope_fwd(c, b[0], b[1], b[2], b[3], k->rows, rope, 1e-6f);
+        break;
+    case K_RMSNORM_ROPE_BWD:
+        lws_op_rmsnorm_rope_bwd(c, b[0], b[5], b[4], b[2], b[3], b[1], b[6], k->rows, rope, 0);
         break;
     case K_ROPE:
         lws_op_rope(c, b[0], b[0], k->rows, k->seq, k->q_heads, k->head_dim, 500000.0f, 0);
@@ -566,7 +604,7 @@ static cJSON *kernel_row(const kernel *k, int torch) {
     double gbps = k->bytes > 0 ? k->bytes / (k->ms * 1e-3) / 1e9 : NAN;
     char layer[16] = "-";
     if (k->layer >= 0) snprintf(layer, sizeof layer, "%d", k->layer);
-    printf("  %-14s %5s  %-38s %10.3f", op_names[k->kind], layer, k->label, k->ms);
+    printf("  %-16s %5s  %-38s %10.3f", op_names[k->kind], layer, k->label, k->ms);
     if (isfinite(gflops))
         printf(gflops < 10 ? " %9.2f %8s" : " %9.1f %8s", gflops, "");
     else
@@ -634,7 +672,7 @@ static int run_kernels(const kernels_args *o, const lws_config *cfg, lws_context
     if (s == LWS_OK && o->torch) s = run_torch(&list, o->reps, &torch_info);
     int rc = s == LWS_OK ? 0 : lws_cli_error();
     if (rc == 0) {
-        printf("\n  %-14s %5s  %-38s %10s %9s %8s", "op", "layer", "what", "ms", "GFLOP/s",
+        printf("\n  %-16s %5s  %-38s %10s %9s %8s", "op", "layer", "what", "ms", "GFLOP/s",
                "GB/s");
         if (o->torch) printf(" %10s %9s %9s", "torch ms", "GFLOP/s", "lws speed");
         printf("\n");

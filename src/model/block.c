@@ -24,8 +24,14 @@ static void attention(const lws_block_kernels *k, lws_cmd *c, const lws_config *
     lws_cmd_barrier(c);
     if (cfg->model.qk_norm) {
         /* QK-norm over the whole projection of a token (q_heads * head_dim). */
-        OP("rmsnorm", lws_op_rmsnorm_fwd(c, io->q, io->q_rstd, io->q_raw, w->q_norm, R, q, eps));
-        OP("rmsnorm", lws_op_rmsnorm_fwd(c, io->k, io->k_rstd, io->k_raw, w->k_norm, R, kv, eps));
+        if (k->norm_rope) {
+            k->norm_rope(k->self, c, layer, w, io);
+        } else {
+            OP("rmsnorm",
+               lws_op_rmsnorm_fwd(c, io->q, io->q_rstd, io->q_raw, w->q_norm, R, q, eps));
+            OP("rmsnorm",
+               lws_op_rmsnorm_fwd(c, io->k, io->k_rstd, io->k_raw, w->k_norm, R, kv, eps));
+        }
         lws_cmd_barrier(c);
     }
     k->attend(k->self, c, layer, io);
@@ -50,33 +56,37 @@ void lws_block_forward(const lws_block_kernels *k, lws_cmd *c, const lws_config 
     uint32_t q = s->q_heads * cfg->model.head_dim, f = s->ffn_dim;
     float eps = (float)cfg->model.norm_eps;
     if (cfg->model.block == LWS_BLOCK_POST_NORM) {
-        /* h = x + RMSNorm_attn(Attn(x)); out = h + RMSNorm_ffn(SwiGLU(h)) */
+        /* h = x + RMSNorm_attn(Attn(x)); out = h + RMSNorm_ffn(SwiGLU(h)),
+         * each norm and its residual add one kernel */
         attention(k, c, cfg, layer, w, io, io->x);
         PROJECT(io->attn_out, io->att, w->wo, d, q);
         lws_cmd_barrier(c);
-        OP("rmsnorm",
-           lws_op_rmsnorm_fwd(c, io->h, io->attn_rstd, io->attn_out, w->attn_norm, R, d, eps));
-        lws_cmd_barrier(c);
-        OP("axpby", lws_op_axpby(c, io->h, io->x, io->h, 1.0f, 1.0f, R * d));
+        OP("rmsnorm_add", lws_op_rmsnorm_add(c, io->h, io->attn_rstd, io->x, io->attn_out,
+                                             w->attn_norm, R, d, eps));
         lws_cmd_barrier(c);
         ffn(k, c, d, f, w, io, io->h, io->ffn_out);
-        OP("rmsnorm",
-           lws_op_rmsnorm_fwd(c, io->out, io->ffn_rstd, io->ffn_out, w->ffn_norm, R, d, eps));
-        lws_cmd_barrier(c);
-        OP("axpby", lws_op_axpby(c, io->out, io->h, io->out, 1.0f, 1.0f, R * d));
+        OP("rmsnorm_add", lws_op_rmsnorm_add(c, io->out, io->ffn_rstd, io->h, io->ffn_out,
+                                             w->ffn_norm, R, d, eps));
     } else {
         /* h = x + Attn(RMSNorm_attn(x)); out = h + SwiGLU(RMSNorm_ffn(h)) */
-        OP("rmsnorm", lws_op_rmsnorm_fwd(c, io->xn, io->attn_rstd, io->x, w->attn_norm, R, d, eps));
-        lws_cmd_barrier(c);
+        if (!io->xn_ready) {
+            OP("rmsnorm",
+               lws_op_rmsnorm_fwd(c, io->xn, io->attn_rstd, io->x, w->attn_norm, R, d, eps));
+            lws_cmd_barrier(c);
+        }
         attention(k, c, cfg, layer, w, io, io->xn);
         PROJECT(io->h, io->att, w->wo, d, q);
         lws_cmd_barrier(c);
-        OP("axpby", lws_op_axpby(c, io->h, io->x, io->h, 1.0f, 1.0f, R * d));
-        lws_cmd_barrier(c);
-        OP("rmsnorm", lws_op_rmsnorm_fwd(c, io->hn, io->ffn_rstd, io->h, w->ffn_norm, R, d, eps));
+        /* the residual add in place over the projection, and the FFN's norm */
+        OP("add_rmsnorm", lws_op_add_rmsnorm(c, io->h, io->hn, io->ffn_rstd, io->x, io->h,
+                                             w->ffn_norm, R, d, eps));
         lws_cmd_barrier(c);
         ffn(k, c, d, f, w, io, io->hn, io->out);
-        OP("axpby", lws_op_axpby(c, io->out, io->h, io->out, 1.0f, 1.0f, R * d));
+        if (io->next_xn.size) /* the residual add in place, and the next norm */
+            OP("add_rmsnorm", lws_op_add_rmsnorm(c, io->out, io->next_xn, io->next_rstd, io->h,
+                                                 io->out, io->next_norm, R, d, eps));
+        else
+            OP("axpby", lws_op_axpby(c, io->out, io->h, io->out, 1.0f, 1.0f, R * d));
     }
 }
 

@@ -1,7 +1,8 @@
 /* One transformer block's forward, written once for training, evaluation and
  * decoding (src/model/block.c). The callers differ in how a projection runs
  * (a matmul over N token rows, or a matvec for the one new token) and in
- * RoPE + attention (over the whole sequence, or against the key/value cache);
+ * RoPE + attention (over the whole sequence, or against the key/value cache,
+ * and whether QK-norm and RoPE run as one kernel);
  * everything else — the norms, the residual adds, QK-norm, SwiGLU and the
  * barriers between them — is this recipe. */
 #ifndef LWS_MODEL_BLOCK_H
@@ -27,6 +28,12 @@ typedef struct lws_block_io {
     lws_buffer act;       /* silu(gate) * up */
     lws_buffer ffn_out;   /* post_norm: act . W2^T */
     lws_buffer ffn_rstd;
+    /* pre_norm, optional (size 0: none): the norm after this layer, its
+     * output (rows, d), statistics (rows) and weight (d): the next layer's
+     * attention norm, or the final norm. The FFN's residual add writes them
+     * in its kernel, and the next layer runs with xn_ready. */
+    lws_buffer next_xn, next_rstd, next_norm;
+    int xn_ready; /* pre_norm: xn and attn_rstd hold RMSNorm_attn(x) already */
 } lws_block_io;
 
 /* The block's weights (a view of the model's parameters). */
@@ -42,12 +49,18 @@ typedef struct lws_block_kernels {
     void (*project)(void *self, lws_cmd *c, lws_buffer y, lws_buffer x, lws_buffer w, uint32_t n,
                     uint32_t k);
     const char *project_kind; /* its name in op profiles: "matmul" or "matvec" */
-    /* RoPE on io->q and io->k and attention into io->att (with the barriers
-     * it needs, ending with one after the attention). */
+    /* RoPE on io->q and io->k (unless norm_rope rotated them) and attention
+     * into io->att (with the barriers it needs, ending with one after the
+     * attention). */
     void (*attend)(void *self, lws_cmd *c, uint32_t layer, const lws_block_io *io);
     /* Optional timestamp regions around each op (lws bench's per-op profile). */
     int (*op_begin)(void *self, lws_cmd *c, const char *kind);
     void (*op_end)(void *self, lws_cmd *c, int region);
+    /* Optional, with QK-norm: io->q = RoPE(RMSNorm_q(io->q_raw)) and the same
+     * for k, one kernel each, so attend does not rotate. NULL: the recipe
+     * runs QK-norm and attend rotates. */
+    void (*norm_rope)(void *self, lws_cmd *c, uint32_t layer, const lws_block_weights *w,
+                      const lws_block_io *io);
 } lws_block_kernels;
 
 /* Records layer `layer` of cfg (its widths from the schedule). */

@@ -83,6 +83,10 @@ static void describe_grad_scratch(lws_model *m, lws_mem_table *t, lws_dtype act)
     lws_mem_add(t, S, act, n * w.f_max, n * w.f_max, &g->dup, "grad.dup");
     lws_mem_add(t, S, act, n * w.f_max, n * w.f_max, &g->dact, "grad.dact");
     lws_mem_add(t, S, LWS_F32, n * w.qh_max, 0, &g->delta, "grad.delta");
+    if (m->cfg.model.qk_norm)
+        lws_mem_add(t, S, LWS_F32,
+                    lws_rmsnorm_scratch_floats(m->ctx, (uint32_t)n, (uint32_t)w.kv_max), 0,
+                    &g->k_norm_scratch, "grad.k_norm_scratch");
 }
 
 lws_status lws_model_describe(lws_model *m, lws_mem_table *t) {

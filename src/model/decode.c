@@ -37,7 +37,7 @@ static void attend_cache(void *self, lws_cmd *c, uint32_t i, const lws_block_io 
 }
 
 static lws_block_kernels one_token_kernels(lws_decoder *dec) {
-    lws_block_kernels k = {dec, 1, project_one, "matvec", attend_cache, NULL, NULL};
+    lws_block_kernels k = {dec, 1, project_one, "matvec", attend_cache, NULL, NULL, NULL};
     return k;
 }
 

@@ -59,6 +59,7 @@ typedef struct lws_grad_scratch {
     lws_buffer dgate, dup, dact; /* (N, ffn_max) */
     lws_buffer delta;            /* (batch, q_heads_max, seq) attention backward */
     lws_buffer norm_scratch;     /* RMSNorm backward partial sums */
+    lws_buffer k_norm_scratch;   /* the k QK-norm's, so q's and k's run without a barrier */
 } lws_grad_scratch;
 
 struct lws_model {

@@ -57,14 +57,38 @@ static void project_rows(void *self, lws_cmd *c, lws_buffer y, lws_buffer x, lws
     mm(c, LWS_MM_NT, y, x, w, m->tokens, n, k, 0);
 }
 
-/* RoPE in place on q and k at position t % seq, then causal attention. */
+/* The rotations of layer i's q and k: token t at position t % seq. */
+static void rope_shapes(const lws_model *m, uint32_t i, lws_rope_shape *q, lws_rope_shape *k) {
+    shape s = layer_shape(m, i);
+    float theta = (float)m->cfg.model.rope_theta;
+    *q = (lws_rope_shape){m->seq, s.qh, s.hd, theta};
+    *k = (lws_rope_shape){m->seq, s.kvh, s.hd, theta};
+}
+
+/* QK-norm with RoPE, one kernel each for q and k. */
+static void norm_rope_sequence(void *self, lws_cmd *c, uint32_t i, const lws_block_weights *w,
+                               const lws_block_io *io) {
+    lws_model *m = self;
+    lws_rope_shape rq, rk;
+    rope_shapes(m, i, &rq, &rk);
+    float eps = (float)m->cfg.model.norm_eps;
+    OP("rmsnorm_rope",
+       lws_op_rmsnorm_rope_fwd(c, io->q, io->q_rstd, io->q_raw, w->q_norm, m->tokens, rq, eps));
+    OP("rmsnorm_rope",
+       lws_op_rmsnorm_rope_fwd(c, io->k, io->k_rstd, io->k_raw, w->k_norm, m->tokens, rk, eps));
+}
+
+/* RoPE in place on q and k at position t % seq (norm_rope did it with
+ * QK-norm), then causal attention. */
 static void attend_sequence(void *self, lws_cmd *c, uint32_t i, const lws_block_io *io) {
     lws_model *m = self;
     shape s = layer_shape(m, i);
     float theta = (float)m->cfg.model.rope_theta;
-    OP("rope", lws_op_rope(c, io->q, io->q, s.N, m->seq, s.qh, s.hd, theta, 0));
-    OP("rope", lws_op_rope(c, io->k, io->k, s.N, m->seq, s.kvh, s.hd, theta, 0));
-    lws_cmd_barrier(c);
+    if (!m->cfg.model.qk_norm) {
+        OP("rope", lws_op_rope(c, io->q, io->q, s.N, m->seq, s.qh, s.hd, theta, 0));
+        OP("rope", lws_op_rope(c, io->k, io->k, s.N, m->seq, s.kvh, s.hd, theta, 0));
+        lws_cmd_barrier(c);
+    }
     OP("attention", lws_op_attention_fwd(c, io->att, m->acts[i].lse, io->q, io->k, io->v,
                                          m->batch, m->seq, s.qh, s.kvh, s.hd,
                                          1.0f / sqrtf((float)s.hd)));
@@ -79,8 +103,14 @@ static void block_op_end(void *self, lws_cmd *c, int region) {
 }
 
 static lws_block_kernels row_kernels(lws_model *m) {
-    lws_block_kernels k = {m,          m->tokens,      project_rows, "matmul",
-                           attend_sequence, block_op_begin, block_op_end};
+    lws_block_kernels k = {m,
+                           m->tokens,
+                           project_rows,
+                           "matmul",
+                           attend_sequence,
+                           block_op_begin,
+                           block_op_end,
+                           norm_rope_sequence};
     return k;
 }
 
@@ -125,6 +155,16 @@ static void layer_forward(lws_model *m, lws_cmd *c, uint32_t i) {
                        .act = a->act,
                        .ffn_out = a->ffn_out,
                        .ffn_rstd = a->ffn_rstd};
+    if (m->cfg.model.block == LWS_BLOCK_PRE_NORM) {
+        /* The next norm in this layer's last kernel: the next layer's
+         * attention norm, or after the last layer the final norm (the head
+         * then starts from final_xn). */
+        int last = i + 1 == m->cfg.model.n_layers;
+        io.next_xn = last ? m->final_xn : m->acts[i + 1].xn;
+        io.next_rstd = last ? m->final_rstd : m->acts[i + 1].attn_rstd;
+        io.next_norm = last ? m->final_norm->param : m->layers[i + 1].attn_norm->param;
+        io.xn_ready = i > 0;
+    }
     lws_block_kernels k = row_kernels(m);
     lws_block_weights w = lws_model_block_weights(m, i, 1);
     lws_block_forward(&k, c, &m->cfg, i, &w, &io);
@@ -148,22 +188,27 @@ static void attention_backward(lws_model *m, lws_cmd *c, uint32_t i, lws_buffer 
                                              a->att, a->lse, g->delta, m->batch, m->seq, s.qh,
                                              s.kvh, s.hd, 1.0f / sqrtf((float)s.hd)));
     lws_cmd_barrier(c);
-    OP("rope", lws_op_rope(c, g->dq, g->dq, s.N, m->seq, s.qh, s.hd, (float)mc->rope_theta, 1));
-    OP("rope", lws_op_rope(c, g->dk, g->dk, s.N, m->seq, s.kvh, s.hd, (float)mc->rope_theta, 1));
-    lws_cmd_barrier(c);
     lws_buffer dq = g->dq, dk = g->dk;
     if (mc->qk_norm) {
-        OP("rmsnorm_bwd",
-           lws_op_rmsnorm_bwd(c, g->dq_raw, t->q_norm->grad, g->dq, a->q_raw, t->q_norm->param,
-                              a->q_rstd, g->norm_scratch, s.N, s.q, 0));
-        lws_cmd_barrier(c);
-        /* k's norm backward orders its dk_raw before its weight-gradient
-         * pass, and nothing after it touches that pass's buffers: no barrier. */
-        OP("rmsnorm_bwd",
-           lws_op_rmsnorm_bwd(c, g->dk_raw, t->k_norm->grad, g->dk, a->k_raw, t->k_norm->param,
-                              a->k_rstd, g->norm_scratch, s.N, s.kv, 0));
+        /* RoPE's backward inside the norm's (norm_rope_sequence's forward) */
+        lws_rope_shape rq, rk;
+        rope_shapes(m, i, &rq, &rk);
+        OP("rmsnorm_rope_bwd",
+           lws_op_rmsnorm_rope_bwd(c, g->dq_raw, t->q_norm->grad, g->dq, a->q_raw, t->q_norm->param,
+                                   a->q_rstd, g->norm_scratch, s.N, rq, 0));
+        /* Each norm backward orders its input gradient before its
+         * weight-gradient pass, and q's and k's share no buffer (k's partial
+         * sums have a scratch of their own): no barrier between or after. */
+        OP("rmsnorm_rope_bwd",
+           lws_op_rmsnorm_rope_bwd(c, g->dk_raw, t->k_norm->grad, g->dk, a->k_raw, t->k_norm->param,
+                                   a->k_rstd, g->k_norm_scratch, s.N, rk, 0));
         dq = g->dq_raw;
         dk = g->dk_raw;
+    } else {
+        OP("rope", lws_op_rope(c, g->dq, g->dq, s.N, m->seq, s.qh, s.hd, (float)mc->rope_theta, 1));
+        OP("rope",
+           lws_op_rope(c, g->dk, g->dk, s.N, m->seq, s.kvh, s.hd, (float)mc->rope_theta, 1));
+        lws_cmd_barrier(c);
     }
     /* Three products accumulate into din: one at a time. */
     OP("matmul", mm(c, LWS_MM_NN, din, dq, t->wq->mm, s.N, s.d, s.q, din_holds_value));
@@ -238,15 +283,18 @@ static void layer_backward(lws_model *m, lws_cmd *c, uint32_t i) {
     }
 }
 
-/* The final norm; with_loss adds the head with the loss over chunks of
- * tokens (ops/head_loss.c) and, with_backward, its backward into dx. */
+/* The final norm (pre_norm: the last layer's forward wrote it); with_loss
+ * adds the head with the loss over chunks of tokens (ops/head_loss.c) and,
+ * with_backward, its backward into dx. */
 static void head(lws_model *m, lws_cmd *c, int with_loss, int with_backward) {
     uint32_t N = m->tokens, d = m->cfg.model.d_model, V = m->cfg.model.vocab_size;
-    lws_block_kernels k = row_kernels(m);
-    lws_block_final_norm(&k, c, &m->cfg, m->final_x, m->final_xn, m->final_rstd,
-                         m->final_norm->param);
+    if (m->cfg.model.block != LWS_BLOCK_PRE_NORM) {
+        lws_block_kernels k = row_kernels(m);
+        lws_block_final_norm(&k, c, &m->cfg, m->final_x, m->final_xn, m->final_rstd,
+                             m->final_norm->param);
+        if (with_loss) lws_cmd_barrier(c);
+    }
     if (!with_loss) return;
-    lws_cmd_barrier(c);
     lws_grad_scratch *g = &m->gs;
     lws_buffer none = {0};
     /* Every token counts (no ignore index in pre-training batches); the loss

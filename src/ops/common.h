@@ -55,6 +55,13 @@ const char *lws_op_shader(char *buf, size_t size, const char *name, lws_dtype t)
 #define LWS_OP_F32(cmd, op, names, ...)                                                            \
     LWS_TRY(lws_op_require_f32(cmd, op, names, LWS_OP_BUFS(__VA_ARGS__)))
 
+/* ---- RoPE (ops/rope.c), shared with the fused QK-norm (ops/rmsnorm.c) ---- */
+/* Fails the command buffer unless n_tokens rows of r's shape can be rotated. */
+lws_status lws_rope_check(lws_cmd *cmd, const char *op, uint32_t n_tokens, lws_rope_shape r);
+/* r = theta^(-2/head_dim) from fp64 as a float pair hi + lo: the shaders raise
+ * it to the j-th power in double-float arithmetic (rope.glsl). */
+void lws_rope_ratio(float theta, uint32_t head_dim, float *hi, float *lo);
+
 /* Declare bytes [offset, offset + bytes) of b as read or written by the next
  * dispatch (lws_cmd_reads, lws_cmd_writes); nothing when checking is off.
  * Launchers declare exactly what the shader touches, from the shapes. */

@@ -105,8 +105,8 @@ static lws_status rope_decode(lws_cmd *cmd, const char *what, lws_buffer y, lws_
     lws_pipeline *pipe;
     LWS_OP_PIPELINE(cmd, "rope_decode", spec, 1, &pipe);
     /* r = theta^(-2/head_dim) in fp64, passed as a float pair (as lws_op_rope). */
-    double ratio = rotate ? pow((double)theta, -2.0 / (double)head_dim) : 0.0;
-    float ratio_hi = (float)ratio, ratio_lo = (float)(ratio - (double)ratio_hi);
+    float ratio_hi = 0.0f, ratio_lo = 0.0f;
+    if (rotate) lws_rope_ratio(theta, head_dim, &ratio_hi, &ratio_lo);
     rope_decode_push push = {y.addr,     x.addr,  pos.addr, heads,    head_dim,
                              row_stride, max_row, ratio_hi, ratio_lo, rotate ? 1u : 0u};
     uint32_t invocations = rotate ? head_dim / 2 : (uint32_t)width;

@@ -160,6 +160,16 @@ lws_status lws_op_embedding_bwd(lws_cmd *cmd, lws_buffer dtable, lws_buffer dout
  * x, y [rows, cols], w [cols], rstd [rows] (saved for the backward). */
 lws_status lws_op_rmsnorm_fwd(lws_cmd *cmd, lws_buffer y, lws_buffer rstd, lws_buffer x,
                               lws_buffer w, uint32_t rows, uint32_t cols, float eps);
+/* A residual add fused with the norm, rows as above, rstd [rows] saved for
+ * the backward (lws_op_rmsnorm_bwd with the norm's input):
+ *   rmsnorm_add (post-norm): out = res + RMSNorm(y) * w; out may alias res or y.
+ *   add_rmsnorm (pre-norm):  h = res + y, hn = RMSNorm(h) * w, normalising h
+ *   as stored; h may alias res or y, hn neither. */
+lws_status lws_op_rmsnorm_add(lws_cmd *cmd, lws_buffer out, lws_buffer rstd, lws_buffer res,
+                              lws_buffer y, lws_buffer w, uint32_t rows, uint32_t cols, float eps);
+lws_status lws_op_add_rmsnorm(lws_cmd *cmd, lws_buffer h, lws_buffer hn, lws_buffer rstd,
+                              lws_buffer res, lws_buffer y, lws_buffer w, uint32_t rows,
+                              uint32_t cols, float eps);
 /* dx (+)= d/dx, dw += d/dw (dw summed over rows in a fixed order).
  * scratch holds lws_rmsnorm_scratch_floats(ctx, rows, cols) floats. */
 uint32_t lws_rmsnorm_scratch_floats(lws_context *ctx, uint32_t rows, uint32_t cols);
@@ -169,6 +179,12 @@ lws_status lws_op_rmsnorm_bwd(lws_cmd *cmd, lws_buffer dx, lws_buffer dw, lws_bu
 
 /* ---- RoPE (ops/rope.c) ------------------------------------------------------ */
 
+/* The rotation of rows of (heads, head_dim) at position t % seq_len. */
+typedef struct lws_rope_shape {
+    uint32_t seq_len, heads, head_dim;
+    float theta;
+} lws_rope_shape;
+
 /* x, y [n_tokens, heads, head_dim]; token t has position t % seq_len.
  * Rotate-half pairing: element j rotates with j + head_dim/2, angle
  * pos * theta^(-2j/head_dim). inverse = 1 rotates by -angle (the backward).
@@ -176,6 +192,17 @@ lws_status lws_op_rmsnorm_bwd(lws_cmd *cmd, lws_buffer dx, lws_buffer dw, lws_bu
 lws_status lws_op_rope(lws_cmd *cmd, lws_buffer y, lws_buffer x, uint32_t n_tokens,
                        uint32_t seq_len, uint32_t heads, uint32_t head_dim, float theta,
                        int inverse);
+
+/* QK-norm with RoPE in one kernel (ops/rmsnorm.c): y = RoPE(RMSNorm(x) w) over
+ * rows of x (rows, heads, head_dim), the norm over the whole row (heads *
+ * head_dim), token t at position t % seq_len; rstd [rows] saved. y may alias
+ * x. The backward: dy is the gradient of y; dx (+)= d/dx, dw += d/dw, scratch
+ * as lws_op_rmsnorm_bwd's for cols = heads * head_dim. */
+lws_status lws_op_rmsnorm_rope_fwd(lws_cmd *cmd, lws_buffer y, lws_buffer rstd, lws_buffer x,
+                                   lws_buffer w, uint32_t rows, lws_rope_shape rope, float eps);
+lws_status lws_op_rmsnorm_rope_bwd(lws_cmd *cmd, lws_buffer dx, lws_buffer dw, lws_buffer dy,
+                                   lws_buffer x, lws_buffer w, lws_buffer rstd, lws_buffer scratch,
+                                   uint32_t rows, lws_rope_shape rope, int accumulate_dx);
 
 /* ---- causal GQA attention (ops/attention.c) -------------------------------------------- */
 

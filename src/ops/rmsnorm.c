@@ -3,16 +3,43 @@
 
 #include "ops/common.h"
 
+/* The rotation's part of the pushes (shaders with ROPE = 1 read it). */
+typedef struct rope_push {
+    uint32_t seq_len, heads, head_dim;
+    float ratio_hi, ratio_lo;
+} rope_push;
+
 typedef struct rmsnorm_push {
     uint64_t y, rstd, x, w;
     uint32_t rows, cols;
     float eps;
+    rope_push rope;
 } rmsnorm_push;
 
 typedef struct rmsnorm_bwd_push {
     uint64_t dx, dw, dy, x, w, rstd, scratch;
     uint32_t rows, cols, rows_per_block, partials, accumulate_dx;
+    rope_push rope;
 } rmsnorm_bwd_push;
+
+static rope_push rope_part(const lws_rope_shape *r) {
+    rope_push p = {0};
+    if (!r) return p;
+    p.seq_len = r->seq_len, p.heads = r->heads, p.head_dim = r->head_dim;
+    lws_rope_ratio(r->theta, r->head_dim, &p.ratio_hi, &p.ratio_lo);
+    return p;
+}
+
+/* QK-norm with RoPE: rows of rope->heads * head_dim columns, rotatable. */
+static lws_status rope_rows_check(lws_cmd *cmd, const char *op, uint32_t rows, uint32_t cols,
+                                  const lws_rope_shape *rope) {
+    if (!rope) return LWS_OK;
+    LWS_TRY(lws_rope_check(cmd, op, rows, *rope));
+    LWS_OP_REQUIRE(cmd, cols == rope->heads * rope->head_dim,
+                   "%s: cols = %u; RoPE over the norm's rows needs cols = heads * head_dim = %u",
+                   op, cols, rope->heads * rope->head_dim);
+    return LWS_OK;
+}
 
 /* How a workgroup of t.row_wg invocations covers rows: threads invocations
  * per row (about 4 columns each, at most t.row_threads), rows_at_once rows. */
@@ -58,34 +85,125 @@ static lws_status rmsnorm_check_shape(lws_cmd *cmd, const char *op, uint32_t row
     return LWS_OK;
 }
 
-lws_status lws_op_rmsnorm_fwd(lws_cmd *cmd, lws_buffer y, lws_buffer rstd, lws_buffer x,
-                              lws_buffer w, uint32_t rows, uint32_t cols, float eps) {
+/* A forward norm's operands: the activations (one element type), rstd and w. */
+typedef struct norm_fwd {
+    const char *op, *names; /* for messages: the op and its activations' names */
+    lws_buffer elems[4];
+    uint32_t n_elems;
+    lws_buffer rstd, w;
+    uint32_t rows, cols;
+    float eps;
+} norm_fwd;
+
+static lws_status norm_fwd_check(lws_cmd *cmd, const norm_fwd *a, const lws_tuning *t,
+                                 lws_dtype *type) {
+    LWS_TRY(rmsnorm_check_shape(cmd, a->op, a->rows, a->cols, t->row_wg));
+    LWS_TRY(lws_op_elem_type(cmd, a->op, a->names, a->elems, a->n_elems, type));
+    LWS_OP_F32(cmd, a->op, "rstd and w", a->rstd, a->w);
+    uint64_t n = (uint64_t)a->rows * a->cols, bytes = lws_dtype_bytes(*type) * n;
+    for (uint32_t i = 0; i < a->n_elems; i++)
+        LWS_OP_REQUIRE(cmd, a->elems[i].size >= bytes,
+                       "%s: operand %u of %s holds fewer than rows * cols = %llu elements of %s",
+                       a->op, i + 1, a->names, (unsigned long long)n, lws_dtype_name(*type));
+    LWS_OP_REQUIRE(cmd, a->w.size >= 4ull * a->cols, "%s: w holds fewer than cols = %u floats",
+                   a->op, a->cols);
+    LWS_OP_REQUIRE(cmd, a->rstd.size >= 4ull * a->rows,
+                   "%s: rstd holds fewer than rows = %u floats", a->op, a->rows);
+    LWS_OP_REQUIRE(cmd, a->eps >= 0.0f, "%s: eps = %g; it must be >= 0", a->op, (double)a->eps);
+    return LWS_OK;
+}
+
+/* y = RMSNorm(x) w, rotated when rope is not NULL (shaders/rmsnorm.comp). */
+static lws_status rmsnorm_fwd(lws_cmd *cmd, const char *op, lws_buffer y, lws_buffer rstd,
+                              lws_buffer x, lws_buffer w, uint32_t rows, uint32_t cols, float eps,
+                              const lws_rope_shape *rope) {
     lws_tuning t = lws_tuning_get(lws_cmd_context(cmd));
-    LWS_TRY(rmsnorm_check_shape(cmd, "rmsnorm_fwd", rows, cols, t.row_wg));
+    norm_fwd a = {op, "y, x", {y, x}, 2, rstd, w, rows, cols, eps};
     lws_dtype type;
-    LWS_OP_ELEM(cmd, "rmsnorm_fwd", &type, "y, x", y, x);
-    LWS_OP_F32(cmd, "rmsnorm_fwd", "rstd and w", rstd, w);
-    uint64_t n = (uint64_t)rows * cols, bytes = lws_dtype_bytes(type) * n;
-    LWS_OP_REQUIRE(cmd, x.size >= bytes && y.size >= bytes,
-                   "rmsnorm_fwd: x or y holds fewer than rows * cols = %llu elements of %s",
-                   (unsigned long long)n, lws_dtype_name(type));
-    LWS_OP_REQUIRE(cmd, w.size >= 4ull * cols, "rmsnorm_fwd: w holds fewer than cols = %u floats",
-                   cols);
-    LWS_OP_REQUIRE(cmd, rstd.size >= 4ull * rows,
-                   "rmsnorm_fwd: rstd holds fewer than rows = %u floats", rows);
-    LWS_OP_REQUIRE(cmd, eps >= 0.0f, "rmsnorm_fwd: eps = %g; it must be >= 0", (double)eps);
+    LWS_TRY(norm_fwd_check(cmd, &a, &t, &type));
+    LWS_TRY(rope_rows_check(cmd, op, rows, cols, rope));
+    uint64_t bytes = lws_dtype_bytes(type) * (uint64_t)rows * cols;
     row_split r = rmsnorm_split(&t, cols);
-    uint32_t spec[2] = {t.row_wg, r.threads};
+    uint32_t spec[3] = {t.row_wg, r.threads, rope ? 1u : 0u};
     lws_pipeline *pipe;
     char shader[48];
-    LWS_OP_PIPELINE(cmd, lws_op_shader(shader, sizeof shader, "rmsnorm", type), spec, 2, &pipe);
-    rmsnorm_push push = {y.addr, rstd.addr, x.addr, w.addr, rows, cols, eps};
+    LWS_OP_PIPELINE(cmd, lws_op_shader(shader, sizeof shader, "rmsnorm", type), spec, 3, &pipe);
+    rmsnorm_push push = {y.addr, rstd.addr, x.addr, w.addr, rows, cols, eps, rope_part(rope)};
     lws_op_reads(cmd, x, 0, bytes);
     lws_op_reads(cmd, w, 0, 4ull * cols);
     lws_op_writes(cmd, y, 0, bytes);
     lws_op_writes(cmd, rstd, 0, 4ull * rows);
     lws_cmd_dispatch(cmd, pipe, &push, sizeof push, lws_div_up(rows, r.rows_at_once), 1, 1);
     return LWS_OK;
+}
+
+lws_status lws_op_rmsnorm_fwd(lws_cmd *cmd, lws_buffer y, lws_buffer rstd, lws_buffer x,
+                              lws_buffer w, uint32_t rows, uint32_t cols, float eps) {
+    return rmsnorm_fwd(cmd, "rmsnorm_fwd", y, rstd, x, w, rows, cols, eps, NULL);
+}
+
+lws_status lws_op_rmsnorm_rope_fwd(lws_cmd *cmd, lws_buffer y, lws_buffer rstd, lws_buffer x,
+                                   lws_buffer w, uint32_t rows, lws_rope_shape rope, float eps) {
+    return rmsnorm_fwd(cmd, "rmsnorm_rope_fwd", y, rstd, x, w, rows, rope.heads * rope.head_dim,
+                       eps, &rope);
+}
+
+typedef struct rmsnorm_add_push {
+    uint64_t sum, normed, rstd, res, y, w;
+    uint32_t rows, cols;
+    float eps;
+} rmsnorm_add_push;
+
+/* shaders/rmsnorm_add.comp: add_first = 0 gives sum = res + RMSNorm(y) * w,
+ * 1 gives sum = res + y and normed = RMSNorm(sum) * w. */
+static lws_status rmsnorm_add(lws_cmd *cmd, const norm_fwd *a, int add_first, lws_buffer sum,
+                              lws_buffer normed, lws_buffer res, lws_buffer y) {
+    lws_tuning t = lws_tuning_get(lws_cmd_context(cmd));
+    lws_dtype type;
+    LWS_TRY(norm_fwd_check(cmd, a, &t, &type));
+    uint64_t bytes = lws_dtype_bytes(type) * (uint64_t)a->rows * a->cols;
+    row_split r = rmsnorm_split(&t, a->cols);
+    uint32_t spec[3] = {t.row_wg, r.threads, add_first ? 1u : 0u};
+    lws_pipeline *pipe;
+    char shader[48];
+    LWS_OP_PIPELINE(cmd, lws_op_shader(shader, sizeof shader, "rmsnorm_add", type), spec, 3, &pipe);
+    rmsnorm_add_push push = {.sum = sum.addr,
+                             .normed = add_first ? normed.addr : 0,
+                             .rstd = a->rstd.addr,
+                             .res = res.addr,
+                             .y = y.addr,
+                             .w = a->w.addr,
+                             .rows = a->rows,
+                             .cols = a->cols,
+                             .eps = a->eps};
+    lws_op_reads(cmd, res, 0, bytes);
+    lws_op_reads(cmd, y, 0, bytes);
+    lws_op_reads(cmd, a->w, 0, 4ull * a->cols);
+    lws_op_writes(cmd, sum, 0, bytes);
+    if (add_first) lws_op_writes(cmd, normed, 0, bytes);
+    lws_op_writes(cmd, a->rstd, 0, 4ull * a->rows);
+    lws_cmd_dispatch(cmd, pipe, &push, sizeof push, lws_div_up(a->rows, r.rows_at_once), 1, 1);
+    return LWS_OK;
+}
+
+lws_status lws_op_rmsnorm_add(lws_cmd *cmd, lws_buffer out, lws_buffer rstd, lws_buffer res,
+                              lws_buffer y, lws_buffer w, uint32_t rows, uint32_t cols, float eps) {
+    norm_fwd a = {"rmsnorm_add", "out, res, y", {out, res, y}, 3, rstd, w, rows, cols, eps};
+    return rmsnorm_add(cmd, &a, 0, out, out, res, y);
+}
+
+static int overlap(lws_buffer a, lws_buffer b) {
+    return a.buffer == b.buffer && a.offset < b.offset + b.size && b.offset < a.offset + a.size;
+}
+
+lws_status lws_op_add_rmsnorm(lws_cmd *cmd, lws_buffer h, lws_buffer hn, lws_buffer rstd,
+                              lws_buffer res, lws_buffer y, lws_buffer w, uint32_t rows,
+                              uint32_t cols, float eps) {
+    norm_fwd a = {"add_rmsnorm", "h, hn, res, y", {h, hn, res, y}, 4, rstd, w, rows, cols, eps};
+    /* h must survive, and other rows still read res and y while hn is written */
+    LWS_OP_REQUIRE(cmd, !overlap(hn, h) && !overlap(hn, res) && !overlap(hn, y),
+                   "add_rmsnorm: hn overlaps h, res or y; it must be a buffer of its own");
+    return rmsnorm_add(cmd, &a, 1, h, hn, res, y);
 }
 
 uint32_t lws_rmsnorm_scratch_floats(lws_context *ctx, uint32_t rows, uint32_t cols) {
@@ -96,48 +214,55 @@ uint32_t lws_rmsnorm_scratch_floats(lws_context *ctx, uint32_t rows, uint32_t co
     return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
 }
 
-lws_status lws_op_rmsnorm_bwd(lws_cmd *cmd, lws_buffer dx, lws_buffer dw, lws_buffer dy,
-                              lws_buffer x, lws_buffer w, lws_buffer rstd, lws_buffer scratch,
-                              uint32_t rows, uint32_t cols, int accumulate_dx) {
+/* dx (+)= d/dx, dw += d/dw of y = RMSNorm(x) w, rotated when rope is not
+ * NULL (shaders/rmsnorm_bwd.comp). */
+static lws_status rmsnorm_bwd(lws_cmd *cmd, const char *op, lws_buffer dx, lws_buffer dw,
+                              lws_buffer dy, lws_buffer x, lws_buffer w, lws_buffer rstd,
+                              lws_buffer scratch, uint32_t rows, uint32_t cols, int accumulate_dx,
+                              const lws_rope_shape *rope) {
     lws_context *ctx = lws_cmd_context(cmd);
     lws_tuning t = lws_tuning_get(ctx);
-    LWS_TRY(rmsnorm_check_shape(cmd, "rmsnorm_bwd", rows, cols, t.row_wg));
+    LWS_TRY(rmsnorm_check_shape(cmd, op, rows, cols, t.row_wg));
+    LWS_TRY(rope_rows_check(cmd, op, rows, cols, rope));
     lws_dtype type;
-    LWS_OP_ELEM(cmd, "rmsnorm_bwd", &type, "dx, dy, x", dx, dy, x);
-    LWS_OP_F32(cmd, "rmsnorm_bwd", "dw, w, rstd and scratch", dw, w, rstd, scratch);
+    LWS_OP_ELEM(cmd, op, &type, "dx, dy, x", dx, dy, x);
+    LWS_OP_F32(cmd, op, "dw, w, rstd and scratch", dw, w, rstd, scratch);
     uint64_t n = (uint64_t)rows * cols, bytes = lws_dtype_bytes(type) * n;
     LWS_OP_REQUIRE(cmd, dx.size >= bytes && dy.size >= bytes && x.size >= bytes,
-                   "rmsnorm_bwd: dx, dy or x holds fewer than rows * cols = %llu elements of %s",
+                   "%s: dx, dy or x holds fewer than rows * cols = %llu elements of %s", op,
                    (unsigned long long)n, lws_dtype_name(type));
     LWS_OP_REQUIRE(cmd, w.size >= 4ull * cols && dw.size >= 4ull * cols,
-                   "rmsnorm_bwd: w or dw holds fewer than cols = %u floats", cols);
-    LWS_OP_REQUIRE(cmd, rstd.size >= 4ull * rows,
-                   "rmsnorm_bwd: rstd holds fewer than rows = %u floats", rows);
+                   "%s: w or dw holds fewer than cols = %u floats", op, cols);
+    LWS_OP_REQUIRE(cmd, rstd.size >= 4ull * rows, "%s: rstd holds fewer than rows = %u floats", op,
+                   rows);
     row_split r = rmsnorm_split(&t, cols);
     uint32_t per = rmsnorm_rows_per_block(rows, r), blocks = lws_div_up(rows, per);
     uint32_t need = lws_rmsnorm_scratch_floats(ctx, rows, cols);
     LWS_OP_REQUIRE(cmd, scratch.size >= 4ull * need,
-                   "rmsnorm_bwd: scratch holds %llu bytes; lws_rmsnorm_scratch_floats gives %u "
+                   "%s: scratch holds %llu bytes; lws_rmsnorm_scratch_floats gives %u "
                    "floats for rows = %u, cols = %u",
-                   (unsigned long long)scratch.size, need, rows, cols);
-    uint32_t spec0[3] = {t.row_wg, r.threads, 0}, spec1[3] = {t.elementwise_wg, 1, 1};
+                   op, (unsigned long long)scratch.size, need, rows, cols);
+    /* spec: workgroup, ROW_THREADS, PASS, ROPE (pass 1 is the same for both) */
+    uint32_t spec0[4] = {t.row_wg, r.threads, 0, rope ? 1u : 0u};
+    uint32_t spec1[4] = {t.elementwise_wg, 1, 1, 0};
     lws_pipeline *rows_pass, *dw_pass;
     char shader[48];
     lws_op_shader(shader, sizeof shader, "rmsnorm_bwd", type);
-    LWS_OP_PIPELINE(cmd, shader, spec0, 3, &rows_pass);
-    LWS_OP_PIPELINE(cmd, shader, spec1, 3, &dw_pass);
-    rmsnorm_bwd_push push = {dx.addr,
-                             dw.addr,
-                             dy.addr,
-                             x.addr,
-                             w.addr,
-                             rstd.addr,
-                             scratch.addr,
-                             rows,
-                             cols,
-                             per,
-                             blocks * r.rows_at_once,
-                             accumulate_dx ? 1u : 0u};
+    LWS_OP_PIPELINE(cmd, shader, spec0, 4, &rows_pass);
+    LWS_OP_PIPELINE(cmd, shader, spec1, 4, &dw_pass);
+    rmsnorm_bwd_push push = {.dx = dx.addr,
+                             .dw = dw.addr,
+                             .dy = dy.addr,
+                             .x = x.addr,
+                             .w = w.addr,
+                             .rstd = rstd.addr,
+                             .scratch = scratch.addr,
+                             .rows = rows,
+                             .cols = cols,
+                             .rows_per_block = per,
+                             .partials = blocks * r.rows_at_once,
+                             .accumulate_dx = accumulate_dx ? 1u : 0u,
+                             .rope = rope_part(rope)};
     /* Pass 0: dx and the dw partials (every partial row is written, zeros for
      * a row group without rows); pass 1 adds the partials into dw. */
     uint64_t partial_bytes = 4ull * blocks * r.rows_at_once * cols;
@@ -154,4 +279,18 @@ lws_status lws_op_rmsnorm_bwd(lws_cmd *cmd, lws_buffer dx, lws_buffer dw, lws_bu
     lws_op_updates(cmd, dw, 0, 4ull * cols);
     lws_cmd_dispatch(cmd, dw_pass, &push, sizeof push, lws_div_up(cols, t.elementwise_wg), 1, 1);
     return LWS_OK;
+}
+
+lws_status lws_op_rmsnorm_bwd(lws_cmd *cmd, lws_buffer dx, lws_buffer dw, lws_buffer dy,
+                              lws_buffer x, lws_buffer w, lws_buffer rstd, lws_buffer scratch,
+                              uint32_t rows, uint32_t cols, int accumulate_dx) {
+    return rmsnorm_bwd(cmd, "rmsnorm_bwd", dx, dw, dy, x, w, rstd, scratch, rows, cols,
+                       accumulate_dx, NULL);
+}
+
+lws_status lws_op_rmsnorm_rope_bwd(lws_cmd *cmd, lws_buffer dx, lws_buffer dw, lws_buffer dy,
+                                   lws_buffer x, lws_buffer w, lws_buffer rstd, lws_buffer scratch,
+                                   uint32_t rows, lws_rope_shape rope, int accumulate_dx) {
+    return rmsnorm_bwd(cmd, "rmsnorm_rope_bwd", dx, dw, dy, x, w, rstd, scratch, rows,
+                       rope.heads * rope.head_dim, accumulate_dx, &rope);
 }

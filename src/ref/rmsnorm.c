@@ -1,6 +1,9 @@
 #include "ref/rmsnorm.h"
 
 #include <math.h>
+#include <stdlib.h>
+
+#include "ref/rope.h"
 
 static double rmsnorm_rstd(const double *x, size_t cols, double eps) {
     double ss = 0;
@@ -33,4 +36,37 @@ void ref_rmsnorm_bwd(double *dx, double *dw, const double *dy, const double *x, 
             dw[c] += dyr[c] * xr[c] * s;
         }
     }
+}
+
+void ref_rmsnorm_add(double *out, double *rstd, const double *res, const double *y, const double *w,
+                     size_t rows, size_t cols, double eps) {
+    ref_rmsnorm_fwd(out, rstd, y, w, rows, cols, eps);
+    for (size_t i = 0; i < rows * cols; i++) out[i] += res[i];
+}
+
+void ref_add_rmsnorm(double *h, double *hn, double *rstd, const double *res, const double *y,
+                     const double *w, size_t rows, size_t cols, double eps) {
+    for (size_t i = 0; i < rows * cols; i++) h[i] = res[i] + y[i];
+    ref_rmsnorm_fwd(hn, rstd, h, w, rows, cols, eps);
+}
+
+void ref_rmsnorm_rope_fwd(double *y, double *rstd, const double *x, const double *w, size_t rows,
+                          size_t seq_len, size_t heads, size_t head_dim, double theta, double eps) {
+    size_t cols = heads * head_dim;
+    double *normed = malloc(rows * cols * sizeof *normed);
+    if (!normed) abort();
+    ref_rmsnorm_fwd(normed, rstd, x, w, rows, cols, eps);
+    ref_rope(y, normed, rows, seq_len, heads, head_dim, theta, 0);
+    free(normed);
+}
+
+void ref_rmsnorm_rope_bwd(double *dx, double *dw, const double *dy, const double *x,
+                          const double *w, size_t rows, size_t seq_len, size_t heads,
+                          size_t head_dim, double theta, double eps) {
+    size_t cols = heads * head_dim;
+    double *dnormed = malloc(rows * cols * sizeof *dnormed);
+    if (!dnormed) abort();
+    ref_rope(dnormed, dy, rows, seq_len, heads, head_dim, theta, 1); /* R^T dy */
+    ref_rmsnorm_bwd(dx, dw, dnormed, x, w, rows, cols, eps);
+    free(dnormed);
 }

@@ -10,8 +10,8 @@ struct lws_cmd {
     VkPipeline bound;
     lws_status status;
     lws_hazards *hz; /* NULL unless the context checks hazards */
-    uint32_t barriers;
-    int counted; /* barrier statistics added to the context */
+    uint32_t barriers, dispatches;
+    int counted; /* barrier and dispatch counts added to the context */
 };
 
 struct lws_timer {
@@ -126,6 +126,7 @@ void lws_cmd_dispatch(lws_cmd *cmd, lws_pipeline *pipe, const void *push, uint32
         vkCmdPushConstants(cmd->cb, cmd->ctx->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0,
                            LWS_PUSH_BYTES, block);
     }
+    cmd->dispatches++;
     const uint32_t *max = cmd->ctx->caps.max_workgroup_count;
     for (uint32_t z = 0; z < gz; z += max[2])
         for (uint32_t y = 0; y < gy; y += max[1])
@@ -189,6 +190,7 @@ lws_status lws_cmd_end(lws_cmd *cmd) {
         lws_cmd_barrier_stats(cmd, &total, &unneeded);
         cmd->ctx->barriers_total += total;
         cmd->ctx->barriers_unneeded += unneeded;
+        cmd->ctx->dispatches_total += cmd->dispatches;
         cmd->counted = 1;
     }
     full_barrier(cmd->cb);

@@ -451,5 +451,6 @@ void lws_context_barrier_stats(const lws_context *ctx, uint64_t *total, uint64_t
     *total = ctx->barriers_total;
     *unneeded = ctx->barriers_unneeded;
 }
+uint64_t lws_context_dispatches(const lws_context *ctx) { return ctx->dispatches_total; }
 VkDevice lws_context_device(const lws_context *ctx) { return ctx->device; }
 int lws_context_validation(const lws_context *ctx) { return ctx->validation; }

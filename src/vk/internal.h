@@ -68,7 +68,7 @@ struct lws_context {
     /* Hazard checking (hazard.c) and the barrier test hook. */
     int check_hazards;
     uint32_t skip_barrier, barrier_calls;
-    uint64_t barriers_total, barriers_unneeded;
+    uint64_t barriers_total, barriers_unneeded, dispatches_total;
     lws_range_name *names;
     uint32_t name_count, name_capacity;
 
