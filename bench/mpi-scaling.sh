@@ -4,21 +4,22 @@
 # (LP_NUM_THREADS=1), so that 2 ranks use 2 cores where 1 rank uses one. Each
 # rank trains the same micro-batch shape, so 2 ranks process twice the tokens
 # per step; the scaling is total tokens/s of 2 ranks over 1 rank's.
-#   bash bench/mpi-scaling.sh build/lws [CONFIG] [STEPS]
+#   bash bench/mpi-scaling.sh build/lws [CONFIG] [STEPS] [--set PATH=VALUE]...
 # Prints one line per run and the scaling; the reports go to $OUT_DIR
 # (default /tmp/lws-mpi-scaling).
 set -euo pipefail
 lws="${1:?usage: bench/mpi-scaling.sh LWS [CONFIG] [STEPS]}"
 config="${2:-configs/tiny/crown.json}"
 steps="${3:-8}"
+shift $(($# < 3 ? $# : 3))
 out="${OUT_DIR:-/tmp/lws-mpi-scaling}"
 mkdir -p "$out"
 export LP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 py=/usr/bin/python3
 
-"$lws" bench "$config" --steps "$steps" --no-op-profile --json "$out/ranks1.json" >"$out/ranks1.log"
+"$lws" bench "$config" --steps "$steps" --no-op-profile "$@" --json "$out/ranks1.json" >"$out/ranks1.log"
 mpirun --oversubscribe -np 2 --bind-to none "$lws" bench "$config" --steps "$steps" \
-    --no-op-profile --json "$out/ranks2.json" >"$out/ranks2.log"
+    --no-op-profile "$@" --json "$out/ranks2.json" >"$out/ranks2.log"
 
 "$py" - "$out/ranks1.json" "$out/ranks2.json" <<'EOF'
 import json, sys
