@@ -600,6 +600,19 @@ def find_checkpoint(path):
     return os.path.join(root, max(steps)[1])
 
 
+def read_model_file(directory):
+    """(tensors, resolved config dict) of DIR/model.safetensors, whose
+    metadata holds the config the weights were trained with (lws_config)."""
+    path = os.path.join(directory, "model.safetensors")
+    tensors, metadata = read_safetensors(path)
+    if "lws_config" not in metadata:
+        raise InputError(f"file {path}: metadata has no lws_config")
+    try:
+        return tensors, json.loads(metadata["lws_config"])
+    except ValueError as e:
+        raise InputError(f"file {path}: lws_config is not JSON ({e})")
+
+
 def load(path, dtype=torch.float32, device="cpu", precision="fp32"):
     """The model of a checkpoint (see find_checkpoint) with its weights, in
     eval mode; model.config is the resolved config (a dict), model.checkpoint
@@ -607,13 +620,7 @@ def load(path, dtype=torch.float32, device="cpu", precision="fp32"):
     stores 16-bit values (see Precision; dtype float32 then), as lws eval does
     for a run trained with that train.precision; "config" takes the run's."""
     directory = find_checkpoint(path)
-    tensors, metadata = read_safetensors(os.path.join(directory, "model.safetensors"))
-    if "lws_config" not in metadata:
-        raise InputError(f"{directory}/model.safetensors: no lws_config in its metadata")
-    try:
-        config = json.loads(metadata["lws_config"])
-    except ValueError as e:
-        raise InputError(f"{directory}/model.safetensors: lws_config is not JSON ({e})")
+    tensors, config = read_model_file(directory)
     if precision == "config":
         train = config.get("train")
         precision = train.get("precision", "fp32") if isinstance(train, dict) else "fp32"

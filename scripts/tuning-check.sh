@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One vendor's kernel table (LWS_TUNING) end to end on this machine's device:
-# parity with PyTorch for the crown variant, and a 5-step training run of
+# parity with PyTorch for the crown variant in fp32 and bf16 (the kernel
+# tests run every element type under each table), and a 5-step training run of
 # configs/tiny/crown.json on a small corpus, with the hazard checker on.
 #   bash scripts/tuning-check.sh build/lws nvidia
 set -uo pipefail
@@ -12,7 +13,7 @@ rm -rf "$dir"; mkdir -p "$dir"
 export LWS_TUNING="$tuning" LWS_CHECK_HAZARDS=1
 fail=0
 
-LWS_PARITY_VARIANTS=crown LWS_TEST_DIR="$dir/parity" bash "$root/tests/cli_parity.sh" "$lws" ||
+LWS_PARITY_VARIANTS=crown LWS_PARITY_PRECISIONS="fp32 bf16" LWS_TEST_DIR="$dir/parity" bash "$root/tests/cli_parity.sh" "$lws" ||
     fail=1
 
 # The licence texts every Debian system has (about 0.5 MB), as bytes.

@@ -342,13 +342,7 @@ def parity(directory, dtype=torch.float64, report=None):
 
 
 def _parity(directory, dtype, report):
-    tensors, metadata = read_safetensors(os.path.join(directory, "model.safetensors"))
-    if "lws_config" not in metadata:
-        raise InputError(f"file {directory}/model.safetensors: metadata has no lws_config")
-    try:
-        config = json.loads(metadata["lws_config"])
-    except ValueError as e:
-        raise InputError(f"file {directory}/model.safetensors: lws_config is not JSON ({e})")
+    tensors, config = lws_torch.read_model_file(directory)
     cfg, train = ModelConfig(config), TrainConfig(config)
     batch, _ = read_safetensors(os.path.join(directory, "batch.safetensors"))
     lws_grads, _ = read_safetensors(os.path.join(directory, "grads.safetensors"))
