@@ -174,7 +174,7 @@ static int dry_run(const sweep_plan *p, const char *device) {
 
 /* ---- state of the runs ------------------------------------------------------------ */
 
-enum { RUN_TODO, RUN_RUNNING, RUN_DONE, RUN_FAILED };
+enum { RUN_PENDING, RUN_RUNNING, RUN_DONE, RUN_FAILED };
 
 static int file_exists(const char *dir, const char *name) {
     char path[1500];
@@ -187,7 +187,7 @@ static int file_exists(const char *dir, const char *name) {
 static lws_status run_state(const sweep_plan *p, const sweep_run *r, int *state) {
     char path[1500];
     snprintf(path, sizeof path, "%s/config.json", r->dir);
-    *state = RUN_TODO;
+    *state = RUN_PENDING;
     if (access(path, F_OK) == 0) {
         char *text = NULL;
         size_t len = 0;
@@ -309,7 +309,7 @@ static void finish_run(scheduler *s, uint32_t slot, int status) {
         format_duration(each * s->todo / s->args->n_devices, eta, sizeof eta);
         printf("done %u/%u runs; about %s to go\n", s->done, s->plan->n_runs, eta);
     } else if (stop_signal || code == 130 || code == 128 + SIGTERM || code == 128 + SIGINT) {
-        s->state[run] = RUN_TODO; /* resumes from its checkpoint next time */
+        s->state[run] = RUN_PENDING; /* resumes from its checkpoint next time */
         printf("run %s stopped (it resumes from its checkpoint when the sweep starts again)\n",
                name);
     } else {
@@ -327,7 +327,7 @@ static void schedule(scheduler *s) {
     uint32_t next = 0;
     for (;;) {
         for (uint32_t slot = 0; slot < a->n_devices && !stop_signal; slot++) {
-            while (next < s->plan->n_runs && s->state[next] != RUN_TODO) next++;
+            while (next < s->plan->n_runs && s->state[next] != RUN_PENDING) next++;
             if (s->pid[slot] || next == s->plan->n_runs) continue;
             if (start_run(s, slot, next) != 0) {
                 s->state[next] = RUN_FAILED, s->failed++, s->todo--;

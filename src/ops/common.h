@@ -77,4 +77,21 @@ static inline void lws_op_updates(lws_cmd *cmd, lws_buffer b, uint64_t offset, u
     lws_op_writes(cmd, b, offset, bytes);
 }
 
+/* The first pass of a reduction over the optimizer table's tensors
+ * (grad_norm.comp, nonfinite.comp: one push layout): checks the operands,
+ * records pass 0 (one partial per chunk of LWS_OPTIM_CHUNK elements into
+ * scratch, reaching the tensors through the table's device addresses, so it
+ * declares a read of the whole arena, `what`), the barrier, and pass 1's
+ * read of the partials. The caller declares pass 1's other accesses and
+ * dispatches *pass1 with *push over one workgroup. out: the address pass 1
+ * writes (push's first field). */
+typedef struct lws_table_reduce_push {
+    uint64_t out, table, partials;
+    uint32_t n_tensors, total_chunks, chunk;
+} lws_table_reduce_push;
+lws_status lws_op_table_reduce(lws_cmd *cmd, const char *shader, const char *what, uint64_t out,
+                               lws_buffer table, uint32_t n_tensors, uint32_t total_chunks,
+                               lws_buffer scratch, lws_pipeline **pass1,
+                               lws_table_reduce_push *push);
+
 #endif
