@@ -395,6 +395,7 @@ def run_mode(ref, torch, config, args, device, precision, compiled):
                         "stdev": statistics.stdev(times) if len(times) > 1 else 0.0,
                         "all": times},
             "device_ms": None,
+            "host_waits_per_step": None,
         },
         "peak": {"measured_tflops": peak, "measured_with": peak_how,
                  "datasheet_tflops": args.peak_tflops},

@@ -1,7 +1,8 @@
 // lws-test: vulkan timeout=600
 /* Every command buffer the model records — training (embedding, each
  * layer's forward and backward, the head with the loss, the embedding
- * backward, the optimizer), evaluation, logits and decoding — passes the
+ * backward, the optimizer, the transfers of a step in one submission),
+ * evaluation, logits and decoding — passes the
  * hazard checker for every tiny config (post- and pre-norm, tied and untied,
  * both GQA policies, an odd depth), in bf16 and fp16 too (the 16-bit weight
  * copy after the optimizer, the loss scale), with the output head in one
@@ -9,6 +10,7 @@
  * real recording left out (LWS_SKIP_BARRIER's context option), inside a layer's forward and inside
  * its backward, the checker refuses the recording naming both operations, their shaders, the
  * buffers and the layer. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,15 +36,36 @@ static uint32_t barriers_of(const lws_cmd *c, uint32_t *unneeded) {
     return total;
 }
 
+/* Records the one-submission step (its transfers before, between and after
+ * the micro-batches) and runs it once: each transfer buffer declares its
+ * copies to the checker, and needs no barrier of its own. */
+static void check_whole_step(lws_model *m, uint32_t accum) {
+    for (uint32_t a = 0; a < accum; a++) {
+        uint32_t *inputs, *targets;
+        CHECK_OK(lws_model_step_batch(m, a, &inputs, &targets));
+        for (uint32_t i = 0; i < m->tokens; i++)
+            inputs[i] = (i * 7 + a) % 256, targets[i] = i % 256;
+    }
+    double loss = 0, norm = 0, nonfinite = 0;
+    CHECK_OK(lws_model_step(m, 1e-3, 1, NULL, &loss, &norm, &nonfinite));
+    uint32_t barriers = 0, unneeded = 0;
+    for (uint32_t a = 0; m->cmd_step_copies && a <= accum; a++)
+        barriers += barriers_of(m->cmd_step_copies[a], &unneeded);
+    CHECK(m->cmd_step_copies && barriers == 0 && unneeded == 0 && isfinite(loss) && nonfinite == 0,
+          "the step's transfers: %u barriers, %u unneeded; loss %g, %g non-finite", barriers,
+          unneeded, loss, nonfinite);
+}
+
 /* Builds the training and inference models and a decoder under the checker,
  * in the given precision, the head in chunks of head_chunk tokens ("" for
- * the default: one chunk); the logits of a forward are recorded too. */
+ * the default: one chunk); the logits of a forward are recorded too, and
+ * the training model's step in one submission of two micro-batches. */
 static void check_recordings(const char *path, const char *precision, const char *head_chunk) {
     lws_config cfg;
     char set[64];
     snprintf(set, sizeof set, "train.precision=%s", precision);
-    const char *sets[] = {set};
-    CHECK_OK(lws_config_load_with(path, sets, 1, &cfg));
+    const char *sets[] = {set, "train.grad_accum=2"};
+    CHECK_OK(lws_config_load_with(path, sets, 2, &cfg));
     setenv("LWS_HEAD_CHUNK_ROWS", head_chunk, 1);
     lws_context *ctx = checked_context(0);
     lws_model *train = NULL, *infer = NULL;
@@ -54,6 +77,7 @@ static void check_recordings(const char *path, const char *precision, const char
     float *logits = test_malloc(18 * cfg.model.vocab_size * sizeof *logits);
     if (infer) CHECK_OK(lws_model_logits(infer, tokens, logits));
     free(logits);
+    if (train) check_whole_step(train, 2);
     unsetenv("LWS_HEAD_CHUNK_ROWS");
     uint64_t total = 0, unneeded = 0;
     lws_context_barrier_stats(ctx, &total, &unneeded);

@@ -5,6 +5,7 @@
 #ifndef LWS_MODEL_PUBLIC_H
 #define LWS_MODEL_PUBLIC_H
 
+#include <signal.h>
 #include <stdio.h>
 
 #include "lws/config.h"
@@ -127,6 +128,38 @@ lws_status lws_model_logits(lws_model *m, const uint32_t *inputs, float *logits)
  * `step`: the schedule and the bias corrections go on as if it had run. */
 lws_status lws_model_optimizer_step(lws_model *m, double lr, uint64_t step, double *grad_norm,
                                     double *nonfinite);
+/* Micro-batches per submission of lws_model_step: a step of up to this many
+ * is one submission; a longer one is submitted this many at a time, so that
+ * a stop (SIGTERM) waits for at most this many micro-batches, not for a
+ * whole long accumulation. */
+#define LWS_STEP_GROUP 8u
+/* A whole optimizer step in one submission with one host wait, for a
+ * training model that is not sharded (model/whole_step.c): the copy of each
+ * micro-batch's tokens, its forward, head and backward (the command buffers
+ * of lws_model_forward_backward, submitted once per micro-batch), the copy
+ * of its per-token losses, then the optimizer of lws_model_optimizer_step
+ * with the hyperparameters copied in and read back, all from and into one
+ * host-visible buffer. Gives the same losses, norms and weights, bit for
+ * bit, as grad_accum lws_model_forward_backward calls and an
+ * lws_model_optimizer_step. Whether this model can (training, unsharded): */
+int lws_model_has_whole_step(const lws_model *m);
+/* Where micro-batch a (0 .. grad_accum - 1) of the next lws_model_step goes:
+ * batch * seq uint32 inputs and targets in host-visible memory, for the
+ * caller to fill. The first call records the step. */
+lws_status lws_model_step_batch(lws_model *m, uint32_t a, uint32_t **inputs, uint32_t **targets);
+/* Runs the step on the micro-batches filled through lws_model_step_batch
+ * (each checked against the vocabulary before anything is submitted): loss
+ * is the mean over the micro-batches of each one's mean token loss (summed
+ * in double in the order of lws_model_forward_backward), grad_norm and
+ * nonfinite as lws_model_optimizer_step gives them. The update has run when
+ * this returns, whatever the loss: a non-finite gradient norm skipped it
+ * (parameters and moments stay), as in lws_model_optimizer_step. In fp16 the
+ * loss scale is updated on the host (when the loss is finite) and reaches the
+ * device with the next step's hyperparameters. stop (may be NULL) is read
+ * before each submission: non-zero returns LWS_ERR_INTERRUPTED before the
+ * update (the gradients of the micro-batches run so far stay accumulated). */
+lws_status lws_model_step(lws_model *m, double lr, uint64_t step, const volatile sig_atomic_t *stop,
+                          double *loss, double *grad_norm, double *nonfinite);
 /* The same for a sharded model, over its slice: the slice's squared gradient
  * norm is summed over the ranks by sum(user, x, 1) (every rank calls it, in
  * the same order), clipping uses the global norm, and the non-finite counts
@@ -177,7 +210,10 @@ lws_loss_scale lws_model_loss_scale(const lws_model *m);
  * [1, LWS_LOSS_SCALE_MAX]; only for an fp16 training model. */
 lws_status lws_model_set_loss_scale(lws_model *m, double scale, uint32_t good_steps);
 
-/* Device times of the last step, from timestamp queries (0 without them). */
+/* Device times of the last step, from timestamp queries (0 without them).
+ * Each micro-batch rewrites the layer, embedding and head regions, so with
+ * grad_accum > 1 they time the step's last micro-batch (in either way of
+ * running a step); the optimizer runs once per step. */
 typedef struct lws_timing {
     double *layer_fwd_ms, *layer_bwd_ms; /* [n_layers], given by the caller */
     double embed_ms, head_ms, embed_bwd_ms, optim_ms;

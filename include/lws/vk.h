@@ -161,6 +161,11 @@ void lws_context_barrier_stats(const lws_context *ctx, uint64_t *total, uint64_t
  * over the device's workgroup-count limit counts once); counted when each
  * buffer ends. */
 uint64_t lws_context_dispatches(const lws_context *ctx);
+/* Times the host has waited for the device in this context: every fence
+ * wait of a submission (lws_submit, lws_submit_polling) and of a transfer
+ * (lws_upload, lws_download, lws_fill). Reading timestamps after a
+ * submission completed does not wait and is not counted. */
+uint64_t lws_context_host_waits(const lws_context *ctx);
 
 /* Validation messages (warnings and errors) seen by the debug messenger of
  * any context in this process; tests fail when it is non-zero. */
@@ -202,6 +207,18 @@ VkDeviceSize lws_memory_peak(const lws_context *ctx);
 /* Bytes reserved from the driver by the arena (blocks), staging excluded. */
 VkDeviceSize lws_memory_reserved(const lws_context *ctx);
 
+/* A host-visible, host-coherent buffer of its own allocation, mapped for
+ * its lifetime: command buffers copy between it and the arena (range is the
+ * whole buffer, to slice), the host reads and writes map. Outside the arena
+ * and its memory plan: host memory on most devices. */
+typedef struct lws_host_buffer {
+    lws_buffer range;
+    void *map;
+    VkDeviceMemory memory;
+} lws_host_buffer;
+lws_status lws_host_buffer_create(lws_context *ctx, VkDeviceSize bytes, lws_host_buffer *out);
+void lws_host_buffer_destroy(lws_context *ctx, lws_host_buffer *b);
+
 /* Copies host memory to a buffer and back, through a host-visible staging
  * buffer; both wait for completion. */
 lws_status lws_upload(lws_context *ctx, lws_buffer dst, const void *src, size_t bytes);
@@ -235,7 +252,9 @@ const lws_spirv *lws_spirv_all(size_t *count);
 typedef struct lws_cmd lws_cmd;
 typedef struct lws_timer lws_timer;
 
-/* Begins a command buffer. reusable = 1 records once for many submissions.
+/* Begins a command buffer. reusable = 1 records once for many submissions,
+ * also several times within one submission (simultaneous use: a training
+ * step submits each micro-batch's buffers once per micro-batch).
  * Every command buffer starts with a full compute/transfer barrier, so
  * command buffers submitted one after another see each other's writes.
  *
@@ -288,6 +307,10 @@ void lws_cmd_barrier_stats(const lws_cmd *cmd, uint32_t *total, uint32_t *unneed
  * own accesses. */
 void lws_cmd_fill(lws_cmd *cmd, lws_buffer dst, uint32_t pattern);
 void lws_cmd_copy(lws_cmd *cmd, lws_buffer src, lws_buffer dst, VkDeviceSize bytes);
+/* Makes the transfer writes recorded so far visible to the host once the
+ * submission's fence has signalled (copies into an lws_host_buffer that the
+ * host reads after the wait). */
+void lws_cmd_host_barrier(lws_cmd *cmd);
 /* Records a failure during recording (a launcher that cannot get its
  * pipeline); lws_cmd_end then returns it. */
 lws_status lws_cmd_fail(lws_cmd *cmd, lws_status s);

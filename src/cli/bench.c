@@ -205,6 +205,7 @@ typedef struct bench_result {
     double *fwd_ms, *bwd_ms;     /* [steps][L] */
     double *stage_ms;            /* [steps][4]: embed, head, embed backward, optimizer */
     double first_loss, last_loss;
+    uint64_t host_waits;    /* over the timed steps (lws_context_host_waits) */
     lws_dist_step *dstep;   /* several ranks: their step */
     lws_dist_stats *dstats; /* [steps] its reductions */
 } bench_result;
@@ -228,18 +229,22 @@ static void result_free(bench_result *r) {
     lws_dist_step_destroy(r->dstep);
 }
 
-/* Per-layer and per-stage device times of the step just run. */
+/* Per-layer and per-stage device times of the step just run: the layers,
+ * embedding and head of its last micro-batch (lws_model_read_timing), so the
+ * device's busy time counts that micro-batch grad_accum times. */
 static lws_status read_step_times(lws_model *m, bench_result *res, uint32_t t, double *fwd,
                                   double *bwd) {
-    uint32_t L = lws_model_get_config(m)->model.n_layers;
+    const lws_config *cfg = lws_model_get_config(m);
+    uint32_t L = cfg->model.n_layers, A = cfg->train.grad_accum ? cfg->train.grad_accum : 1;
     lws_timing timing = {fwd, bwd, 0, 0, 0, 0};
     LWS_TRY(lws_model_read_timing(m, &timing));
-    double busy = timing.embed_ms + timing.head_ms + timing.embed_bwd_ms + timing.optim_ms;
+    double micro = timing.embed_ms + timing.head_ms + timing.embed_bwd_ms;
     for (uint32_t i = 0; i < L; i++) {
         res->fwd_ms[(size_t)t * L + i] = fwd[i];
         res->bwd_ms[(size_t)t * L + i] = bwd[i];
-        busy += fwd[i] + bwd[i];
+        micro += fwd[i] + bwd[i];
     }
+    double busy = A * micro + timing.optim_ms;
     double *stage = res->stage_ms + (size_t)t * 4;
     stage[0] = timing.embed_ms;
     stage[1] = timing.head_ms;
@@ -265,6 +270,7 @@ static lws_status run_steps(lws_model *m, uint32_t warmup, const char *phase, op
     uint32_t total = warmup + res->steps;
     for (uint32_t step = 0; s == LWS_OK && step < total; step++) {
         double t0 = now_ms();
+        uint64_t waits = lws_context_host_waits(lws_model_context(m));
         lws_step_result r;
         lws_dist_stats dstats;
         if (res->dstep)
@@ -282,6 +288,7 @@ static lws_status run_steps(lws_model *m, uint32_t warmup, const char *phase, op
         if (!timed) continue;
         uint32_t t = step - warmup;
         res->step_ms[t] = ms;
+        res->host_waits += lws_context_host_waits(lws_model_context(m)) - waits;
         if (res->dstep) res->dstats[t] = dstats;
         if (has_timestamps) s = read_step_times(m, res, t, fwd, bwd);
         if (s == LWS_OK && has_timestamps && ops) s = op_profile_read(m, ops, t);
@@ -409,6 +416,7 @@ typedef struct bench_run {
     double peak, tok_s, mfu, mfu_sheet, device_ms, mem_peak, mem_reserved;
     uint64_t barriers, unneeded_barriers; /* recorded by the model; unneeded ones when checked */
     uint64_t dispatches;                  /* recorded by the model */
+    double host_waits_per_step;           /* mean over the timed steps */
     int barriers_checked;
     lws_stats step;
     cJSON *layers_json, *stages_json, *ops_json, *dist_json;
@@ -434,7 +442,8 @@ lws_status lws_cli_peak(const char *device, double *peak) {
 static void print_layers(bench_run *r) {
     const lws_config *cfg = r->cfg;
     uint32_t L = cfg->model.n_layers, steps = r->res.steps;
-    printf("\nper layer (median ms over the timed steps):\n");
+    printf("\nper layer (median ms over the timed steps%s):\n",
+           r->A > 1 ? "; each step's last micro-batch" : "");
     printf("  %5s %7s %8s %7s %10s %10s %11s\n", "layer", "q_heads", "kv_heads", "ffn_dim",
            "forward", "backward", "fwd TFLOP/s");
     r->layers_json = cJSON_CreateArray();
@@ -472,7 +481,9 @@ static void print_summary(const bench_run *r, const bench_options *o) {
     printf("\nthroughput: %.1f tokens/s; step %.2f ms median (min %.2f, max %.2f, stdev %.2f "
            "over %u steps)",
            r->tok_s, r->step.median, r->step.min, r->step.max, r->step.stdev, o->steps);
-    if (isfinite(r->device_ms)) printf("; device busy %.2f ms", r->device_ms);
+    if (isfinite(r->device_ms))
+        printf("; device busy %.2f ms%s", r->device_ms,
+               r->A > 1 ? " (the last micro-batch's times x grad_accum, and the optimizer)" : "");
     if (isfinite(r->mfu))
         printf("\nMFU: %.2f%% of the measured %.4g TFLOP/s", 100 * r->mfu, r->peak);
     else
@@ -483,6 +494,9 @@ static void print_summary(const bench_run *r, const bench_options *o) {
     printf("peak device memory: %.1f MiB (arena high-water mark); %.1f MiB reserved from the "
            "driver\n",
            r->mem_peak / 1048576.0, r->mem_reserved / 1048576.0);
+    printf("host waits per step: %.2f (the host waiting for the device: submissions, uploads "
+           "and downloads)\n",
+           r->host_waits_per_step);
     printf("dispatches: %llu recorded in the model's command buffers\n",
            (unsigned long long)r->dispatches);
     printf("barriers: %llu recorded in the model's command buffers", (unsigned long long)r->barriers);
@@ -522,6 +536,7 @@ static int write_report(bench_run *r, const bench_options *o) {
     cJSON_AddNumberToObject(thr, "tokens_per_s", r->tok_s);
     cJSON_AddItemToObject(thr, "step_ms", stats_json(r->res.step_ms, o->steps));
     lws_json_number_or_null(thr, "device_ms", r->device_ms);
+    cJSON_AddNumberToObject(thr, "host_waits_per_step", r->host_waits_per_step);
     cJSON *pk = cJSON_AddObjectToObject(j, "peak");
     lws_json_number_or_null(pk, "measured_tflops", r->peak);
     cJSON_AddStringToObject(pk, "measured_with", peak_method);
@@ -605,6 +620,7 @@ static int bench_train(const bench_options *o, const lws_config *cfg) {
     if (rc == 0) {
         int has_timestamps = r.caps->timestamp_period_ns > 0;
         r.step = lws_stats_of(r.res.step_ms, o->steps);
+        r.host_waits_per_step = (double)r.res.host_waits / o->steps;
         r.tok_s = (double)r.B * r.T * r.A / (r.step.median * 1e-3);
         double flops_per_token = lws_config_train_flops_per_token_at(cfg, r.T);
         r.mfu = r.tok_s * flops_per_token / (r.peak * 1e12);

@@ -67,7 +67,10 @@ lws_loss_scale lws_model_loss_scale(const lws_model *m) {
     return m->scaler;
 }
 
-lws_status lws_model_set_loss_scale(lws_model *m, double scale, uint32_t good_steps) {
+/* Sets the scale on the host and, with upload, in the hyper buffer the loss
+ * reads; without, the device copy is marked stale (loss_scale_stale) and
+ * written before the next submission that reads it. */
+static lws_status store_loss_scale(lws_model *m, double scale, uint32_t good_steps, int upload) {
     int exponent = 0;
     if (!m->scaler.dynamic)
         return lws_fail(LWS_ERR_INVALID,
@@ -80,11 +83,17 @@ lws_status lws_model_set_loss_scale(lws_model *m, double scale, uint32_t good_st
                         scale);
     m->scaler.scale = scale;
     m->scaler.good_steps = good_steps;
+    m->loss_scale_stale = !upload;
+    if (!upload) return LWS_OK;
     float value = (float)scale;
     return lws_upload(m->ctx, m->loss_scale, &value, sizeof value);
 }
 
-lws_status lws_model_update_loss_scale(lws_model *m, double grad_norm) {
+lws_status lws_model_set_loss_scale(lws_model *m, double scale, uint32_t good_steps) {
+    return store_loss_scale(m, scale, good_steps, 1);
+}
+
+lws_status lws_model_update_loss_scale(lws_model *m, double grad_norm, int upload) {
     lws_loss_scale *s = &m->scaler;
     s->skipped = !isfinite(grad_norm);
     if (!s->dynamic) return LWS_OK;
@@ -94,11 +103,11 @@ lws_status lws_model_update_loss_scale(lws_model *m, double grad_norm) {
                             "the gradients overflow fp16 at a loss scale of 1 (the gradient norm "
                             "is %g): train in bf16 or fp32 (train.precision)",
                             grad_norm);
-        return lws_model_set_loss_scale(m, s->scale / 2, 0);
+        return store_loss_scale(m, s->scale / 2, 0, upload);
     }
     if (++s->good_steps < LWS_LOSS_SCALE_GROWTH_STEPS || s->scale >= LWS_LOSS_SCALE_MAX)
         return LWS_OK;
-    return lws_model_set_loss_scale(m, s->scale * 2, 0);
+    return store_loss_scale(m, s->scale * 2, 0, upload);
 }
 
 lws_status lws_model_skeleton(const lws_config *cfg, uint32_t batch, uint32_t seq, int training,
@@ -224,6 +233,7 @@ void lws_model_destroy(lws_model *m) {
     lws_cmd_destroy(m->cmd_optim);
     lws_cmd_destroy(m->cmd_shard_norm);
     lws_cmd_destroy(m->cmd_shard_step);
+    lws_model_destroy_whole_step(m);
     for (uint32_t i = 0; i < L; i++) {
         if (m->cmd_fwd) lws_cmd_destroy(m->cmd_fwd[i]);
         if (m->cmd_bwd) lws_cmd_destroy(m->cmd_bwd[i]);
@@ -274,13 +284,22 @@ lws_status lws_model_init_weights(lws_model *m, uint64_t seed) {
     return s == LWS_OK ? lws_model_refresh_weights16(m) : s;
 }
 
-lws_status lws_model_upload_batch(lws_model *m, const uint32_t *inputs, const uint32_t *targets) {
+lws_status lws_model_check_tokens(const lws_model *m, const uint32_t *inputs,
+                                  const uint32_t *targets, const char *batch) {
     uint32_t V = m->cfg.model.vocab_size;
     for (uint32_t i = 0; i < m->tokens; i++)
         if (inputs[i] >= V || (targets && targets[i] >= V))
             return lws_fail(LWS_ERR_DATA,
-                            "token %u at position %u of the batch is outside the vocabulary (%u)",
-                            inputs[i] >= V ? inputs[i] : targets[i], i, V);
+                            "token %u at position %u of %s is outside the vocabulary (%u)",
+                            inputs[i] >= V ? inputs[i] : targets[i], i, batch, V);
+    return LWS_OK;
+}
+
+lws_status lws_model_upload_batch(lws_model *m, const uint32_t *inputs, const uint32_t *targets) {
+    LWS_TRY(lws_model_check_tokens(m, inputs, targets, "the batch"));
+    /* a one-submission step changed the scale on the host only */
+    if (m->loss_scale_stale)
+        LWS_TRY(lws_model_set_loss_scale(m, m->scaler.scale, m->scaler.good_steps));
     uint8_t *io = m->host_io;
     if ((const uint8_t *)inputs != io) memcpy(io, inputs, (size_t)m->tokens * 4);
     if (!targets)
@@ -295,10 +314,14 @@ lws_status lws_model_upload_batch(lws_model *m, const uint32_t *inputs, const ui
 lws_status lws_model_sum_losses(lws_model *m, uint32_t count, double *sum) {
     float *losses = m->host_losses;
     LWS_TRY(lws_download(m->ctx, m->losses, losses, (size_t)m->tokens * sizeof *losses));
+    *sum = lws_model_loss_total(losses, count);
+    return LWS_OK;
+}
+
+double lws_model_loss_total(const float *losses, uint32_t count) {
     double total = 0;
     for (uint32_t i = 0; i < count; i++) total += losses[i];
-    *sum = total;
-    return LWS_OK;
+    return total;
 }
 
 lws_status lws_model_forward_backward(lws_model *m, const uint32_t *inputs, const uint32_t *targets,
@@ -359,7 +382,7 @@ lws_status lws_model_optimizer_step(lws_model *m, double lr, uint64_t step, doub
     LWS_TRY(lws_download(m->ctx, m->hyper, &h, sizeof h));
     *grad_norm = h.grad_norm;
     *nonfinite = h.nonfinite;
-    return lws_model_update_loss_scale(m, h.grad_norm);
+    return lws_model_update_loss_scale(m, h.grad_norm, 1);
 }
 
 lws_status lws_model_read_timing(lws_model *m, lws_timing *t) {

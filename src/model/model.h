@@ -123,6 +123,17 @@ struct lws_model {
     int region_embed, region_head, region_embed_bwd, region_optim;
     double *timing_ms; /* host copy of the timer's regions (lws_model_read_timing) */
     lws_mem_table mem; /* what was allocated (model/buffers.c) */
+
+    /* One submission per optimizer step (model/whole_step.c), recorded by the
+     * first lws_model_step_batch of an unsharded training model. */
+    lws_host_buffer step_host; /* [A] micro-batches (io's layout), hyper in, hyper out,
+                                * [A][tokens] losses; A = train.grad_accum */
+    uint64_t step_io_bytes;    /* one micro-batch's inputs and targets (io's layout) */
+    uint64_t step_batch_stride, step_hyper_in, step_hyper_out, step_losses; /* bytes */
+    lws_cmd **cmd_step_copies; /* [A + 1]: the transfers before, between and after */
+    lws_cmd **whole_step_cmds; /* the step's submission order */
+    uint32_t n_whole_step_cmds;
+    int loss_scale_stale; /* scaler.scale changed on the host only (lws_model_step) */
 };
 
 /* The model's device memory described once (model/buffers.c): every buffer

@@ -120,5 +120,5 @@ lws_status lws_model_optimizer_step_shard(lws_model *m, double lr, uint64_t step
     *grad_norm = norm;
     *nonfinite = total;
     /* every rank has the same norm: their loss scales stay alike */
-    return lws_model_update_loss_scale(m, norm);
+    return lws_model_update_loss_scale(m, norm, 1);
 }

@@ -1,6 +1,8 @@
 /* One optimizer step, the only place the host side of a step is written:
  * grad_accum micro-batches of forward and backward, then clipping and AdamW.
- * lws train, lws bench and the parity dump all run their steps here. */
+ * lws train, lws bench and the parity dump all run their steps here: a model
+ * that can runs the step as one submission (lws_model_step), the others
+ * (ZeRO-1 shards) one submission per micro-batch and one for the update. */
 #include <math.h>
 
 #include "lws/train.h"
@@ -48,15 +50,44 @@ lws_status lws_train_update(lws_model *m, uint64_t step, double lr, double *grad
     return lws_train_check_update(m, step, lr, *grad_norm, nonfinite);
 }
 
+/* The step in one submission (lws_model_step): the stop flag is checked
+ * before it is submitted (and between groups of LWS_STEP_GROUP micro-batches
+ * of a longer accumulation); once submitted a group runs to its end. */
+static lws_status whole_step(lws_model *m, const lws_batch_source *src, uint64_t step,
+                             const lws_stop_flag *stop, lws_step_result *out) {
+    uint32_t A = lws_model_get_config(m)->train.grad_accum;
+    if (A == 0) A = 1;
+    for (uint32_t a = 0; a < A; a++) {
+        uint32_t *inputs, *targets;
+        LWS_TRY(lws_model_step_batch(m, a, &inputs, &targets));
+        LWS_TRY(src->next(src->state, a, inputs, targets));
+    }
+    double nonfinite = 0;
+    LWS_TRY(lws_model_step(m, out->lr, step, stop, &out->loss, &out->grad_norm, &nonfinite));
+    /* A non-finite gradient norm left the weights as they were (AdamW skips
+     * such an update); any other update has been applied. */
+    out->updated = isfinite(out->grad_norm) != 0;
+    if (!isfinite(out->loss))
+        return lws_fail(LWS_ERR_NUMERIC, "the loss is %g; %s", out->loss,
+                        out->updated ? "the update of this step has run"
+                                     : "the update was skipped (non-finite gradient norm)");
+    out->updated = 1;
+    return lws_train_check_update(m, step, out->lr, out->grad_norm, nonfinite);
+}
+
 lws_status lws_train_step(lws_model *m, const lws_batch_source *src, uint64_t step,
                           const lws_stop_flag *stop, lws_step_result *out) {
     out->lr = lws_lr_at(&lws_model_get_config(m)->train, step);
     out->grad_norm = 0;
     out->updated = 0;
     out->all_ranks = out->stop = 0;
-    LWS_TRY(lws_train_accumulate(m, src, stop, &out->loss));
-    out->updated = 1;
-    LWS_TRY(lws_train_update(m, step, out->lr, &out->grad_norm));
+    if (lws_model_has_whole_step(m)) {
+        LWS_TRY(whole_step(m, src, step, stop, out));
+    } else {
+        LWS_TRY(lws_train_accumulate(m, src, stop, &out->loss));
+        out->updated = 1;
+        LWS_TRY(lws_train_update(m, step, out->lr, &out->grad_norm));
+    }
     lws_loss_scale s = lws_model_loss_scale(m);
     out->loss_scale = s.scale;
     out->skipped = s.skipped;

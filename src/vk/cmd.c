@@ -56,7 +56,8 @@ lws_status lws_cmd_begin(lws_context *ctx, int reusable, lws_cmd **out) {
     }
     VkCommandBufferBeginInfo begin = {
         .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
-        .flags = reusable ? 0 : VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT,
+        .flags = reusable ? VK_COMMAND_BUFFER_USAGE_SIMULTANEOUS_USE_BIT
+                          : VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT,
     };
     r = vkBeginCommandBuffer(cmd->cb, &begin);
     if (r != VK_SUCCESS) {
@@ -174,6 +175,16 @@ void lws_cmd_copy(lws_cmd *cmd, lws_buffer src, lws_buffer dst, VkDeviceSize byt
     vkCmdCopyBuffer(cmd->cb, src.buffer, dst.buffer, 1, &region);
 }
 
+void lws_cmd_host_barrier(lws_cmd *cmd) {
+    VkMemoryBarrier barrier = {
+        .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+        .srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT,
+        .dstAccessMask = VK_ACCESS_HOST_READ_BIT,
+    };
+    vkCmdPipelineBarrier(cmd->cb, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_HOST_BIT, 0, 1,
+                         &barrier, 0, NULL, 0, NULL);
+}
+
 lws_status lws_cmd_fail(lws_cmd *cmd, lws_status s) {
     if (cmd->status == LWS_OK) cmd->status = s;
     return s;
@@ -230,6 +241,7 @@ lws_status lws_submit_polling(lws_context *ctx, lws_cmd *const *cmds, uint32_t c
         if (r != VK_TIMEOUT) break;
         polled = poll(user);
     }
+    ctx->host_waits++;
     vkResetFences(ctx->device, 1, &ctx->fence);
     if (r != VK_SUCCESS) return lws_vk_fail(r, "vkWaitForFences");
     return polled;

@@ -452,5 +452,6 @@ void lws_context_barrier_stats(const lws_context *ctx, uint64_t *total, uint64_t
     *unneeded = ctx->barriers_unneeded;
 }
 uint64_t lws_context_dispatches(const lws_context *ctx) { return ctx->dispatches_total; }
+uint64_t lws_context_host_waits(const lws_context *ctx) { return ctx->host_waits; }
 VkDevice lws_context_device(const lws_context *ctx) { return ctx->device; }
 int lws_context_validation(const lws_context *ctx) { return ctx->validation; }

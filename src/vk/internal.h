@@ -69,6 +69,7 @@ struct lws_context {
     int check_hazards;
     uint32_t skip_barrier, barrier_calls;
     uint64_t barriers_total, barriers_unneeded, dispatches_total;
+    uint64_t host_waits; /* fence waits of the host (lws_context_host_waits) */
     lws_range_name *names;
     uint32_t name_count, name_capacity;
 

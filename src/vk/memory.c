@@ -213,13 +213,46 @@ void lws_memory_destroy(lws_context *ctx) {
     }
 }
 
+/* A host-visible buffer of its own allocation, mapped. */
+static lws_status make_mapped(lws_context *ctx, VkDeviceSize size, VkBuffer *buffer,
+                              VkDeviceMemory *memory, void **map) {
+    LWS_TRY(make_buffer(ctx, size, ctx->host_memory_type, 1, buffer, memory));
+    VkResult r = vkMapMemory(ctx->device, *memory, 0, VK_WHOLE_SIZE, 0, map);
+    if (r != VK_SUCCESS) {
+        vkDestroyBuffer(ctx->device, *buffer, NULL);
+        vkFreeMemory(ctx->device, *memory, NULL);
+        *buffer = VK_NULL_HANDLE;
+        return lws_vk_fail(r, "vkMapMemory");
+    }
+    return LWS_OK;
+}
+
 static lws_status ensure_staging(lws_context *ctx) {
     if (ctx->staging) return LWS_OK;
-    LWS_TRY(make_buffer(ctx, STAGING_BYTES, ctx->host_memory_type, 1, &ctx->staging,
-                        &ctx->staging_memory));
+    LWS_TRY(
+        make_mapped(ctx, STAGING_BYTES, &ctx->staging, &ctx->staging_memory, &ctx->staging_map));
     ctx->staging_size = STAGING_BYTES;
-    LWS_VK(vkMapMemory(ctx->device, ctx->staging_memory, 0, VK_WHOLE_SIZE, 0, &ctx->staging_map));
     return LWS_OK;
+}
+
+lws_status lws_host_buffer_create(lws_context *ctx, VkDeviceSize bytes, lws_host_buffer *out) {
+    memset(out, 0, sizeof *out);
+    if (bytes == 0) bytes = 4;
+    VkBuffer buffer;
+    LWS_TRY(make_mapped(ctx, bytes, &buffer, &out->memory, &out->map));
+    out->range.buffer = buffer;
+    out->range.offset = 0;
+    out->range.size = bytes;
+    out->range.addr = address_of(ctx, buffer);
+    out->range.dtype = LWS_U32;
+    return LWS_OK;
+}
+
+void lws_host_buffer_destroy(lws_context *ctx, lws_host_buffer *b) {
+    if (!b->range.buffer) return;
+    vkDestroyBuffer(ctx->device, b->range.buffer, NULL);
+    vkFreeMemory(ctx->device, b->memory, NULL); /* unmaps */
+    memset(b, 0, sizeof *b);
 }
 
 lws_status lws_onetime_begin(lws_context *ctx, VkCommandBuffer *out) {
@@ -273,6 +306,7 @@ lws_status lws_onetime_submit(lws_context *ctx, VkCommandBuffer cb) {
     }
     if (s == LWS_OK) {
         r = vkWaitForFences(ctx->device, 1, &ctx->fence, VK_TRUE, UINT64_MAX);
+        ctx->host_waits++;
         if (r != VK_SUCCESS) s = lws_vk_fail(r, "vkWaitForFences");
         vkResetFences(ctx->device, 1, &ctx->fence);
     }
