@@ -57,7 +57,13 @@ lws_status lws_train_accumulate(lws_model *m, const lws_batch_source *src,
  * loss scale skips the update and is lowered), or any parameter NaN or
  * infinite after the update (counted on the device), is LWS_ERR_NUMERIC. */
 lws_status lws_train_update(lws_model *m, uint64_t step, double lr, double *grad_norm);
-/* Both: optimizer step number `step` at the schedule's learning rate. */
+/* Both: optimizer step number `step` at the schedule's learning rate, with
+ * the same results bit for bit. A model that is not a ZeRO-1 shard runs it
+ * as one submission with one host wait (lws_model_step; a step of more than
+ * LWS_STEP_GROUP micro-batches, one per group): the stop flag is checked
+ * before each submission, so LWS_ERR_INTERRUPTED still leaves the weights as
+ * they were; a non-finite loss is LWS_ERR_NUMERIC after the update
+ * (`updated` says whether it changed the weights). */
 lws_status lws_train_step(lws_model *m, const lws_batch_source *src, uint64_t step,
                           const lws_stop_flag *stop, lws_step_result *out);
 

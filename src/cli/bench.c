@@ -38,7 +38,8 @@ static void help(void) {
         "  --warmup N         untimed steps first (default 2)\n"
         "  --micro-batch N    sequences per micro-batch instead of train.micro_batch\n"
         "  --seq-len N        tokens per sequence instead of train.seq_len\n"
-        "  --grad-accum N     micro-batches per optimizer step (default 1)\n"
+        "  --grad-accum N     micro-batches per optimizer step (default 1; so does\n"
+        "                     --set train.grad_accum=N, the config's own is not used)\n"
         "  --peak-tflops X    also give MFU against a datasheet figure of X TFLOP/s\n"
         "  --json FILE        write the report (docs/bench-report.md) to FILE\n"
         "  --label TEXT       the report's name in `lws compare` (default \"lws PRECISION\":\n"
@@ -602,7 +603,7 @@ static int measure(lws_context *ctx, bench_run *r, const bench_options *o) {
 
 static int bench_train(const bench_options *o, const lws_config *cfg) {
     bench_run r = {
-        .cfg = cfg, .B = cfg->train.micro_batch, .T = cfg->train.seq_len, .A = o->grad_accum};
+        .cfg = cfg, .B = cfg->train.micro_batch, .T = cfg->train.seq_len, .A = cfg->train.grad_accum};
     lws_context *ctx = NULL;
     lws_context_options copt = {.device = o->device, .validation = -1, .pipeline_cache = -1};
     if (lws_context_create(&copt, &ctx) != LWS_OK) return lws_cli_error();
@@ -659,8 +660,12 @@ static int bench_train(const bench_options *o, const lws_config *cfg) {
 static int bench_config(const bench_options *o) {
     lws_config *cfg = lws_cli_config(o->config, &o->sets);
     if (!cfg) return 1;
-    /* the benchmark's own accumulation (--grad-accum, default 1) */
-    cfg->train.grad_accum = o->grad_accum;
+    /* the benchmark's own accumulation: --grad-accum, else an explicit
+     * --set train.grad_accum, else 1 (not the config's) */
+    int set_accum = 0;
+    for (uint32_t i = 0; i < o->sets.n; i++)
+        set_accum |= strncmp(o->sets.items[i], "train.grad_accum=", 17) == 0;
+    if (o->grad_accum || !set_accum) cfg->train.grad_accum = o->grad_accum ? o->grad_accum : 1;
     int rc;
     if (o->sets.print_config) {
         rc = lws_cli_print_config(cfg);
@@ -682,7 +687,7 @@ int lws_cli_bench(int argc, char **argv) {
     if (argc >= 1 && strcmp(argv[0], "peak") == 0) return bench_peak(argc - 1, argv + 1);
     if (argc >= 1 && strcmp(argv[0], "kernels") == 0)
         return lws_cli_bench_kernels(argc - 1, argv + 1);
-    bench_options o = {.steps = 10, .warmup = 2, .grad_accum = 1};
+    bench_options o = {.steps = 10, .warmup = 2, .grad_accum = 0};
     const lws_cli_option options[] = {
         {"--device", LWS_OPT_TEXT, &o.device},
         {"--json", LWS_OPT_TEXT, &o.json},
