@@ -132,10 +132,11 @@ static uint32_t compare_paths(lws_context *ctx, const char *precision, uint32_t 
     int weights = memcmp(whole.blocks, split.blocks, 3 * n * sizeof *whole.blocks) == 0;
     CHECK(weights, "%s grad_accum %u: the parameters or moments differ after %u steps", precision,
           accum, steps);
-    printf("%s %-4s grad_accum %u: %u steps (%u skipped), losses, norms and weights "
+    printf("%s %-4s grad_accum %u: %u step%s (%u skipped), losses, norms and weights "
            "bit-identical; %u host wait%s per step (%llu one micro-batch at a time)\n",
-           same && weights && waits_ok ? "ok  " : "FAIL", precision, accum, steps, skipped, groups,
-           groups == 1 ? "" : "s", (unsigned long long)split.waits[steps - 1]);
+           same && weights && waits_ok ? "ok  " : "FAIL", precision, accum, steps,
+           steps == 1 ? "" : "s", skipped, groups, groups == 1 ? "" : "s",
+           (unsigned long long)split.waits[steps - 1]);
     free(initial), free(whole.blocks), free(split.blocks);
     lws_model_destroy(m);
     return skipped;
