@@ -302,7 +302,7 @@ int main(void) {
      * 64x32 and 32x32 here, 32- and 64-invocation workgroups; .../LANES, the
      * GPU form: 64x32x1/4 the vendors' table, 16x16x2/8 two rows per group
      * of 8 lanes, 32x8x1/8 one key per lane and lanes without columns at
-     * head_dim 8, 8x64x1/32 32 lanes per row. */
+     * head_dim 8, 32x64x4/32 32 lanes per row. */
     const struct {
         const char *blocks;
         shape s;
@@ -329,7 +329,7 @@ int main(void) {
         {"64x32x1/4", {1, 37, 6, 3, 16, 1.0}, LWS_F16},
         {"16x16x2/8", {1, 67, 4, 1, 64, 3.0}, LWS_F32},
         {"32x8x1/8", {3, 50, 2, 1, 8, 1.0}, LWS_F32},
-        {"8x64x1/32", {1, 70, 2, 2, 64, 1.0}, LWS_F32},
+        {"32x64x4/32", {1, 70, 2, 2, 64, 1.0}, LWS_F32},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         if (cases[i].blocks)
@@ -345,5 +345,16 @@ int main(void) {
     check_refused(ctx, (shape){1, 5, 2, 1, 6, 1.0}, "head_dim 6");
     check_refused(ctx, (shape){1, 5, 2, 1, 132, 1.0}, "head_dim 132");
     check_refused(ctx, (shape){1, 5, 6, 4, 16, 1.0}, "kv_heads 4");
+    /* Forced choices the GPU form cannot run. */
+    const char *const bad_blocks[][2] = {
+        {"16x2x1/4", "a block of 2 rows does not split into 4 lanes per row"},
+        {"64x32x1/3", "3 lanes per row; use a power of two from 1 to 32"},
+        {"64x32/", "LWS_ATTENTION_BLOCKS='64x32/' is not QxKV"},
+    };
+    for (size_t i = 0; i < sizeof bad_blocks / sizeof *bad_blocks; i++) {
+        setenv("LWS_ATTENTION_BLOCKS", bad_blocks[i][0], 1);
+        check_refused(ctx, (shape){1, 5, 2, 1, 16, 1.0}, bad_blocks[i][1]);
+    }
+    unsetenv("LWS_ATTENTION_BLOCKS");
     return test_finish(ctx);
 }

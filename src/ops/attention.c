@@ -117,7 +117,7 @@ static lws_status fit_blocks(lws_cmd *cmd, attention_kernel kind, uint32_t *bq, 
                    "%s: a block of %u rows does not split into %u lanes per row",
                    kernel_names[kind], *split, lanes);
     while (shared_bytes(kind, *bq, *bkv, lanes, head_dim) > limit) {
-        int split_halves = *split % (2 * lanes) == 0;
+        int split_halves = lanes == 1 || *split % (2 * lanes) == 0;
         uint32_t *larger = *bkv >= *bq ? bkv : bq;
         if (larger == split && !split_halves) larger = owned_block(kind, bq, bkv);
         LWS_OP_REQUIRE(cmd, *larger > 1,
@@ -148,14 +148,13 @@ static lws_status kernel_launch(lws_cmd *cmd, attention_kernel kind, uint32_t he
     const lws_device_caps *caps = lws_context_caps(lws_cmd_context(cmd));
     uint32_t bq, bkv, owned, lanes;
     LWS_TRY(launch_choice(cmd, &bq, &bkv, &owned, &lanes));
-    if (kind != ATTN_FWD) lanes = 1; /* the backward has only the row form */
     LWS_TRY(fit_blocks(cmd, kind, &bq, &bkv, lanes, head_dim));
     uint32_t rows = *owned_block(kind, &bq, &bkv);
     while (rows % owned) owned /= 2;
     uint64_t invocations = (uint64_t)rows / owned * lanes;
     LWS_OP_REQUIRE(cmd, invocations <= caps->max_workgroup_invocations,
-                   "%s: %u rows per workgroup with %u lanes each exceed the device's %u "
-                   "invocations",
+                   "%s: %u rows at a time with %u lanes each exceed the device's %u "
+                   "invocations per workgroup",
                    kernel_names[kind], rows / owned, lanes, caps->max_workgroup_invocations);
     static const char *const row_form[] = {"attention_fwd", "attention_bwd_dq",
                                            "attention_bwd_dkdv"};

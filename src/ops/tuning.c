@@ -95,7 +95,7 @@ void lws_tuning_for(const lws_device_caps *caps, lws_tuning *t) {
      * backward kernels (32x32 there at head_dim 64). Both the 4 lanes and the
      * blocks are chosen from this arithmetic, not measured: no GPU was at
      * hand. The generic table (16 KiB, unknown subgroups) and lavapipe keep
-     * the row form. The backward has only the row form so far. */
+     * the row form. */
     t->attn_lanes_per_row = 1;
     if (caps->vendor_id == 0x10DE || caps->vendor_id == 0x1002 || caps->vendor_id == 0x8086) {
         t->attn_lanes_per_row = 4;
