@@ -61,37 +61,56 @@ static void results_free(results r) {
 
 /* Uploads the inputs, poisons the outputs, runs forward + backward `runs`
  * times, and downloads the results of each run. */
-static void gpu_attention(lws_context *ctx, shape s, float scale, const float *q, const float *k,
-                          const float *v, const float *dout, results *out, int runs) {
-    job j = {.o = test_output(ctx, q_count(s)),
+static void gpu_attention(lws_context *ctx, shape s, lws_dtype t, float scale, const float *q,
+                          const float *k, const float *v, const float *dout, results *out,
+                          int runs) {
+    job j = {.o = test_output_as(ctx, q_count(s), t),
              .lse = test_output(ctx, row_count(s)),
-             .q = test_upload_floats(ctx, q, q_count(s)),
-             .k = test_upload_floats(ctx, k, kv_count(s)),
-             .v = test_upload_floats(ctx, v, kv_count(s)),
-             .dout = test_upload_floats(ctx, dout, q_count(s)),
+             .q = test_upload_as(ctx, q, q_count(s), t),
+             .k = test_upload_as(ctx, k, kv_count(s), t),
+             .v = test_upload_as(ctx, v, kv_count(s), t),
+             .dout = test_upload_as(ctx, dout, q_count(s), t),
              .delta = test_output(ctx, row_count(s)),
-             .dq = test_output(ctx, q_count(s)),
-             .dk = test_output(ctx, kv_count(s)),
-             .dv = test_output(ctx, kv_count(s)),
+             .dq = test_output_as(ctx, q_count(s), t),
+             .dk = test_output_as(ctx, kv_count(s), t),
+             .dv = test_output_as(ctx, kv_count(s), t),
              .s = s,
              .scale = scale};
     for (int run = 0; run < runs; run++) {
         test_run(ctx, record, &j);
-        test_download(ctx, j.o, out[run].o, q_count(s));
+        test_download_as(ctx, j.o, out[run].o, q_count(s));
         test_download(ctx, j.lse, out[run].lse, row_count(s));
-        test_download(ctx, j.dq, out[run].dq, q_count(s));
-        test_download(ctx, j.dk, out[run].dk, kv_count(s));
-        test_download(ctx, j.dv, out[run].dv, kv_count(s));
+        test_download_as(ctx, j.dq, out[run].dq, q_count(s));
+        test_download_as(ctx, j.dk, out[run].dk, kv_count(s));
+        test_download_as(ctx, j.dv, out[run].dv, kv_count(s));
     }
 }
 
-static void check_shape(lws_context *ctx, test_rng *rng, shape s) {
+/* Random inputs rounded to t, so the reference sees what the device stores. */
+static float *inputs(test_rng *rng, size_t n, double std, lws_dtype t) {
+    float *x = test_random_floats(rng, n, std);
+    for (size_t i = 0; i < n; i++) x[i] = test_round(x[i], t);
+    return x;
+}
+
+/* An output of type t against the reference: the fp32 tolerances plus, for
+ * a 16-bit output, its own rounding (u * max |want| absolute, u relative)
+ * and `extra` absolute. */
+static void check_out(const char *what, lws_dtype t, const float *got, const double *want, size_t n,
+                      double abs_tol, double rel_tol, double extra) {
+    double u = test_unit_roundoff(t), peak = 0;
+    for (size_t i = 0; i < n; i++) peak = fmax(peak, fabs(want[i]));
+    if (u > 0) abs_tol += u * peak + extra;
+    CHECK_CLOSE(what, got, want, n, abs_tol, rel_tol + u);
+}
+
+static void check_shape(lws_context *ctx, test_rng *rng, shape s, lws_dtype t) {
     lws_arena_mark mark = lws_arena_get_mark(ctx);
     float scale = (float)(1.0 / sqrt(s.head_dim));
-    float *q = test_random_floats(rng, q_count(s), s.std);
-    float *k = test_random_floats(rng, kv_count(s), s.std);
-    float *v = test_random_floats(rng, kv_count(s), 1.0);
-    float *dout = test_random_floats(rng, q_count(s), 1.0);
+    float *q = inputs(rng, q_count(s), s.std, t);
+    float *k = inputs(rng, kv_count(s), s.std, t);
+    float *v = inputs(rng, kv_count(s), 1.0, t);
+    float *dout = inputs(rng, q_count(s), 1.0, t);
     double *qd = test_to_double(q, q_count(s)), *kd = test_to_double(k, kv_count(s));
     double *vd = test_to_double(v, kv_count(s)), *doutd = test_to_double(dout, q_count(s));
     double *o_ref = test_malloc(q_count(s) * 8), *lse_ref = test_malloc(row_count(s) * 8);
@@ -105,30 +124,33 @@ static void check_shape(lws_context *ctx, test_rng *rng, shape s) {
           "reference backward: out of host memory");
 
     results got[2] = {results_alloc(s), results_alloc(s)};
-    gpu_attention(ctx, s, scale, q, k, v, dout, got, 2);
+    gpu_attention(ctx, s, t, scale, q, k, v, dout, got, 2);
 
-    char what[128], name[96];
-    snprintf(name, sizeof name, "batch=%u seq=%u q_heads=%u kv_heads=%u head_dim=%u std=%g",
-             s.batch, s.seq, s.q_heads, s.kv_heads, s.head_dim, s.std);
+    char what[160], name[128];
+    snprintf(name, sizeof name, "batch=%u seq=%u q_heads=%u kv_heads=%u head_dim=%u std=%g [%s]",
+             s.batch, s.seq, s.q_heads, s.kv_heads, s.head_dim, s.std, lws_dtype_name(t));
     /* fp32 with an online softmax: each score is a head_dim-long fp32 dot
      * (error ~1e-7 relative to |s| <= ~40), exp and the running rescale add a
      * few ulps, and o is a convex combination of v (|v| <~ 5): errors of a few
      * 1e-6 in o and lse (|lse| <~ 10), ~1e-7 in relative L2 (measured: 4e-6
      * max-abs, 4e-7 rel-L2 at most over these shapes). */
     snprintf(what, sizeof what, "forward o %s", name);
-    CHECK_CLOSE(what, got[0].o, o_ref, q_count(s), 3e-5, 1e-5);
+    check_out(what, t, got[0].o, o_ref, q_count(s), 3e-5, 1e-5, 0);
     snprintf(what, sizeof what, "forward lse %s", name);
-    CHECK_CLOSE(what, got[0].lse, lse_ref, row_count(s), 3e-5, 1e-5);
+    check_out(what, LWS_F32, got[0].lse, lse_ref, row_count(s), 3e-5, 1e-5, 0);
     /* The gradients are fp32 sums of up to seq (times the group for dk, dv)
      * terms P * (dP - delta) of either sign, with dP ~ head_dim^0.5 and delta
      * from the fp32 o: errors grow with the length of the sums (measured:
-     * 1.1e-5 max-abs, 1.3e-6 rel-L2 for seq 2048), so max-abs 1e-4, rel-L2 1e-5. */
+     * 1.1e-5 max-abs, 1.3e-6 rel-L2 for seq 2048), so max-abs 1e-4, rel-L2 1e-5.
+     * 16-bit: the backward reads o as stored, so delta = dout . o carries o's
+     * rounding into dq and dk (|delta| <~ 3, times |p| <= 1): 8u more. */
+    double u = test_unit_roundoff(t);
     snprintf(what, sizeof what, "backward dq %s", name);
-    CHECK_CLOSE(what, got[0].dq, dq_ref, q_count(s), 1e-4, 1e-5);
+    check_out(what, t, got[0].dq, dq_ref, q_count(s), 1e-4, 1e-5, 8 * u);
     snprintf(what, sizeof what, "backward dk %s", name);
-    CHECK_CLOSE(what, got[0].dk, dk_ref, kv_count(s), 1e-4, 1e-5);
+    check_out(what, t, got[0].dk, dk_ref, kv_count(s), 1e-4, 1e-5, 8 * u);
     snprintf(what, sizeof what, "backward dv %s", name);
-    CHECK_CLOSE(what, got[0].dv, dv_ref, kv_count(s), 1e-4, 1e-5);
+    check_out(what, t, got[0].dv, dv_ref, kv_count(s), 1e-4, 1e-5, 0);
 
     /* Fixed reduction orders everywhere: a second run (into written, not
      * accumulated, outputs) gives the same bits. */
@@ -225,7 +247,7 @@ static void check_finite_differences(lws_context *ctx, test_rng *rng) {
     /* The GPU backward against the same differences: fp32 rounding of the
      * kernels (~1e-6 at these sizes) dominates. */
     results got = results_alloc(s);
-    gpu_attention(ctx, s, scale, q, k, v, dout, &got, 1);
+    gpu_attention(ctx, s, LWS_F32, scale, q, k, v, dout, &got, 1);
     CHECK_CLOSE("GPU dq vs finite differences", got.dq, fd_q, q_count(s), 2e-5, 1e-5);
     CHECK_CLOSE("GPU dk vs finite differences", got.dk, fd_k, kv_count(s), 2e-5, 1e-5);
     CHECK_CLOSE("GPU dv vs finite differences", got.dv, fd_v, kv_count(s), 2e-5, 1e-5);
@@ -270,31 +292,52 @@ int main(void) {
     /* (batch, seq, q_heads, kv_heads, head_dim, std): sequence lengths that
      * are not multiples of any block; groups of 1, 2, 3, 4 and q_heads; an
      * odd number of vec4s per row (head_dim 20); peaky rows (std 3 gives
-     * scores of std ~9, so the running max moves and rescales often). */
-    const shape shapes[] = {
-        {1, 1, 1, 1, 16, 1.0},  {2, 7, 4, 2, 16, 1.0},   {1, 37, 6, 3, 32, 1.0},
-        {1, 67, 4, 1, 64, 1.0}, {2, 33, 2, 2, 128, 1.0}, {1, 130, 8, 8, 64, 1.0},
-        {1, 29, 3, 1, 20, 3.0}, {3, 50, 2, 1, 4, 3.0},   {1, 2048, 2, 1, 16, 1.0},
-    };
-    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) check_shape(ctx, &rng, shapes[i]);
-
-    /* Other devices' choices (lavapipe's: 32x16 blocks halved to fit 32 KiB,
-     * 4 rows per invocation). 8x32: key blocks spanning several query blocks
-     * in every kernel. 64x64x1: the GPU default, one row per invocation,
-     * halved to 64x32 and 32x32 here, 32- and 64-invocation workgroups. */
+     * scores of std ~9, so the running max moves and rescales often); the
+     * 16-bit storage types. Blocks NULL: the table's choice (lavapipe's: the
+     * row form, 32x16 blocks halved to fit 32 KiB, 4 rows per invocation;
+     * NVIDIA's, AMD's and Intel's: the GPU form, 4 lanes per row, 64x32
+     * blocks halved to fit). Other devices' choices on every table and
+     * subgroup size: 8x32, key blocks spanning several query blocks in every
+     * kernel; 64x64x1, the row form at one row per invocation, halved to
+     * 64x32 and 32x32 here, 32- and 64-invocation workgroups; .../LANES, the
+     * GPU form: 64x32x1/4 the vendors' table, 16x16x2/8 two rows per group
+     * of 8 lanes, 32x8x1/8 one key per lane and lanes without columns at
+     * head_dim 8, 32x64x4/32 32 lanes per row. */
     const struct {
         const char *blocks;
         shape s;
-    } forced[] = {
-        {"8x32", {1, 37, 6, 3, 32, 1.0}},
-        {"8x32", {2, 61, 4, 2, 20, 3.0}},
-        {"64x64x1", {2, 7, 4, 2, 16, 1.0}},
-        {"64x64x1", {1, 200, 3, 1, 32, 1.0}},
+        lws_dtype t;
+    } cases[] = {
+        {NULL, {1, 1, 1, 1, 16, 1.0}, LWS_F32},
+        {NULL, {2, 7, 4, 2, 16, 1.0}, LWS_F32},
+        {NULL, {1, 37, 6, 3, 32, 1.0}, LWS_F32},
+        {NULL, {1, 67, 4, 1, 64, 1.0}, LWS_F32},
+        {NULL, {2, 33, 2, 2, 128, 1.0}, LWS_F32},
+        {NULL, {1, 130, 8, 8, 64, 1.0}, LWS_F32},
+        {NULL, {1, 29, 3, 1, 20, 3.0}, LWS_F32},
+        {NULL, {3, 50, 2, 1, 4, 3.0}, LWS_F32},
+        {NULL, {2, 45, 4, 2, 8, 1.0}, LWS_F32},
+        {NULL, {1, 2048, 2, 1, 16, 1.0}, LWS_F32},
+        {NULL, {2, 45, 4, 2, 8, 1.0}, LWS_BF16},
+        {NULL, {1, 37, 6, 3, 64, 1.0}, LWS_F16},
+        {"8x32", {1, 37, 6, 3, 32, 1.0}, LWS_F32},
+        {"8x32", {2, 61, 4, 2, 20, 3.0}, LWS_F32},
+        {"64x64x1", {2, 7, 4, 2, 16, 1.0}, LWS_F32},
+        {"64x64x1", {1, 200, 3, 1, 32, 1.0}, LWS_F32},
+        {"64x32x1/4", {1, 130, 4, 2, 64, 1.0}, LWS_F32},
+        {"64x32x1/4", {2, 45, 4, 2, 8, 1.0}, LWS_BF16},
+        {"64x32x1/4", {1, 37, 6, 3, 16, 1.0}, LWS_F16},
+        {"16x16x2/8", {1, 67, 4, 1, 64, 3.0}, LWS_F32},
+        {"32x8x1/8", {3, 50, 2, 1, 8, 1.0}, LWS_F32},
+        {"32x64x4/32", {1, 70, 2, 2, 64, 1.0}, LWS_F32},
     };
-    for (size_t i = 0; i < sizeof forced / sizeof *forced; i++) {
-        setenv("LWS_ATTENTION_BLOCKS", forced[i].blocks, 1);
-        printf("blocks %s:\n", forced[i].blocks);
-        check_shape(ctx, &rng, forced[i].s);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        if (cases[i].blocks)
+            setenv("LWS_ATTENTION_BLOCKS", cases[i].blocks, 1);
+        else
+            unsetenv("LWS_ATTENTION_BLOCKS");
+        printf("blocks %s:\n", cases[i].blocks ? cases[i].blocks : "of the table");
+        check_shape(ctx, &rng, cases[i].s, cases[i].t);
     }
     unsetenv("LWS_ATTENTION_BLOCKS");
 
@@ -302,5 +345,16 @@ int main(void) {
     check_refused(ctx, (shape){1, 5, 2, 1, 6, 1.0}, "head_dim 6");
     check_refused(ctx, (shape){1, 5, 2, 1, 132, 1.0}, "head_dim 132");
     check_refused(ctx, (shape){1, 5, 6, 4, 16, 1.0}, "kv_heads 4");
+    /* Forced choices the GPU form cannot run. */
+    const char *const bad_blocks[][2] = {
+        {"16x2x1/4", "a block of 2 rows does not split into 4 lanes per row"},
+        {"64x32x1/3", "3 lanes per row; use a power of two from 1 to 32"},
+        {"64x32/", "LWS_ATTENTION_BLOCKS='64x32/' is not QxKV"},
+    };
+    for (size_t i = 0; i < sizeof bad_blocks / sizeof *bad_blocks; i++) {
+        setenv("LWS_ATTENTION_BLOCKS", bad_blocks[i][0], 1);
+        check_refused(ctx, (shape){1, 5, 2, 1, 16, 1.0}, bad_blocks[i][1]);
+    }
+    unsetenv("LWS_ATTENTION_BLOCKS");
     return test_finish(ctx);
 }

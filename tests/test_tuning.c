@@ -47,6 +47,12 @@ static void check_forced(void) {
               t.attn_rows_per_invocation, t.matvec_threads, t.row_threads);
         CHECK(own.attn_rows_per_invocation == 4, "%s: the device's own table is still lavapipe's",
               tables[i].name);
+        /* Attention's GPU form (4 lanes per row) on the vendors' tables; the
+         * generic table and lavapipe keep the row form. */
+        uint32_t lanes = tables[i].vendor_id == 0xFFFF ? 1 : 4;
+        CHECK(t.attn_lanes_per_row == lanes && own.attn_lanes_per_row == 1,
+              "%s: attention lanes per row %u (want %u), the device's own %u", tables[i].name,
+              t.attn_lanes_per_row, lanes, own.attn_lanes_per_row);
         printf("ok   LWS_TUNING=%s: vendor 0x%x, %u KiB, matmul tiles %ux%u\n", tables[i].name,
                seen->vendor_id, seen->max_shared_memory / 1024, t.mm_tile_m, t.mm_tile_n);
         lws_context_destroy(ctx);

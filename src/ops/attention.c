@@ -1,5 +1,6 @@
 /* Causal GQA attention, forward and backward (shaders/attention_fwd.comp,
  * shaders/attention_bwd_{delta,dkdv,dq}.comp). */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -12,12 +13,21 @@ typedef struct attention_push {
     float scale;
 } attention_push;
 
-/* The kernels. An invocation owns rows of its block: query rows in the
- * forward and dq kernels, key rows in the dk/dv kernel. */
+/* The kernels. In the row form (lanes = 1) an invocation owns rows of its
+ * block: query rows in the forward and dq kernels, key rows in the dk/dv
+ * kernel. In the GPU form (lanes > 1, the *_lanes shaders) a group of
+ * `lanes` invocations shares each such row and splits the other block's rows
+ * among its lanes. */
 typedef enum attention_kernel { ATTN_FWD, ATTN_BWD_DQ, ATTN_BWD_DKDV } attention_kernel;
 
-static uint32_t kernel_rows(attention_kernel kind, uint32_t block_q, uint32_t block_kv) {
-    return kind == ATTN_BWD_DKDV ? block_kv : block_q;
+static const char *const kernel_names[] = {"attention forward", "attention dq", "attention dk/dv"};
+
+/* The block a kernel's rows come from, and the block split among the lanes. */
+static uint32_t *owned_block(attention_kernel kind, uint32_t *bq, uint32_t *bkv) {
+    return kind == ATTN_BWD_DKDV ? bkv : bq;
+}
+static uint32_t *split_block(attention_kernel kind, uint32_t *bq, uint32_t *bkv) {
+    return kind == ATTN_BWD_DKDV ? bq : bkv;
 }
 
 /* The head_dim the shared tiles are sized for: head_dim rounded up to a
@@ -28,66 +38,132 @@ static uint32_t head_dim_max(uint32_t head_dim) {
 }
 
 /* Shared memory of a kernel (see the shaders): head-row tiles padded by one
- * vec4, and lse and delta of a query block in dk/dv. */
-static uint64_t shared_bytes(attention_kernel kind, uint32_t block_q, uint32_t block_kv,
+ * vec4, and lse and delta of a query block in dk/dv. The GPU form keeps its
+ * accumulators in registers and adds float tiles of (rows, split block +
+ * lanes): probabilities in the forward (and the lanes' partial maxima and
+ * sums, rows x lanes), dS in dq, P and dS in dk/dv. */
+static uint64_t shared_bytes(attention_kernel kind, uint32_t bq, uint32_t bkv, uint32_t lanes,
                              uint32_t head_dim) {
     uint64_t row = 16ull * (head_dim_max(head_dim) / 4 + 1);
+    if (lanes > 1) {
+        uint64_t rows = *owned_block(kind, &bq, &bkv);
+        uint64_t probs = 4ull * rows * (*split_block(kind, &bq, &bkv) + lanes);
+        /* forward: q; k, v.  dq: q, dout; k, v.  dk/dv: q, dout, lse, delta; k, v. */
+        if (kind == ATTN_FWD) return row * (bq + 2ull * bkv) + probs + 4ull * rows * lanes;
+        if (kind == ATTN_BWD_DQ) return row * (2ull * bq + 2ull * bkv) + probs;
+        return row * (2ull * bq + 2ull * bkv) + 2 * probs + 8ull * bq;
+    }
     /* forward: q, acc; k, v.  dq: q, dout, dq; k, v.  dk/dv: q, dout; k, v, dk, dv. */
-    if (kind == ATTN_FWD) return row * (2ull * block_q + 2ull * block_kv);
-    if (kind == ATTN_BWD_DQ) return row * (3ull * block_q + 2ull * block_kv);
-    return row * (2ull * block_q + 4ull * block_kv) + 8ull * block_q;
+    if (kind == ATTN_FWD) return row * (2ull * bq + 2ull * bkv);
+    if (kind == ATTN_BWD_DQ) return row * (3ull * bq + 2ull * bkv);
+    return row * (2ull * bq + 4ull * bkv) + 8ull * bq;
 }
 
-/* The specialisation constants of a kernel: workgroup size, blocks,
- * head_dim_max. The tuning's blocks are halved (the larger first) until the
- * tiles fit the device's shared memory.
- * LWS_ATTENTION_BLOCKS=QxKV or QxKVxROWS replaces the tuning's blocks (and
- * the rows per invocation), so the tests run other devices' choices on
- * lavapipe. */
-static lws_status kernel_spec(lws_cmd *cmd, attention_kernel kind, uint32_t head_dim,
-                              uint32_t spec[4]) {
-    lws_context *ctx = lws_cmd_context(cmd);
-    const lws_device_caps *caps = lws_context_caps(ctx);
-    lws_tuning t = lws_tuning_get(ctx);
-    uint32_t bq = t.attn_block_q, bkv = t.attn_block_kv, owned = t.attn_rows_per_invocation;
+/* How a kernel runs: its specialisation constants (workgroup size, blocks,
+ * head_dim_max, lanes) and its shader. */
+typedef struct attention_launch {
+    uint32_t spec[5];
+    uint32_t spec_count; /* 4 for the row form, 5 with the lanes */
+    const char *shader;  /* without the element type's suffix */
+} attention_launch;
+
+/* A decimal count at *p, which moves past it; 0 when there is none. */
+static unsigned read_count(const char **p) {
+    if (!isdigit((unsigned char)**p)) return 0;
+    char *end;
+    unsigned long n = strtoul(*p, &end, 10);
+    *p = end;
+    return n > 65536 ? 0 : (unsigned)n;
+}
+
+/* The blocks, rows per invocation (row form) or per row group (GPU form) and
+ * lanes per row: the tuning's, or LWS_ATTENTION_BLOCKS=QxKV[xROWS][/LANES]
+ * (e.g. 64x32x1/4; ROWS defaults to the tuning's, LANES to 1, the row form),
+ * so the tests run other devices' choices on lavapipe. */
+static lws_status launch_choice(lws_cmd *cmd, uint32_t *bq, uint32_t *bkv, uint32_t *owned,
+                                uint32_t *lanes) {
+    lws_tuning t = lws_tuning_get(lws_cmd_context(cmd));
+    *bq = t.attn_block_q, *bkv = t.attn_block_kv, *owned = t.attn_rows_per_invocation;
+    *lanes = t.attn_lanes_per_row;
     const char *force = getenv("LWS_ATTENTION_BLOCKS");
     if (force && *force) {
-        unsigned q = 0, kv = 0, rows = owned;
-        int n = sscanf(force, "%ux%ux%u", &q, &kv, &rows);
-        LWS_OP_REQUIRE(cmd, n >= 2 && rows >= 1,
-                       "LWS_ATTENTION_BLOCKS='%s' is not QxKV or QxKVxROWS (e.g. 64x32x1)", force);
-        bq = q, bkv = kv, owned = rows;
+        const char *p = force;
+        unsigned q = read_count(&p), kv = 0, rows = *owned, split = 1;
+        int ok = q && *p++ == 'x' && (kv = read_count(&p));
+        if (ok && *p == 'x') p++, ok = (rows = read_count(&p)) != 0;
+        if (ok && *p == '/') p++, ok = (split = read_count(&p)) != 0;
+        LWS_OP_REQUIRE(cmd, ok && *p == '\0',
+                       "LWS_ATTENTION_BLOCKS='%s' is not QxKV, QxKVxROWS or QxKVxROWS/LANES "
+                       "(e.g. 64x32x1/4)",
+                       force);
+        *bq = q, *bkv = kv, *owned = rows, *lanes = split;
     }
-    LWS_OP_REQUIRE(cmd, bq >= 1 && bkv >= 1, "attention: blocks %u x %u must be at least 1 x 1", bq,
-                   bkv);
-    uint32_t want_q = bq, want_kv = bkv;
-    while (shared_bytes(kind, bq, bkv, head_dim) > caps->max_shared_memory) {
-        LWS_OP_REQUIRE(cmd, bq > 1 || bkv > 1,
-                       "attention: head_dim %u does not fit the device's %u bytes of shared "
-                       "memory",
-                       head_dim, caps->max_shared_memory);
-        uint32_t *larger = bkv >= bq ? &bkv : &bq;
+    LWS_OP_REQUIRE(cmd, *bq >= 1 && *bkv >= 1, "attention: blocks %u x %u must be at least 1 x 1",
+                   *bq, *bkv);
+    LWS_OP_REQUIRE(cmd, *lanes >= 1 && *lanes <= 32 && (*lanes & (*lanes - 1)) == 0,
+                   "attention: %u lanes per row; use a power of two from 1 to 32", *lanes);
+    return LWS_OK;
+}
+
+/* Halves the blocks (the larger first) until the kernel's tiles fit the
+ * device's shared memory; in the GPU form the split block stays a multiple
+ * of the lanes. */
+static lws_status fit_blocks(lws_cmd *cmd, attention_kernel kind, uint32_t *bq, uint32_t *bkv,
+                             uint32_t lanes, uint32_t head_dim) {
+    lws_context *ctx = lws_cmd_context(cmd);
+    uint32_t limit = lws_context_caps(ctx)->max_shared_memory;
+    uint32_t want_q = *bq, want_kv = *bkv, *split = split_block(kind, bq, bkv);
+    LWS_OP_REQUIRE(cmd, *split % lanes == 0,
+                   "%s: a block of %u rows does not split into %u lanes per row",
+                   kernel_names[kind], *split, lanes);
+    while (shared_bytes(kind, *bq, *bkv, lanes, head_dim) > limit) {
+        int split_halves = lanes == 1 || *split % (2 * lanes) == 0;
+        uint32_t *larger = *bkv >= *bq ? bkv : bq;
+        if (larger == split && !split_halves) larger = owned_block(kind, bq, bkv);
+        LWS_OP_REQUIRE(cmd, *larger > 1,
+                       "%s: head_dim %u needs %llu bytes of shared memory with %ux%u blocks and "
+                       "%u lanes per row; the device has %u",
+                       kernel_names[kind], head_dim,
+                       (unsigned long long)shared_bytes(kind, *bq, *bkv, lanes, head_dim), *bq,
+                       *bkv, lanes, limit);
         *larger /= 2;
     }
-    if (bq != want_q || bkv != want_kv) {
-        static const char *const names[] = {"attention forward", "attention dq", "attention dk/dv"};
-        lws_tuning_note(ctx, names[kind],
-                        "%s blocks %ux%u need %llu KiB shared memory at head_dim %u, device has "
-                        "%u KiB; using %ux%u",
-                        names[kind], want_q, want_kv,
-                        (unsigned long long)(shared_bytes(kind, want_q, want_kv, head_dim) + 1023) /
-                            1024,
-                        head_dim, caps->max_shared_memory / 1024, bq, bkv);
-    }
-    uint32_t rows = kernel_rows(kind, bq, bkv);
+    if (*bq != want_q || *bkv != want_kv)
+        lws_tuning_note(
+            ctx, kernel_names[kind],
+            "%s blocks %ux%u need %llu KiB shared memory at head_dim %u, device has "
+            "%u KiB; using %ux%u",
+            kernel_names[kind], want_q, want_kv,
+            (unsigned long long)(shared_bytes(kind, want_q, want_kv, lanes, head_dim) + 1023) /
+                1024,
+            head_dim, limit / 1024, *bq, *bkv);
+    return LWS_OK;
+}
+
+/* The launch of a kernel at head_dim: the tuning's (or forced) choice with
+ * its blocks fitted to shared memory and a workgroup of rows / owned * lanes
+ * invocations (owned halved until it divides the rows). */
+static lws_status kernel_launch(lws_cmd *cmd, attention_kernel kind, uint32_t head_dim,
+                                attention_launch *out) {
+    const lws_device_caps *caps = lws_context_caps(lws_cmd_context(cmd));
+    uint32_t bq, bkv, owned, lanes;
+    LWS_TRY(launch_choice(cmd, &bq, &bkv, &owned, &lanes));
+    LWS_TRY(fit_blocks(cmd, kind, &bq, &bkv, lanes, head_dim));
+    uint32_t rows = *owned_block(kind, &bq, &bkv);
     while (rows % owned) owned /= 2;
-    LWS_OP_REQUIRE(cmd, rows / owned <= caps->max_workgroup_invocations,
-                   "attention: %u rows per workgroup exceed the device's %u invocations", rows,
-                   caps->max_workgroup_invocations);
-    spec[0] = rows / owned;
-    spec[1] = bq;
-    spec[2] = bkv;
-    spec[3] = head_dim_max(head_dim);
+    uint64_t invocations = (uint64_t)rows / owned * lanes;
+    LWS_OP_REQUIRE(cmd, invocations <= caps->max_workgroup_invocations,
+                   "%s: %u rows at a time with %u lanes each exceed the device's %u "
+                   "invocations per workgroup",
+                   kernel_names[kind], rows / owned, lanes, caps->max_workgroup_invocations);
+    static const char *const row_form[] = {"attention_fwd", "attention_bwd_dq",
+                                           "attention_bwd_dkdv"};
+    static const char *const gpu_form[] = {"attention_fwd_lanes", "attention_bwd_dq_lanes",
+                                           "attention_bwd_dkdv_lanes"};
+    *out =
+        (attention_launch){.spec = {(uint32_t)invocations, bq, bkv, head_dim_max(head_dim), lanes},
+                           .spec_count = lanes > 1 ? 5 : 4,
+                           .shader = lanes > 1 ? gpu_form[kind] : row_form[kind]};
     return LWS_OK;
 }
 
@@ -139,12 +215,12 @@ lws_status lws_op_attention_fwd(lws_cmd *cmd, lws_buffer o, lws_buffer lse, lws_
     LWS_TRY(attention_tensor(cmd, what, "k", k, tokens * kv_heads * head_dim));
     LWS_TRY(attention_tensor(cmd, what, "v", v, tokens * kv_heads * head_dim));
 
-    uint32_t spec[4];
-    LWS_TRY(kernel_spec(cmd, ATTN_FWD, head_dim, spec));
+    attention_launch launch;
+    LWS_TRY(kernel_launch(cmd, ATTN_FWD, head_dim, &launch));
     lws_pipeline *pipe;
     char shader[48];
-    LWS_OP_PIPELINE(cmd, lws_op_shader(shader, sizeof shader, "attention_fwd", type), spec, 4,
-                    &pipe);
+    LWS_OP_PIPELINE(cmd, lws_op_shader(shader, sizeof shader, launch.shader, type), launch.spec,
+                    launch.spec_count, &pipe);
     attention_push push = {.q = q.addr,
                            .k = k.addr,
                            .v = v.addr,
@@ -164,7 +240,8 @@ lws_status lws_op_attention_fwd(lws_cmd *cmd, lws_buffer o, lws_buffer lse, lws_
     lws_op_reads(cmd, v, 0, kv_bytes);
     lws_op_writes(cmd, o, 0, q_bytes);
     lws_op_writes(cmd, lse, 0, 4 * tokens * q_heads);
-    lws_cmd_dispatch(cmd, pipe, &push, sizeof push, lws_div_up(seq, spec[1]), q_heads, batch);
+    lws_cmd_dispatch(cmd, pipe, &push, sizeof push, lws_div_up(seq, launch.spec[1]), q_heads,
+                     batch);
     return LWS_OK;
 }
 
@@ -204,18 +281,18 @@ lws_status lws_op_attention_bwd(lws_cmd *cmd, lws_buffer dq, lws_buffer dk, lws_
     LWS_TRY(attention_tensor(cmd, what, "delta", delta, tokens * q_heads));
 
     lws_tuning t = lws_tuning_get(lws_cmd_context(cmd));
-    uint32_t spec_dq[4], spec_dkdv[4];
-    LWS_TRY(kernel_spec(cmd, ATTN_BWD_DQ, head_dim, spec_dq));
-    LWS_TRY(kernel_spec(cmd, ATTN_BWD_DKDV, head_dim, spec_dkdv));
+    attention_launch dq_launch, dkdv_launch;
+    LWS_TRY(kernel_launch(cmd, ATTN_BWD_DQ, head_dim, &dq_launch));
+    LWS_TRY(kernel_launch(cmd, ATTN_BWD_DKDV, head_dim, &dkdv_launch));
     uint32_t spec_delta[4] = {t.elementwise_wg, 1, 1, 32};
     lws_pipeline *delta_pipe, *dkdv_pipe, *dq_pipe;
     char shader[48];
     LWS_OP_PIPELINE(cmd, lws_op_shader(shader, sizeof shader, "attention_bwd_delta", type),
                     spec_delta, 4, &delta_pipe);
-    LWS_OP_PIPELINE(cmd, lws_op_shader(shader, sizeof shader, "attention_bwd_dkdv", type),
-                    spec_dkdv, 4, &dkdv_pipe);
-    LWS_OP_PIPELINE(cmd, lws_op_shader(shader, sizeof shader, "attention_bwd_dq", type), spec_dq, 4,
-                    &dq_pipe);
+    LWS_OP_PIPELINE(cmd, lws_op_shader(shader, sizeof shader, dkdv_launch.shader, type),
+                    dkdv_launch.spec, dkdv_launch.spec_count, &dkdv_pipe);
+    LWS_OP_PIPELINE(cmd, lws_op_shader(shader, sizeof shader, dq_launch.shader, type),
+                    dq_launch.spec, dq_launch.spec_count, &dq_pipe);
 
     attention_push push = {.q = q.addr,
                            .k = k.addr,
@@ -245,10 +322,11 @@ lws_status lws_op_attention_bwd(lws_cmd *cmd, lws_buffer dq, lws_buffer dk, lws_
     attention_bwd_reads(cmd, q, k, v, dout, lse, delta, q_bytes, kv_bytes, row_bytes);
     lws_op_writes(cmd, dk, 0, kv_bytes);
     lws_op_writes(cmd, dv, 0, kv_bytes);
-    lws_cmd_dispatch(cmd, dkdv_pipe, &push, sizeof push, lws_div_up(seq, spec_dkdv[2]), kv_heads,
-                     batch);
+    lws_cmd_dispatch(cmd, dkdv_pipe, &push, sizeof push, lws_div_up(seq, dkdv_launch.spec[2]),
+                     kv_heads, batch);
     attention_bwd_reads(cmd, q, k, v, dout, lse, delta, q_bytes, kv_bytes, row_bytes);
     lws_op_writes(cmd, dq, 0, q_bytes);
-    lws_cmd_dispatch(cmd, dq_pipe, &push, sizeof push, lws_div_up(seq, spec_dq[1]), q_heads, batch);
+    lws_cmd_dispatch(cmd, dq_pipe, &push, sizeof push, lws_div_up(seq, dq_launch.spec[1]), q_heads,
+                     batch);
     return LWS_OK;
 }

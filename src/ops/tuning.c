@@ -60,13 +60,13 @@ void lws_tuning_for(const lws_device_caps *caps, lws_tuning *t) {
         t->row_threads = 1;
     }
 
-    /* Attention: a workgroup has one invocation per row it owns (block_q
+    /* Attention, the row form: a workgroup has one invocation per row it owns (block_q
      * query rows in the forward and dq kernels, block_kv key rows in dk/dv)
      * and holds that many scores per invocation against the other block in
      * registers. 64x64 gives 64-invocation workgroups (2 warps, 1 wave64) and
      * 64 scores in registers; ops/attention.c halves the blocks until the
-     * head-row tiles fit max_shared_memory (e.g. 32x32 for head_dim 64 in
-     * NVIDIA's 48 KiB). lavapipe (32 KiB): 32x16 measured fastest with 16x16,
+     * head-row tiles fit max_shared_memory (e.g. 16x8 for head_dim 64 in
+     * the generic table's 16 KiB). lavapipe (32 KiB): 32x16 measured fastest with 16x16,
      * 16x32, 32x32 and 64x16 within 10% (forward + backward, 1024 tokens,
      * head_dim 64); fewer scores per invocation keep LLVM's compile short. */
     t->attn_block_q = 64;
@@ -81,8 +81,27 @@ void lws_tuning_for(const lws_device_caps *caps, lws_tuning *t) {
      * each vec4 read from a tile is reused for 4 rows (forward + backward at
      * 1024 tokens, head_dim 64: 2x faster than 1 row; 2 and 8 rows slower
      * than 4). GPUs: one row, so the scores (one block of floats) stay in
-     * registers and a workgroup keeps one invocation per row. */
+     * registers and a workgroup keeps one invocation (or lane group) per row. */
     t->attn_rows_per_invocation = caps->vendor_id == 0x10005 ? 4 : 1;
+
+    /* Attention on NVIDIA, AMD and Intel: the GPU form, 4 lanes per row
+     * (shaders/common/attention_lanes.glsl). A 64-row block makes 256
+     * invocations (8 warps, 4 wave64) where the row form has 64 or fewer;
+     * each lane does a quarter of a row's dot products and owns a quarter of
+     * its output columns, so the serial work per invocation shrinks 4x.
+     * 64x32 blocks at head_dim 64 take 44 KiB (q, k, v tiles 34 KiB, the
+     * probabilities 9 KiB, the lanes' partials 1 KiB): they fit NVIDIA's
+     * 48 KiB, and the launcher halves them for larger head_dims and for the
+     * backward kernels (32x32 there at head_dim 64). Both the 4 lanes and the
+     * blocks are chosen from this arithmetic, not measured: no GPU was at
+     * hand. The generic table (16 KiB, unknown subgroups) and lavapipe keep
+     * the row form. */
+    t->attn_lanes_per_row = 1;
+    if (caps->vendor_id == 0x10DE || caps->vendor_id == 0x1002 || caps->vendor_id == 0x8086) {
+        t->attn_lanes_per_row = 4;
+        t->attn_block_q = 64;
+        t->attn_block_kv = 32;
+    }
 
     /* matvec (decoding one token). GPUs: 32 invocations per output row make
      * a warp (half a wave64) whose loads of a weight row are contiguous.

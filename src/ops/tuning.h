@@ -16,9 +16,10 @@ typedef struct lws_tuning {
     uint32_t mm_min_groups;    /* tiles shrink (down to 4x4 per invocation) to reach this many */
     /* attention: BLOCK_Q query rows x BLOCK_KV key rows per step */
     uint32_t attn_block_q, attn_block_kv;
-    uint32_t attn_rows_per_invocation; /* query rows each invocation owns */
+    uint32_t attn_rows_per_invocation; /* rows each invocation (or lane group) owns */
+    uint32_t attn_lanes_per_row;       /* 1: the row form; more: the GPU form's lanes */
     uint32_t matvec_threads;           /* invocations sharing one output row of matvec */
-    uint32_t row_wg;      /* workgroup size of per-row kernels (norms, softmax rows) */
+    uint32_t row_wg;                   /* workgroup size of per-row kernels (norms, softmax rows) */
     uint32_t row_threads; /* at most this many invocations share one row (a power of two) */
 } lws_tuning;
 
