@@ -57,6 +57,19 @@ static void project_rows(void *self, lws_cmd *c, lws_buffer y, lws_buffer x, lws
     mm(c, LWS_MM_NT, y, x, w, m->tokens, n, k, 0);
 }
 
+/* y[p] = x . w[p]^T as one product over the concatenation of the w[p]
+ * (lws_op_matmul_cat: one dispatch where the portable matmul runs them). */
+static void project_rows_cat(void *self, lws_cmd *c, const lws_buffer *y, lws_buffer x,
+                             const lws_buffer *w, const uint32_t *n, uint32_t parts, uint32_t k) {
+    lws_model *m = self;
+    lws_mm_cat p = {.layout = LWS_MM_NT, .parts = parts, .a = {x}, .m = m->tokens, .k = k};
+    for (uint32_t i = 0; i < parts; i++) {
+        p.size[i] = n[i], p.b[i] = w[i], p.c[i] = y[i];
+        p.n += n[i];
+    }
+    lws_op_matmul_cat(c, &p);
+}
+
 /* The rotations of layer i's q and k: token t at position t % seq. */
 static void rope_shapes(const lws_model *m, uint32_t i, lws_rope_shape *q, lws_rope_shape *k) {
     shape s = layer_shape(m, i);
@@ -89,9 +102,8 @@ static void attend_sequence(void *self, lws_cmd *c, uint32_t i, const lws_block_
         OP("rope", lws_op_rope(c, io->k, io->k, s.N, m->seq, s.kvh, s.hd, theta, 0));
         lws_cmd_barrier(c);
     }
-    OP("attention", lws_op_attention_fwd(c, io->att, m->acts[i].lse, io->q, io->k, io->v,
-                                         m->batch, m->seq, s.qh, s.kvh, s.hd,
-                                         1.0f / sqrtf((float)s.hd)));
+    OP("attention", lws_op_attention_fwd(c, io->att, m->acts[i].lse, io->q, io->k, io->v, m->batch,
+                                         m->seq, s.qh, s.kvh, s.hd, 1.0f / sqrtf((float)s.hd)));
     lws_cmd_barrier(c);
 }
 
@@ -110,7 +122,8 @@ static lws_block_kernels row_kernels(lws_model *m) {
                            attend_sequence,
                            block_op_begin,
                            block_op_end,
-                           norm_rope_sequence};
+                           norm_rope_sequence,
+                           project_rows_cat};
     return k;
 }
 
@@ -210,15 +223,31 @@ static void attention_backward(lws_model *m, lws_cmd *c, uint32_t i, lws_buffer 
            lws_op_rope(c, g->dk, g->dk, s.N, m->seq, s.kvh, s.hd, (float)mc->rope_theta, 1));
         lws_cmd_barrier(c);
     }
-    /* Three products accumulate into din: one at a time. */
-    OP("matmul", mm(c, LWS_MM_NN, din, dq, t->wq->mm, s.N, s.d, s.q, din_holds_value));
-    OP("matmul", mm(c, LWS_MM_TN, t->wq->grad, dq, in, s.q, s.d, s.N, 1));
-    OP("matmul", mm(c, LWS_MM_TN, t->wk->grad, dk, in, s.kv, s.d, s.N, 1));
-    OP("matmul", mm(c, LWS_MM_TN, t->wv->grad, g->dv, in, s.kv, s.d, s.N, 1));
-    lws_cmd_barrier(c);
-    OP("matmul", mm(c, LWS_MM_NN, din, dk, t->wk->mm, s.N, s.d, s.kv, 1));
-    lws_cmd_barrier(c);
-    OP("matmul", mm(c, LWS_MM_NN, din, g->dv, t->wv->mm, s.N, s.d, s.kv, 1));
+    /* din (+)= [dq|dk|dv] . [Wq;Wk;Wv] and [dWq;dWk;dWv] += [dq|dk|dv]^T . in,
+     * each one product over the concatenation (or, where the fast path
+     * takes the parts, their products one by one) */
+    lws_mm_cat dx = {LWS_MM_NN,
+                     3,
+                     {s.q, s.kv, s.kv},
+                     {din},
+                     {dq, dk, g->dv},
+                     {t->wq->mm, t->wk->mm, t->wv->mm},
+                     s.N,
+                     s.d,
+                     s.q + 2 * s.kv,
+                     din_holds_value};
+    lws_mm_cat dw = {LWS_MM_TN,
+                     3,
+                     {s.q, s.kv, s.kv},
+                     {t->wq->grad, t->wk->grad, t->wv->grad},
+                     {dq, dk, g->dv},
+                     {in},
+                     s.q + 2 * s.kv,
+                     s.d,
+                     s.N,
+                     1};
+    OP("matmul", lws_op_matmul_cat(c, &dx));
+    OP("matmul", lws_op_matmul_cat(c, &dw));
 }
 
 /* g->dx holds dL/d(layer output); leaves dL/d(layer input) there. */
