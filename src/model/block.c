@@ -45,10 +45,14 @@ static void attention(const lws_block_kernels *k, lws_cmd *c, const lws_config *
 /* SwiGLU from `in` (h, or hn for pre_norm) to y = W2 (silu(W1 in) * W3 in). */
 static void ffn(const lws_block_kernels *k, lws_cmd *c, uint32_t d, uint32_t f,
                 const lws_block_weights *w, const lws_block_io *io, lws_buffer in, lws_buffer y) {
-    PROJECT(io->gate, in, w->w1, f, d);
-    PROJECT(io->up, in, w->w3, f, d);
-    lws_cmd_barrier(c);
-    OP("swiglu", lws_op_swiglu_fwd(c, io->act, io->gate, io->up, k->rows * f));
+    if (k->project_swiglu) {
+        OP(k->project_kind, k->project_swiglu(k->self, c, io, in, w->w1, w->w3, f, d));
+    } else {
+        PROJECT(io->gate, in, w->w1, f, d);
+        PROJECT(io->up, in, w->w3, f, d);
+        lws_cmd_barrier(c);
+        OP("swiglu", lws_op_swiglu_fwd(c, io->act, io->gate, io->up, k->rows * f));
+    }
     lws_cmd_barrier(c);
     PROJECT(y, io->act, w->w2, d, f);
     lws_cmd_barrier(c);

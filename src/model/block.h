@@ -66,6 +66,11 @@ typedef struct lws_block_kernels {
      * the w[p] (lws_op_matmul_cat). NULL: one project call each. */
     void (*project_cat)(void *self, lws_cmd *c, const lws_buffer *y, lws_buffer x,
                         const lws_buffer *w, const uint32_t *n, uint32_t parts, uint32_t k);
+    /* Optional: io->gate, io->up (rows, f) = x . w1^T, x . w3^T and io->act =
+     * silu(gate) * up as one product with SwiGLU in its epilogue
+     * (lws_op_matmul_swiglu). NULL: two projections, then the swiglu kernel. */
+    void (*project_swiglu)(void *self, lws_cmd *c, const lws_block_io *io, lws_buffer x,
+                           lws_buffer w1, lws_buffer w3, uint32_t f, uint32_t k);
 } lws_block_kernels;
 
 /* Records layer `layer` of cfg (its widths from the schedule). */
