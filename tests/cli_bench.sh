@@ -69,7 +69,7 @@ every_op() { # LOG OP...
 check "bench kernels times every op, GFLOP/s and GB/s, with torch's matmul times" \
     '[ $rc -eq 0 ] && every_op "$dir/kernels.log" matmul attention attention_bwd rmsnorm rmsnorm_bwd \
         rmsnorm_add rmsnorm_rope rmsnorm_rope_bwd swiglu swiglu_bwd axpby embedding embedding_bwd \
-        cross_entropy grad_norm adamw &&
+        cross_entropy grad_norm adamw matmul_cat matmul_swiglu &&
      grep -q "torch ms" "$dir/kernels.log" && grep -q "OpenBLAS core" "$dir/kernels.log"'
 # the pre-norm block without QK-norm: its fused residual norm, and RoPE alone
 "$lws" bench kernels configs/tiny/framed.json --set model.qk_norm=false --micro-batch 2 \

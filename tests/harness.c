@@ -19,7 +19,9 @@ void test_rng_seed(test_rng *r, uint64_t seed) {
     for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
 }
 
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static uint64_t rotl(uint64_t x, int k) {
+    return (x << k) | (x >> (64 - k));
+}
 
 uint64_t test_rng_next(test_rng *r) {
     uint64_t *s = r->s;
@@ -33,7 +35,9 @@ uint64_t test_rng_next(test_rng *r) {
     return result;
 }
 
-double test_rng_uniform(test_rng *r) { return (double)(test_rng_next(r) >> 11) * 0x1.0p-53; }
+double test_rng_uniform(test_rng *r) {
+    return (double)(test_rng_next(r) >> 11) * 0x1.0p-53;
+}
 
 double test_rng_normal(test_rng *r) {
     double u1 = test_rng_uniform(r), u2 = test_rng_uniform(r);
@@ -80,7 +84,9 @@ const char *test_path(const char *file) {
     return paths[k];
 }
 
-int test_contains(const char *s, const char *part) { return s && strstr(s, part) != NULL; }
+int test_contains(const char *s, const char *part) {
+    return s && strstr(s, part) != NULL;
+}
 
 lws_context *test_context(void) {
     lws_context *ctx = NULL;
@@ -207,6 +213,21 @@ void test_run(lws_context *ctx, void (*record)(lws_cmd *cmd, void *arg), void *a
     die_on(lws_cmd_end(cmd), "recording");
     die_on(lws_submit(ctx, &cmd, 1), "lws_submit");
     lws_cmd_destroy(cmd);
+}
+
+void test_expect_refused(lws_context *ctx, const char *what,
+                         void (*record)(lws_cmd *cmd, void *arg), void *arg, const char *needle) {
+    lws_cmd *cmd;
+    CHECK_OK(lws_cmd_begin(ctx, 0, &cmd));
+    lws_status s = LWS_OK;
+    if (cmd) {
+        record(cmd, arg);
+        s = lws_cmd_end(cmd);
+        lws_cmd_destroy(cmd);
+    }
+    const char *msg = lws_error_message();
+    CHECK(s == LWS_ERR_INVALID && strstr(msg, needle), "%s: status %d, message '%s'", what, s, msg);
+    printf("%s %s refused: %s\n", s == LWS_ERR_INVALID ? "ok  " : "FAIL", what, msg);
 }
 
 test_error test_compare(const float *got, const double *want, size_t n) {

@@ -65,6 +65,11 @@ lws_buffer test_output_as(lws_context *ctx, size_t n, lws_dtype t);
 /* Downloads n elements of b (its dtype) as floats. */
 void test_download_as(lws_context *ctx, lws_buffer b, float *out, size_t n);
 
+/* Records with fn alone and expects the recording refused: LWS_ERR_INVALID
+ * with a message containing needle (a failed check otherwise). */
+void test_expect_refused(lws_context *ctx, const char *what,
+                         void (*record)(lws_cmd *cmd, void *arg), void *arg, const char *needle);
+
 /* ---- comparisons ---- */
 typedef struct test_error {
     double max_abs, rel_l2;

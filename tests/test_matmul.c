@@ -260,17 +260,7 @@ static void check_split(lws_context *ctx, test_rng *rng) {
 /* ---- argument checks -------------------------------------------------------- */
 
 static void expect_refused(lws_context *ctx, const char *what, job j, const char *needle) {
-    lws_cmd *cmd;
-    CHECK_OK(lws_cmd_begin(ctx, 0, &cmd));
-    lws_status s = LWS_OK;
-    if (cmd) {
-        record(cmd, &j);
-        s = lws_cmd_end(cmd);
-        lws_cmd_destroy(cmd);
-    }
-    const char *msg = lws_error_message();
-    CHECK(s == LWS_ERR_INVALID && strstr(msg, needle), "%s: status %d, message '%s'", what, s, msg);
-    printf("%s %s refused: %s\n", s == LWS_ERR_INVALID ? "ok  " : "FAIL", what, msg);
+    test_expect_refused(ctx, what, record, &j, needle);
 }
 
 static void check_refusals(lws_context *ctx) {

@@ -40,13 +40,15 @@ typedef enum kernel_kind {
     K_CROSS_ENTROPY,
     K_GRAD_NORM,
     K_ADAMW,
+    K_MATMUL_CAT,
+    K_MATMUL_SWIGLU,
 } kernel_kind;
 
 static const char *const op_names[] = {
     "matmul",        "attention",   "attention_bwd", "rmsnorm",          "rmsnorm_bwd",
     "rmsnorm_add",   "add_rmsnorm", "rmsnorm_rope",  "rmsnorm_rope_bwd", "rope",
     "swiglu",        "swiglu_bwd",  "axpby",         "embedding",        "embedding_bwd",
-    "cross_entropy", "grad_norm",   "adamw",
+    "cross_entropy", "grad_norm",   "adamw",         "matmul_cat",       "matmul_swiglu",
 };
 
 typedef struct kernel {
@@ -54,8 +56,9 @@ typedef struct kernel {
     char label[128];
     int layer; /* -1: not a layer's */
     lws_mm_layout layout;
-    uint32_t m, n, k;    /* matmul: C[m, n], reduced over k */
-    uint32_t rows, cols; /* norms: rows x cols; elementwise ops: rows elements */
+    uint32_t m, n, k;        /* matmul: C[m, n], reduced over k; matmul_swiglu: n = F */
+    uint32_t parts, part[3]; /* matmul_cat: the concatenated dimension's parts */
+    uint32_t rows, cols;     /* norms: rows x cols; elementwise ops: rows elements */
     uint32_t batch, seq, q_heads, kv_heads, head_dim; /* attention and RoPE */
     uint32_t vocab;      /* embedding and cross-entropy (rows tokens, cols = d) */
     uint64_t elems;      /* optimizer: parameters */
@@ -112,6 +115,34 @@ static int add_projection(kernel_list *l, int layer, const char *w, uint32_t N, 
            add_matmul(l, layer, what[2], LWS_MM_TN, out, in, N);
 }
 
+/* The fused products of `parts` projections of one input (model/record.c):
+ * the forward [y_0|y_1|..] = x [W_0;W_1;..]^T (with SwiGLU in the epilogue
+ * for W1|W3), the input gradient and the weight gradients, each one product
+ * over the concatenation (lws_op_matmul_cat, lws_op_matmul_swiglu). */
+static int add_fused(kernel_list *l, int layer, const char *w, uint32_t N, uint32_t parts,
+                     const uint32_t *out, uint32_t in, int swiglu) {
+    uint32_t total = 0;
+    for (uint32_t p = 0; p < parts; p++) total += out[p];
+    const uint32_t shapes[3][3] = {{N, total, in}, {N, in, total}, {total, in, N}};
+    for (int i = swiglu ? -1 : 0; i < 3; i++) {
+        if (i == 0 && swiglu) continue; /* the forward is the SwiGLU one */
+        kernel *e = add(l, i < 0 ? K_MATMUL_SWIGLU : K_MATMUL_CAT, layer);
+        if (!e) return 0;
+        e->layout = i <= 0 ? LWS_MM_NT : i == 1 ? LWS_MM_NN : LWS_MM_TN;
+        const uint32_t *sh = shapes[i < 0 ? 0 : i];
+        e->m = sh[0], e->n = i < 0 ? out[0] : sh[1], e->k = sh[2];
+        e->parts = parts;
+        for (uint32_t p = 0; p < parts; p++) e->part[p] = out[p];
+        e->flops = 2.0 * sh[0] * sh[1] * sh[2];
+        static const char *const what[] = {"fwd", "dx", "dW"};
+        char name[48];
+        snprintf(name, sizeof name, "%s %s", w, i < 0 ? "fwd" : what[i]);
+        snprintf(e->label, sizeof e->label, "%-13s %s %ux%ux%u", name, layout_name(e->layout),
+                 sh[0], sh[1], sh[2]);
+    }
+    return 1;
+}
+
 static int add_norm(kernel_list *l, int layer, kernel_kind kind, const char *what, uint32_t rows,
                     uint32_t cols) {
     kernel *e = add(l, kind, layer);
@@ -148,6 +179,9 @@ static int add_layer(kernel_list *l, const lws_config *cfg, uint32_t i, uint32_t
         add_projection(l, (int)i, "Wq", N, q, d) && add_projection(l, (int)i, "Wk,Wv", N, kv, d) &&
         add_projection(l, (int)i, "Wo", N, d, q) && add_projection(l, (int)i, "W1,W3", N, f, d) &&
         add_projection(l, (int)i, "W2", N, d, f);
+    const uint32_t qkv[3] = {q, kv, kv}, w13[2] = {f, f};
+    ok = ok && add_fused(l, (int)i, "Wq|Wk|Wv", N, 3, qkv, d, 0) &&
+         add_fused(l, (int)i, "W1|W3", N, 2, w13, d, 1);
     /* the block's norms run with their residual adds (model/block.c) */
     int post = cfg->model.block == LWS_BLOCK_POST_NORM;
     ok = ok && add_norm(l, (int)i, post ? K_RMSNORM_ADD : K_ADD_RMSNORM, "block norm", N, d) &&
@@ -264,6 +298,15 @@ static lws_status prepare(lws_context *ctx, const kernel *k, buffers *bf) {
         LWS_TRY(alloc_filled(ctx, (uint64_t)k->m * k->n, &b[0])); /* C */
         LWS_TRY(alloc_filled(ctx, (uint64_t)k->m * k->k, &b[1])); /* A */
         return alloc_filled(ctx, (uint64_t)k->n * k->k, &b[2]);   /* B */
+    case K_MATMUL_CAT: /* each operand whole; the parts are slices of it */
+    case K_MATMUL_SWIGLU:
+        LWS_TRY(alloc_filled(ctx, (uint64_t)k->m * k->n, &b[0])); /* C, gate */
+        LWS_TRY(alloc_filled(ctx, (uint64_t)k->m * k->k, &b[1])); /* A */
+        LWS_TRY(alloc_filled(ctx, (uint64_t)k->n * k->k * (k->kind == K_MATMUL_CAT ? 1 : 2),
+                             &b[2])); /* B: W1 and W3 for SwiGLU */
+        if (k->kind == K_MATMUL_CAT) return LWS_OK;
+        LWS_TRY(alloc_filled(ctx, (uint64_t)k->m * k->n, &b[3])); /* up */
+        return alloc_filled(ctx, (uint64_t)k->m * k->n, &b[4]);   /* act */
     case K_ATTENTION:
     case K_ATTENTION_BWD: {
         uint64_t T = (uint64_t)k->batch * k->seq;
@@ -336,6 +379,39 @@ static lws_status prepare(lws_context *ctx, const kernel *k, buffers *bf) {
     return LWS_OK;
 }
 
+/* The fused products on prepare's buffers: part p of an operand that spans
+ * the concatenated dimension is the slice after parts 0 .. p-1. */
+static void launch_fused(lws_cmd *c, const kernel *k, const lws_buffer *b) {
+    if (k->kind == K_MATMUL_SWIGLU) {
+        uint64_t w = 4ull * k->n * k->k;
+        lws_op_matmul_swiglu(c, b[0], b[3], b[4], b[1], lws_buffer_slice(b[2], 0, w),
+                             lws_buffer_slice(b[2], w, w), k->m, k->n, k->k);
+        return;
+    }
+    lws_mm_cat p = {k->layout, k->parts, {0}, {b[0]}, {b[1]}, {b[2]}, k->m, k->n, k->k, 0};
+    /* elements per unit of the concatenated dimension: C, A, B */
+    int nt = k->layout == LWS_MM_NT, nn = k->layout == LWS_MM_NN;
+    uint64_t per_c = nt   ? k->m
+                     : nn ? 0
+                          : k->n,
+             per_a = nt   ? 0
+                     : nn ? k->m
+                          : k->k,
+             per_b = nt   ? k->k
+                     : nn ? k->n
+                          : 0;
+    uint64_t at = 0;
+    for (uint32_t i = 0; i < k->parts; i++) {
+        p.size[i] = k->part[i];
+        uint64_t w = k->part[i];
+        if (per_c) p.c[i] = lws_buffer_slice(b[0], 4 * at * per_c, 4 * w * per_c);
+        if (per_a) p.a[i] = lws_buffer_slice(b[1], 4 * at * per_a, 4 * w * per_a);
+        if (per_b) p.b[i] = lws_buffer_slice(b[2], 4 * at * per_b, 4 * w * per_b);
+        at += w;
+    }
+    lws_op_matmul_cat(c, &p);
+}
+
 static void launch(lws_cmd *c, const kernel *k, const buffers *bf) {
     const lws_buffer *b = bf->b;
     float scale = k->head_dim ? 1.0f / sqrtf((float)k->head_dim) : 1.0f;
@@ -344,6 +420,10 @@ static void launch(lws_cmd *c, const kernel *k, const buffers *bf) {
     switch (k->kind) {
     case K_MATMUL:
         lws_op_matmul(c, k->layout, b[0], b[1], b[2], k->m, k->n, k->k, 0);
+        break;
+    case K_MATMUL_CAT:
+    case K_MATMUL_SWIGLU:
+        launch_fused(c, k, b);
         break;
     case K_ATTENTION:
         lws_op_attention_fwd(c, b[0], b[1], b[2], b[3], b[4], k->batch, k->seq, k->q_heads,
@@ -614,7 +694,7 @@ static cJSON *kernel_row(const kernel *k, int torch) {
                k->torch_ms / k->ms);
     printf("\n");
     cJSON *e = cJSON_CreateObject();
-    int mm = k->kind == K_MATMUL;
+    int mm = k->kind == K_MATMUL || k->kind == K_MATMUL_CAT || k->kind == K_MATMUL_SWIGLU;
     cJSON_AddStringToObject(e, "op", op_names[k->kind]);
     cJSON_AddStringToObject(e, "label", k->label);
     lws_json_number_or_null(e, "layer", k->layer >= 0 ? k->layer : NAN);
@@ -635,8 +715,8 @@ static cJSON *kernel_row(const kernel *k, int torch) {
     return e;
 }
 
-static int write_report(const kernels_args *o, const lws_config *cfg,
-                        const lws_device_caps *caps, cJSON *kernels, cJSON *torch_info) {
+static int write_report(const kernels_args *o, const lws_config *cfg, const lws_device_caps *caps,
+                        cJSON *kernels, cJSON *torch_info) {
     cJSON *r = lws_report_begin("kernels", o->label, "fp32", caps);
     cJSON_AddItemToObject(r, "config", lws_report_config(cfg, cfg->train.seq_len));
     cJSON *shape = cJSON_AddObjectToObject(r, "shape");
@@ -672,8 +752,7 @@ static int run_kernels(const kernels_args *o, const lws_config *cfg, lws_context
     if (s == LWS_OK && o->torch) s = run_torch(&list, o->reps, &torch_info);
     int rc = s == LWS_OK ? 0 : lws_cli_error();
     if (rc == 0) {
-        printf("\n  %-16s %5s  %-38s %10s %9s %8s", "op", "layer", "what", "ms", "GFLOP/s",
-               "GB/s");
+        printf("\n  %-16s %5s  %-38s %10s %9s %8s", "op", "layer", "what", "ms", "GFLOP/s", "GB/s");
         if (o->torch) printf(" %10s %9s %9s", "torch ms", "GFLOP/s", "lws speed");
         printf("\n");
         kernels = cJSON_CreateArray();

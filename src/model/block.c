@@ -11,16 +11,21 @@
 #define PROJECT(y, x, w, n, kk) OP(k->project_kind, k->project(k->self, c, y, x, w, n, kk))
 
 /* Attention sub-block from `in` (x, or xn for pre_norm) to io->att. */
-static void attention(const lws_block_kernels *k, lws_cmd *c, const lws_config *cfg,
-                      uint32_t layer, const lws_block_weights *w, const lws_block_io *io,
-                      lws_buffer in) {
+static void attention(const lws_block_kernels *k, lws_cmd *c, const lws_config *cfg, uint32_t layer,
+                      const lws_block_weights *w, const lws_block_io *io, lws_buffer in) {
     const lws_layer_shape *s = &cfg->layers[layer];
     uint32_t d = cfg->model.d_model, hd = cfg->model.head_dim, R = k->rows;
     uint32_t q = s->q_heads * hd, kv = s->kv_heads * hd;
     float eps = (float)cfg->model.norm_eps;
-    PROJECT(io->q_raw, in, w->wq, q, d);
-    PROJECT(io->k_raw, in, w->wk, kv, d);
-    PROJECT(io->v, in, w->wv, kv, d);
+    if (k->project_cat) {
+        const lws_buffer y[3] = {io->q_raw, io->k_raw, io->v}, ws[3] = {w->wq, w->wk, w->wv};
+        const uint32_t n[3] = {q, kv, kv};
+        OP(k->project_kind, k->project_cat(k->self, c, y, in, ws, n, 3, d));
+    } else {
+        PROJECT(io->q_raw, in, w->wq, q, d);
+        PROJECT(io->k_raw, in, w->wk, kv, d);
+        PROJECT(io->v, in, w->wv, kv, d);
+    }
     lws_cmd_barrier(c);
     if (cfg->model.qk_norm) {
         /* QK-norm over the whole projection of a token (q_heads * head_dim). */
@@ -40,10 +45,14 @@ static void attention(const lws_block_kernels *k, lws_cmd *c, const lws_config *
 /* SwiGLU from `in` (h, or hn for pre_norm) to y = W2 (silu(W1 in) * W3 in). */
 static void ffn(const lws_block_kernels *k, lws_cmd *c, uint32_t d, uint32_t f,
                 const lws_block_weights *w, const lws_block_io *io, lws_buffer in, lws_buffer y) {
-    PROJECT(io->gate, in, w->w1, f, d);
-    PROJECT(io->up, in, w->w3, f, d);
-    lws_cmd_barrier(c);
-    OP("swiglu", lws_op_swiglu_fwd(c, io->act, io->gate, io->up, k->rows * f));
+    if (k->project_swiglu) {
+        OP(k->project_kind, k->project_swiglu(k->self, c, io, in, w->w1, w->w3, f, d));
+    } else {
+        PROJECT(io->gate, in, w->w1, f, d);
+        PROJECT(io->up, in, w->w3, f, d);
+        lws_cmd_barrier(c);
+        OP("swiglu", lws_op_swiglu_fwd(c, io->act, io->gate, io->up, k->rows * f));
+    }
     lws_cmd_barrier(c);
     PROJECT(y, io->act, w->w2, d, f);
     lws_cmd_barrier(c);

@@ -23,10 +23,10 @@ typedef struct lws_block_io {
     lws_buffer att;            /* attention output before Wo */
     lws_buffer attn_out;       /* post_norm: att . Wo^T */
     lws_buffer attn_rstd;
-    lws_buffer h;         /* after the attention residual */
-    lws_buffer gate, up;  /* W1 h, W3 h */
-    lws_buffer act;       /* silu(gate) * up */
-    lws_buffer ffn_out;   /* post_norm: act . W2^T */
+    lws_buffer h;        /* after the attention residual */
+    lws_buffer gate, up; /* W1 h, W3 h */
+    lws_buffer act;      /* silu(gate) * up */
+    lws_buffer ffn_out;  /* post_norm: act . W2^T */
     lws_buffer ffn_rstd;
     /* pre_norm, optional (size 0: none): the norm after this layer, its
      * output (rows, d), statistics (rows) and weight (d): the next layer's
@@ -61,6 +61,16 @@ typedef struct lws_block_kernels {
      * runs QK-norm and attend rotates. */
     void (*norm_rope)(void *self, lws_cmd *c, uint32_t layer, const lws_block_weights *w,
                       const lws_block_io *io);
+    /* Optional: y[p] (rows, n[p]) = x (rows, k) . w[p]^T for `parts` (up to
+     * 3) projections of one input, as one product over the concatenation of
+     * the w[p] (lws_op_matmul_cat). NULL: one project call each. */
+    void (*project_cat)(void *self, lws_cmd *c, const lws_buffer *y, lws_buffer x,
+                        const lws_buffer *w, const uint32_t *n, uint32_t parts, uint32_t k);
+    /* Optional: io->gate, io->up (rows, f) = x . w1^T, x . w3^T and io->act =
+     * silu(gate) * up as one product with SwiGLU in its epilogue
+     * (lws_op_matmul_swiglu). NULL: two projections, then the swiglu kernel. */
+    void (*project_swiglu)(void *self, lws_cmd *c, const lws_block_io *io, lws_buffer x,
+                           lws_buffer w1, lws_buffer w3, uint32_t f, uint32_t k);
 } lws_block_kernels;
 
 /* Records layer `layer` of cfg (its widths from the schedule). */

@@ -57,6 +57,26 @@ static void project_rows(void *self, lws_cmd *c, lws_buffer y, lws_buffer x, lws
     mm(c, LWS_MM_NT, y, x, w, m->tokens, n, k, 0);
 }
 
+/* y[p] = x . w[p]^T as one product over the concatenation of the w[p]
+ * (lws_op_matmul_cat: one dispatch where the portable matmul runs them). */
+static void project_rows_cat(void *self, lws_cmd *c, const lws_buffer *y, lws_buffer x,
+                             const lws_buffer *w, const uint32_t *n, uint32_t parts, uint32_t k) {
+    lws_model *m = self;
+    lws_mm_cat p = {.layout = LWS_MM_NT, .parts = parts, .a = {x}, .m = m->tokens, .k = k};
+    for (uint32_t i = 0; i < parts; i++) {
+        p.size[i] = n[i], p.b[i] = w[i], p.c[i] = y[i];
+        p.n += n[i];
+    }
+    lws_op_matmul_cat(c, &p);
+}
+
+/* gate, up and act = silu(gate) * up from one product (lws_op_matmul_swiglu). */
+static void project_rows_swiglu(void *self, lws_cmd *c, const lws_block_io *io, lws_buffer x,
+                                lws_buffer w1, lws_buffer w3, uint32_t f, uint32_t k) {
+    lws_model *m = self;
+    lws_op_matmul_swiglu(c, io->gate, io->up, io->act, x, w1, w3, m->tokens, f, k);
+}
+
 /* The rotations of layer i's q and k: token t at position t % seq. */
 static void rope_shapes(const lws_model *m, uint32_t i, lws_rope_shape *q, lws_rope_shape *k) {
     shape s = layer_shape(m, i);
@@ -89,9 +109,8 @@ static void attend_sequence(void *self, lws_cmd *c, uint32_t i, const lws_block_
         OP("rope", lws_op_rope(c, io->k, io->k, s.N, m->seq, s.kvh, s.hd, theta, 0));
         lws_cmd_barrier(c);
     }
-    OP("attention", lws_op_attention_fwd(c, io->att, m->acts[i].lse, io->q, io->k, io->v,
-                                         m->batch, m->seq, s.qh, s.kvh, s.hd,
-                                         1.0f / sqrtf((float)s.hd)));
+    OP("attention", lws_op_attention_fwd(c, io->att, m->acts[i].lse, io->q, io->k, io->v, m->batch,
+                                         m->seq, s.qh, s.kvh, s.hd, 1.0f / sqrtf((float)s.hd)));
     lws_cmd_barrier(c);
 }
 
@@ -110,7 +129,9 @@ static lws_block_kernels row_kernels(lws_model *m) {
                            attend_sequence,
                            block_op_begin,
                            block_op_end,
-                           norm_rope_sequence};
+                           norm_rope_sequence,
+                           project_rows_cat,
+                           project_rows_swiglu};
     return k;
 }
 
@@ -175,6 +196,35 @@ static void layer_forward(lws_model *m, lws_cmd *c, uint32_t i) {
 /* rmsnorm_bwd orders its input gradient before its weight-gradient pass, so
  * an op that only reads that input gradient needs no barrier after it. */
 
+/* The backward of `parts` projections y_p = in . W_p^T of one input:
+ * din (+)= [dy_0|dy_1|..] . [W_0;W_1;..] (added into din when
+ * din_holds_value) and [dW_0;dW_1;..] += [dy_0|dy_1|..]^T . in, each one
+ * product over the concatenation (or, where the fast path takes the parts,
+ * their products one by one). The two share no output: no barrier between. */
+static void projections_backward(lws_model *m, lws_cmd *c, uint32_t parts, const lws_buffer *dy,
+                                 lws_param *const *w, const uint32_t *width, lws_buffer in,
+                                 lws_buffer din, int din_holds_value) {
+    uint32_t N = m->tokens, d = m->cfg.model.d_model;
+    lws_mm_cat dx = {.layout = LWS_MM_NN,
+                     .parts = parts,
+                     .c = {din},
+                     .m = N,
+                     .n = d,
+                     .accumulate = din_holds_value};
+    lws_mm_cat dw = {
+        .layout = LWS_MM_TN, .parts = parts, .b = {in}, .n = d, .k = N, .accumulate = 1};
+    for (uint32_t p = 0; p < parts; p++) {
+        dx.size[p] = dw.size[p] = width[p];
+        dx.a[p] = dw.a[p] = dy[p];
+        dx.b[p] = w[p]->mm;
+        dw.c[p] = w[p]->grad;
+        dx.k += width[p];
+        dw.m += width[p];
+    }
+    OP("matmul", lws_op_matmul_cat(c, &dx));
+    OP("matmul", lws_op_matmul_cat(c, &dw));
+}
+
 /* From d(att) in g->datt back to the projections' input `in` (x or xn):
  * the input gradient is added into `din` when din_holds_value, else written. */
 static void attention_backward(lws_model *m, lws_cmd *c, uint32_t i, lws_buffer in, lws_buffer din,
@@ -210,15 +260,22 @@ static void attention_backward(lws_model *m, lws_cmd *c, uint32_t i, lws_buffer 
            lws_op_rope(c, g->dk, g->dk, s.N, m->seq, s.kvh, s.hd, (float)mc->rope_theta, 1));
         lws_cmd_barrier(c);
     }
-    /* Three products accumulate into din: one at a time. */
-    OP("matmul", mm(c, LWS_MM_NN, din, dq, t->wq->mm, s.N, s.d, s.q, din_holds_value));
-    OP("matmul", mm(c, LWS_MM_TN, t->wq->grad, dq, in, s.q, s.d, s.N, 1));
-    OP("matmul", mm(c, LWS_MM_TN, t->wk->grad, dk, in, s.kv, s.d, s.N, 1));
-    OP("matmul", mm(c, LWS_MM_TN, t->wv->grad, g->dv, in, s.kv, s.d, s.N, 1));
-    lws_cmd_barrier(c);
-    OP("matmul", mm(c, LWS_MM_NN, din, dk, t->wk->mm, s.N, s.d, s.kv, 1));
-    lws_cmd_barrier(c);
-    OP("matmul", mm(c, LWS_MM_NN, din, g->dv, t->wv->mm, s.N, s.d, s.kv, 1));
+    /* din (+)= [dq|dk|dv] . [Wq;Wk;Wv], [dWq;dWk;dWv] += [dq|dk|dv]^T . in */
+    const lws_buffer dy[3] = {dq, dk, g->dv};
+    lws_param *const w[3] = {t->wq, t->wk, t->wv};
+    const uint32_t width[3] = {s.q, s.kv, s.kv};
+    projections_backward(m, c, 3, dy, w, width, in, din, din_holds_value);
+}
+
+/* From dgate, dup back to the FFN's input `in` (h or hn): din (+)=
+ * [dgate|dup] . [W1;W3], [dW1;dW3] += [dgate|dup]^T . in. */
+static void ffn_in_backward(lws_model *m, lws_cmd *c, uint32_t i, lws_buffer in, lws_buffer din,
+                            int din_holds_value) {
+    const lws_layer_tensors *t = &m->layers[i];
+    const lws_buffer dy[2] = {m->gs.dgate, m->gs.dup};
+    lws_param *const w[2] = {t->w1, t->w3};
+    const uint32_t width[2] = {m->cfg.layers[i].ffn_dim, m->cfg.layers[i].ffn_dim};
+    projections_backward(m, c, 2, dy, w, width, in, din, din_holds_value);
 }
 
 /* g->dx holds dL/d(layer output); leaves dL/d(layer input) there. */
@@ -239,11 +296,7 @@ static void layer_backward(lws_model *m, lws_cmd *c, uint32_t i) {
            lws_op_swiglu_bwd(c, g->dgate, g->dup, g->dact, a->gate, a->up, s.N * s.f));
         lws_cmd_barrier(c);
         /* dh = dout + dgate . W1 + dup . W3, accumulated in place in dx */
-        OP("matmul", mm(c, LWS_MM_NN, g->dx, g->dgate, t->w1->mm, s.N, s.d, s.f, 1));
-        OP("matmul", mm(c, LWS_MM_TN, t->w1->grad, g->dgate, a->h, s.f, s.d, s.N, 1));
-        OP("matmul", mm(c, LWS_MM_TN, t->w3->grad, g->dup, a->h, s.f, s.d, s.N, 1));
-        lws_cmd_barrier(c);
-        OP("matmul", mm(c, LWS_MM_NN, g->dx, g->dup, t->w3->mm, s.N, s.d, s.f, 1));
+        ffn_in_backward(m, c, i, a->h, g->dx, 1);
         lws_cmd_barrier(c);
         /* h = x + RMSNorm_attn(attn_out) */
         OP("rmsnorm_bwd",
@@ -262,11 +315,7 @@ static void layer_backward(lws_model *m, lws_cmd *c, uint32_t i) {
         OP("swiglu_bwd",
            lws_op_swiglu_bwd(c, g->dgate, g->dup, g->dact, a->gate, a->up, s.N * s.f));
         lws_cmd_barrier(c);
-        OP("matmul", mm(c, LWS_MM_NN, g->dnorm_in, g->dgate, t->w1->mm, s.N, s.d, s.f, 0));
-        OP("matmul", mm(c, LWS_MM_TN, t->w1->grad, g->dgate, a->hn, s.f, s.d, s.N, 1));
-        OP("matmul", mm(c, LWS_MM_TN, t->w3->grad, g->dup, a->hn, s.f, s.d, s.N, 1));
-        lws_cmd_barrier(c);
-        OP("matmul", mm(c, LWS_MM_NN, g->dnorm_in, g->dup, t->w3->mm, s.N, s.d, s.f, 1));
+        ffn_in_backward(m, c, i, a->hn, g->dnorm_in, 0);
         lws_cmd_barrier(c);
         OP("rmsnorm_bwd",
            lws_op_rmsnorm_bwd(c, g->dx, t->ffn_norm->grad, g->dnorm_in, a->h, t->ffn_norm->param,

@@ -29,6 +29,21 @@ static inline uint32_t lws_div_up(uint64_t a, uint64_t b) {
     return (uint32_t)((a + b - 1) / b);
 }
 
+/* ---- the portable matmul's tiles (ops/matmul.c, ops/matmul_cat.c) ---- */
+/* The context's tuning, its matmul tiles checked against the shader's
+ * invariants and halved until their shared memory fits the device; tile_k
+ * the depth to use. */
+lws_status lws_mm_tuning(lws_cmd *cmd, lws_tuning *out, uint32_t *tile_k);
+/* The tile for `batch` outputs of M x N: the tuning's, smaller for small
+ * outputs or too few workgroups. */
+void lws_mm_tile(const lws_tuning *t, uint32_t m, uint32_t n, uint32_t batch, uint32_t *tile_m,
+                 uint32_t *tile_n);
+/* The most elements one matrix of a dispatch may have (as
+ * lws_matmul_max_elements); 0 when LWS_MATMUL_MAX_ELEMS is not a size. */
+int lws_mm_max_elements_env(uint64_t *out);
+/* Whether the first x_bytes of x and the first y_bytes of y share memory. */
+int lws_buffers_overlap(lws_buffer x, uint64_t x_bytes, lws_buffer y, uint64_t y_bytes);
+
 /* ---- element types ----------------------------------------------------------
  * Activations are fp32, bf16 or fp16 (lws_buffer.dtype); a kernel has one
  * shader variant per type (the `// variants:` line), and its launcher picks

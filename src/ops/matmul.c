@@ -12,8 +12,7 @@ typedef lws_matmul_push matmul_push;
 static const char *const layout_names[] = {"NT", "NN", "TN"};
 static const char *const shader_names[] = {"matmul_nt", "matmul_nn", "matmul_tn"};
 
-/* Whether the first x_bytes of x and the first y_bytes of y share memory. */
-static int overlaps(lws_buffer x, uint64_t x_bytes, lws_buffer y, uint64_t y_bytes) {
+int lws_buffers_overlap(lws_buffer x, uint64_t x_bytes, lws_buffer y, uint64_t y_bytes) {
     return x.buffer == y.buffer && x.offset < y.offset + y_bytes && y.offset < x.offset + x_bytes;
 }
 
@@ -23,7 +22,7 @@ static int overlaps(lws_buffer x, uint64_t x_bytes, lws_buffer y, uint64_t y_byt
  * problems the way large ones are split. */
 #define SHADER_MAX_ELEMS ((1ull << 31) - 1)
 
-static int max_elements_env(uint64_t *out) {
+int lws_mm_max_elements_env(uint64_t *out) {
     const char *env = getenv("LWS_MATMUL_MAX_ELEMS");
     *out = SHADER_MAX_ELEMS;
     if (!env || !*env) return 1;
@@ -36,7 +35,7 @@ static int max_elements_env(uint64_t *out) {
 
 uint64_t lws_matmul_max_elements(void) {
     uint64_t n;
-    max_elements_env(&n);
+    lws_mm_max_elements_env(&n);
     return n;
 }
 
@@ -71,6 +70,30 @@ static void declare(lws_cmd *cmd, lws_buffer x, uint32_t esize, uint64_t at, uin
         lws_cmd_reads_strided(cmd, first, esize * stride, batch);
 }
 
+void lws_mm_tile(const lws_tuning *t, uint32_t m, uint32_t n, uint32_t batch, uint32_t *tile_m_out,
+                 uint32_t *tile_n_out) {
+    /* The tuning's tile is the largest; small outputs get smaller tiles (same
+     * workgroup, smaller register blocks). A tile far wider than the matrix
+     * computes padding (d_model 64 under a 128-wide tile wastes half), and too
+     * few workgroups leave cores idle: a weight gradient dW[64, 64] summed
+     * over 2048 tokens is one 128x128 workgroup, so one core of many. */
+    uint32_t tile_m = t->mm_tile_m, tile_n = t->mm_tile_n;
+    uint32_t min_m = 4 * t->mm_wg_y, min_n = 4 * t->mm_wg_x;
+    while (tile_m > min_m && m <= tile_m / 2) tile_m /= 2;
+    while (tile_n > min_n && n <= tile_n / 2) tile_n /= 2;
+    while ((uint64_t)lws_div_up(m, tile_m) * lws_div_up(n, tile_n) * batch < t->mm_min_groups) {
+        if (tile_m >= tile_n && tile_m > min_m)
+            tile_m /= 2;
+        else if (tile_n > min_n)
+            tile_n /= 2;
+        else if (tile_m > min_m)
+            tile_m /= 2;
+        else
+            break;
+    }
+    *tile_m_out = tile_m, *tile_n_out = tile_n;
+}
+
 static lws_status dispatch_piece(lws_cmd *cmd, const mm_problem *p, mm_piece q) {
     const lws_tuning *t = &p->t;
     uint32_t ec = p->ec, eab = p->eab;
@@ -82,22 +105,8 @@ static lws_status dispatch_piece(lws_cmd *cmd, const mm_problem *p, mm_piece q) 
     uint32_t vec4 = q.m % 4 == 0 && q.n % 4 == 0 && q.k % 4 == 0 && c.addr % (4 * ec) == 0 &&
                     (a.addr | b.addr) % (4 * eab) == 0 &&
                     (q.batch == 1 || (q.stride_c | q.stride_a | q.stride_b) % 4 == 0);
-    /* The tuning's tile is the largest; small outputs get smaller tiles (same
-     * workgroup, smaller register blocks). A tile far wider than the matrix
-     * computes padding (d_model 64 under a 128-wide tile wastes half), and too
-     * few workgroups leave cores idle: a weight gradient dW[64, 64] summed
-     * over 2048 tokens is one 128x128 workgroup, so one core of many. */
-    uint32_t tile_m = t->mm_tile_m, tile_n = t->mm_tile_n;
-    uint32_t min_m = 4 * t->mm_wg_y, min_n = 4 * t->mm_wg_x;
-    while (tile_m > min_m && q.m <= tile_m / 2) tile_m /= 2;
-    while (tile_n > min_n && q.n <= tile_n / 2) tile_n /= 2;
-    while ((uint64_t)lws_div_up(q.m, tile_m) * lws_div_up(q.n, tile_n) * q.batch <
-           t->mm_min_groups) {
-        if (tile_m >= tile_n && tile_m > min_m) tile_m /= 2;
-        else if (tile_n > min_n) tile_n /= 2;
-        else if (tile_m > min_m) tile_m /= 2;
-        else break;
-    }
+    uint32_t tile_m, tile_n;
+    lws_mm_tile(t, q.m, q.n, q.batch, &tile_m, &tile_n);
     uint32_t spec[7] = {t->mm_wg_x, t->mm_wg_y, 1, tile_m, tile_n, p->tile_k, vec4};
     lws_pipeline *pipe;
     LWS_OP_PIPELINE(cmd, p->shader, spec, 7, &pipe);
@@ -251,13 +260,29 @@ static lws_status fit_tiles(lws_cmd *cmd, lws_tuning *t, uint32_t *tile_k) {
     return LWS_OK;
 }
 
+lws_status lws_mm_tuning(lws_cmd *cmd, lws_tuning *out, uint32_t *tile_k) {
+    *out = lws_tuning_get(lws_cmd_context(cmd));
+    /* Invariants of the tuning table that the shader relies on: whole
+     * register blocks, and tile sides in whole vec4s. */
+    const lws_tuning *t = out;
+    LWS_OP_REQUIRE(cmd,
+                   t->mm_wg_x && t->mm_wg_y && t->mm_tile_m % (4 * t->mm_wg_y) == 0 &&
+                       t->mm_tile_n % (4 * t->mm_wg_x) == 0 && t->mm_tile_k % 4 == 0 &&
+                       t->mm_tile_m && t->mm_tile_n && t->mm_tile_k,
+                   "matmul: tuning tile %ux%ux%u with workgroup %ux%u: tile_m must be a multiple "
+                   "of 4*wg_y, tile_n of 4*wg_x, tile_k of 4",
+                   t->mm_tile_m, t->mm_tile_n, t->mm_tile_k, t->mm_wg_x, t->mm_wg_y);
+    LWS_TRY(fit_tiles(cmd, out, tile_k));
+    return LWS_OK;
+}
+
 lws_status lws_op_matmul_batched(lws_cmd *cmd, lws_mm_layout layout, lws_buffer c, lws_buffer a,
                                  lws_buffer b, uint32_t m, uint32_t n, uint32_t k, int accumulate,
                                  uint32_t batch, uint64_t stride_c, uint64_t stride_a,
                                  uint64_t stride_b) {
     /* Matrix units where the context has them and takes the problem. */
-    lws_matmul_args args = {layout, c,        a,        b,       m, n, k, accumulate,
-                            batch,  stride_c, stride_a, stride_b};
+    lws_matmul_args args = {layout, c,          a,     b,        m,        n,
+                            k,      accumulate, batch, stride_c, stride_a, stride_b};
     int handled = 0;
     lws_status fast = lws_matmul_fast(cmd, &args, &handled);
     if (handled || fast != LWS_OK) return fast;
@@ -293,24 +318,15 @@ lws_status lws_matmul_portable(lws_cmd *cmd, const lws_matmul_args *args) {
                    name, m, n, k, batch, (unsigned long long)c.size, (unsigned long long)a.size,
                    (unsigned long long)b.size, (unsigned long long)c_bytes,
                    (unsigned long long)a_bytes, (unsigned long long)b_bytes);
-    LWS_OP_REQUIRE(cmd, !overlaps(c, c_bytes, a, a_bytes) && !overlaps(c, c_bytes, b, b_bytes),
+    LWS_OP_REQUIRE(cmd,
+                   !lws_buffers_overlap(c, c_bytes, a, a_bytes) &&
+                       !lws_buffers_overlap(c, c_bytes, b, b_bytes),
                    "matmul %s: C overlaps A or B; the output must be a separate buffer range",
                    name);
-    p.t = lws_tuning_get(lws_cmd_context(cmd));
-    LWS_OP_REQUIRE(cmd, max_elements_env(&p.limit),
+    LWS_OP_REQUIRE(cmd, lws_mm_max_elements_env(&p.limit),
                    "LWS_MATMUL_MAX_ELEMS = '%s' is not a matrix size: give 1 .. %llu elements",
                    getenv("LWS_MATMUL_MAX_ELEMS"), (unsigned long long)SHADER_MAX_ELEMS);
-    /* Invariants of the tuning table that the shader relies on: whole
-     * register blocks, and tile sides in whole vec4s. */
-    const lws_tuning *t = &p.t;
-    LWS_OP_REQUIRE(cmd,
-                   t->mm_wg_x && t->mm_wg_y && t->mm_tile_m % (4 * t->mm_wg_y) == 0 &&
-                       t->mm_tile_n % (4 * t->mm_wg_x) == 0 && t->mm_tile_k % 4 == 0 &&
-                       t->mm_tile_m && t->mm_tile_n && t->mm_tile_k,
-                   "matmul: tuning tile %ux%ux%u with workgroup %ux%u: tile_m must be a multiple "
-                   "of 4*wg_y, tile_n of 4*wg_x, tile_k of 4",
-                   t->mm_tile_m, t->mm_tile_n, t->mm_tile_k, t->mm_wg_x, t->mm_wg_y);
-    LWS_TRY(fit_tiles(cmd, &p.t, &p.tile_k));
+    LWS_TRY(lws_mm_tuning(cmd, &p.t, &p.tile_k));
 
     mm_piece whole = {0, 0, 0, m, n, k, batch, stride_c, stride_a, stride_b, accumulate};
     if (c_elems <= p.limit && a_elems <= p.limit && b_elems <= p.limit)

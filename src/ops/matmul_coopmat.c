@@ -245,6 +245,14 @@ lws_status lws_matmul_fast(lws_cmd *cmd, const lws_matmul_args *p, int *handled)
     return fast(cmd, p);
 }
 
+int lws_matmul_fast_takes(lws_context *ctx, const lws_matmul_args *p) {
+    lws_matmul_mode mode;
+    if (!lws_matmul_mode_parse(getenv("LWS_MATMUL"), &mode)) return 1; /* it reports the error */
+    if (mode == LWS_MATMUL_PORTABLE || lws_context_matmul_verdict(ctx) < 0) return 0;
+    if (!context_fast(ctx)) return mode == LWS_MATMUL_COOPMAT; /* that mode's error */
+    return cm_takes(p);
+}
+
 void lws_matmul_path(lws_context *ctx, char *out, size_t size) {
     lws_matmul_mode mode;
     lws_matmul_mode_parse(getenv("LWS_MATMUL"), &mode);

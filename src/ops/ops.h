@@ -55,6 +55,42 @@ lws_status lws_op_matmul_batched(lws_cmd *cmd, lws_mm_layout layout, lws_buffer 
                                  uint32_t batch, uint64_t stride_c, uint64_t stride_a,
                                  uint64_t stride_b);
 
+/* ---- matmul over a concatenation (ops/matmul_cat.c) ------------------------
+ *
+ * One product whose n (NT), k (NN) or m (TN) dimension is the concatenation
+ * of `parts` (1 to 3) matrices held in buffers of their own, part p being
+ * size[p] wide along it (the concatenated dimension is their sum):
+ *   NT: c[p] [M, size[p]]    = a[0] [M, K] . b[p] [size[p], K]^T
+ *   NN: c[0] [M, N]        (+)= sum over p of a[p] [M, size[p]] . b[p] [size[p], N]
+ *   TN: c[p] [size[p], N]  (+)= a[p] [K, size[p]]^T . b[0] [K, N]
+ * the fused projections q|k|v = x . [Wq;Wk;Wv]^T, dx = [dq|dk|dv] . [Wq;Wk;Wv]
+ * and [dWq;dWk;dWv] += [dq|dk|dv]^T . x, without moving any tensor. Types as
+ * lws_op_matmul's (every part of A and B alike, of C alike). One dispatch of
+ * the portable matmul; where the fast path (lws_matmul_fast_takes) would take
+ * one of the parts' products, or a matrix is over lws_matmul_max_elements(),
+ * the parts' products are recorded one by one through lws_op_matmul instead
+ * (NN's with barriers between, as they add into the same C). */
+typedef struct lws_mm_cat {
+    lws_mm_layout layout;
+    uint32_t parts;
+    uint32_t size[3];
+    /* one matrix per part for the operands that span the concatenated
+     * dimension (NT: b, c; NN: a, b; TN: a, c), else the matrix in [0] */
+    lws_buffer c[3], a[3], b[3];
+    uint32_t m, n, k; /* the concatenated one equal to the sum of size[] */
+    int accumulate;
+} lws_mm_cat;
+lws_status lws_op_matmul_cat(lws_cmd *cmd, const lws_mm_cat *p);
+
+/* The W1|W3 product with SwiGLU in its epilogue: gate = a . w1^T,
+ * up = a . w3^T, act = silu(gate) * up; a [M, K], w1, w3 [F, K], gate, up,
+ * act [M, F], all of one type (f32, bf16 or f16); act is computed from gate
+ * and up as stored. One dispatch, else (as lws_op_matmul_cat) two matmuls, a
+ * barrier and lws_op_swiglu_fwd. */
+lws_status lws_op_matmul_swiglu(lws_cmd *cmd, lws_buffer gate, lws_buffer up, lws_buffer act,
+                                lws_buffer a, lws_buffer w1, lws_buffer w3, uint32_t m, uint32_t f,
+                                uint32_t k);
+
 /* ---- the matrix-unit matmul (ops/matmul_coopmat.c) -------------------------
  *
  * Where the device has matrix units (lws_context_coopmat), lws_op_matmul*
@@ -135,6 +171,10 @@ void lws_matmul_compare(const float *fast, const float *portable, uint64_t count
 /* A test hook: with fast set, every context behaves as one with matrix
  * units whose kernel is `fast` (NULL: back to the devices' own). */
 void lws_matmul_fast_hook(lws_matmul_fn fast);
+/* Whether lws_matmul_fast would record p (or report an error for it) rather
+ * than leave it to the portable matmul; in auto mode before the check at
+ * first use, 1 for a problem the check would decide. Records nothing. */
+int lws_matmul_fast_takes(lws_context *ctx, const lws_matmul_args *p);
 /* One line: the matmul path this context uses now and why. */
 void lws_matmul_path(lws_context *ctx, char *out, size_t size);
 
@@ -145,14 +185,12 @@ uint64_t lws_matmul_max_elements(void);
 /* ---- embedding (ops/embedding.c) -------------------------------------------- */
 
 /* out[t, :] = table[tokens[t], :]; tokens are uint32 [n_tokens], table [vocab, dim]. */
-lws_status lws_op_embedding_fwd(lws_cmd *cmd, lws_buffer out, lws_buffer table,
-                                lws_buffer tokens, uint32_t n_tokens, uint32_t dim,
-                                uint32_t vocab);
+lws_status lws_op_embedding_fwd(lws_cmd *cmd, lws_buffer out, lws_buffer table, lws_buffer tokens,
+                                uint32_t n_tokens, uint32_t dim, uint32_t vocab);
 /* dtable[v, :] += sum over t with tokens[t] == v of dout[t, :], in token
  * order (deterministic, no float atomics). */
-lws_status lws_op_embedding_bwd(lws_cmd *cmd, lws_buffer dtable, lws_buffer dout,
-                                lws_buffer tokens, uint32_t n_tokens, uint32_t dim,
-                                uint32_t vocab);
+lws_status lws_op_embedding_bwd(lws_cmd *cmd, lws_buffer dtable, lws_buffer dout, lws_buffer tokens,
+                                uint32_t n_tokens, uint32_t dim, uint32_t vocab);
 
 /* ---- RMSNorm (ops/rmsnorm.c) ---------------------------------------------- */
 
@@ -318,8 +356,8 @@ typedef struct lws_optim_entry {
 /* Sum of squares of all gradients (table order, fixed tree: deterministic),
  * then hyper.grad_norm (divided by hyper.loss_scale) and hyper.clip_scale.
  * scratch: total_chunks floats. */
-lws_status lws_op_grad_norm(lws_cmd *cmd, lws_buffer hyper, lws_buffer table,
-                            uint32_t n_tensors, uint32_t total_chunks, lws_buffer scratch);
+lws_status lws_op_grad_norm(lws_cmd *cmd, lws_buffer hyper, lws_buffer table, uint32_t n_tensors,
+                            uint32_t total_chunks, lws_buffer scratch);
 /* AdamW on every tensor of the table (PyTorch's formulation: p *= 1 - lr*wd
  * where decay, then the Adam step with bias correction), gradients scaled by
  * hyper.clip_scale first; the gradients are zeroed for the next accumulation.
