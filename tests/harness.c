@@ -60,6 +60,17 @@ float *test_random_floats(test_rng *r, size_t n, double std) {
     return x;
 }
 
+float *test_random_rows(test_rng *r, uint32_t rows, uint32_t cols, double lo, double hi,
+                        lws_dtype t) {
+    float *x = test_malloc((size_t)rows * cols * sizeof *x);
+    for (uint32_t i = 0; i < rows; i++) {
+        double scale = pow(10.0, lo + (hi - lo) * test_rng_uniform(r));
+        for (uint32_t c = 0; c < cols; c++)
+            x[(size_t)i * cols + c] = test_round((float)(scale * test_rng_normal(r)), t);
+    }
+    return x;
+}
+
 double *test_to_double(const float *x, size_t n) {
     double *d = test_malloc(n * sizeof *d);
     for (size_t i = 0; i < n; i++) d[i] = x[i];

@@ -58,6 +58,10 @@ float test_from16(uint16_t bits, lws_dtype t);
 float test_round(float x, lws_dtype t);
 /* The largest relative rounding error of type t: 2^-8 (bf16), 2^-11 (f16), 0. */
 double test_unit_roundoff(lws_dtype t);
+/* rows x cols normal values, row r scaled by 10^(lo + (hi - lo) u_r) with u_r
+ * uniform in [0, 1) (so rstd varies across rows), rounded to type t. */
+float *test_random_rows(test_rng *r, uint32_t rows, uint32_t cols, double lo, double hi,
+                        lws_dtype t);
 /* Uploads n floats as type t (rounded), the buffer's dtype set to t. */
 lws_buffer test_upload_as(lws_context *ctx, const float *x, size_t n, lws_dtype t);
 /* An output of n elements of type t poisoned with NaN. */

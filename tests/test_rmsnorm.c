@@ -31,21 +31,11 @@ static void record_bwd(lws_cmd *cmd, void *arg) {
                        j->accumulate_dx);
 }
 
-/* x with a different scale per row (1e-3 .. 1e2), so rstd varies widely. */
-static float *random_rows(test_rng *rng, uint32_t rows, uint32_t cols) {
-    float *x = test_malloc((size_t)rows * cols * sizeof *x);
-    for (uint32_t r = 0; r < rows; r++) {
-        double scale = pow(10.0, -3.0 + 5.0 * test_rng_uniform(rng));
-        for (uint32_t c = 0; c < cols; c++)
-            x[(size_t)r * cols + c] = (float)(scale * test_rng_normal(rng));
-    }
-    return x;
-}
-
 static void check_shape(lws_context *ctx, test_rng *rng, uint32_t rows, uint32_t cols) {
     lws_arena_mark mark = lws_arena_get_mark(ctx);
     size_t n = (size_t)rows * cols;
-    float *x = random_rows(rng, rows, cols), *w = test_random_floats(rng, cols, 0.3);
+    float *x = test_random_rows(rng, rows, cols, -3.0, 2.0, LWS_F32),
+          *w = test_random_floats(rng, cols, 0.3);
     for (uint32_t c = 0; c < cols; c++) w[c] += 1.0f;
     float *dy = test_random_floats(rng, n, 1.0), *dw0 = test_random_floats(rng, cols, 1.0);
     float *dx0 = test_random_floats(rng, n, 1.0);

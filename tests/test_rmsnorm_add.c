@@ -49,18 +49,6 @@ static void check_out(const char *what, lws_dtype t, uint32_t rows, uint32_t col
     CHECK_CLOSE(label, got, want, n, (u + rel) * m + 1e-30, u + rel);
 }
 
-/* Normal values with a scale per row from 0.1 to 10 (rstd varies 100-fold),
- * rounded to type t. */
-static float *random_rows(test_rng *rng, uint32_t rows, uint32_t cols, lws_dtype t) {
-    float *x = test_malloc((size_t)rows * cols * sizeof *x);
-    for (uint32_t r = 0; r < rows; r++) {
-        double scale = pow(10.0, -1.0 + 2.0 * test_rng_uniform(rng));
-        for (uint32_t c = 0; c < cols; c++)
-            x[(size_t)r * cols + c] = test_round((float)(scale * test_rng_normal(rng)), t);
-    }
-    return x;
-}
-
 /* The fp32 kernel's error relative to an output's largest value: a
  * `cols`-term fp32 sum of squares (log2(cols) * 2^-24), inversesqrt within
  * 2 ulp, then two products and an add: below 1e-6 for these widths. */
@@ -103,7 +91,8 @@ static void run_in_place(lws_context *ctx, job *j, lws_buffer operand, float *go
 static void check_post(lws_context *ctx, test_rng *rng, lws_dtype t, uint32_t rows, uint32_t cols) {
     lws_arena_mark mark = lws_arena_get_mark(ctx);
     size_t n = (size_t)rows * cols;
-    float *res = random_rows(rng, rows, cols, LWS_F32), *y = random_rows(rng, rows, cols, t);
+    float *res = test_random_rows(rng, rows, cols, -1.0, 1.0, LWS_F32),
+          *y = test_random_rows(rng, rows, cols, -1.0, 1.0, t);
     float *w = test_random_floats(rng, cols, 0.3);
     for (size_t i = 0; i < n; i++) res[i] = test_round(res[i] / 10.0f, t);
     for (uint32_t c = 0; c < cols; c++) w[c] += 1.0f;
@@ -138,7 +127,7 @@ static void check_post(lws_context *ctx, test_rng *rng, lws_dtype t, uint32_t ro
 static void check_pre(lws_context *ctx, test_rng *rng, lws_dtype t, uint32_t rows, uint32_t cols) {
     lws_arena_mark mark = lws_arena_get_mark(ctx);
     size_t n = (size_t)rows * cols;
-    float *res = random_rows(rng, rows, cols, t), *y = test_malloc(n * 4);
+    float *res = test_random_rows(rng, rows, cols, -1.0, 1.0, t), *y = test_malloc(n * 4);
     float *w = test_random_floats(rng, cols, 0.3);
     /* y at the scale of its row of res, so h keeps the row's scale */
     for (size_t i = 0; i < n; i++)

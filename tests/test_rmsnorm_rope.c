@@ -54,17 +54,6 @@ static void check_out(const char *what, lws_dtype t, const job *j, const float *
     CHECK_CLOSE(label, got, want, n, (u + rel) * m + 1e-30, u + rel);
 }
 
-/* Normal values with a scale per row from 0.3 to 3, rounded to type t. */
-static float *random_rows(test_rng *rng, uint32_t rows, uint32_t cols, lws_dtype t) {
-    float *x = test_malloc((size_t)rows * cols * sizeof *x);
-    for (uint32_t r = 0; r < rows; r++) {
-        double scale = pow(10.0, -0.5 + test_rng_uniform(rng));
-        for (uint32_t c = 0; c < cols; c++)
-            x[(size_t)r * cols + c] = test_round((float)(scale * test_rng_normal(rng)), t);
-    }
-    return x;
-}
-
 /* Tolerances of the fp32 kernel, relative to an output's largest value:
  * y: the norm (a `cols`-term fp32 sum of squares, inversesqrt, two
  * products: below 1e-6) rotated by an angle good to ~1e-7 rad (rope.glsl)
@@ -77,8 +66,9 @@ static void check_shape(lws_context *ctx, test_rng *rng, lws_dtype t, uint32_t r
     lws_arena_mark mark = lws_arena_get_mark(ctx);
     uint32_t cols = rope.heads * rope.head_dim;
     size_t n = (size_t)rows * cols;
-    float *x = random_rows(rng, rows, cols, t), *dy = random_rows(rng, rows, cols, t);
-    float *dx0 = random_rows(rng, rows, cols, t);
+    float *x = test_random_rows(rng, rows, cols, -0.5, 0.5, t),
+          *dy = test_random_rows(rng, rows, cols, -0.5, 0.5, t);
+    float *dx0 = test_random_rows(rng, rows, cols, -0.5, 0.5, t);
     float *w = test_random_floats(rng, cols, 0.3), *dw0 = test_random_floats(rng, cols, 1.0);
     for (uint32_t c = 0; c < cols; c++) w[c] += 1.0f;
     double *xd = test_to_double(x, n), *wd = test_to_double(w, cols), *dyd = test_to_double(dy, n);

@@ -12,18 +12,24 @@ layout(constant_id = 1) const uint ROW_THREADS = 1;
 
 shared float rmsnorm_partial[gl_WorkGroupSize.x];
 
-// Sum of v over this row's invocations, returned to each of them. Every
-// invocation of the workgroup must call it (it has barriers).
-float rmsnorm_row_sum(float v) {
+// Sum of v over this row's invocations (`threads` of them, a power of two,
+// uniform over the workgroup), returned to each of them. Every invocation of
+// the workgroup must call it (it has barriers).
+float rmsnorm_row_sum_over(float v, uint threads) {
     uint lid = gl_LocalInvocationID.x;
-    uint lane = lid % ROW_THREADS;
+    uint lane = lid % threads;
     rmsnorm_partial[lid] = v;
     barrier();
-    for (uint s = ROW_THREADS / 2; s > 0; s >>= 1) {
+    for (uint s = threads / 2; s > 0; s >>= 1) {
         if (lane < s) rmsnorm_partial[lid] += rmsnorm_partial[lid + s];
         barrier();
     }
     float total = rmsnorm_partial[lid - lane];
     barrier(); // every invocation has read its total before the array is reused
     return total;
+}
+
+// The same over ROW_THREADS invocations.
+float rmsnorm_row_sum(float v) {
+    return rmsnorm_row_sum_over(v, ROW_THREADS);
 }

@@ -83,10 +83,23 @@ static void describe_grad_scratch(lws_model *m, lws_mem_table *t, lws_dtype act)
     lws_mem_add(t, S, act, n * w.f_max, n * w.f_max, &g->dup, "grad.dup");
     lws_mem_add(t, S, act, n * w.f_max, n * w.f_max, &g->dact, "grad.dact");
     lws_mem_add(t, S, LWS_F32, n * w.qh_max, 0, &g->delta, "grad.delta");
-    if (m->cfg.model.qk_norm)
-        lws_mem_add(t, S, LWS_F32,
-                    lws_rmsnorm_scratch_floats(m->ctx, (uint32_t)n, (uint32_t)w.kv_max), 0,
-                    &g->k_norm_scratch, "grad.k_norm_scratch");
+}
+
+/* The RMSNorm backwards' partial sums: the final norm's, or in training the
+ * largest of the layers' norms side by side (their weight gradients are
+ * summed at the layer's end, model/record.c). */
+static uint64_t norm_scratch_floats(const lws_model *m) {
+    uint32_t n = m->tokens, d = m->cfg.model.d_model, hd = m->cfg.model.head_dim;
+    uint64_t most = lws_rmsnorm_scratch_floats(m->ctx, n, d);
+    for (uint32_t i = 0; m->training && i < m->cfg.model.n_layers; i++) {
+        const lws_layer_shape *s = &m->cfg.layers[i];
+        uint64_t layer = 2ull * lws_rmsnorm_scratch_floats(m->ctx, n, d);
+        if (m->cfg.model.qk_norm)
+            layer += (uint64_t)lws_rmsnorm_scratch_floats(m->ctx, n, s->q_heads * hd) +
+                     lws_rmsnorm_scratch_floats(m->ctx, n, s->kv_heads * hd);
+        if (layer > most) most = layer;
+    }
+    return most;
 }
 
 lws_status lws_model_describe(lws_model *m, lws_mem_table *t) {
@@ -132,13 +145,11 @@ lws_status lws_model_describe(lws_model *m, lws_mem_table *t) {
         lws_mem_alias(t, &m->head_dlogits, &m->head_logits, "head.dlogits");
     else
         lws_mem_add(t, LWS_MEM_SCRATCH, act, chunk, chunk, &m->head_dlogits, "head.dlogits");
-    widths w = max_widths(cfg);
-    uint32_t norm_cols = (uint32_t)(w.q_max > d ? w.q_max : d);
     lws_mem_add(t, LWS_MEM_SCRATCH, LWS_F32,
                 lws_cross_entropy_scratch_floats(ctx, m->head_chunk, (uint32_t)v), 0,
                 &m->ce_scratch, "loss.scratch");
-    lws_mem_add(t, LWS_MEM_SCRATCH, LWS_F32, lws_rmsnorm_scratch_floats(ctx, (uint32_t)n, norm_cols),
-                0, &m->gs.norm_scratch, "norm.scratch");
+    lws_mem_add(t, LWS_MEM_SCRATCH, LWS_F32, norm_scratch_floats(m), 0, &m->gs.norm_scratch,
+                "norm.scratch");
     /* the head's input gradient; an inference model's head records into it too */
     lws_mem_add(t, LWS_MEM_SCRATCH, act, n * d, n * d, &m->gs.dnorm_in, "grad.dnorm_in");
     if (m->training) {

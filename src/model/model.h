@@ -58,8 +58,7 @@ typedef struct lws_grad_scratch {
     lws_buffer datt;             /* (N, q_max) */
     lws_buffer dgate, dup, dact; /* (N, ffn_max) */
     lws_buffer delta;            /* (batch, q_heads_max, seq) attention backward */
-    lws_buffer norm_scratch;     /* RMSNorm backward partial sums */
-    lws_buffer k_norm_scratch;   /* the k QK-norm's, so q's and k's run without a barrier */
+    lws_buffer norm_scratch;     /* RMSNorm backward partial sums: a layer's norms side by side */
 } lws_grad_scratch;
 
 struct lws_model {
@@ -100,8 +99,8 @@ struct lws_model {
     uint64_t opt_lo, opt_hi;
     uint32_t optim_entries;                   /* rows of optim_table */
     lws_cmd *cmd_shard_norm, *cmd_shard_step; /* a sharded model's optimizer, in two */
-    lws_buffer hyper;        /* lws_optim_hyper (nonfinite: written after the update) */
-    lws_buffer loss_scale;   /* fp16 training: hyper.loss_scale, read by the loss; else none */
+    lws_buffer hyper;      /* lws_optim_hyper (nonfinite: written after the update) */
+    lws_buffer loss_scale; /* fp16 training: hyper.loss_scale, read by the loss; else none */
     lws_loss_scale scaler;
     lws_buffer optim_table;  /* lws_optim_entry [n_params] */
     lws_buffer norm_scratch; /* grad-norm partials */

@@ -193,8 +193,17 @@ static void layer_forward(lws_model *m, lws_cmd *c, uint32_t i) {
 
 /* ---- the backward ---------------------------------------------------------- */
 
-/* rmsnorm_bwd orders its input gradient before its weight-gradient pass, so
- * an op that only reads that input gradient needs no barrier after it. */
+/* A layer's norm backwards run their rows passes in place and leave their
+ * weight gradients' partial sums in slices of norm_scratch; one dispatch at
+ * the layer's end adds them all into the gradients (lws_op_rmsnorm_dw_sum),
+ * so a layer's gradients are complete when its command buffer ends. */
+static void norm_rows(lws_model *m, lws_cmd *c, lws_norm_dw_sums *sums, lws_buffer dx,
+                      const lws_param *norm, lws_buffer dy, lws_buffer x, lws_buffer rstd,
+                      int accumulate_dx) {
+    lws_norm_bwd p = {
+        dx, norm->grad, dy, x, norm->param, rstd, m->cfg.model.d_model, accumulate_dx, NULL};
+    OP("rmsnorm_bwd", lws_op_rmsnorm_bwd_rows(c, &p, 1, m->tokens, sums));
+}
 
 /* The backward of `parts` projections y_p = in . W_p^T of one input:
  * din (+)= [dy_0|dy_1|..] . [W_0;W_1;..] (added into din when
@@ -228,7 +237,7 @@ static void projections_backward(lws_model *m, lws_cmd *c, uint32_t parts, const
 /* From d(att) in g->datt back to the projections' input `in` (x or xn):
  * the input gradient is added into `din` when din_holds_value, else written. */
 static void attention_backward(lws_model *m, lws_cmd *c, uint32_t i, lws_buffer in, lws_buffer din,
-                               int din_holds_value) {
+                               int din_holds_value, lws_norm_dw_sums *sums) {
     const lws_layer_tensors *t = &m->layers[i];
     lws_layer_acts *a = &m->acts[i];
     lws_grad_scratch *g = &m->gs;
@@ -243,15 +252,14 @@ static void attention_backward(lws_model *m, lws_cmd *c, uint32_t i, lws_buffer 
         /* RoPE's backward inside the norm's (norm_rope_sequence's forward) */
         lws_rope_shape rq, rk;
         rope_shapes(m, i, &rq, &rk);
-        OP("rmsnorm_rope_bwd",
-           lws_op_rmsnorm_rope_bwd(c, g->dq_raw, t->q_norm->grad, g->dq, a->q_raw, t->q_norm->param,
-                                   a->q_rstd, g->norm_scratch, s.N, rq, 0));
-        /* Each norm backward orders its input gradient before its
-         * weight-gradient pass, and q's and k's share no buffer (k's partial
-         * sums have a scratch of their own): no barrier between or after. */
-        OP("rmsnorm_rope_bwd",
-           lws_op_rmsnorm_rope_bwd(c, g->dk_raw, t->k_norm->grad, g->dk, a->k_raw, t->k_norm->param,
-                                   a->k_rstd, g->k_norm_scratch, s.N, rk, 0));
+        lws_norm_bwd qk[2] = {
+            {g->dq_raw, t->q_norm->grad, g->dq, a->q_raw, t->q_norm->param, a->q_rstd, s.q, 0, &rq},
+            {g->dk_raw, t->k_norm->grad, g->dk, a->k_raw, t->k_norm->param, a->k_rstd, s.kv, 0,
+             &rk}};
+        /* q's and k's share no buffer: no barrier between them */
+        OP("rmsnorm_rope_bwd", lws_op_rmsnorm_bwd_rows(c, &qk[0], 1, s.N, sums));
+        OP("rmsnorm_rope_bwd", lws_op_rmsnorm_bwd_rows(c, &qk[1], 1, s.N, sums));
+        lws_cmd_barrier(c);
         dq = g->dq_raw;
         dk = g->dk_raw;
     } else {
@@ -284,11 +292,11 @@ static void layer_backward(lws_model *m, lws_cmd *c, uint32_t i) {
     lws_layer_acts *a = &m->acts[i];
     lws_grad_scratch *g = &m->gs;
     shape s = layer_shape(m, i);
+    lws_norm_dw_sums sums = {.scratch = g->norm_scratch};
     if (m->cfg.model.block == LWS_BLOCK_POST_NORM) {
         /* out = h + RMSNorm_ffn(ffn_out): dffn_out from the norm backward */
-        OP("rmsnorm_bwd",
-           lws_op_rmsnorm_bwd(c, g->dnorm_in, t->ffn_norm->grad, g->dx, a->ffn_out,
-                              t->ffn_norm->param, a->ffn_rstd, g->norm_scratch, s.N, s.d, 0));
+        norm_rows(m, c, &sums, g->dnorm_in, t->ffn_norm, g->dx, a->ffn_out, a->ffn_rstd, 0);
+        lws_cmd_barrier(c);
         OP("matmul", mm(c, LWS_MM_NN, g->dact, g->dnorm_in, t->w2->mm, s.N, s.f, s.d, 0));
         OP("matmul", mm(c, LWS_MM_TN, t->w2->grad, g->dnorm_in, a->act, s.d, s.f, s.N, 1));
         lws_cmd_barrier(c);
@@ -299,14 +307,14 @@ static void layer_backward(lws_model *m, lws_cmd *c, uint32_t i) {
         ffn_in_backward(m, c, i, a->h, g->dx, 1);
         lws_cmd_barrier(c);
         /* h = x + RMSNorm_attn(attn_out) */
-        OP("rmsnorm_bwd",
-           lws_op_rmsnorm_bwd(c, g->dnorm_in, t->attn_norm->grad, g->dx, a->attn_out,
-                              t->attn_norm->param, a->attn_rstd, g->norm_scratch, s.N, s.d, 0));
+        norm_rows(m, c, &sums, g->dnorm_in, t->attn_norm, g->dx, a->attn_out, a->attn_rstd, 0);
+        lws_cmd_barrier(c);
         OP("matmul", mm(c, LWS_MM_NN, g->datt, g->dnorm_in, t->wo->mm, s.N, s.q, s.d, 0));
         OP("matmul", mm(c, LWS_MM_TN, t->wo->grad, g->dnorm_in, a->att, s.d, s.q, s.N, 1));
         lws_cmd_barrier(c);
-        /* dx = dh + the projections' input gradient */
-        attention_backward(m, c, i, a->x, g->dx, 1);
+        /* dx = dh + the projections' input gradient; every norm's partials
+         * were written before a barrier since: their sum needs none */
+        attention_backward(m, c, i, a->x, g->dx, 1, &sums);
     } else {
         /* out = h + ffn(hn), hn = RMSNorm_ffn(h) */
         OP("matmul", mm(c, LWS_MM_NN, g->dact, g->dx, t->w2->mm, s.N, s.f, s.d, 0));
@@ -317,19 +325,18 @@ static void layer_backward(lws_model *m, lws_cmd *c, uint32_t i) {
         lws_cmd_barrier(c);
         ffn_in_backward(m, c, i, a->hn, g->dnorm_in, 0);
         lws_cmd_barrier(c);
-        OP("rmsnorm_bwd",
-           lws_op_rmsnorm_bwd(c, g->dx, t->ffn_norm->grad, g->dnorm_in, a->h, t->ffn_norm->param,
-                              a->ffn_rstd, g->norm_scratch, s.N, s.d, 1));
+        norm_rows(m, c, &sums, g->dx, t->ffn_norm, g->dnorm_in, a->h, a->ffn_rstd, 1);
+        lws_cmd_barrier(c);
         /* h = x + att . Wo^T, att from xn = RMSNorm_attn(x) */
         OP("matmul", mm(c, LWS_MM_NN, g->datt, g->dx, t->wo->mm, s.N, s.q, s.d, 0));
         OP("matmul", mm(c, LWS_MM_TN, t->wo->grad, g->dx, a->att, s.d, s.q, s.N, 1));
         lws_cmd_barrier(c);
-        attention_backward(m, c, i, a->xn, g->dnorm_in, 0);
+        attention_backward(m, c, i, a->xn, g->dnorm_in, 0, &sums);
         lws_cmd_barrier(c);
-        OP("rmsnorm_bwd",
-           lws_op_rmsnorm_bwd(c, g->dx, t->attn_norm->grad, g->dnorm_in, a->x, t->attn_norm->param,
-                              a->attn_rstd, g->norm_scratch, s.N, s.d, 1));
+        norm_rows(m, c, &sums, g->dx, t->attn_norm, g->dnorm_in, a->x, a->attn_rstd, 1);
+        lws_cmd_barrier(c); /* the sum reads the attention norm's partials */
     }
+    OP("rmsnorm_dw", lws_op_rmsnorm_dw_sum(c, &sums));
 }
 
 /* The final norm (pre_norm: the last layer's forward wrote it); with_loss

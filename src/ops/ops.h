@@ -242,6 +242,36 @@ lws_status lws_op_rmsnorm_rope_bwd(lws_cmd *cmd, lws_buffer dx, lws_buffer dw, l
                                    lws_buffer x, lws_buffer w, lws_buffer rstd, lws_buffer scratch,
                                    uint32_t rows, lws_rope_shape rope, int accumulate_dx);
 
+/* The backward with its weight-gradient sums deferred, so several norms share
+ * one sum dispatch (and q's and k's QK-norm one rows dispatch):
+ *   lws_op_rmsnorm_bwd_rows: dx (+)= d/dx of n = 1 or 2 problems over the
+ *     same rows in one dispatch (one element type, the same RoPE or none);
+ *     each leaves its dw partial sums in the next
+ *     lws_rmsnorm_scratch_floats(ctx, rows, cols) floats of sums->scratch and
+ *     adds an entry to sums (at most LWS_NORM_DW_MAX entries).
+ *   lws_op_rmsnorm_dw_sum: after a barrier, dw += the partials of every entry
+ *     in one dispatch (the fixed order of lws_op_rmsnorm_bwd: the same bits);
+ *     empties sums.
+ * lws_op_rmsnorm_bwd and lws_op_rmsnorm_rope_bwd are the two with a barrier
+ * between, for one norm. */
+#define LWS_NORM_DW_MAX 4
+typedef struct lws_norm_bwd {
+    lws_buffer dx, dw, dy, x, w, rstd; /* as lws_op_rmsnorm_bwd's */
+    uint32_t cols;                     /* with RoPE rope->heads * rope->head_dim */
+    int accumulate_dx;
+    const lws_rope_shape *rope; /* NULL: no RoPE */
+} lws_norm_bwd;
+typedef struct lws_norm_dw_sums {
+    lws_buffer scratch; /* set by the caller, the rest zero to begin */
+    uint64_t used;      /* floats of scratch taken */
+    uint32_t n;
+    lws_buffer partials[LWS_NORM_DW_MAX], dw[LWS_NORM_DW_MAX];
+    uint32_t count[LWS_NORM_DW_MAX], cols[LWS_NORM_DW_MAX]; /* partials (count, cols) */
+} lws_norm_dw_sums;
+lws_status lws_op_rmsnorm_bwd_rows(lws_cmd *cmd, const lws_norm_bwd *p, uint32_t n, uint32_t rows,
+                                   lws_norm_dw_sums *sums);
+lws_status lws_op_rmsnorm_dw_sum(lws_cmd *cmd, lws_norm_dw_sums *sums);
+
 /* ---- causal GQA attention (ops/attention.c) -------------------------------------------- */
 
 /* q [batch*seq, q_heads*head_dim], k, v [batch*seq, kv_heads*head_dim] (token-major, as

@@ -16,11 +16,22 @@ typedef struct rmsnorm_push {
     rope_push rope;
 } rmsnorm_push;
 
+/* shaders/rmsnorm_bwd.comp: one or two problems over the same rows. */
 typedef struct rmsnorm_bwd_push {
-    uint64_t dx, dw, dy, x, w, rstd, scratch;
-    uint32_t rows, cols, rows_per_block, partials, accumulate_dx;
-    rope_push rope;
+    uint64_t dx[2], dy[2], x[2], w[2], rstd[2], scratch;
+    uint32_t rows, cols[2], rows_per_block[2];
+    uint32_t split; /* blocks0 | log2 T0 << 16 | log2 T1 << 20 | accumulate_dx << 24 + p */
+    uint32_t seq_len, head_dim;
+    float ratio_hi, ratio_lo;
 } rmsnorm_bwd_push;
+_Static_assert(sizeof(rmsnorm_bwd_push) <= LWS_PUSH_BYTES, "rmsnorm_bwd's pushes fit");
+
+/* shaders/rmsnorm_dw.comp: the deferred weight-gradient sums. */
+typedef struct rmsnorm_dw_push {
+    uint64_t partials[LWS_NORM_DW_MAX], dw[LWS_NORM_DW_MAX];
+    uint32_t count[LWS_NORM_DW_MAX], cols[LWS_NORM_DW_MAX];
+    uint32_t entries;
+} rmsnorm_dw_push;
 
 static rope_push rope_part(const lws_rope_shape *r) {
     rope_push p = {0};
@@ -54,8 +65,7 @@ static row_split rmsnorm_split(const lws_tuning *t, uint32_t cols) {
      * devices' splits on lavapipe too. */
     const char *force = getenv("LWS_ROW_THREADS");
     if (force && *force) most = (uint32_t)strtoul(force, NULL, 10);
-    while (r.threads < most && r.threads < t->row_wg && 4ull * r.threads < cols)
-        r.threads *= 2;
+    while (r.threads < most && r.threads < t->row_wg && 4ull * r.threads < cols) r.threads *= 2;
     r.rows_at_once = t->row_wg / r.threads;
     return r;
 }
@@ -214,83 +224,179 @@ uint32_t lws_rmsnorm_scratch_floats(lws_context *ctx, uint32_t rows, uint32_t co
     return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
 }
 
-/* dx (+)= d/dx, dw += d/dw of y = RMSNorm(x) w, rotated when rope is not
- * NULL (shaders/rmsnorm_bwd.comp). */
-static lws_status rmsnorm_bwd(lws_cmd *cmd, const char *op, lws_buffer dx, lws_buffer dw,
-                              lws_buffer dy, lws_buffer x, lws_buffer w, lws_buffer rstd,
-                              lws_buffer scratch, uint32_t rows, uint32_t cols, int accumulate_dx,
-                              const lws_rope_shape *rope) {
-    lws_context *ctx = lws_cmd_context(cmd);
-    lws_tuning t = lws_tuning_get(ctx);
-    LWS_TRY(rmsnorm_check_shape(cmd, op, rows, cols, t.row_wg));
-    LWS_TRY(rope_rows_check(cmd, op, rows, cols, rope));
-    lws_dtype type;
-    LWS_OP_ELEM(cmd, op, &type, "dx, dy, x", dx, dy, x);
-    LWS_OP_F32(cmd, op, "dw, w, rstd and scratch", dw, w, rstd, scratch);
-    uint64_t n = (uint64_t)rows * cols, bytes = lws_dtype_bytes(type) * n;
-    LWS_OP_REQUIRE(cmd, dx.size >= bytes && dy.size >= bytes && x.size >= bytes,
+/* One problem of a rows pass, checked: its row split, rows per workgroup,
+ * workgroups, and bytes of dx, dy and x. */
+typedef struct norm_bwd_plan {
+    row_split r;
+    uint32_t per, blocks, partial_floats;
+    uint64_t bytes;
+} norm_bwd_plan;
+
+static lws_status norm_bwd_check(lws_cmd *cmd, const char *op, const lws_norm_bwd *p, uint32_t rows,
+                                 const lws_tuning *t, lws_dtype *type, norm_bwd_plan *plan) {
+    LWS_TRY(rmsnorm_check_shape(cmd, op, rows, p->cols, t->row_wg));
+    LWS_TRY(rope_rows_check(cmd, op, rows, p->cols, p->rope));
+    LWS_OP_ELEM(cmd, op, type, "dx, dy, x", p->dx, p->dy, p->x);
+    LWS_OP_F32(cmd, op, "dw, w and rstd", p->dw, p->w, p->rstd);
+    uint64_t n = (uint64_t)rows * p->cols, bytes = lws_dtype_bytes(*type) * n;
+    LWS_OP_REQUIRE(cmd, p->dx.size >= bytes && p->dy.size >= bytes && p->x.size >= bytes,
                    "%s: dx, dy or x holds fewer than rows * cols = %llu elements of %s", op,
-                   (unsigned long long)n, lws_dtype_name(type));
-    LWS_OP_REQUIRE(cmd, w.size >= 4ull * cols && dw.size >= 4ull * cols,
-                   "%s: w or dw holds fewer than cols = %u floats", op, cols);
-    LWS_OP_REQUIRE(cmd, rstd.size >= 4ull * rows, "%s: rstd holds fewer than rows = %u floats", op,
-                   rows);
-    row_split r = rmsnorm_split(&t, cols);
-    uint32_t per = rmsnorm_rows_per_block(rows, r), blocks = lws_div_up(rows, per);
-    uint32_t need = lws_rmsnorm_scratch_floats(ctx, rows, cols);
-    LWS_OP_REQUIRE(cmd, scratch.size >= 4ull * need,
-                   "%s: scratch holds %llu bytes; lws_rmsnorm_scratch_floats gives %u "
-                   "floats for rows = %u, cols = %u",
-                   op, (unsigned long long)scratch.size, need, rows, cols);
-    /* spec: workgroup, ROW_THREADS, PASS, ROPE (pass 1 is the same for both) */
-    uint32_t spec0[4] = {t.row_wg, r.threads, 0, rope ? 1u : 0u};
-    uint32_t spec1[4] = {t.elementwise_wg, 1, 1, 0};
-    lws_pipeline *rows_pass, *dw_pass;
-    char shader[48];
-    lws_op_shader(shader, sizeof shader, "rmsnorm_bwd", type);
-    LWS_OP_PIPELINE(cmd, shader, spec0, 4, &rows_pass);
-    LWS_OP_PIPELINE(cmd, shader, spec1, 4, &dw_pass);
-    rmsnorm_bwd_push push = {.dx = dx.addr,
-                             .dw = dw.addr,
-                             .dy = dy.addr,
-                             .x = x.addr,
-                             .w = w.addr,
-                             .rstd = rstd.addr,
-                             .scratch = scratch.addr,
-                             .rows = rows,
-                             .cols = cols,
-                             .rows_per_block = per,
-                             .partials = blocks * r.rows_at_once,
-                             .accumulate_dx = accumulate_dx ? 1u : 0u,
-                             .rope = rope_part(rope)};
-    /* Pass 0: dx and the dw partials (every partial row is written, zeros for
-     * a row group without rows); pass 1 adds the partials into dw. */
-    uint64_t partial_bytes = 4ull * blocks * r.rows_at_once * cols;
-    lws_op_reads(cmd, dy, 0, bytes);
-    lws_op_reads(cmd, x, 0, bytes);
-    lws_op_reads(cmd, w, 0, 4ull * cols);
-    lws_op_reads(cmd, rstd, 0, 4ull * rows);
-    if (accumulate_dx) lws_op_reads(cmd, dx, 0, bytes);
-    lws_op_writes(cmd, dx, 0, bytes);
-    lws_op_writes(cmd, scratch, 0, partial_bytes);
-    lws_cmd_dispatch(cmd, rows_pass, &push, sizeof push, blocks, 1, 1);
-    lws_cmd_barrier(cmd);
-    lws_op_reads(cmd, scratch, 0, partial_bytes);
-    lws_op_updates(cmd, dw, 0, 4ull * cols);
-    lws_cmd_dispatch(cmd, dw_pass, &push, sizeof push, lws_div_up(cols, t.elementwise_wg), 1, 1);
+                   (unsigned long long)n, lws_dtype_name(*type));
+    LWS_OP_REQUIRE(cmd, p->w.size >= 4ull * p->cols && p->dw.size >= 4ull * p->cols,
+                   "%s: w or dw holds fewer than cols = %u floats", op, p->cols);
+    LWS_OP_REQUIRE(cmd, p->rstd.size >= 4ull * rows, "%s: rstd holds fewer than rows = %u floats",
+                   op, rows);
+    plan->r = rmsnorm_split(t, p->cols);
+    plan->per = rmsnorm_rows_per_block(rows, plan->r);
+    plan->blocks = lws_div_up(rows, plan->per);
+    plan->partial_floats = lws_rmsnorm_scratch_floats(lws_cmd_context(cmd), rows, p->cols);
+    plan->bytes = bytes;
     return LWS_OK;
+}
+
+/* The problems of one dispatch: one element type, the same RoPE (or none),
+ * and no input gradient overlapping the other problem's operands. */
+static lws_status norm_bwd_pair_check(lws_cmd *cmd, const char *op, const lws_norm_bwd *p,
+                                      uint32_t n) {
+    LWS_OP_REQUIRE(cmd, n >= 1 && n <= 2, "%s: %u problems; one dispatch takes 1 or 2", op, n);
+    if (n == 1) return LWS_OK;
+    const lws_rope_shape *a = p[0].rope, *b = p[1].rope;
+    LWS_OP_REQUIRE(cmd,
+                   (!a && !b) || (a && b && a->seq_len == b->seq_len &&
+                                  a->head_dim == b->head_dim && a->theta == b->theta),
+                   "%s: the two problems' RoPE differ (both need none, or the same seq_len, "
+                   "head_dim and theta)",
+                   op);
+    for (uint32_t i = 0; i < 2; i++) {
+        const lws_norm_bwd *o = &p[1 - i];
+        LWS_OP_REQUIRE(
+            cmd, !overlap(p[i].dx, o->dx) && !overlap(p[i].dx, o->dy) && !overlap(p[i].dx, o->x),
+            "%s: problem %u's dx overlaps dx, dy or x of problem %u", op, i, 1 - i);
+    }
+    return LWS_OK;
+}
+
+static void rows_pass_declare(lws_cmd *cmd, const lws_norm_bwd *p, const norm_bwd_plan *plan,
+                              lws_buffer partials, uint32_t rows) {
+    lws_op_reads(cmd, p->dy, 0, plan->bytes);
+    lws_op_reads(cmd, p->x, 0, plan->bytes);
+    lws_op_reads(cmd, p->w, 0, 4ull * p->cols);
+    lws_op_reads(cmd, p->rstd, 0, 4ull * rows);
+    if (p->accumulate_dx) lws_op_reads(cmd, p->dx, 0, plan->bytes);
+    lws_op_writes(cmd, p->dx, 0, plan->bytes);
+    /* every partial row is written, zeros for a row group without rows */
+    lws_op_writes(cmd, partials, 0, partials.size);
+}
+
+/* Log2 of a power of two. */
+static uint32_t log2_of(uint32_t v) {
+    uint32_t l = 0;
+    while ((1u << l) < v) l++;
+    return l;
+}
+
+/* The rows pass of n problems in one dispatch (shaders/rmsnorm_bwd.comp);
+ * each leaves its partials in the next part of sums->scratch and an entry. */
+static lws_status rows_pass(lws_cmd *cmd, const char *op, const lws_norm_bwd *p, uint32_t n,
+                            uint32_t rows, lws_norm_dw_sums *sums) {
+    lws_tuning t = lws_tuning_get(lws_cmd_context(cmd));
+    LWS_TRY(norm_bwd_pair_check(cmd, op, p, n));
+    LWS_OP_REQUIRE(cmd, sums->n + n <= LWS_NORM_DW_MAX,
+                   "%s: %u deferred weight-gradient sums already; at most %u fit in one sum", op,
+                   sums->n, LWS_NORM_DW_MAX);
+    LWS_OP_F32(cmd, op, "scratch", sums->scratch);
+    norm_bwd_plan plan[2];
+    lws_dtype type = LWS_F32, other;
+    uint64_t need = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        LWS_TRY(norm_bwd_check(cmd, op, &p[i], rows, &t, i ? &other : &type, &plan[i]));
+        LWS_OP_REQUIRE(cmd, !i || other == type, "%s: problem 1 is %s, problem 0 %s", op,
+                       lws_dtype_name(other), lws_dtype_name(type));
+        need += plan[i].partial_floats;
+    }
+    LWS_OP_REQUIRE(cmd, 4 * (sums->used + need) <= sums->scratch.size,
+                   "%s: scratch holds %llu bytes, %llu floats taken by earlier norms; the rows "
+                   "pass needs lws_rmsnorm_scratch_floats's %llu floats more (rows = %u)",
+                   op, (unsigned long long)sums->scratch.size, (unsigned long long)sums->used,
+                   (unsigned long long)need, rows);
+    rope_push rope = rope_part(p[0].rope);
+    rmsnorm_bwd_push push = {.rows = rows,
+                             .split = plan[0].blocks,
+                             .seq_len = rope.seq_len,
+                             .head_dim = rope.head_dim,
+                             .ratio_hi = rope.ratio_hi,
+                             .ratio_lo = rope.ratio_lo};
+    push.scratch = sums->scratch.addr + 4 * sums->used;
+    uint32_t groups = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        push.dx[i] = p[i].dx.addr, push.dy[i] = p[i].dy.addr, push.x[i] = p[i].x.addr;
+        push.w[i] = p[i].w.addr, push.rstd[i] = p[i].rstd.addr;
+        push.cols[i] = p[i].cols, push.rows_per_block[i] = plan[i].per;
+        push.split |= log2_of(plan[i].r.threads) << (16 + 4 * i);
+        push.split |= (p[i].accumulate_dx ? 1u : 0u) << (24 + i);
+        lws_buffer partials =
+            lws_buffer_slice(sums->scratch, 4 * sums->used, 4ull * plan[i].partial_floats);
+        rows_pass_declare(cmd, &p[i], &plan[i], partials, rows);
+        sums->partials[sums->n] = partials, sums->dw[sums->n] = p[i].dw;
+        sums->count[sums->n] = plan[i].blocks * plan[i].r.rows_at_once;
+        sums->cols[sums->n++] = p[i].cols;
+        sums->used += plan[i].partial_floats;
+        groups += plan[i].blocks;
+    }
+    /* spec: workgroup, ROW_THREADS (the pushes give each problem's), ROPE */
+    uint32_t spec[3] = {t.row_wg, 1, p[0].rope ? 1u : 0u};
+    lws_pipeline *pipe;
+    char shader[48];
+    LWS_OP_PIPELINE(cmd, lws_op_shader(shader, sizeof shader, "rmsnorm_bwd", type), spec, 3, &pipe);
+    lws_cmd_dispatch(cmd, pipe, &push, sizeof push, groups, 1, 1);
+    return LWS_OK;
+}
+
+lws_status lws_op_rmsnorm_bwd_rows(lws_cmd *cmd, const lws_norm_bwd *p, uint32_t n, uint32_t rows,
+                                   lws_norm_dw_sums *sums) {
+    return rows_pass(cmd, "rmsnorm_bwd_rows", p, n, rows, sums);
+}
+
+lws_status lws_op_rmsnorm_dw_sum(lws_cmd *cmd, lws_norm_dw_sums *sums) {
+    lws_tuning t = lws_tuning_get(lws_cmd_context(cmd));
+    rmsnorm_dw_push push = {.entries = sums->n};
+    uint64_t total = 0;
+    for (uint32_t e = 0; e < sums->n; e++) {
+        push.partials[e] = sums->partials[e].addr, push.dw[e] = sums->dw[e].addr;
+        push.count[e] = sums->count[e], push.cols[e] = sums->cols[e];
+        lws_op_reads(cmd, sums->partials[e], 0, sums->partials[e].size);
+        lws_op_updates(cmd, sums->dw[e], 0, 4ull * sums->cols[e]);
+        total += sums->cols[e];
+    }
+    sums->n = 0, sums->used = 0;
+    if (total == 0) return LWS_OK;
+    uint32_t spec[1] = {t.elementwise_wg};
+    lws_pipeline *pipe;
+    LWS_OP_PIPELINE(cmd, "rmsnorm_dw", spec, 1, &pipe);
+    lws_cmd_dispatch(cmd, pipe, &push, sizeof push, lws_div_up(total, t.elementwise_wg), 1, 1);
+    return LWS_OK;
+}
+
+/* dx (+)= d/dx, dw += d/dw of y = RMSNorm(x) w, rotated when rope is not
+ * NULL: the rows pass, a barrier, the weight-gradient sum. */
+static lws_status rmsnorm_bwd(lws_cmd *cmd, const char *op, lws_norm_bwd p, uint32_t rows,
+                              lws_buffer scratch) {
+    lws_norm_dw_sums sums = {.scratch = scratch};
+    LWS_TRY(rows_pass(cmd, op, &p, 1, rows, &sums));
+    lws_cmd_barrier(cmd);
+    return lws_op_rmsnorm_dw_sum(cmd, &sums);
 }
 
 lws_status lws_op_rmsnorm_bwd(lws_cmd *cmd, lws_buffer dx, lws_buffer dw, lws_buffer dy,
                               lws_buffer x, lws_buffer w, lws_buffer rstd, lws_buffer scratch,
                               uint32_t rows, uint32_t cols, int accumulate_dx) {
-    return rmsnorm_bwd(cmd, "rmsnorm_bwd", dx, dw, dy, x, w, rstd, scratch, rows, cols,
-                       accumulate_dx, NULL);
+    lws_norm_bwd p = {dx, dw, dy, x, w, rstd, cols, accumulate_dx, NULL};
+    return rmsnorm_bwd(cmd, "rmsnorm_bwd", p, rows, scratch);
 }
 
 lws_status lws_op_rmsnorm_rope_bwd(lws_cmd *cmd, lws_buffer dx, lws_buffer dw, lws_buffer dy,
                                    lws_buffer x, lws_buffer w, lws_buffer rstd, lws_buffer scratch,
                                    uint32_t rows, lws_rope_shape rope, int accumulate_dx) {
-    return rmsnorm_bwd(cmd, "rmsnorm_rope_bwd", dx, dw, dy, x, w, rstd, scratch, rows,
-                       rope.heads * rope.head_dim, accumulate_dx, &rope);
+    lws_norm_bwd p = {dx, dw, dy, x, w, rstd, rope.heads * rope.head_dim, accumulate_dx, &rope};
+    return rmsnorm_bwd(cmd, "rmsnorm_rope_bwd", p, rows, scratch);
 }
