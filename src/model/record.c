@@ -256,9 +256,8 @@ static void attention_backward(lws_model *m, lws_cmd *c, uint32_t i, lws_buffer 
             {g->dq_raw, t->q_norm->grad, g->dq, a->q_raw, t->q_norm->param, a->q_rstd, s.q, 0, &rq},
             {g->dk_raw, t->k_norm->grad, g->dk, a->k_raw, t->k_norm->param, a->k_rstd, s.kv, 0,
              &rk}};
-        /* q's and k's share no buffer: no barrier between them */
-        OP("rmsnorm_rope_bwd", lws_op_rmsnorm_bwd_rows(c, &qk[0], 1, s.N, sums));
-        OP("rmsnorm_rope_bwd", lws_op_rmsnorm_bwd_rows(c, &qk[1], 1, s.N, sums));
+        /* q's and k's rows passes in one dispatch */
+        OP("rmsnorm_rope_bwd", lws_op_rmsnorm_bwd_rows(c, qk, 2, s.N, sums));
         lws_cmd_barrier(c);
         dq = g->dq_raw;
         dk = g->dk_raw;
