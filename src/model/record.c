@@ -278,6 +278,20 @@ static void ffn_in_backward(lws_model *m, lws_cmd *c, uint32_t i, lws_buffer in,
     projections_backward(m, c, 2, dy, w, width, in, din, din_holds_value);
 }
 
+/* From dffn_out (the FFN's output gradient) to dgate, dup: W2's input
+ * gradient with SwiGLU's backward in its epilogue, and dW2 += dffn_out^T .
+ * act beside it (they share no output), then a barrier. */
+static void ffn_out_backward(lws_model *m, lws_cmd *c, uint32_t i, lws_buffer dffn_out) {
+    const lws_layer_tensors *t = &m->layers[i];
+    lws_layer_acts *a = &m->acts[i];
+    lws_grad_scratch *g = &m->gs;
+    shape s = layer_shape(m, i);
+    OP("matmul_swiglu_bwd", lws_op_matmul_swiglu_bwd(c, g->dgate, g->dup, dffn_out, t->w2->mm,
+                                                     a->gate, a->up, s.N, s.f, s.d));
+    OP("matmul", mm(c, LWS_MM_TN, t->w2->grad, dffn_out, a->act, s.d, s.f, s.N, 1));
+    lws_cmd_barrier(c);
+}
+
 /* g->dx holds dL/d(layer output); leaves dL/d(layer input) there. */
 static void layer_backward(lws_model *m, lws_cmd *c, uint32_t i) {
     const lws_layer_tensors *t = &m->layers[i];
@@ -289,12 +303,7 @@ static void layer_backward(lws_model *m, lws_cmd *c, uint32_t i) {
         OP("rmsnorm_bwd",
            lws_op_rmsnorm_bwd(c, g->dnorm_in, t->ffn_norm->grad, g->dx, a->ffn_out,
                               t->ffn_norm->param, a->ffn_rstd, g->norm_scratch, s.N, s.d, 0));
-        OP("matmul", mm(c, LWS_MM_NN, g->dact, g->dnorm_in, t->w2->mm, s.N, s.f, s.d, 0));
-        OP("matmul", mm(c, LWS_MM_TN, t->w2->grad, g->dnorm_in, a->act, s.d, s.f, s.N, 1));
-        lws_cmd_barrier(c);
-        OP("swiglu_bwd",
-           lws_op_swiglu_bwd(c, g->dgate, g->dup, g->dact, a->gate, a->up, s.N * s.f));
-        lws_cmd_barrier(c);
+        ffn_out_backward(m, c, i, g->dnorm_in);
         /* dh = dout + dgate . W1 + dup . W3, accumulated in place in dx */
         ffn_in_backward(m, c, i, a->h, g->dx, 1);
         lws_cmd_barrier(c);
@@ -309,12 +318,7 @@ static void layer_backward(lws_model *m, lws_cmd *c, uint32_t i) {
         attention_backward(m, c, i, a->x, g->dx, 1);
     } else {
         /* out = h + ffn(hn), hn = RMSNorm_ffn(h) */
-        OP("matmul", mm(c, LWS_MM_NN, g->dact, g->dx, t->w2->mm, s.N, s.f, s.d, 0));
-        OP("matmul", mm(c, LWS_MM_TN, t->w2->grad, g->dx, a->act, s.d, s.f, s.N, 1));
-        lws_cmd_barrier(c);
-        OP("swiglu_bwd",
-           lws_op_swiglu_bwd(c, g->dgate, g->dup, g->dact, a->gate, a->up, s.N * s.f));
-        lws_cmd_barrier(c);
+        ffn_out_backward(m, c, i, g->dx);
         ffn_in_backward(m, c, i, a->hn, g->dnorm_in, 0);
         lws_cmd_barrier(c);
         OP("rmsnorm_bwd",

@@ -91,6 +91,17 @@ lws_status lws_op_matmul_swiglu(lws_cmd *cmd, lws_buffer gate, lws_buffer up, lw
                                 lws_buffer a, lws_buffer w1, lws_buffer w3, uint32_t m, uint32_t f,
                                 uint32_t k);
 
+/* W2's input gradient with SwiGLU's backward in its epilogue: dact = dy . w2
+ * (dy [M, K], w2 [K, F]), rounded to the storage type as a separate kernel
+ * would read it back, then dgate = dact * up * silu'(gate) and
+ * dup = dact * silu(gate) (gate, up, dgate, dup [M, F]), all of one type
+ * (f32, bf16 or f16); dact is never stored. One dispatch, else (as
+ * lws_op_matmul_cat) the matmul into dgate, a barrier and lws_op_swiglu_bwd
+ * in place there. The outputs overlap no operand and each other. */
+lws_status lws_op_matmul_swiglu_bwd(lws_cmd *cmd, lws_buffer dgate, lws_buffer dup, lws_buffer dy,
+                                    lws_buffer w2, lws_buffer gate, lws_buffer up, uint32_t m,
+                                    uint32_t f, uint32_t k);
+
 /* ---- the matrix-unit matmul (ops/matmul_coopmat.c) -------------------------
  *
  * Where the device has matrix units (lws_context_coopmat), lws_op_matmul*
