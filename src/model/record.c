@@ -85,17 +85,14 @@ static void rope_shapes(const lws_model *m, uint32_t i, lws_rope_shape *q, lws_r
     *k = (lws_rope_shape){m->seq, s.kvh, s.hd, theta};
 }
 
-/* QK-norm with RoPE, one kernel each for q and k. */
+/* QK-norm with RoPE, q and k in one dispatch. */
 static void norm_rope_sequence(void *self, lws_cmd *c, uint32_t i, const lws_block_weights *w,
                                const lws_block_io *io) {
     lws_model *m = self;
-    lws_rope_shape rq, rk;
-    rope_shapes(m, i, &rq, &rk);
-    float eps = (float)m->cfg.model.norm_eps;
-    OP("rmsnorm_rope",
-       lws_op_rmsnorm_rope_fwd(c, io->q, io->q_rstd, io->q_raw, w->q_norm, m->tokens, rq, eps));
-    OP("rmsnorm_rope",
-       lws_op_rmsnorm_rope_fwd(c, io->k, io->k_rstd, io->k_raw, w->k_norm, m->tokens, rk, eps));
+    lws_norm_rope p[2] = {{io->q, io->q_rstd, io->q_raw, w->q_norm},
+                          {io->k, io->k_rstd, io->k_raw, w->k_norm}};
+    rope_shapes(m, i, &p[0].rope, &p[1].rope);
+    OP("rmsnorm_rope", lws_op_rmsnorm_rope_fwd_pair(c, p, m->tokens, (float)m->cfg.model.norm_eps));
 }
 
 /* RoPE in place on q and k at position t % seq (norm_rope did it with
