@@ -25,20 +25,27 @@
 // an invocation's TN columns are TN/2 gate columns and the same up columns),
 // so the epilogue writes gate, up and act = silu(gate) * up without any
 // exchange between invocations.
-// variants: matmul_nt=LAYOUT_NT matmul_nn=LAYOUT_NN matmul_tn=LAYOUT_TN matmul_nt_bf16=LAYOUT_NT,ELEM_BF16 matmul_nn_bf16=LAYOUT_NN,ELEM_BF16 matmul_tn_bf16=LAYOUT_TN,ELEM_BF16 matmul_nt_bf16_c32=LAYOUT_NT,ELEM_BF16,C_F32 matmul_nn_bf16_c32=LAYOUT_NN,ELEM_BF16,C_F32 matmul_tn_bf16_c32=LAYOUT_TN,ELEM_BF16,C_F32 matmul_nt_f16=LAYOUT_NT,ELEM_F16 matmul_nn_f16=LAYOUT_NN,ELEM_F16 matmul_tn_f16=LAYOUT_TN,ELEM_F16 matmul_nt_f16_c32=LAYOUT_NT,ELEM_F16,C_F32 matmul_nn_f16_c32=LAYOUT_NN,ELEM_F16,C_F32 matmul_tn_f16_c32=LAYOUT_TN,ELEM_F16,C_F32 matmul_nt_cat=LAYOUT_NT,CAT matmul_nt_cat_bf16=LAYOUT_NT,CAT,ELEM_BF16 matmul_nt_cat_bf16_c32=LAYOUT_NT,CAT,ELEM_BF16,C_F32 matmul_nt_cat_f16=LAYOUT_NT,CAT,ELEM_F16 matmul_nt_cat_f16_c32=LAYOUT_NT,CAT,ELEM_F16,C_F32 matmul_nn_cat=LAYOUT_NN,CAT matmul_nn_cat_bf16=LAYOUT_NN,CAT,ELEM_BF16 matmul_nn_cat_bf16_c32=LAYOUT_NN,CAT,ELEM_BF16,C_F32 matmul_nn_cat_f16=LAYOUT_NN,CAT,ELEM_F16 matmul_nn_cat_f16_c32=LAYOUT_NN,CAT,ELEM_F16,C_F32 matmul_tn_cat=LAYOUT_TN,CAT matmul_tn_cat_bf16=LAYOUT_TN,CAT,ELEM_BF16 matmul_tn_cat_bf16_c32=LAYOUT_TN,CAT,ELEM_BF16,C_F32 matmul_tn_cat_f16=LAYOUT_TN,CAT,ELEM_F16 matmul_tn_cat_f16_c32=LAYOUT_TN,CAT,ELEM_F16,C_F32 matmul_nt_swiglu=LAYOUT_NT,SWIGLU matmul_nt_swiglu_bf16=LAYOUT_NT,SWIGLU,ELEM_BF16 matmul_nt_swiglu_f16=LAYOUT_NT,SWIGLU,ELEM_F16
+// SWIGLU_BWD (NN): C is dact = dY . W2, never stored: the epilogue rounds it
+// to the storage type (as a separate kernel would read it back), reads gate
+// and up at each element and writes SwiGLU's input gradients dgate and dup.
+// One part: a = {dY, gate, up}, b = {W2}, c = {dgate, dup}, start1 = start2 = K.
+// variants: matmul_nt=LAYOUT_NT matmul_nn=LAYOUT_NN matmul_tn=LAYOUT_TN matmul_nt_bf16=LAYOUT_NT,ELEM_BF16 matmul_nn_bf16=LAYOUT_NN,ELEM_BF16 matmul_tn_bf16=LAYOUT_TN,ELEM_BF16 matmul_nt_bf16_c32=LAYOUT_NT,ELEM_BF16,C_F32 matmul_nn_bf16_c32=LAYOUT_NN,ELEM_BF16,C_F32 matmul_tn_bf16_c32=LAYOUT_TN,ELEM_BF16,C_F32 matmul_nt_f16=LAYOUT_NT,ELEM_F16 matmul_nn_f16=LAYOUT_NN,ELEM_F16 matmul_tn_f16=LAYOUT_TN,ELEM_F16 matmul_nt_f16_c32=LAYOUT_NT,ELEM_F16,C_F32 matmul_nn_f16_c32=LAYOUT_NN,ELEM_F16,C_F32 matmul_tn_f16_c32=LAYOUT_TN,ELEM_F16,C_F32 matmul_nt_cat=LAYOUT_NT,CAT matmul_nt_cat_bf16=LAYOUT_NT,CAT,ELEM_BF16 matmul_nt_cat_bf16_c32=LAYOUT_NT,CAT,ELEM_BF16,C_F32 matmul_nt_cat_f16=LAYOUT_NT,CAT,ELEM_F16 matmul_nt_cat_f16_c32=LAYOUT_NT,CAT,ELEM_F16,C_F32 matmul_nn_cat=LAYOUT_NN,CAT matmul_nn_cat_bf16=LAYOUT_NN,CAT,ELEM_BF16 matmul_nn_cat_bf16_c32=LAYOUT_NN,CAT,ELEM_BF16,C_F32 matmul_nn_cat_f16=LAYOUT_NN,CAT,ELEM_F16 matmul_nn_cat_f16_c32=LAYOUT_NN,CAT,ELEM_F16,C_F32 matmul_tn_cat=LAYOUT_TN,CAT matmul_tn_cat_bf16=LAYOUT_TN,CAT,ELEM_BF16 matmul_tn_cat_bf16_c32=LAYOUT_TN,CAT,ELEM_BF16,C_F32 matmul_tn_cat_f16=LAYOUT_TN,CAT,ELEM_F16 matmul_tn_cat_f16_c32=LAYOUT_TN,CAT,ELEM_F16,C_F32 matmul_nt_swiglu=LAYOUT_NT,SWIGLU matmul_nt_swiglu_bf16=LAYOUT_NT,SWIGLU,ELEM_BF16 matmul_nt_swiglu_f16=LAYOUT_NT,SWIGLU,ELEM_F16 matmul_nn_swiglu_bwd=LAYOUT_NN,SWIGLU_BWD matmul_nn_swiglu_bwd_bf16=LAYOUT_NN,SWIGLU_BWD,ELEM_BF16 matmul_nn_swiglu_bwd_f16=LAYOUT_NN,SWIGLU_BWD,ELEM_F16
 #include "lws.glsl"
-#if defined(SWIGLU)
+#if defined(SWIGLU) || defined(SWIGLU_BWD)
 #include "swiglu.glsl"
 #endif
 
 #if defined(LAYOUT_NT) + defined(LAYOUT_NN) + defined(LAYOUT_TN) != 1
 #error "matmul.comp: define exactly one of LAYOUT_NT, LAYOUT_NN, LAYOUT_TN (see the variants line)"
 #endif
-#if defined(CAT) || defined(SWIGLU)
+#if defined(CAT) || defined(SWIGLU) || defined(SWIGLU_BWD)
 #define PARTS_PUSH
 #endif
 #if defined(SWIGLU) && (!defined(LAYOUT_NT) || defined(CAT) || defined(C_F32))
 #error "matmul.comp: SWIGLU is an NT variant with C of the operands' type, without CAT"
+#endif
+#if defined(SWIGLU_BWD) && (!defined(LAYOUT_NN) || defined(CAT) || defined(C_F32))
+#error "matmul.comp: SWIGLU_BWD is an NN variant with C of the operands' type, without CAT"
 #endif
 // Whether each operand is stored contiguous along k (else along m or n).
 #if defined(LAYOUT_TN)
@@ -278,15 +285,36 @@ void load_tile(bool is_a, bool k_contiguous, uint64_t X, uint R, uint r0, uint T
     }
 }
 
-#if defined(SWIGLU)
+#if defined(SWIGLU) || defined(SWIGLU_BWD)
 // The value a stored activation reads back as: act is computed from the
-// stored gate and up, as the separate swiglu kernel would.
+// stored gate and up, as the separate swiglu kernel would (SWIGLU_BWD: dact
+// as the separate swiglu_bwd kernel would read it).
 float stored(float x) {
 #if defined(ELEM_BF16) || defined(ELEM_F16)
     return LWS_UNPACK16(LWS_PACK16(x));
 #else
     return x;
 #endif
+}
+#endif
+
+#if defined(SWIGLU_BWD)
+// dgate, dup at element `at` of [M, N] from dact (the GEMM's value there)
+// and gate, up (a[1], a[2]); four consecutive elements at once.
+void swiglu_bwd_store(uint at, float dact) {
+    float dg, du;
+    swiglu_backward(stored(dact), ELEM_LOAD(Elems(pc.a[1]), at), ELEM_LOAD(Elems(pc.a[2]), at),
+                    dg, du);
+    ELEM_STORE(Elems(pc.c[0]), at, dg);
+    ELEM_STORE(Elems(pc.c[1]), at, du);
+}
+void swiglu_bwd_store4(uint at, vec4 dact) {
+    uint64_t off = ELEM_BYTES * uint64_t(at);
+    vec4 g = ELEM4_LOAD(Elem4s(pc.a[1] + off), 0), u = ELEM4_LOAD(Elem4s(pc.a[2] + off), 0);
+    vec4 dg, du;
+    [[unroll]] for (uint e = 0; e < 4; e++) swiglu_backward(stored(dact[e]), g[e], u[e], dg[e], du[e]);
+    ELEM4_STORE(Elem4s(pc.c[0] + off), 0, dg);
+    ELEM4_STORE(Elem4s(pc.c[1] + off), 0, du);
 }
 #endif
 
@@ -377,6 +405,7 @@ void main() {
     }
 #else
     // C (+)= the register block: rows m0 + ty*TM.., columns n0 + tx*TN..
+    // (SWIGLU_BWD: dgate and dup from it instead, C never stored)
 #if defined(PARTS_PUSH)
     const uint64_t C = pc.c[0];
 #else
@@ -394,8 +423,12 @@ void main() {
                     COut4 out_ = COut4(base + C_BYTES * uint64_t(at));
                     vec4 v = vec4(acc[i * TN + 4 * j], acc[i * TN + 4 * j + 1],
                                   acc[i * TN + 4 * j + 2], acc[i * TN + 4 * j + 3]);
+#if defined(SWIGLU_BWD)
+                    swiglu_bwd_store4(at, v);
+#else
                     if (pc.accumulate != 0) v += C4_LOAD(out_, 0);
                     C4_STORE(out_, 0, v);
+#endif
                 }
             }
         } else {
@@ -407,8 +440,12 @@ void main() {
                     locate_c(C, gm, gn, base, at);
                     COut out_ = COut(base);
                     float v = acc[i * TN + j];
+#if defined(SWIGLU_BWD)
+                    swiglu_bwd_store(at, v);
+#else
                     if (pc.accumulate != 0) v += C_LOAD(out_, at);
                     C_STORE(out_, at, v);
+#endif
                 }
             }
         }

@@ -1,8 +1,7 @@
 #version 460
 #extension GL_GOOGLE_include_directive : require
-// SwiGLU backward, elementwise over n, with s = sigmoid(a):
-//   da = dh * b * silu'(a),  silu'(a) = s + a s (1 - s) = s (1 + a (1 - s))
-//   db = dh * silu(a)
+// SwiGLU backward, elementwise over n (swiglu.glsl's swiglu_backward):
+//   da = dh * b * silu'(a),  db = dh * silu(a)
 // da and db may alias dh, a or b: each element is read before it is written.
 // Elements in fp32, or bf16 / fp16 storage.
 // variants: swiglu_bwd swiglu_bwd_bf16=ELEM_BF16 swiglu_bwd_f16=ELEM_F16
@@ -24,8 +23,9 @@ void main() {
     uint stride = gl_NumWorkGroups.x * gl_WorkGroupSize.x;
     for (uint i = gl_GlobalInvocationID.x; i < pc.n; i += stride) {
         float a = ELEM_LOAD(pc.a, i), b = ELEM_LOAD(pc.b, i), dh = ELEM_LOAD(pc.dh, i);
-        float s = swiglu_sigmoid(a);
-        ELEM_STORE(pc.da, i, dh * b * (s * (1.0 + a * (1.0 - s))));
-        ELEM_STORE(pc.db, i, dh * (a * s));
+        float da, db;
+        swiglu_backward(dh, a, b, da, db);
+        ELEM_STORE(pc.da, i, da);
+        ELEM_STORE(pc.db, i, db);
     }
 }

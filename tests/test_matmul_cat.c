@@ -1,7 +1,8 @@
 // lws-test: vulkan kernel
-/* The matmul over a concatenation (lws_op_matmul_cat) and the W1|W3 product
- * with SwiGLU in its epilogue (lws_op_matmul_swiglu) against the fp64
- * references of the whole concatenated product: the n (NT), k (NN) and m
+/* The matmul over a concatenation (lws_op_matmul_cat), the W1|W3 product
+ * with SwiGLU in its epilogue (lws_op_matmul_swiglu) and W2's input gradient
+ * with SwiGLU's backward in its epilogue (lws_op_matmul_swiglu_bwd) against
+ * the fp64 references of the whole concatenated product: the n (NT), k (NN) and m
  * (TN) dimension cut into 2 or 3 parts held in separate buffers, sizes that
  * are multiples of no tile side with part boundaries inside a tile
  * (element-wise path) and multiples of 4 (four-wide path), accumulate on and
@@ -207,14 +208,24 @@ static void run_cat(lws_context *ctx, test_rng *rng, cat_case s) {
 
 /* ---- SwiGLU in the W1|W3 product's epilogue ------------------------------- */
 
+/* The FFN's fused products, their six buffers in the launcher's order:
+ * lws_op_matmul_swiglu's gate, up, act, a, w1, w3 or
+ * lws_op_matmul_swiglu_bwd's dgate, dup, dy, w2, gate, up. */
 typedef struct swiglu_job {
-    lws_buffer gate, up, act, a, w1, w3;
+    lws_buffer b[6];
     uint32_t m, f, k;
 } swiglu_job;
 
 static void record_swiglu(lws_cmd *cmd, void *arg) {
     swiglu_job *j = arg;
-    lws_op_matmul_swiglu(cmd, j->gate, j->up, j->act, j->a, j->w1, j->w3, j->m, j->f, j->k);
+    lws_op_matmul_swiglu(cmd, j->b[0], j->b[1], j->b[2], j->b[3], j->b[4], j->b[5], j->m, j->f,
+                         j->k);
+}
+
+static void record_swiglu_bwd(lws_cmd *cmd, void *arg) {
+    swiglu_job *j = arg;
+    lws_op_matmul_swiglu_bwd(cmd, j->b[0], j->b[1], j->b[2], j->b[3], j->b[4], j->b[5], j->m, j->f,
+                             j->k);
 }
 
 /* gate, up and act against fp64: gate = a W1^T, up = a W3^T and
@@ -239,7 +250,7 @@ static void run_swiglu(lws_context *ctx, test_rng *rng, uint32_t m, uint32_t f, 
     ref_matmul(LWS_MM_NT, wg, a.full, w.full, m, f, k, 0);
     ref_matmul(LWS_MM_NT, wu, a.full, w.full + (size_t)f * k, m, f, k, 0);
     ref_swiglu_fwd(wh, wg, wu, n);
-    swiglu_job j = {gate.dev[0], up.dev[0], act.dev[0], a.dev[0], w.dev[0], w.dev[1], m, f, k};
+    swiglu_job j = {{gate.dev[0], up.dev[0], act.dev[0], a.dev[0], w.dev[0], w.dev[1]}, m, f, k};
     test_run(ctx, record_swiglu, &j);
 
     char what[160];
@@ -262,6 +273,91 @@ static void run_swiglu(lws_context *ctx, test_rng *rng, uint32_t m, uint32_t f, 
     free(wg), free(wu), free(wh);
     free_operand(&a), free_operand(&w), free_operand(&gate), free_operand(&up), free_operand(&act);
     lws_arena_reset(ctx, mark);
+}
+
+/* ---- SwiGLU's backward in W2's input-gradient epilogue --------------------- */
+
+/* dgate, dup against fp64: dact = dy . w2 (dy [M, K], w2 [K, F]), then
+ * SwiGLU's backward at the stored gate and up. Returns dgate then dup as
+ * computed (2 M F floats, the caller frees them). */
+static float *run_swiglu_bwd(lws_context *ctx, test_rng *rng, uint32_t m, uint32_t f, uint32_t k,
+                             lws_dtype t) {
+    lws_arena_mark mark = lws_arena_get_mark(ctx);
+    uint32_t sizes[1] = {f};
+    operand dy = {m, k}, w2 = {k, f}, gate = {m, f}, up = {m, f};
+    shape_parts(&dy, NONE, 1, sizes);
+    shape_parts(&w2, NONE, 1, sizes);
+    shape_parts(&gate, NONE, 1, sizes);
+    shape_parts(&up, NONE, 1, sizes);
+    fill_operand(ctx, rng, &dy, t, 0);
+    fill_operand(ctx, rng, &w2, t, 0);
+    fill_operand(ctx, rng, &gate, t, 0);
+    fill_operand(ctx, rng, &up, t, 0);
+    operand dgate = gate, dup = gate;
+    fill_operand(ctx, rng, &dgate, t, 1);
+    fill_operand(ctx, rng, &dup, t, 1);
+    size_t n = (size_t)m * f;
+    double *dact = test_malloc(n * sizeof *dact), *wg = test_malloc(n * sizeof *wg),
+           *wu = test_malloc(n * sizeof *wu);
+    ref_matmul(LWS_MM_NN, dact, dy.full, w2.full, m, f, k, 0);
+    ref_swiglu_bwd(wg, wu, dact, gate.full, up.full, n);
+    swiglu_job j = {
+        {dgate.dev[0], dup.dev[0], dy.dev[0], w2.dev[0], gate.dev[0], up.dev[0]}, m, f, k};
+    test_run(ctx, record_swiglu_bwd, &j);
+
+    char what[160], label[200];
+    snprintf(what, sizeof what, "swiglu_bwd M=%u F=%u K=%u %s", m, f, k, lws_dtype_name(t));
+    /* dact is off by at most e (the product's budget, with its rounding to
+     * the storage type as the separate kernel read it back); dgate carries
+     * it times |up| |silu'| <= 1.1 |up|, dup times |silu(gate)|; each adds
+     * its own rounding u |out| and fp32's few ulps in the formula. */
+    double u = test_unit_roundoff(t), e = tol_abs_for(k, t, max_abs(dact, n)), max_silu = 0;
+    for (size_t i = 0; i < n; i++)
+        max_silu = fmax(max_silu, fabs(gate.full[i] / (1 + exp(-gate.full[i]))));
+    double eg = 1.1 * e * max_abs(up.full, n) + u * max_abs(wg, n) + 1e-6;
+    double eu = max_silu * e + u * max_abs(wu, n) + 1e-6;
+    snprintf(label, sizeof label, "%s dgate", what);
+    check_parts(ctx, label, &dgate, wg, eg, tol_rel_for(t) + 2 * u);
+    snprintf(label, sizeof label, "%s dup", what);
+    check_parts(ctx, label, &dup, wu, eu, tol_rel_for(t) + 2 * u);
+    float *got = test_malloc(2 * n * sizeof *got);
+    test_download_as(ctx, dgate.dev[0], got, n);
+    test_download_as(ctx, dup.dev[0], got + n, n);
+    free(dact), free(wg), free(wu);
+    free_operand(&dy), free_operand(&w2), free_operand(&gate), free_operand(&up);
+    free_operand(&dgate), free_operand(&dup);
+    lws_arena_reset(ctx, mark);
+    return got;
+}
+
+/* The fused epilogue and the separate kernels it replaces (the matmul into
+ * dgate, swiglu_bwd in place: what a matrix over the element limit records;
+ * 300 keeps W2 [K, F] whole, so only rows of dy and dgate are split and the
+ * k order is the fused one's) on the same inputs: the same products in the same k order, dact
+ * rounded as the separate kernel reads it, the same formula: equal but for fp32's contraction
+ * choices in the formula (a few ulps of the 16-bit output at most, measured equal on lavapipe). */
+static void check_swiglu_bwd_as_separate(lws_context *ctx, uint32_t m, uint32_t f, uint32_t k,
+                                         lws_dtype t) {
+    test_rng r1, r2;
+    test_rng_seed(&r1, 5), test_rng_seed(&r2, 5);
+    float *fused = run_swiglu_bwd(ctx, &r1, m, f, k, t);
+    setenv("LWS_MATMUL_MAX_ELEMS", "300", 1);
+    float *separate = run_swiglu_bwd(ctx, &r2, m, f, k, t);
+    unsetenv("LWS_MATMUL_MAX_ELEMS");
+    size_t n = 2 * (size_t)m * f, differ = 0;
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)fused[i] - separate[i]);
+        worst = fmax(worst, d / fmax(fabs(separate[i]), 1e-30));
+        differ += d != 0;
+    }
+    CHECK(worst <= 4 * test_unit_roundoff(t),
+          "swiglu_bwd %s M=%u F=%u K=%u: fused and separate kernels differ in %zu of %zu "
+          "elements, worst relative %.3g",
+          lws_dtype_name(t), m, f, k, differ, n, worst);
+    printf("ok   swiglu_bwd %s fused vs separate kernels: %zu of %zu elements differ\n",
+           lws_dtype_name(t), differ, n);
+    free(fused), free(separate);
 }
 
 /* ---- the parts one by one ------------------------------------------------- */
@@ -322,7 +418,7 @@ static void check_parts_one_by_one(lws_context *ctx, test_rng *rng) {
         lws_matmul_fast_hook(NULL);
         unsetenv("LWS_MATMUL");
     }
-    swiglu_job s = {g, u, h, a, b, w3, 16, 12, 16};
+    swiglu_job s = {{g, u, h, a, b, w3}, 16, 12, 16};
     uint64_t dispatches;
     uint32_t barriers;
     count(ctx, record_swiglu, &s, &dispatches, &barriers);
@@ -336,8 +432,18 @@ static void check_parts_one_by_one(lws_context *ctx, test_rng *rng) {
           "swiglu under a fast path: %d fast calls, %llu dispatches, %u barriers", fast_calls,
           (unsigned long long)dispatches, barriers);
     run_swiglu(ctx, rng, 37, 29, 31, LWS_F32);
+    swiglu_job sb = {{g, u, a, b, h, w3}, 16, 12, 16};
+    fast_calls = 0;
+    count(ctx, record_swiglu_bwd, &sb, &dispatches, &barriers);
+    CHECK(fast_calls == 1 && dispatches == 2 && barriers == 1,
+          "swiglu_bwd under a fast path: %d fast calls, %llu dispatches, %u barriers", fast_calls,
+          (unsigned long long)dispatches, barriers);
+    free(run_swiglu_bwd(ctx, rng, 37, 29, 31, LWS_F32));
     lws_matmul_fast_hook(NULL);
     unsetenv("LWS_MATMUL");
+    count(ctx, record_swiglu_bwd, &sb, &dispatches, &barriers);
+    CHECK(dispatches == 1 && barriers == 0, "swiglu_bwd fused: %llu dispatches, %u barriers",
+          (unsigned long long)dispatches, barriers);
     printf("ok   fused: one dispatch; under a fast path the parts one by one\n");
 
     setenv("LWS_MATMUL_MAX_ELEMS", "300", 1);
@@ -345,6 +451,7 @@ static void check_parts_one_by_one(lws_context *ctx, test_rng *rng) {
         run_cat(ctx, rng,
                 (cat_case){(lws_mm_layout)l, 3, {13, 8, 22}, 37, 29, 31, 1, LWS_F32, LWS_F32});
     run_swiglu(ctx, rng, 37, 29, 31, LWS_F32);
+    free(run_swiglu_bwd(ctx, rng, 37, 29, 31, LWS_F32));
     unsetenv("LWS_MATMUL_MAX_ELEMS");
     lws_arena_reset(ctx, mark);
 }
@@ -374,8 +481,21 @@ static void check_refusals(lws_context *ctx) {
     j.p.size[1] = 80; /* C of part 1 needs 4 x 80 floats, its buffer has 256 */
     j.p.n = 84;
     test_expect_refused(ctx, "a part larger than its buffer", record_cat, &j, "smaller");
-    swiglu_job s = {c, c1, lws_buffer_slice(c, 0, 64), a, b, b1, 4, 4, 4};
+    swiglu_job s = {{c, c1, lws_buffer_slice(c, 0, 64), a, b, b1}, 4, 4, 4};
     test_expect_refused(ctx, "act overlapping gate", record_swiglu, &s, "act overlaps");
+    lws_buffer c2 = test_output(ctx, 256), c3 = test_output(ctx, 256);
+    swiglu_job base_bwd = {{c, c1, a, b, c2, c3}, 4, 4, 4}, sb = base_bwd;
+    sb.b[1] = lws_buffer_slice(c2, 16, 128);
+    test_expect_refused(ctx, "dup overlapping gate", record_swiglu_bwd, &sb, "dup overlaps gate");
+    sb = base_bwd;
+    sb.b[0] = lws_buffer_slice(c1, 0, 64);
+    test_expect_refused(ctx, "dgate overlapping dup", record_swiglu_bwd, &sb, "dgate overlaps dup");
+    sb = base_bwd;
+    sb.b[5] = test_output_as(ctx, 64, LWS_BF16);
+    test_expect_refused(ctx, "up of another type", record_swiglu_bwd, &sb, "up is bf16");
+    sb = base_bwd;
+    sb.f = 80; /* dgate needs 4 x 80 floats, its buffer holds 256 */
+    test_expect_refused(ctx, "F past the buffers", record_swiglu_bwd, &sb, "smaller");
     lws_arena_reset(ctx, mark);
 }
 
@@ -429,6 +549,24 @@ int main(void) {
         lws_dtype ty = i ? LWS_F16 : LWS_BF16;
         run_swiglu(ctx, &rng, 37, 29, 31, ty);
         run_swiglu(ctx, &rng, 12, 44, 20, ty);
+    }
+    /* SwiGLU's backward: element-wise and four-wide, past a tile in every
+     * dimension, the smallest; 16-bit storage on both paths. */
+    const uint32_t bwd_shapes[][3] = {{37, 29, 31},
+                                      {12, 44, 20},
+                                      {t.mm_tile_m + 4, t.mm_tile_n + 12, 2 * t.mm_tile_k + 4},
+                                      {1, 1, 1}};
+    for (size_t i = 0; i < sizeof bwd_shapes / sizeof *bwd_shapes; i++)
+        free(run_swiglu_bwd(ctx, &rng, bwd_shapes[i][0], bwd_shapes[i][1], bwd_shapes[i][2],
+                            LWS_F32));
+    for (int i = 0; i < 2; i++)
+        for (size_t v = 0; v < 2; v++)
+            free(run_swiglu_bwd(ctx, &rng, bwd_shapes[v][0], bwd_shapes[v][1], bwd_shapes[v][2],
+                                i ? LWS_F16 : LWS_BF16));
+    const lws_dtype all_types[] = {LWS_F32, LWS_BF16, LWS_F16};
+    for (int i = 0; i < 3; i++) {
+        check_swiglu_bwd_as_separate(ctx, 44, 12, 20, all_types[i]);
+        check_swiglu_bwd_as_separate(ctx, 45, 13, 21, all_types[i]);
     }
     check_parts_one_by_one(ctx, &rng);
     check_refusals(ctx);

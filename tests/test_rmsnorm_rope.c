@@ -6,7 +6,10 @@
  * workgroup, positions wrapping at seq_len, every split of a row over
  * invocations, outputs poisoned with NaN, y in place over x, dx written and
  * accumulated, dw accumulated, bit-identical reruns, refusals of bad shapes,
- * and a finite-difference check of the backward. */
+ * and a finite-difference check of the backward. The paired forward
+ * (rmsnorm_rope_fwd_pair: q's and k's in one dispatch, each its own width,
+ * head count and weights) against the same references, every element of
+ * both outputs written and nothing past them. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,6 +139,104 @@ static void check_shape(lws_context *ctx, test_rng *rng, lws_dtype t, uint32_t r
     lws_arena_reset(ctx, mark);
 }
 
+/* ---- q's and k's in one dispatch ------------------------------------------ */
+
+#define GUARD 8 /* poisoned elements after each output */
+
+typedef struct pair_job {
+    lws_norm_rope p[2];
+    uint32_t rows;
+} pair_job;
+
+static void record_pair(lws_cmd *cmd, void *arg) {
+    pair_job *j = arg;
+    lws_op_rmsnorm_rope_fwd_pair(cmd, j->p, j->rows, EPS);
+}
+
+/* Downloads n elements and a guard from b; checks them against want with
+ * check_out's tolerance (rel as there) and the guard still NaN. */
+static void check_with_guard(lws_context *ctx, const char *what, lws_dtype t, lws_buffer b,
+                             const double *want, size_t n, uint32_t rows, lws_rope_shape rope) {
+    float *got = test_malloc((n + GUARD) * sizeof *got);
+    test_download_as(ctx, b, got, n + GUARD);
+    job j = {.rows = rows, .rope = rope};
+    check_out(what, t, &j, got, want, n, 2e-6);
+    size_t written = 0;
+    for (size_t i = n; i < n + GUARD; i++) written += !isnan(got[i]);
+    CHECK(written == 0, "%s: %zu of the %d guard elements after it were written", what, written,
+          GUARD);
+    free(got);
+}
+
+/* y and rstd of both problems against ref_rmsnorm_rope_fwd, outputs NaN
+ * before the dispatch; with in_place, problem 1's y over its x. The
+ * tolerances are check_shape's (2e-6 of the largest value, plus the
+ * storage type's rounding): each problem is computed as the single kernel
+ * computes it, only the split of a row (the wider problem's) may differ. */
+static void check_pair(lws_context *ctx, test_rng *rng, lws_dtype t, uint32_t rows,
+                       const lws_rope_shape *rope, int in_place) {
+    lws_arena_mark mark = lws_arena_get_mark(ctx);
+    pair_job j = {.rows = rows};
+    double *y[2], *rstd[2];
+    for (int i = 0; i < 2; i++) {
+        uint32_t cols = rope[i].heads * rope[i].head_dim;
+        size_t n = (size_t)rows * cols;
+        float *x = test_random_rows(rng, rows, cols, -0.5, 0.5, t),
+              *w = test_random_floats(rng, cols, 0.3);
+        for (uint32_t c = 0; c < cols; c++) w[c] += 1.0f;
+        double *xd = test_to_double(x, n), *wd = test_to_double(w, cols);
+        y[i] = test_malloc(n * 8), rstd[i] = test_malloc(rows * 8);
+        ref_rmsnorm_rope_fwd(y[i], rstd[i], xd, wd, rows, rope[i].seq_len, rope[i].heads,
+                             rope[i].head_dim, THETA, EPS);
+        j.p[i] = (lws_norm_rope){test_output_as(ctx, n + GUARD, t), test_output(ctx, rows + GUARD),
+                                 test_upload_as(ctx, x, n, t), test_upload_floats(ctx, w, cols),
+                                 rope[i]};
+        if (in_place && i == 1) { /* x followed by a NaN guard, y over it */
+            float *xg = test_malloc((n + GUARD) * sizeof *xg);
+            memcpy(xg, x, n * sizeof *xg);
+            for (size_t e = n; e < n + GUARD; e++) xg[e] = NAN;
+            j.p[i].x = j.p[i].y = test_upload_as(ctx, xg, n + GUARD, t);
+            free(xg);
+        }
+        free(x), free(w), free(xd), free(wd);
+    }
+    test_run(ctx, record_pair, &j);
+    for (int i = 0; i < 2; i++) {
+        char what[80];
+        size_t n = (size_t)rows * rope[i].heads * rope[i].head_dim;
+        snprintf(what, sizeof what, "pair[%d] y%s", i, in_place && i == 1 ? " in place" : "");
+        check_with_guard(ctx, what, t, j.p[i].y, y[i], n, rows, rope[i]);
+        snprintf(what, sizeof what, "pair[%d] rstd", i);
+        check_with_guard(ctx, what, LWS_F32, j.p[i].rstd, rstd[i], rows, rows, rope[i]);
+        free(y[i]), free(rstd[i]);
+    }
+    lws_arena_reset(ctx, mark);
+}
+
+/* One dispatch, no barrier, for both problems. */
+static void check_pair_is_one_dispatch(lws_context *ctx) {
+    lws_arena_mark mark = lws_arena_get_mark(ctx);
+    pair_job j = {.rows = 4};
+    for (int i = 0; i < 2; i++)
+        j.p[i] = (lws_norm_rope){test_output(ctx, 64),
+                                 test_output(ctx, 4),
+                                 test_output(ctx, 64),
+                                 test_output(ctx, 16),
+                                 {4, 2, 4, THETA}};
+    lws_cmd *cmd = NULL;
+    uint64_t before = lws_context_dispatches(ctx);
+    CHECK_OK(lws_cmd_begin(ctx, 0, &cmd));
+    record_pair(cmd, &j);
+    CHECK_OK(lws_cmd_end(cmd));
+    uint32_t barriers = 0, unneeded = 0;
+    lws_cmd_barrier_stats(cmd, &barriers, &unneeded);
+    lws_cmd_destroy(cmd);
+    uint64_t dispatches = lws_context_dispatches(ctx) - before;
+    CHECK(dispatches == 1 && barriers == 0, "pair: %llu dispatches, %u barriers",
+          (unsigned long long)dispatches, barriers);
+    lws_arena_reset(ctx, mark);
+}
+
 /* L = sum dy * RoPE(RMSNorm(x) w), in fp64, for central differences. */
 typedef struct fd_arg {
     double *x, *w;
@@ -204,6 +305,33 @@ static void check_refusals(lws_context *ctx) {
         lws_cmd_end(cmd);
         lws_cmd_destroy(cmd);
     }
+    /* the pair: outputs over the other problem's operands, differing seq_len */
+    pair_job base = {{{test_output(ctx, 64),
+                       test_output(ctx, 8),
+                       test_output(ctx, 64),
+                       test_output(ctx, 16),
+                       {4, 2, 4, THETA}},
+                      {test_output(ctx, 64),
+                       test_output(ctx, 8),
+                       test_output(ctx, 64),
+                       test_output(ctx, 16),
+                       {4, 2, 4, THETA}}},
+                     4};
+    pair_job j = base;
+    j.p[1].y = lws_buffer_slice(base.p[0].x, 32, 128);
+    test_expect_refused(ctx, "pair: k's y over q's x", record_pair, &j,
+                        "rmsnorm_rope_fwd_pair[1]: y or rstd overlaps");
+    j = base;
+    j.p[0].rstd = base.p[1].w;
+    test_expect_refused(ctx, "pair: q's rstd over k's w", record_pair, &j,
+                        "rmsnorm_rope_fwd_pair[0]: y or rstd overlaps");
+    j = base;
+    j.p[1].rope.seq_len = 2;
+    test_expect_refused(ctx, "pair: seq_len differing", record_pair, &j, "seq_len 2");
+    j = base;
+    j.p[1].rope.head_dim = 3;
+    test_expect_refused(ctx, "pair: odd head_dim", record_pair, &j,
+                        "rmsnorm_rope_fwd_pair[1]: head_dim = 3");
     lws_error_clear();
     printf("ok   bad shapes are refused\n");
     lws_arena_reset(ctx, mark);
@@ -232,7 +360,20 @@ int main(void) {
             for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
                 check_shape(ctx, &rng, types[t], shapes[s].rows, shapes[s].rope);
         check_finite_difference(ctx, &rng);
+        /* the pair: q and k of different widths, one head each, different
+         * head_dims, the paper's 64 */
+        static const struct {
+            uint32_t rows;
+            lws_rope_shape rope[2];
+        } pairs[] = {{1, {{1, 1, 2, THETA}, {1, 1, 2, THETA}}},
+                     {33, {{16, 5, 8, THETA}, {16, 1, 8, THETA}}},
+                     {130, {{64, 12, 16, THETA}, {64, 3, 6, THETA}}},
+                     {37, {{37, 12, 64, THETA}, {37, 2, 64, THETA}}}};
+        for (size_t t = 0; t < sizeof types / sizeof *types; t++)
+            for (size_t s = 0; s < sizeof pairs / sizeof *pairs; s++)
+                check_pair(ctx, &rng, types[t], pairs[s].rows, pairs[s].rope, (int)(s + t) % 2);
     }
+    check_pair_is_one_dispatch(ctx);
     unsetenv("LWS_ROW_THREADS");
     check_refusals(ctx);
     return test_finish(ctx);

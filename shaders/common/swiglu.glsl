@@ -6,3 +6,13 @@ float swiglu_sigmoid(float a) {
     float s = 1.0 / (1.0 + e);
     return a >= 0.0 ? s : e * s;
 }
+
+// SwiGLU's backward at one element of h = silu(a) * b, s = sigmoid(a):
+//   da = dh * b * silu'(a),  silu'(a) = s + a s (1 - s) = s (1 + a (1 - s))
+//   db = dh * silu(a)
+// (swiglu_bwd.comp, and matmul.comp's SWIGLU_BWD epilogue).
+void swiglu_backward(float dh, float a, float b, out float da, out float db) {
+    float s = swiglu_sigmoid(a);
+    da = dh * b * (s * (1.0 + a * (1.0 - s)));
+    db = dh * (a * s);
+}

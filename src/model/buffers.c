@@ -81,7 +81,6 @@ static void describe_grad_scratch(lws_model *m, lws_mem_table *t, lws_dtype act)
     lws_mem_add(t, S, act, n * w.q_max, n * w.q_max, &g->datt, "grad.datt");
     lws_mem_add(t, S, act, n * w.f_max, n * w.f_max, &g->dgate, "grad.dgate");
     lws_mem_add(t, S, act, n * w.f_max, n * w.f_max, &g->dup, "grad.dup");
-    lws_mem_add(t, S, act, n * w.f_max, n * w.f_max, &g->dact, "grad.dact");
     lws_mem_add(t, S, LWS_F32, n * w.qh_max, 0, &g->delta, "grad.delta");
 }
 

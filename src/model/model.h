@@ -53,12 +53,12 @@ typedef struct lws_grad_scratch {
     lws_buffer dx; /* (N, d) gradient of the residual stream, updated in place */
     lws_buffer
         dnorm_in; /* (N, d) gradient before a block norm (post_norm) / of xn, hn (pre_norm) */
-    lws_buffer dq, dk, dv;       /* (N, q_max), (N, kv_max) after attention backward */
-    lws_buffer dq_raw, dk_raw;   /* (N, q_max), (N, kv_max) before the QK-norm */
-    lws_buffer datt;             /* (N, q_max) */
-    lws_buffer dgate, dup, dact; /* (N, ffn_max) */
-    lws_buffer delta;            /* (batch, q_heads_max, seq) attention backward */
-    lws_buffer norm_scratch;     /* RMSNorm backward partial sums: a layer's norms side by side */
+    lws_buffer dq, dk, dv;     /* (N, q_max), (N, kv_max) after attention backward */
+    lws_buffer dq_raw, dk_raw; /* (N, q_max), (N, kv_max) before the QK-norm */
+    lws_buffer datt;           /* (N, q_max) */
+    lws_buffer dgate, dup;     /* (N, ffn_max) */
+    lws_buffer delta;          /* (batch, q_heads_max, seq) attention backward */
+    lws_buffer norm_scratch;   /* RMSNorm backward partial sums: a layer's norms side by side */
 } lws_grad_scratch;
 
 struct lws_model {

@@ -85,17 +85,14 @@ static void rope_shapes(const lws_model *m, uint32_t i, lws_rope_shape *q, lws_r
     *k = (lws_rope_shape){m->seq, s.kvh, s.hd, theta};
 }
 
-/* QK-norm with RoPE, one kernel each for q and k. */
+/* QK-norm with RoPE, q and k in one dispatch. */
 static void norm_rope_sequence(void *self, lws_cmd *c, uint32_t i, const lws_block_weights *w,
                                const lws_block_io *io) {
     lws_model *m = self;
-    lws_rope_shape rq, rk;
-    rope_shapes(m, i, &rq, &rk);
-    float eps = (float)m->cfg.model.norm_eps;
-    OP("rmsnorm_rope",
-       lws_op_rmsnorm_rope_fwd(c, io->q, io->q_rstd, io->q_raw, w->q_norm, m->tokens, rq, eps));
-    OP("rmsnorm_rope",
-       lws_op_rmsnorm_rope_fwd(c, io->k, io->k_rstd, io->k_raw, w->k_norm, m->tokens, rk, eps));
+    lws_norm_rope p[2] = {{io->q, io->q_rstd, io->q_raw, w->q_norm},
+                          {io->k, io->k_rstd, io->k_raw, w->k_norm}};
+    rope_shapes(m, i, &p[0].rope, &p[1].rope);
+    OP("rmsnorm_rope", lws_op_rmsnorm_rope_fwd_pair(c, p, m->tokens, (float)m->cfg.model.norm_eps));
 }
 
 /* RoPE in place on q and k at position t % seq (norm_rope did it with
@@ -285,6 +282,20 @@ static void ffn_in_backward(lws_model *m, lws_cmd *c, uint32_t i, lws_buffer in,
     projections_backward(m, c, 2, dy, w, width, in, din, din_holds_value);
 }
 
+/* From dffn_out (the FFN's output gradient) to dgate, dup: W2's input
+ * gradient with SwiGLU's backward in its epilogue, and dW2 += dffn_out^T .
+ * act beside it (they share no output), then a barrier. */
+static void ffn_out_backward(lws_model *m, lws_cmd *c, uint32_t i, lws_buffer dffn_out) {
+    const lws_layer_tensors *t = &m->layers[i];
+    lws_layer_acts *a = &m->acts[i];
+    lws_grad_scratch *g = &m->gs;
+    shape s = layer_shape(m, i);
+    OP("matmul_swiglu_bwd", lws_op_matmul_swiglu_bwd(c, g->dgate, g->dup, dffn_out, t->w2->mm,
+                                                     a->gate, a->up, s.N, s.f, s.d));
+    OP("matmul", mm(c, LWS_MM_TN, t->w2->grad, dffn_out, a->act, s.d, s.f, s.N, 1));
+    lws_cmd_barrier(c);
+}
+
 /* g->dx holds dL/d(layer output); leaves dL/d(layer input) there. */
 static void layer_backward(lws_model *m, lws_cmd *c, uint32_t i) {
     const lws_layer_tensors *t = &m->layers[i];
@@ -296,12 +307,7 @@ static void layer_backward(lws_model *m, lws_cmd *c, uint32_t i) {
         /* out = h + RMSNorm_ffn(ffn_out): dffn_out from the norm backward */
         norm_rows(m, c, &sums, g->dnorm_in, t->ffn_norm, g->dx, a->ffn_out, a->ffn_rstd, 0);
         lws_cmd_barrier(c);
-        OP("matmul", mm(c, LWS_MM_NN, g->dact, g->dnorm_in, t->w2->mm, s.N, s.f, s.d, 0));
-        OP("matmul", mm(c, LWS_MM_TN, t->w2->grad, g->dnorm_in, a->act, s.d, s.f, s.N, 1));
-        lws_cmd_barrier(c);
-        OP("swiglu_bwd",
-           lws_op_swiglu_bwd(c, g->dgate, g->dup, g->dact, a->gate, a->up, s.N * s.f));
-        lws_cmd_barrier(c);
+        ffn_out_backward(m, c, i, g->dnorm_in);
         /* dh = dout + dgate . W1 + dup . W3, accumulated in place in dx */
         ffn_in_backward(m, c, i, a->h, g->dx, 1);
         lws_cmd_barrier(c);
@@ -316,12 +322,7 @@ static void layer_backward(lws_model *m, lws_cmd *c, uint32_t i) {
         attention_backward(m, c, i, a->x, g->dx, 1, &sums);
     } else {
         /* out = h + ffn(hn), hn = RMSNorm_ffn(h) */
-        OP("matmul", mm(c, LWS_MM_NN, g->dact, g->dx, t->w2->mm, s.N, s.f, s.d, 0));
-        OP("matmul", mm(c, LWS_MM_TN, t->w2->grad, g->dx, a->act, s.d, s.f, s.N, 1));
-        lws_cmd_barrier(c);
-        OP("swiglu_bwd",
-           lws_op_swiglu_bwd(c, g->dgate, g->dup, g->dact, a->gate, a->up, s.N * s.f));
-        lws_cmd_barrier(c);
+        ffn_out_backward(m, c, i, g->dx);
         ffn_in_backward(m, c, i, a->hn, g->dnorm_in, 0);
         lws_cmd_barrier(c);
         norm_rows(m, c, &sums, g->dx, t->ffn_norm, g->dnorm_in, a->h, a->ffn_rstd, 1);

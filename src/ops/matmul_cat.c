@@ -1,6 +1,7 @@
 /* A product over a concatenation of matrices held in separate buffers
- * (shaders/matmul.comp's CAT variants), and the W1|W3 product with SwiGLU in
- * its epilogue (its SWIGLU variants): the fused projections of a layer. Where
+ * (shaders/matmul.comp's CAT variants), the W1|W3 product with SwiGLU in
+ * its epilogue (its SWIGLU variants) and W2's input gradient with SwiGLU's
+ * backward in its epilogue (SWIGLU_BWD): the fused projections of a layer. Where
  * the fast path would take one of the parts' products, or a matrix is too
  * large for one dispatch, the parts are recorded one by one as before, so a
  * fused dispatch only ever replaces portable matmuls. */
@@ -275,5 +276,71 @@ lws_status lws_op_matmul_swiglu(lws_cmd *cmd, lws_buffer gate, lws_buffer up, lw
                       .swiglu = 1};
     lws_op_shader(d.shader, sizeof d.shader, "matmul_nt_swiglu", a.dtype);
     d.push = (cat_push){.m = m, .n = f, .k = k, .start1 = f, .start2 = 2 * f};
+    return dispatch(cmd, &d);
+}
+
+/* dgate and dup must be of dy's type, hold M*F elements and overlap no
+ * other operand (check_cat has checked dgate against dy and w2). */
+static lws_status check_swiglu_bwd(lws_cmd *cmd, const lws_buffer *t, uint32_t m, uint32_t f,
+                                   uint32_t k) {
+    enum { DGATE, DUP, DY, W2, GATE, UP };
+    static const char *const names[] = {"dgate", "dup", "dy", "w2", "gate", "up"};
+    uint32_t e = lws_dtype_bytes(t[DY].dtype);
+    uint64_t mf = e * (uint64_t)m * f,
+             spans_of[] = {mf, mf, e * (uint64_t)m * k, e * (uint64_t)k * f, mf, mf};
+    LWS_OP_REQUIRE(cmd, (uint64_t)m * f <= UINT32_MAX,
+                   "matmul_swiglu_bwd: M*F = %llu elements; at most 2^32-1",
+                   (unsigned long long)m * f);
+    for (int i = DUP; i <= UP; i++) {
+        if (i == DY || i == W2) continue;
+        LWS_OP_REQUIRE(cmd, t[i].dtype == t[DY].dtype && t[i].size >= mf,
+                       "matmul_swiglu_bwd: %s is %s with %llu bytes; it must be of dy's type %s "
+                       "and hold M*F = %llu bytes",
+                       names[i], lws_dtype_name(t[i].dtype), (unsigned long long)t[i].size,
+                       lws_dtype_name(t[DY].dtype), (unsigned long long)mf);
+    }
+    for (int out = DGATE; out <= DUP; out++)
+        for (int i = 0; i <= UP; i++)
+            LWS_OP_REQUIRE(cmd,
+                           i == out || (out == DGATE && (i == DY || i == W2)) ||
+                               !lws_buffers_overlap(t[out], mf, t[i], spans_of[i]),
+                           "matmul_swiglu_bwd: %s overlaps %s; each output must be a separate "
+                           "buffer range",
+                           names[out], names[i]);
+    return LWS_OK;
+}
+
+lws_status lws_op_matmul_swiglu_bwd(lws_cmd *cmd, lws_buffer dgate, lws_buffer dup, lws_buffer dy,
+                                    lws_buffer w2, lws_buffer gate, lws_buffer up, uint32_t m,
+                                    uint32_t f, uint32_t k) {
+    /* dact = dy . w2, one NN part written to dgate: the concatenation's
+     * checks of shapes, types, sizes and overlaps, then the other operands'. */
+    lws_mm_cat p = {LWS_MM_NN, 1, {k}, {dgate}, {dy}, {w2}, m, f, k, 0};
+    LWS_TRY(check_cat(cmd, &p));
+    const lws_buffer all[] = {dgate, dup, dy, w2, gate, up};
+    LWS_TRY(check_swiglu_bwd(cmd, all, m, f, k));
+    if (record_parts(cmd, &p)) {
+        /* dact in dgate: swiglu_bwd reads each element before writing it. */
+        LWS_TRY(lws_op_matmul(cmd, LWS_MM_NN, dgate, dy, w2, m, f, k, 0));
+        lws_cmd_barrier(cmd);
+        return lws_op_swiglu_bwd(cmd, dgate, dup, dgate, gate, up, m * f);
+    }
+    uint64_t mf = (uint64_t)m * f;
+    cat_dispatch d = {.a = {dy, gate, up},
+                      .b = {w2},
+                      .c = {dgate, dup},
+                      .a_elems = {(uint64_t)m * k, mf, mf},
+                      .b_elems = {(uint64_t)k * f},
+                      .c_elems = {mf, mf},
+                      .na = 3,
+                      .nb = 1,
+                      .nc = 2,
+                      .eab = lws_dtype_bytes(dy.dtype),
+                      .ec = lws_dtype_bytes(dy.dtype),
+                      .vec4 = m % 4 == 0 && f % 4 == 0 && k % 4 == 0,
+                      .tile_cols = f};
+    lws_op_shader(d.shader, sizeof d.shader, "matmul_nn_swiglu_bwd", dy.dtype);
+    /* One part: K ends it (shaders/matmul.comp's SWIGLU_BWD). */
+    d.push = (cat_push){.m = m, .n = f, .k = k, .start1 = k, .start2 = k};
     return dispatch(cmd, &d);
 }

@@ -91,6 +91,17 @@ lws_status lws_op_matmul_swiglu(lws_cmd *cmd, lws_buffer gate, lws_buffer up, lw
                                 lws_buffer a, lws_buffer w1, lws_buffer w3, uint32_t m, uint32_t f,
                                 uint32_t k);
 
+/* W2's input gradient with SwiGLU's backward in its epilogue: dact = dy . w2
+ * (dy [M, K], w2 [K, F]), rounded to the storage type as a separate kernel
+ * would read it back, then dgate = dact * up * silu'(gate) and
+ * dup = dact * silu(gate) (gate, up, dgate, dup [M, F]), all of one type
+ * (f32, bf16 or f16); dact is never stored. One dispatch, else (as
+ * lws_op_matmul_cat) the matmul into dgate, a barrier and lws_op_swiglu_bwd
+ * in place there. The outputs overlap no operand and each other. */
+lws_status lws_op_matmul_swiglu_bwd(lws_cmd *cmd, lws_buffer dgate, lws_buffer dup, lws_buffer dy,
+                                    lws_buffer w2, lws_buffer gate, lws_buffer up, uint32_t m,
+                                    uint32_t f, uint32_t k);
+
 /* ---- the matrix-unit matmul (ops/matmul_coopmat.c) -------------------------
  *
  * Where the device has matrix units (lws_context_coopmat), lws_op_matmul*
@@ -238,6 +249,18 @@ lws_status lws_op_rope(lws_cmd *cmd, lws_buffer y, lws_buffer x, uint32_t n_toke
  * as lws_op_rmsnorm_bwd's for cols = heads * head_dim. */
 lws_status lws_op_rmsnorm_rope_fwd(lws_cmd *cmd, lws_buffer y, lws_buffer rstd, lws_buffer x,
                                    lws_buffer w, uint32_t rows, lws_rope_shape rope, float eps);
+/* One problem of lws_op_rmsnorm_rope_fwd_pair: y = RoPE(RMSNorm(x) w). */
+typedef struct lws_norm_rope {
+    lws_buffer y, rstd, x, w;
+    lws_rope_shape rope;
+} lws_norm_rope;
+/* q's and k's QK-norm with RoPE in one dispatch: each p[i] as
+ * lws_op_rmsnorm_rope_fwd(p[i].y, p[i].rstd, p[i].x, p[i].w, rows, p[i].rope,
+ * eps), each with its own heads, head_dim and weights; the two share rows,
+ * eps, seq_len, theta and the element type, and neither's outputs may
+ * overlap the other's operands (y may alias its own x). */
+lws_status lws_op_rmsnorm_rope_fwd_pair(lws_cmd *cmd, const lws_norm_rope p[2], uint32_t rows,
+                                        float eps);
 lws_status lws_op_rmsnorm_rope_bwd(lws_cmd *cmd, lws_buffer dx, lws_buffer dw, lws_buffer dy,
                                    lws_buffer x, lws_buffer w, lws_buffer rstd, lws_buffer scratch,
                                    uint32_t rows, lws_rope_shape rope, int accumulate_dx);

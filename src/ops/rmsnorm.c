@@ -158,6 +158,85 @@ lws_status lws_op_rmsnorm_rope_fwd(lws_cmd *cmd, lws_buffer y, lws_buffer rstd, 
                        eps, &rope);
 }
 
+/* One problem of shaders/rmsnorm.comp's PAIR variants (56 bytes, scalar). */
+typedef struct norm_problem_push {
+    uint64_t y, rstd, x, w;
+    uint32_t cols, heads, head_dim;
+    float ratio_hi, ratio_lo;
+    uint32_t pad;
+} norm_problem_push;
+
+typedef struct rmsnorm_pair_push {
+    norm_problem_push p[2];
+    uint32_t rows;
+    float eps;
+    uint32_t seq_len;
+} rmsnorm_pair_push;
+
+/* Problem i's checks as lws_op_rmsnorm_rope_fwd's, and its outputs (y,
+ * rstd) clear of the other problem's operands: one dispatch runs both. */
+static lws_status pair_check(lws_cmd *cmd, const lws_norm_rope *p, uint32_t i, uint32_t rows,
+                             float eps, const lws_tuning *t, lws_dtype *type) {
+    static const char *const ops[] = {"rmsnorm_rope_fwd_pair[0]", "rmsnorm_rope_fwd_pair[1]"};
+    const lws_norm_rope *q = &p[i], *o = &p[1 - i];
+    uint32_t cols = q->rope.heads * q->rope.head_dim, ocols = o->rope.heads * o->rope.head_dim;
+    norm_fwd a = {ops[i], "y, x", {q->y, q->x}, 2, q->rstd, q->w, rows, cols, eps};
+    LWS_TRY(norm_fwd_check(cmd, &a, t, type));
+    LWS_TRY(rope_rows_check(cmd, ops[i], rows, cols, &q->rope));
+    LWS_OP_REQUIRE(cmd, q->rope.seq_len == p[0].rope.seq_len && q->rope.theta == p[0].rope.theta,
+                   "%s: seq_len %u and theta %g differ from problem 0's %u and %g; the pair "
+                   "shares them",
+                   ops[i], q->rope.seq_len, (double)q->rope.theta, p[0].rope.seq_len,
+                   (double)p[0].rope.theta);
+    uint32_t e = lws_dtype_bytes(*type);
+    uint64_t ob[] = {(uint64_t)e * rows * ocols, 4ull * rows, (uint64_t)e * rows * ocols,
+                     4ull * ocols};
+    const lws_buffer others[] = {o->y, o->rstd, o->x, o->w};
+    for (int k = 0; k < 4; k++)
+        LWS_OP_REQUIRE(cmd,
+                       !lws_buffers_overlap(q->y, (uint64_t)e * rows * cols, others[k], ob[k]) &&
+                           !lws_buffers_overlap(q->rstd, 4ull * rows, others[k], ob[k]),
+                       "%s: y or rstd overlaps an operand of the other problem; the two must "
+                       "share no buffer range",
+                       ops[i]);
+    return LWS_OK;
+}
+
+lws_status lws_op_rmsnorm_rope_fwd_pair(lws_cmd *cmd, const lws_norm_rope p[2], uint32_t rows,
+                                        float eps) {
+    lws_tuning t = lws_tuning_get(lws_cmd_context(cmd));
+    lws_dtype type[2];
+    for (uint32_t i = 0; i < 2; i++) LWS_TRY(pair_check(cmd, p, i, rows, eps, &t, &type[i]));
+    LWS_OP_REQUIRE(cmd, type[0] == type[1],
+                   "rmsnorm_rope_fwd_pair: problem 0 is %s, problem 1 %s; both must be of one "
+                   "element type",
+                   lws_dtype_name(type[0]), lws_dtype_name(type[1]));
+    /* One split of a row for both: the wider problem's (the other's rows
+     * leave some invocations idle, its results as with any split). */
+    uint32_t cols[2] = {p[0].rope.heads * p[0].rope.head_dim, p[1].rope.heads * p[1].rope.head_dim};
+    row_split r = rmsnorm_split(&t, cols[0] > cols[1] ? cols[0] : cols[1]);
+    uint32_t spec[3] = {t.row_wg, r.threads, 1};
+    lws_pipeline *pipe;
+    char shader[48];
+    LWS_OP_PIPELINE(cmd, lws_op_shader(shader, sizeof shader, "rmsnorm_pair", type[0]), spec, 3,
+                    &pipe);
+    rmsnorm_pair_push push = {.rows = rows, .eps = eps, .seq_len = p[0].rope.seq_len};
+    for (uint32_t i = 0; i < 2; i++) {
+        rope_push rp = rope_part(&p[i].rope);
+        push.p[i] =
+            (norm_problem_push){p[i].y.addr, p[i].rstd.addr, p[i].x.addr, p[i].w.addr, cols[i],
+                                rp.heads,    rp.head_dim,    rp.ratio_hi, rp.ratio_lo, 0};
+        uint64_t bytes = lws_dtype_bytes(type[i]) * (uint64_t)rows * cols[i];
+        lws_op_reads(cmd, p[i].x, 0, bytes);
+        lws_op_reads(cmd, p[i].w, 0, 4ull * cols[i]);
+        lws_op_writes(cmd, p[i].y, 0, bytes);
+        lws_op_writes(cmd, p[i].rstd, 0, 4ull * rows);
+    }
+    /* workgroup (g, i): rows g * rows_at_once.. of problem i */
+    lws_cmd_dispatch(cmd, pipe, &push, sizeof push, lws_div_up(rows, r.rows_at_once), 2, 1);
+    return LWS_OK;
+}
+
 typedef struct rmsnorm_add_push {
     uint64_t sum, normed, rstd, res, y, w;
     uint32_t rows, cols;
