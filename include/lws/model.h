@@ -30,10 +30,10 @@ typedef enum lws_mem_kind {
  * `total`. */
 typedef struct lws_memory_plan {
     uint64_t params, grads, optimizer, activations, scratch, total;
-    uint32_t tensors;          /* buffers allocated */
-    uint64_t largest;          /* bytes of the largest buffer */
-    char largest_name[64];     /* ... and its name */
-    uint64_t largest_operand;  /* elements of the largest matrix a matmul touches */
+    uint32_t tensors;         /* buffers allocated */
+    uint64_t largest;         /* bytes of the largest buffer */
+    char largest_name[64];    /* ... and its name */
+    uint64_t largest_operand; /* elements of the largest matrix a matmul touches */
     char largest_operand_name[64];
 } lws_memory_plan;
 
@@ -209,6 +209,16 @@ lws_loss_scale lws_model_loss_scale(const lws_model *m);
 /* Restores a loss scale (a checkpoint's): scale a power of two in
  * [1, LWS_LOSS_SCALE_MAX]; only for an fp16 training model. */
 lws_status lws_model_set_loss_scale(lws_model *m, double scale, uint32_t good_steps);
+
+/* What a training micro-batch records (embedding, layers, head and loss,
+ * backward) and what the optimizer records: command buffers, dispatches
+ * and barriers between dispatches (each command buffer also ends with a
+ * full barrier, not counted here). */
+typedef struct lws_record_counts {
+    uint32_t buffers, dispatches, barriers;
+} lws_record_counts;
+void lws_model_record_counts(const lws_model *m, lws_record_counts *micro_batch,
+                             lws_record_counts *optimizer);
 
 /* Device times of the last step, from timestamp queries (0 without them).
  * Each micro-batch rewrites the layer, embedding and head regions, so with

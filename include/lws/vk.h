@@ -117,7 +117,8 @@ typedef struct lws_context lws_context;
 typedef struct lws_context_options {
     const char *device; /* index ("1") or name substring; NULL or "" = first */
     int validation;     /* 1 on, 0 off, -1 from LWS_VALIDATION */
-    int pipeline_cache; /* 1 use the on-disk cache, 0 not, -1 from LWS_PIPELINE_CACHE (default on) */
+    int pipeline_cache; /* 1 use the on-disk cache, 0 not, -1 from LWS_PIPELINE_CACHE (default on)
+                         */
     /* The fields below read 0 as "from the environment", so zero-initialised
      * options keep the environment's settings. */
     int check_hazards;     /* 1 on, -1 off, 0 from LWS_CHECK_HAZARDS (default off) */
@@ -303,6 +304,9 @@ void lws_cmd_barrier(lws_cmd *cmd);
  * conflicts with an access between it and the previous one (or the start).
  * A barrier is judged when the next one comes or the buffer ends. */
 void lws_cmd_barrier_stats(const lws_cmd *cmd, uint32_t *total, uint32_t *unneeded);
+/* Dispatches and barriers (lws_cmd_barrier) recorded in cmd so far; the full
+ * barrier every command buffer ends with is not among them. */
+void lws_cmd_counts(const lws_cmd *cmd, uint32_t *dispatches, uint32_t *barriers);
 /* Fill dst (its size rounded up to 4 bytes) / copy bytes; each declares its
  * own accesses. */
 void lws_cmd_fill(lws_cmd *cmd, lws_buffer dst, uint32_t pattern);

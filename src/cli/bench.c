@@ -417,7 +417,8 @@ typedef struct bench_run {
     double peak, tok_s, mfu, mfu_sheet, device_ms, mem_peak, mem_reserved;
     uint64_t barriers, unneeded_barriers; /* recorded by the model; unneeded ones when checked */
     uint64_t dispatches;                  /* recorded by the model */
-    double host_waits_per_step;           /* mean over the timed steps */
+    lws_record_counts micro_batch, optimizer; /* what a training step submits */
+    double host_waits_per_step;               /* mean over the timed steps */
     int barriers_checked;
     lws_stats step;
     cJSON *layers_json, *stages_json, *ops_json, *dist_json;
@@ -498,14 +499,27 @@ static void print_summary(const bench_run *r, const bench_options *o) {
     printf("host waits per step: %.2f (the host waiting for the device: submissions, uploads "
            "and downloads)\n",
            r->host_waits_per_step);
+    printf("per training micro-batch: %u dispatches and %u barriers in %u command buffers; "
+           "optimizer: %u dispatches and %u barriers in %u\n",
+           r->micro_batch.dispatches, r->micro_batch.barriers, r->micro_batch.buffers,
+           r->optimizer.dispatches, r->optimizer.barriers, r->optimizer.buffers);
     printf("dispatches: %llu recorded in the model's command buffers\n",
            (unsigned long long)r->dispatches);
-    printf("barriers: %llu recorded in the model's command buffers", (unsigned long long)r->barriers);
+    printf("barriers: %llu recorded in the model's command buffers",
+           (unsigned long long)r->barriers);
     if (r->barriers_checked)
         printf(", %llu of them unneeded (the hazard checker finds no hazard across them)\n",
                (unsigned long long)r->unneeded_barriers);
     else
         printf(" (LWS_CHECK_HAZARDS=1 also counts the unneeded ones)\n");
+}
+
+static cJSON *counts_json(const lws_record_counts *c) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "command_buffers", c->buffers);
+    cJSON_AddNumberToObject(o, "dispatches", c->dispatches);
+    cJSON_AddNumberToObject(o, "barriers", c->barriers);
+    return o;
 }
 
 static cJSON *plan_json(const lws_memory_plan *p) {
@@ -541,7 +555,8 @@ static int write_report(bench_run *r, const bench_options *o) {
     cJSON *pk = cJSON_AddObjectToObject(j, "peak");
     lws_json_number_or_null(pk, "measured_tflops", r->peak);
     cJSON_AddStringToObject(pk, "measured_with", peak_method);
-    lws_json_number_or_null(pk, "datasheet_tflops", o->datasheet_tflops > 0 ? o->datasheet_tflops : NAN);
+    lws_json_number_or_null(pk, "datasheet_tflops",
+                            o->datasheet_tflops > 0 ? o->datasheet_tflops : NAN);
     cJSON *mf = cJSON_AddObjectToObject(j, "mfu");
     lws_json_number_or_null(mf, "measured", r->mfu);
     lws_json_number_or_null(mf, "datasheet", r->mfu_sheet);
@@ -560,6 +575,8 @@ static int write_report(bench_run *r, const bench_options *o) {
     cJSON_AddNumberToObject(bar, "recorded", (double)r->barriers);
     lws_json_number_or_null(bar, "unneeded",
                             r->barriers_checked ? (double)r->unneeded_barriers : NAN);
+    cJSON_AddItemToObject(j, "micro_batch_recording", counts_json(&r->micro_batch));
+    cJSON_AddItemToObject(j, "optimizer_recording", counts_json(&r->optimizer));
     cJSON *loss = cJSON_AddObjectToObject(j, "loss");
     cJSON_AddNumberToObject(loss, "first", r->res.first_loss);
     cJSON_AddNumberToObject(loss, "last", r->res.last_loss);
@@ -582,6 +599,7 @@ static int measure(lws_context *ctx, bench_run *r, const bench_options *o) {
     }
     lws_context_barrier_stats(ctx, &r->barriers, &r->unneeded_barriers);
     r->dispatches = lws_context_dispatches(ctx);
+    lws_model_record_counts(m, &r->micro_batch, &r->optimizer);
     r->barriers_checked = lws_context_checks_hazards(ctx);
     int rc = 0;
     r->peak = NAN; /* rank 0 reports it */
@@ -602,8 +620,10 @@ static int measure(lws_context *ctx, bench_run *r, const bench_options *o) {
 }
 
 static int bench_train(const bench_options *o, const lws_config *cfg) {
-    bench_run r = {
-        .cfg = cfg, .B = cfg->train.micro_batch, .T = cfg->train.seq_len, .A = cfg->train.grad_accum};
+    bench_run r = {.cfg = cfg,
+                   .B = cfg->train.micro_batch,
+                   .T = cfg->train.seq_len,
+                   .A = cfg->train.grad_accum};
     lws_context *ctx = NULL;
     lws_context_options copt = {.device = o->device, .validation = -1, .pipeline_cache = -1};
     if (lws_context_create(&copt, &ctx) != LWS_OK) return lws_cli_error();

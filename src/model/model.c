@@ -257,12 +257,24 @@ void lws_model_destroy(lws_model *m) {
     free(m);
 }
 
-const lws_config *lws_model_get_config(const lws_model *m) { return &m->cfg; }
-lws_context *lws_model_context(const lws_model *m) { return m->ctx; }
-uint32_t lws_model_batch(const lws_model *m) { return m->batch; }
-uint32_t lws_model_seq(const lws_model *m) { return m->seq; }
-uint64_t lws_model_floats(const lws_model *m) { return m->n_floats; }
-lws_timer *lws_model_op_timer(const lws_model *m) { return m->op_timer; }
+const lws_config *lws_model_get_config(const lws_model *m) {
+    return &m->cfg;
+}
+lws_context *lws_model_context(const lws_model *m) {
+    return m->ctx;
+}
+uint32_t lws_model_batch(const lws_model *m) {
+    return m->batch;
+}
+uint32_t lws_model_seq(const lws_model *m) {
+    return m->seq;
+}
+uint64_t lws_model_floats(const lws_model *m) {
+    return m->n_floats;
+}
+lws_timer *lws_model_op_timer(const lws_model *m) {
+    return m->op_timer;
+}
 
 void lws_model_host_batch(lws_model *m, uint32_t **inputs, uint32_t **targets) {
     *inputs = (uint32_t *)m->host_io;
@@ -383,6 +395,28 @@ lws_status lws_model_optimizer_step(lws_model *m, double lr, uint64_t step, doub
     *grad_norm = h.grad_norm;
     *nonfinite = h.nonfinite;
     return lws_model_update_loss_scale(m, h.grad_norm, 1);
+}
+
+static void add_counts(lws_record_counts *sum, lws_cmd *const *cmds, uint32_t n) {
+    for (uint32_t i = 0; i < n; i++) {
+        if (!cmds[i]) continue;
+        uint32_t d, b;
+        lws_cmd_counts(cmds[i], &d, &b);
+        sum->buffers++;
+        sum->dispatches += d;
+        sum->barriers += b;
+    }
+}
+
+void lws_model_record_counts(const lws_model *m, lws_record_counts *micro_batch,
+                             lws_record_counts *optimizer) {
+    *micro_batch = (lws_record_counts){0};
+    *optimizer = (lws_record_counts){0};
+    if (!m->training) return;
+    add_counts(micro_batch, m->step_cmds, m->n_step_cmds);
+    /* one optimizer buffer, or a sharded model's two */
+    lws_cmd *const optim[3] = {m->cmd_optim, m->cmd_shard_norm, m->cmd_shard_step};
+    add_counts(optimizer, optim, 3);
 }
 
 lws_status lws_model_read_timing(lws_model *m, lws_timing *t) {

@@ -15,8 +15,8 @@
  * the transfers between micro-batches work across submissions alike). The
  * micro-batch buffers are the ones every other way of running a step
  * submits (recorded for simultaneous use, so one submission holds them A
- * times); every command buffer starts and ends with a full barrier, which
- * orders each copy against the kernels before and after it.
+ * times); every command buffer ends with a full barrier, which orders each
+ * copy against the kernels before and after it (src/vk/cmd.c).
  *
  * Layout of the host buffer (bytes): [A] micro-batches of step_batch_stride
  * (inputs, then targets at targets_offset: io's layout), the hyperparameters

@@ -64,13 +64,20 @@ lws_status lws_cmd_begin(lws_context *ctx, int reusable, lws_cmd **out) {
         lws_cmd_destroy(cmd);
         return lws_vk_fail(r, "vkBeginCommandBuffer");
     }
-    full_barrier(cmd->cb);
+    /* No barrier here: every command buffer the context records ends with a
+     * full barrier (lws_cmd_end, and the transfers' own in memory.c), and a
+     * barrier orders everything before it in submission order against
+     * everything after it, in later command buffers and submissions too. */
     *out = cmd;
     return LWS_OK;
 }
 
-lws_context *lws_cmd_context(lws_cmd *cmd) { return cmd->ctx; }
-VkCommandBuffer lws_cmd_handle(lws_cmd *cmd) { return cmd->cb; }
+lws_context *lws_cmd_context(lws_cmd *cmd) {
+    return cmd->ctx;
+}
+VkCommandBuffer lws_cmd_handle(lws_cmd *cmd) {
+    return cmd->cb;
+}
 
 void lws_cmd_reads(lws_cmd *cmd, lws_buffer range) {
     if (!cmd->hz || cmd->status != LWS_OK) return;
@@ -155,6 +162,11 @@ void lws_cmd_barrier_stats(const lws_cmd *cmd, uint32_t *total, uint32_t *unneed
     *total = cmd->barriers;
     *unneeded = 0;
     if (cmd->hz) lws_hazards_stats(cmd->hz, total, unneeded);
+}
+
+void lws_cmd_counts(const lws_cmd *cmd, uint32_t *dispatches, uint32_t *barriers) {
+    *dispatches = cmd->dispatches;
+    *barriers = cmd->barriers;
 }
 
 void lws_cmd_fill(lws_cmd *cmd, lws_buffer dst, uint32_t pattern) {
@@ -308,7 +320,9 @@ void lws_cmd_region_end(lws_cmd *cmd, lws_timer *t, int region) {
                         2 * (uint32_t)region + 1);
 }
 
-uint32_t lws_timer_count(const lws_timer *t) { return t ? t->count : 0; }
+uint32_t lws_timer_count(const lws_timer *t) {
+    return t ? t->count : 0;
+}
 const char *lws_timer_name(const lws_timer *t, uint32_t region) {
     return region < t->count && t->names[region] ? t->names[region] : "?";
 }
@@ -321,9 +335,9 @@ lws_status lws_timer_read(lws_context *ctx, lws_timer *t, double *ms, uint32_t c
     uint32_t n = count < t->count ? count : t->count;
     uint64_t *stamps = malloc(2 * n * sizeof *stamps);
     if (!stamps) return lws_fail(LWS_ERR_OUT_OF_MEMORY, "out of host memory");
-    VkResult r = vkGetQueryPoolResults(ctx->device, t->pool, 0, 2 * n, 2 * n * sizeof *stamps,
-                                       stamps, sizeof *stamps,
-                                       VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT);
+    VkResult r =
+        vkGetQueryPoolResults(ctx->device, t->pool, 0, 2 * n, 2 * n * sizeof *stamps, stamps,
+                              sizeof *stamps, VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT);
     if (r != VK_SUCCESS) {
         free(stamps);
         return lws_vk_fail(r, "vkGetQueryPoolResults");
