@@ -298,6 +298,28 @@ float stored(float x) {
 }
 #endif
 
+#if defined(SWIGLU)
+// gate, up and act = silu(gate) * up at element `at` of [M, N], act from
+// gate and up as stored; four consecutive elements at once.
+void swiglu_store(uint at, float g, float u) {
+    float gs = stored(g);
+    ELEM_STORE(Elems(pc.c[0]), at, g);
+    ELEM_STORE(Elems(pc.c[1]), at, u);
+    ELEM_STORE(Elems(pc.c[2]), at, gs * swiglu_sigmoid(gs) * stored(u));
+}
+void swiglu_store4(uint at, vec4 g, vec4 u) {
+    uint64_t off = ELEM_BYTES * uint64_t(at);
+    vec4 h;
+    [[unroll]] for (uint e = 0; e < 4; e++) {
+        float gs = stored(g[e]);
+        h[e] = gs * swiglu_sigmoid(gs) * stored(u[e]);
+    }
+    ELEM4_STORE(Elem4s(pc.c[0] + off), 0, g);
+    ELEM4_STORE(Elem4s(pc.c[1] + off), 0, u);
+    ELEM4_STORE(Elem4s(pc.c[2] + off), 0, h);
+}
+#endif
+
 #if defined(SWIGLU_BWD)
 // dgate, dup at element `at` of [M, N] from dact (the GEMM's value there)
 // and gate, up (a[1], a[2]); four consecutive elements at once.
@@ -334,7 +356,6 @@ void main() {
 #else
     const uint B_ROWS = pc.n;
 #endif
-
     // The register block and the loops over it are unrolled so that it lives
     // in registers: an indexed array costs a per-lane loop on CPU drivers.
     float acc[TM * TN];
@@ -362,11 +383,9 @@ void main() {
         }
         barrier();
     }
-
 #if defined(SWIGLU)
-    // gate, up, act [M, N] from the paired register block: columns c < TN/2
-    // are gate columns j = wx*TILE_N/2 + tx*TN/2 + c, columns TN/2 + c the
-    // same up columns.
+    // The paired register block: columns c < TN/2 are gate columns
+    // j = wx*TILE_N/2 + tx*TN/2 + c, columns TN/2 + c the same up columns.
     const uint TN2 = TN / 2;
     const uint j0 = gl_WorkGroupID.x * (TILE_N / 2) + tx * TN2;
     [[unroll]] for (uint i = 0; i < TM; i++) {
@@ -380,25 +399,14 @@ void main() {
                                   acc[i * TN + c + 3]);
                     vec4 u = vec4(acc[i * TN + TN2 + c], acc[i * TN + TN2 + c + 1],
                                   acc[i * TN + TN2 + c + 2], acc[i * TN + TN2 + c + 3]);
-                    vec4 h;
-                    [[unroll]] for (uint e = 0; e < 4; e++) {
-                        float gs = stored(g[e]);
-                        h[e] = gs * swiglu_sigmoid(gs) * stored(u[e]);
-                    }
-                    ELEM4_STORE(Elem4s(pc.c[0] + ELEM_BYTES * uint64_t(at)), 0, g);
-                    ELEM4_STORE(Elem4s(pc.c[1] + ELEM_BYTES * uint64_t(at)), 0, u);
-                    ELEM4_STORE(Elem4s(pc.c[2] + ELEM_BYTES * uint64_t(at)), 0, h);
+                    swiglu_store4(at, g, u);
                 }
             }
         } else {
             [[unroll]] for (uint c = 0; c < TN2; c++) {
                 uint j = j0 + c;
                 if (gm < pc.m && j < pc.n) {
-                    uint at = gm * pc.n + j;
-                    float g = acc[i * TN + c], u = acc[i * TN + TN2 + c], gs = stored(g);
-                    ELEM_STORE(Elems(pc.c[0]), at, g);
-                    ELEM_STORE(Elems(pc.c[1]), at, u);
-                    ELEM_STORE(Elems(pc.c[2]), at, gs * swiglu_sigmoid(gs) * stored(u));
+                    swiglu_store(gm * pc.n + j, acc[i * TN + c], acc[i * TN + TN2 + c]);
                 }
             }
         }

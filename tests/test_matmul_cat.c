@@ -493,6 +493,10 @@ static void check_refusals(lws_context *ctx) {
     sb = base_bwd;
     sb.b[5] = test_output_as(ctx, 64, LWS_BF16);
     test_expect_refused(ctx, "up of another type", record_swiglu_bwd, &sb, "up is bf16");
+    sb = base_bwd; /* 16-bit operands, an fp32 dgate */
+    for (int i = 1; i < 6; i++) sb.b[i] = test_output_as(ctx, 256, LWS_BF16);
+    test_expect_refused(ctx, "dgate fp32 with bf16 operands", record_swiglu_bwd, &sb,
+                        "dgate is f32");
     sb = base_bwd;
     sb.f = 80; /* dgate needs 4 x 80 floats, its buffer holds 256 */
     test_expect_refused(ctx, "F past the buffers", record_swiglu_bwd, &sb, "smaller");

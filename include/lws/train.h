@@ -58,7 +58,7 @@ lws_status lws_train_accumulate(lws_model *m, const lws_batch_source *src,
  * infinite after the update (counted on the device), is LWS_ERR_NUMERIC. */
 lws_status lws_train_update(lws_model *m, uint64_t step, double lr, double *grad_norm);
 /* Both: optimizer step number `step` at the schedule's learning rate, with
- * the same results bit for bit. A model that is not a ZeRO-1 shard runs it
+ * the same results bit for bit while the loss is finite. A model that is not a ZeRO-1 shard runs it
  * as one submission with one host wait (lws_model_step; a step of more than
  * LWS_STEP_GROUP micro-batches, one per group): the stop flag is checked
  * before each submission, so LWS_ERR_INTERRUPTED still leaves the weights as
@@ -107,11 +107,11 @@ double lws_lr_at(const lws_train_config *t, uint64_t step);
 /* What bits per byte needs of a tokenizer: the bytes of text each token
  * spells, and the name token files made with it carry. */
 typedef struct lws_text_measure {
-    int bytes_known;        /* bits per byte can be given */
-    uint32_t *token_bytes;  /* [vocab] bytes per token id; NULL: one byte each */
-    uint32_t vocab;         /* entries of token_bytes */
+    int bytes_known;                         /* bits per byte can be given */
+    uint32_t *token_bytes;                   /* [vocab] bytes per token id; NULL: one byte each */
+    uint32_t vocab;                          /* entries of token_bytes */
     char name[LWS_TOKENIZER_NAME_MAX + 192]; /* the name token files must carry ("": any) */
-    char why[512];          /* why bits per byte is unknown */
+    char why[512];                           /* why bits per byte is unknown */
 } lws_text_measure;
 
 /* For a config's data.tokenizer (`stored`, "" = bytes), or `given` in its
@@ -197,7 +197,7 @@ typedef struct lws_train_progress {
     uint32_t resumed_ranks;            /* ranks of the run that wrote the checkpoint (0: none) */
     /* STEP */
     double loss, lr, grad_norm, step_ms, tokens_per_s;
-    double mfu;                          /* NAN when no peak is known */
+    double mfu; /* NAN when no peak is known */
     double eta_s, elapsed_s;
     uint32_t n_layers;
     const double *layer_fwd_ms, *layer_bwd_ms; /* device times, 0 without timestamps */
@@ -206,8 +206,8 @@ typedef struct lws_train_progress {
     double loss_scale; /* after this step */
     int skipped;       /* this step's update was skipped (overflow) */
     /* EVAL */
-    double val_loss, val_ppl, val_bpb;   /* val_bpb NAN when unknown */
-    uint64_t val_count;                  /* tokens evaluated */
+    double val_loss, val_ppl, val_bpb; /* val_bpb NAN when unknown */
+    uint64_t val_count;                /* tokens evaluated */
     /* CHECKPOINT */
     const char *checkpoint;
 } lws_train_progress;
@@ -233,16 +233,16 @@ typedef struct lws_train_options {
 } lws_train_options;
 
 typedef struct lws_train_result {
-    uint64_t step;         /* the last step done */
-    uint64_t tokens;       /* trained on, in all */
-    double final_loss;     /* the last step's training loss (NAN when no step ran) */
-    int has_val;           /* a validation pass ran */
+    uint64_t step;                     /* the last step done */
+    uint64_t tokens;                   /* trained on, in all */
+    double final_loss;                 /* the last step's training loss (NAN when no step ran) */
+    int has_val;                       /* a validation pass ran */
     double val_loss, val_ppl, val_bpb; /* the last one; val_bpb NAN when unknown */
     uint64_t val_tokens;
-    double tokens_per_s;   /* this call's steps */
-    double wall_s;         /* this call */
-    double elapsed_s;      /* in all, with the runs it resumed */
-    uint64_t peak_memory;  /* the device arena's high-water mark */
+    double tokens_per_s;  /* this call's steps */
+    double wall_s;        /* this call */
+    double elapsed_s;     /* in all, with the runs it resumed */
+    uint64_t peak_memory; /* the device arena's high-water mark */
     char run_dir[1024];
     char checkpoint[2048]; /* the last checkpoint written ("" when none) */
     int all_ranks;         /* several ranks: every rank ended the run at this point with this status

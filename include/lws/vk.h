@@ -256,8 +256,10 @@ typedef struct lws_timer lws_timer;
 /* Begins a command buffer. reusable = 1 records once for many submissions,
  * also several times within one submission (simultaneous use: a training
  * step submits each micro-batch's buffers once per micro-batch).
- * Every command buffer starts with a full compute/transfer barrier, so
- * command buffers submitted one after another see each other's writes.
+ * Every command buffer ends with a full compute/transfer barrier (as do the
+ * transfers of lws_upload and its kind), which orders it against everything
+ * after it in submission order: command buffers submitted one after another
+ * see each other's writes.
  *
  * Hazard checking (LWS_CHECK_HAZARDS=1, or lws_context_options.check_hazards):
  * a launcher declares the bytes its next dispatch reads and writes

@@ -186,6 +186,9 @@ lws_status lws_model_step(lws_model *m, double lr, uint64_t step, const volatile
     memcpy(&h, host + m->step_hyper_out, sizeof h);
     *grad_norm = h.grad_norm;
     *nonfinite = h.nonfinite;
-    /* a non-finite loss ends the run: its scale stays as it was */
-    return isfinite(sum) ? lws_model_update_loss_scale(m, h.grad_norm, 0) : LWS_OK;
+    /* a non-finite loss ends the run: its scale stays as it was, and the
+     * step says whether AdamW skipped the update (a non-finite norm) */
+    if (isfinite(sum)) return lws_model_update_loss_scale(m, h.grad_norm, 0);
+    m->scaler.skipped = !isfinite(h.grad_norm);
+    return LWS_OK;
 }

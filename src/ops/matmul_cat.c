@@ -239,6 +239,8 @@ lws_status lws_op_matmul_swiglu(lws_cmd *cmd, lws_buffer gate, lws_buffer up, lw
     LWS_OP_REQUIRE(cmd, f >= 1 && f <= UINT32_MAX / 2, "matmul_swiglu: F = %u; give 1 .. 2^31-1",
                    f);
     LWS_TRY(check_cat(cmd, &p));
+    LWS_OP_REQUIRE(cmd, (uint64_t)m * f <= UINT32_MAX,
+                   "matmul_swiglu: M*F = %llu elements; at most 2^32-1", (unsigned long long)m * f);
     uint64_t bytes = lws_dtype_bytes(a.dtype) * (uint64_t)m * f;
     LWS_OP_REQUIRE(cmd, act.dtype == a.dtype && gate.dtype == a.dtype && act.size >= bytes,
                    "matmul_swiglu: gate %s and act %s (%llu bytes) must be of the operands' type "
@@ -258,7 +260,7 @@ lws_status lws_op_matmul_swiglu(lws_cmd *cmd, lws_buffer gate, lws_buffer up, lw
         LWS_TRY(lws_op_matmul(cmd, LWS_MM_NT, gate, a, w1, m, f, k, 0));
         LWS_TRY(lws_op_matmul(cmd, LWS_MM_NT, up, a, w3, m, f, k, 0));
         lws_cmd_barrier(cmd);
-        return lws_op_swiglu_fwd(cmd, act, gate, up, m * f); /* m * f is within the limit */
+        return lws_op_swiglu_fwd(cmd, act, gate, up, m * f);
     }
     cat_dispatch d = {.a = {a},
                       .b = {w1, w3},
@@ -291,7 +293,7 @@ static lws_status check_swiglu_bwd(lws_cmd *cmd, const lws_buffer *t, uint32_t m
     LWS_OP_REQUIRE(cmd, (uint64_t)m * f <= UINT32_MAX,
                    "matmul_swiglu_bwd: M*F = %llu elements; at most 2^32-1",
                    (unsigned long long)m * f);
-    for (int i = DUP; i <= UP; i++) {
+    for (int i = DGATE; i <= UP; i++) {
         if (i == DY || i == W2) continue;
         LWS_OP_REQUIRE(cmd, t[i].dtype == t[DY].dtype && t[i].size >= mf,
                        "matmul_swiglu_bwd: %s is %s with %llu bytes; it must be of dy's type %s "

@@ -32,6 +32,7 @@ typedef struct rmsnorm_dw_push {
     uint32_t count[LWS_NORM_DW_MAX], cols[LWS_NORM_DW_MAX];
     uint32_t entries;
 } rmsnorm_dw_push;
+_Static_assert(sizeof(rmsnorm_dw_push) <= LWS_PUSH_BYTES, "rmsnorm_dw's pushes fit");
 
 static rope_push rope_part(const lws_rope_shape *r) {
     rope_push p = {0};
@@ -440,6 +441,13 @@ lws_status lws_op_rmsnorm_dw_sum(lws_cmd *cmd, lws_norm_dw_sums *sums) {
     lws_tuning t = lws_tuning_get(lws_cmd_context(cmd));
     rmsnorm_dw_push push = {.entries = sums->n};
     uint64_t total = 0;
+    /* one dispatch adds into every dw: two that overlap would race */
+    for (uint32_t e = 0; e < sums->n; e++)
+        for (uint32_t f = e + 1; f < sums->n; f++)
+            LWS_OP_REQUIRE(cmd,
+                           !lws_buffers_overlap(sums->dw[e], 4ull * sums->cols[e], sums->dw[f],
+                                                4ull * sums->cols[f]),
+                           "rmsnorm_dw: the weight gradients of norms %u and %u overlap", e, f);
     for (uint32_t e = 0; e < sums->n; e++) {
         push.partials[e] = sums->partials[e].addr, push.dw[e] = sums->dw[e].addr;
         push.count[e] = sums->count[e], push.cols[e] = sums->cols[e];

@@ -93,8 +93,8 @@ void lws_tuning_for(const lws_device_caps *caps, lws_tuning *t) {
      * probabilities 9 KiB, the lanes' partials 1 KiB): they fit NVIDIA's
      * 48 KiB, and the launcher halves them for larger head_dims and for the
      * backward kernels (32x32 there at head_dim 64). Both the 4 lanes and the
-     * blocks are chosen from this arithmetic, not measured: no GPU was at
-     * hand. The generic table (16 KiB, unknown subgroups) and lavapipe keep
+     * blocks are chosen from this arithmetic; they are not yet measured
+     * on a GPU. The generic table (16 KiB, unknown subgroups) and lavapipe keep
      * the row form. */
     t->attn_lanes_per_row = 1;
     if (caps->vendor_id == 0x10DE || caps->vendor_id == 0x1002 || caps->vendor_id == 0x8086) {
