@@ -4,7 +4,8 @@
 // sequence) walks the key/value blocks at or before its last query row.
 // Invocation u owns query rows u, u + WG, ... (OWNED of them): their q, dout
 // and dq rows in shared memory, their P and dS against the key block in
-// registers. See attention_bwd.glsl for the math.
+// registers. It also computes its rows' delta (dout . o) and writes it to
+// pc.delta for the dk/dv kernel. See attention_bwd.glsl for the math.
 // variants: attention_bwd_dq attention_bwd_dq_bf16=ELEM_BF16 attention_bwd_dq_f16=ELEM_F16
 #include "lws.glsl"
 #include "attention_bwd.glsl"
@@ -31,8 +32,10 @@ void main() {
         ATTN_ZERO_ROW(dq_tile, r);
         lse[i] = delta[i] = 0.0;
         if (q0 + r < pc.seq) {
-            lse[i] = pc.lse.v[attn_row_index(b, h, q0 + r)];
-            delta[i] = pc.delta.v[attn_row_index(b, h, q0 + r)];
+            uint row = attn_row_index(b, h, q0 + r);
+            lse[i] = pc.lse.v[row];
+            delta[i] = attn_delta(b, h, q0 + r);
+            pc.delta.v[row] = delta[i];
         }
     }
 

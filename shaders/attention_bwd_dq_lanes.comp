@@ -6,7 +6,9 @@
 //   1. lane t: q . k and dout . v of its rows against keys c = t, t + LANES,
 //      ..., turned into dS (attention_bwd.glsl), to ds_tile;
 //   2. lane t: dq[:, j] += sum_c dS[c] k[c, j] for its columns j.
-// No reduction across lanes: lse and delta come from the forward.
+// No reduction across lanes: lse comes from the forward, and each lane of a
+// row computes the row's delta (dout . o) whole, in attn_delta's order; lane
+// 0 writes it to pc.delta for the dk/dv kernel.
 // variants: attention_bwd_dq_lanes attention_bwd_dq_lanes_bf16=ELEM_BF16 attention_bwd_dq_lanes_f16=ELEM_F16
 #include "lws.glsl"
 #include "attention_bwd.glsl"
@@ -36,8 +38,10 @@ void main() {
         uint r = g + i * GROUPS;
         lse[i] = delta[i] = 0.0;
         if (q0 + r < pc.seq) {
-            lse[i] = pc.lse.v[attn_row_index(b, h, q0 + r)];
-            delta[i] = pc.delta.v[attn_row_index(b, h, q0 + r)];
+            uint row = attn_row_index(b, h, q0 + r);
+            lse[i] = pc.lse.v[row];
+            delta[i] = attn_delta(b, h, q0 + r); // every lane, the same sum
+            if (t == 0) pc.delta.v[row] = delta[i];
         }
         [[unroll]] for (uint a = 0; a < ACC; a++) dq[i * ACC + a] = vec4(0.0);
     }

@@ -1,9 +1,8 @@
 // lws-test: vulkan kernel timeout=120
-/* Causal GQA attention, forward and backward, against the fp64 reference:
- * sizes that are not multiples of the blocks, group sizes 1 .. q_heads,
- * head_dim 4 .. 128, a 2048-token sequence, finite-difference checks of both
- * the reference backward and the GPU backward, determinism, and refusal of
- * unsupported shapes. */
+/* Causal GQA attention, forward and backward (dq, dk, dv and the delta it writes), against the fp64
+ * reference: sizes that are not multiples of the blocks, group sizes 1 .. q_heads, head_dim 4 ..
+ * 128, a 2048-token sequence, finite-difference checks of both the reference backward and the GPU
+ * backward, determinism, and refusal of unsupported shapes. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,18 +44,18 @@ static void record(lws_cmd *cmd, void *arg) {
 }
 
 typedef struct results {
-    float *o, *lse, *dq, *dk, *dv;
+    float *o, *lse, *delta, *dq, *dk, *dv;
 } results;
 
 static results results_alloc(shape s) {
-    results r = {test_malloc(q_count(s) * 4), test_malloc(row_count(s) * 4),
-                 test_malloc(q_count(s) * 4), test_malloc(kv_count(s) * 4),
-                 test_malloc(kv_count(s) * 4)};
+    results r = {test_malloc(q_count(s) * 4),   test_malloc(row_count(s) * 4),
+                 test_malloc(row_count(s) * 4), test_malloc(q_count(s) * 4),
+                 test_malloc(kv_count(s) * 4),  test_malloc(kv_count(s) * 4)};
     return r;
 }
 
 static void results_free(results r) {
-    free(r.o), free(r.lse), free(r.dq), free(r.dk), free(r.dv);
+    free(r.o), free(r.lse), free(r.delta), free(r.dq), free(r.dk), free(r.dv);
 }
 
 /* Uploads the inputs, poisons the outputs, runs forward + backward `runs`
@@ -80,6 +79,7 @@ static void gpu_attention(lws_context *ctx, shape s, lws_dtype t, float scale, c
         test_run(ctx, record, &j);
         test_download_as(ctx, j.o, out[run].o, q_count(s));
         test_download(ctx, j.lse, out[run].lse, row_count(s));
+        test_download(ctx, j.delta, out[run].delta, row_count(s));
         test_download_as(ctx, j.dq, out[run].dq, q_count(s));
         test_download_as(ctx, j.dk, out[run].dk, kv_count(s));
         test_download_as(ctx, j.dv, out[run].dv, kv_count(s));
@@ -102,6 +102,35 @@ static void check_out(const char *what, lws_dtype t, const float *got, const dou
     for (size_t i = 0; i < n; i++) peak = fmax(peak, fabs(want[i]));
     if (u > 0) abs_tol += u * peak + extra;
     CHECK_CLOSE(what, got, want, n, abs_tol, rel_tol + u);
+}
+
+/* delta [batch, q_heads, seq], written by the backward, against the fp64
+ * rowsum(dout * o) of the reference o. The device sums dout_d * o_d with its
+ * own o, off from o_ref by at most the forward's tolerance (3e-5, plus
+ * u * max |o| for a 16-bit o), so each row may differ by
+ * sum_d |dout_d| * that, plus fp32 rounding of the head_dim-long sum
+ * (head_dim * 2^-24 * sum_d |dout_d o_d|). */
+static void check_delta(const char *what, lws_dtype t, const float *got, const double *o_ref,
+                        const double *dout, shape s) {
+    size_t n = row_count(s);
+    double *want = test_malloc(n * 8), o_peak = 0, tol = 0;
+    for (size_t i = 0; i < q_count(s); i++) o_peak = fmax(o_peak, fabs(o_ref[i]));
+    double o_err = 3e-5 + test_unit_roundoff(t) * o_peak;
+    for (uint32_t b = 0; b < s.batch; b++)
+        for (uint32_t h = 0; h < s.q_heads; h++)
+            for (uint32_t i = 0; i < s.seq; i++) {
+                size_t at = ((size_t)b * s.seq + i) * s.q_heads * s.head_dim + h * s.head_dim;
+                double sum = 0, abs_dout = 0, abs_sum = 0;
+                for (uint32_t d = 0; d < s.head_dim; d++) {
+                    sum += dout[at + d] * o_ref[at + d];
+                    abs_dout += fabs(dout[at + d]);
+                    abs_sum += fabs(dout[at + d] * o_ref[at + d]);
+                }
+                want[((size_t)b * s.q_heads + h) * s.seq + i] = sum;
+                tol = fmax(tol, abs_dout * o_err + s.head_dim * 0x1p-24 * abs_sum);
+            }
+    CHECK_CLOSE(what, got, want, n, tol, 1e-5 + test_unit_roundoff(t));
+    free(want);
 }
 
 static void check_shape(lws_context *ctx, test_rng *rng, shape s, lws_dtype t) {
@@ -145,6 +174,8 @@ static void check_shape(lws_context *ctx, test_rng *rng, shape s, lws_dtype t) {
      * 16-bit: the backward reads o as stored, so delta = dout . o carries o's
      * rounding into dq and dk (|delta| <~ 3, times |p| <= 1): 8u more. */
     double u = test_unit_roundoff(t);
+    snprintf(what, sizeof what, "backward delta %s", name);
+    check_delta(what, t, got[0].delta, o_ref, doutd, s);
     snprintf(what, sizeof what, "backward dq %s", name);
     check_out(what, t, got[0].dq, dq_ref, q_count(s), 1e-4, 1e-5, 8 * u);
     snprintf(what, sizeof what, "backward dk %s", name);
@@ -154,11 +185,12 @@ static void check_shape(lws_context *ctx, test_rng *rng, shape s, lws_dtype t) {
 
     /* Fixed reduction orders everywhere: a second run (into written, not
      * accumulated, outputs) gives the same bits. */
-    const char *names[5] = {"o", "lse", "dq", "dk", "dv"};
-    float *first[5] = {got[0].o, got[0].lse, got[0].dq, got[0].dk, got[0].dv};
-    float *second[5] = {got[1].o, got[1].lse, got[1].dq, got[1].dk, got[1].dv};
-    size_t counts[5] = {q_count(s), row_count(s), q_count(s), kv_count(s), kv_count(s)};
-    for (int i = 0; i < 5; i++) {
+    const char *names[6] = {"o", "lse", "delta", "dq", "dk", "dv"};
+    float *first[6] = {got[0].o, got[0].lse, got[0].delta, got[0].dq, got[0].dk, got[0].dv};
+    float *second[6] = {got[1].o, got[1].lse, got[1].delta, got[1].dq, got[1].dk, got[1].dv};
+    size_t counts[6] = {q_count(s), row_count(s), row_count(s),
+                        q_count(s), kv_count(s),  kv_count(s)};
+    for (int i = 0; i < 6; i++) {
         snprintf(what, sizeof what, "twice %s %s", names[i], name);
         test_checks++;
         if (!test_bitwise_equal(what, first[i], second[i], counts[i])) test_failures++;

@@ -1,6 +1,6 @@
 // Shared declarations of the causal GQA attention kernels
-// (attention_fwd.comp, attention_bwd_delta.comp, attention_bwd_dkdv.comp,
-// attention_bwd_dq.comp).
+// (attention_fwd.comp, attention_bwd_dq.comp, attention_bwd_dkdv.comp and
+// their *_lanes forms).
 //
 // Layouts (token-major, as the projections write them):
 //   q, o, dout, dq   [batch*seq, q_heads*head_dim]

@@ -1,5 +1,5 @@
 /* Causal GQA attention, forward and backward (shaders/attention_fwd.comp,
- * shaders/attention_bwd_{delta,dkdv,dq}.comp). */
+ * shaders/attention_bwd_{dq,dkdv}.comp and their *_lanes forms). */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -245,16 +245,15 @@ lws_status lws_op_attention_fwd(lws_cmd *cmd, lws_buffer o, lws_buffer lse, lws_
     return LWS_OK;
 }
 
-/* What both gradient kernels of the backward read. */
+/* What both gradient kernels of the backward read (q, dout, k, v, lse). */
 static void attention_bwd_reads(lws_cmd *cmd, lws_buffer q, lws_buffer k, lws_buffer v,
-                                lws_buffer dout, lws_buffer lse, lws_buffer delta, uint64_t q_bytes,
+                                lws_buffer dout, lws_buffer lse, uint64_t q_bytes,
                                 uint64_t kv_bytes, uint64_t row_bytes) {
     lws_op_reads(cmd, q, 0, q_bytes);
     lws_op_reads(cmd, dout, 0, q_bytes);
     lws_op_reads(cmd, k, 0, kv_bytes);
     lws_op_reads(cmd, v, 0, kv_bytes);
     lws_op_reads(cmd, lse, 0, row_bytes);
-    lws_op_reads(cmd, delta, 0, row_bytes);
 }
 
 lws_status lws_op_attention_bwd(lws_cmd *cmd, lws_buffer dq, lws_buffer dk, lws_buffer dv,
@@ -280,15 +279,11 @@ lws_status lws_op_attention_bwd(lws_cmd *cmd, lws_buffer dq, lws_buffer dk, lws_
     LWS_TRY(attention_tensor(cmd, what, "lse", lse, tokens * q_heads));
     LWS_TRY(attention_tensor(cmd, what, "delta", delta, tokens * q_heads));
 
-    lws_tuning t = lws_tuning_get(lws_cmd_context(cmd));
     attention_launch dq_launch, dkdv_launch;
     LWS_TRY(kernel_launch(cmd, ATTN_BWD_DQ, head_dim, &dq_launch));
     LWS_TRY(kernel_launch(cmd, ATTN_BWD_DKDV, head_dim, &dkdv_launch));
-    uint32_t spec_delta[4] = {t.elementwise_wg, 1, 1, 32};
-    lws_pipeline *delta_pipe, *dkdv_pipe, *dq_pipe;
+    lws_pipeline *dkdv_pipe, *dq_pipe;
     char shader[48];
-    LWS_OP_PIPELINE(cmd, lws_op_shader(shader, sizeof shader, "attention_bwd_delta", type),
-                    spec_delta, 4, &delta_pipe);
     LWS_OP_PIPELINE(cmd, lws_op_shader(shader, sizeof shader, dkdv_launch.shader, type),
                     dkdv_launch.spec, dkdv_launch.spec_count, &dkdv_pipe);
     LWS_OP_PIPELINE(cmd, lws_op_shader(shader, sizeof shader, dq_launch.shader, type),
@@ -313,20 +308,20 @@ lws_status lws_op_attention_bwd(lws_cmd *cmd, lws_buffer dq, lws_buffer dk, lws_
     uint32_t rows = (uint32_t)(tokens * q_heads);
     uint64_t esize = lws_dtype_bytes(type);
     uint64_t q_bytes = esize * q_elems, kv_bytes = esize * kv_elems, row_bytes = 4ull * rows;
-    lws_op_reads(cmd, dout, 0, q_bytes);
+    /* dq first: each workgroup computes delta = rowsum(dout * o) of its
+     * query rows, uses it and writes it; dk/dv reads it after the barrier. */
+    attention_bwd_reads(cmd, q, k, v, dout, lse, q_bytes, kv_bytes, row_bytes);
     lws_op_reads(cmd, o, 0, q_bytes);
+    lws_op_writes(cmd, dq, 0, q_bytes);
     lws_op_writes(cmd, delta, 0, row_bytes);
-    lws_cmd_dispatch(cmd, delta_pipe, &push, sizeof push, lws_div_up(rows, t.elementwise_wg), 1, 1);
+    lws_cmd_dispatch(cmd, dq_pipe, &push, sizeof push, lws_div_up(seq, dq_launch.spec[1]), q_heads,
+                     batch);
     lws_cmd_barrier(cmd);
-    /* dk/dv and dq read the same inputs and write different tensors. */
-    attention_bwd_reads(cmd, q, k, v, dout, lse, delta, q_bytes, kv_bytes, row_bytes);
+    attention_bwd_reads(cmd, q, k, v, dout, lse, q_bytes, kv_bytes, row_bytes);
+    lws_op_reads(cmd, delta, 0, row_bytes);
     lws_op_writes(cmd, dk, 0, kv_bytes);
     lws_op_writes(cmd, dv, 0, kv_bytes);
     lws_cmd_dispatch(cmd, dkdv_pipe, &push, sizeof push, lws_div_up(seq, dkdv_launch.spec[2]),
                      kv_heads, batch);
-    attention_bwd_reads(cmd, q, k, v, dout, lse, delta, q_bytes, kv_bytes, row_bytes);
-    lws_op_writes(cmd, dq, 0, q_bytes);
-    lws_cmd_dispatch(cmd, dq_pipe, &push, sizeof push, lws_div_up(seq, dq_launch.spec[1]), q_heads,
-                     batch);
     return LWS_OK;
 }

@@ -305,7 +305,8 @@ lws_status lws_op_attention_fwd(lws_cmd *cmd, lws_buffer o, lws_buffer lse, lws_
                                 uint32_t q_heads, uint32_t kv_heads, uint32_t head_dim,
                                 float scale);
 /* dq, dk, dv written (not accumulated); dk, dv sum over the query heads of their group in
- * a fixed order. delta: scratch [batch, q_heads, seq]. */
+ * a fixed order. delta [batch, q_heads, seq] is written too: rowsum(dout * o) per query row
+ * (the dq kernel computes it, the dk/dv kernel after it reads it). Two dispatches. */
 lws_status lws_op_attention_bwd(lws_cmd *cmd, lws_buffer dq, lws_buffer dk, lws_buffer dv,
                                 lws_buffer dout, lws_buffer q, lws_buffer k, lws_buffer v,
                                 lws_buffer o, lws_buffer lse, lws_buffer delta, uint32_t batch,
