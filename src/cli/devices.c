@@ -7,8 +7,25 @@
 
 #include "cli/cli.h"
 #include "lws/vk.h"
+#include "ops/tuning.h"
 
 static const char *usage = "lws devices [--json]";
+
+/* The attention kernels' form the device's tuning table picks, with its
+ * blocks before the launcher fits them to the shared memory of each kernel
+ * and head_dim (src/ops/attention.c). */
+static void attention_form(const lws_device_caps *c, char *out, size_t n, int *lanes) {
+    lws_tuning t;
+    lws_tuning_for(c, &t);
+    *lanes = (int)t.attn_lanes_per_row;
+    if (t.attn_lanes_per_row > 1)
+        snprintf(out, n, "GPU form: %u invocations per row, blocks %ux%u", t.attn_lanes_per_row,
+                 t.attn_block_q, t.attn_block_kv);
+    else
+        snprintf(out, n, "row form: %u row%s per invocation, blocks %ux%u",
+                 t.attn_rows_per_invocation, t.attn_rows_per_invocation == 1 ? "" : "s",
+                 t.attn_block_q, t.attn_block_kv);
+}
 
 static void api_string(uint32_t v, char *out, size_t n) {
     snprintf(out, n, "%u.%u.%u", VK_API_VERSION_MAJOR(v), VK_API_VERSION_MINOR(v),
@@ -90,7 +107,14 @@ static void print_table(const lws_device_caps *d, uint32_t n) {
                usable ? ""
                       : " (unusable: lws needs int64, buffer device address and scalar block "
                         "layout)");
-        if (usable) printf("  matmul path       %s\n", path);
+        if (usable) {
+            char attn[128];
+            int lanes;
+            attention_form(c, attn, sizeof attn, &lanes);
+            printf("  matmul path       %s\n", path);
+            printf("  attention         %s (shrunk where a kernel needs more shared memory)\n",
+                   attn);
+        }
     }
 }
 
@@ -150,6 +174,11 @@ static cJSON *caps_json(const lws_device_caps *c) {
                             : path_api == LWS_COOPMAT_NV ? "coopmat-nv"
                                                          : "portable");
     cJSON_AddStringToObject(o, "matmul_path_detail", path);
+    char attn[128];
+    int lanes;
+    attention_form(c, attn, sizeof attn, &lanes);
+    cJSON_AddStringToObject(o, "attention_form", lanes > 1 ? "gpu" : "row");
+    cJSON_AddStringToObject(o, "attention_form_detail", attn);
     return o;
 }
 
