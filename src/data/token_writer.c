@@ -69,7 +69,7 @@ lws_status lws_token_writer_open(lws_token_writer *w, const char *path, uint32_t
         writer_free(w);
         return s;
     }
-    /* A placeholder header (count 0) until close knows the count. */
+    /* The header with count 0 for now: close writes the real count. */
     uint8_t h[LWS_TOKENS_HEADER_BYTES];
     header_bytes(w, h);
     if (fwrite(h, 1, sizeof h, w->file) != sizeof h) {
