@@ -68,6 +68,11 @@ typedef struct lws_train_config {
     int shard_optimizer;
     double bucket_mb;
 } lws_train_config;
+/* Micro-batches per optimizer step: a config read from a file has
+ * grad_accum >= 1; one built in code may leave it 0, meaning 1. */
+static inline uint32_t lws_train_accum(const lws_train_config *t) {
+    return t->grad_accum ? t->grad_accum : 1;
+}
 
 typedef struct lws_data_config {
     char train[1024], val[1024]; /* val "" = hold out val_tokens from the end of train */

@@ -236,7 +236,7 @@ static void result_free(bench_result *r) {
 static lws_status read_step_times(lws_model *m, bench_result *res, uint32_t t, double *fwd,
                                   double *bwd) {
     const lws_config *cfg = lws_model_get_config(m);
-    uint32_t L = cfg->model.n_layers, A = cfg->train.grad_accum ? cfg->train.grad_accum : 1;
+    uint32_t L = cfg->model.n_layers, A = lws_train_accum(&cfg->train);
     lws_timing timing = {fwd, bwd, 0, 0, 0, 0};
     LWS_TRY(lws_model_read_timing(m, &timing));
     double micro = timing.embed_ms + timing.head_ms + timing.embed_bwd_ms;

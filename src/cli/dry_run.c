@@ -13,7 +13,7 @@ int lws_cli_dry_run(const lws_config *cfg, const char *device, uint32_t batch, u
     const lws_device_caps *caps = lws_context_caps(ctx);
     lws_print_device(caps);
     lws_print_config(cfg);
-    uint32_t A = cfg->train.grad_accum ? cfg->train.grad_accum : 1;
+    uint32_t A = lws_train_accum(&cfg->train);
     printf("shape: micro-batch %u x %u tokens, %u accumulation step%s (%llu tokens per step), "
            "precision %s\n",
            batch, seq, A, A == 1 ? "" : "s", (unsigned long long)batch * seq * A,

@@ -565,14 +565,13 @@ static lws_status resolve_run(const sweep_plan *p, sweep_run *r) {
     if (st == LWS_OK) st = load(p, &s, r->cfg, context);
     if (st == LWS_OK) {
         const lws_train_config *t = &r->cfg->train;
-        uint64_t per_step =
-            (uint64_t)t->micro_batch * t->seq_len * (t->grad_accum ? t->grad_accum : 1);
+        uint64_t per_step = (uint64_t)t->micro_batch * t->seq_len * lws_train_accum(t);
         if (p->tokens % per_step || p->tokens / per_step > 0x7FFFFFFF)
             st = fail_at(p, "tokens",
                          "%llu is not a whole number of steps of %llu tokens (micro_batch %u x "
                          "seq_len %u x grad_accum %u, run %s); use %llu or %llu",
                          (unsigned long long)p->tokens, (unsigned long long)per_step,
-                         t->micro_batch, t->seq_len, t->grad_accum ? t->grad_accum : 1, r->name,
+                         t->micro_batch, t->seq_len, lws_train_accum(t), r->name,
                          (unsigned long long)(p->tokens / per_step * per_step),
                          (unsigned long long)((p->tokens / per_step + 1) * per_step));
         else if (p->tokens < per_step)

@@ -48,14 +48,12 @@ static void on_progress(const lws_train_progress *p, void *user) {
             printf("[%s] resumed at step %llu of %llu from %s\n", name, (unsigned long long)p->step,
                    (unsigned long long)p->steps, p->resumed_from);
         else
-            printf(
-                "[%s] training %llu steps (%llu tokens per step) in %s\n", name,
-                (unsigned long long)p->steps,
-                (unsigned long long)(w->run->cfg->train.micro_batch *
-                                     (uint64_t)w->run->cfg->train.seq_len *
-                                     (w->run->cfg->train.grad_accum ? w->run->cfg->train.grad_accum
-                                                                    : 1)),
-                p->run_dir);
+            printf("[%s] training %llu steps (%llu tokens per step) in %s\n", name,
+                   (unsigned long long)p->steps,
+                   (unsigned long long)(w->run->cfg->train.micro_batch *
+                                        (uint64_t)w->run->cfg->train.seq_len *
+                                        lws_train_accum(&w->run->cfg->train)),
+                   p->run_dir);
         break;
     case LWS_PROGRESS_STEP:
         w->tokens_per_s = p->tokens_per_s;

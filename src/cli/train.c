@@ -73,7 +73,7 @@ static int parse(int argc, char **argv, train_args *a) {
         /* a file in place of a held-out split */
         {"--val", LWS_OPT_SET, NULL, .set = "data.val", .also = "data.val_tokens=null"},
     };
-    lws_cli_command c = {usage,    help,    options, sizeof options / sizeof *options,
+    lws_cli_command c = {usage,    help,       options, sizeof options / sizeof *options,
                          "CONFIG", &a->config, &a->sets};
     int rc = lws_cli_parse(&c, argc, argv);
     if (rc == 0 && a->branch && !a->resume)
@@ -173,7 +173,7 @@ static void on_signal(int sig) {
  * (a sharded optimizer's slice on rank 0). */
 static void print_start(const lws_config *cfg, lws_context *ctx, int ranks) {
     const lws_train_config *tc = &cfg->train;
-    uint32_t A = tc->grad_accum ? tc->grad_accum : 1;
+    uint32_t A = lws_train_accum(tc);
     const lws_device_caps *caps = lws_context_caps(ctx);
     printf("device: %s (%s, %s)\n", caps->name, caps->vendor, caps->driver_name);
     printf("model: %s, %llu parameters, %u layers, micro-batch %u x %u tokens, %u accumulation "

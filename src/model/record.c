@@ -355,7 +355,7 @@ static void head(lws_model *m, lws_cmd *c, int with_loss, int with_backward) {
     lws_buffer none = {0};
     /* Every token counts (no ignore index in pre-training batches); the loss
      * of a step is the mean over its micro-batches, hence 1/grad_accum. */
-    float grad_scale = 1.0f / (float)(m->cfg.train.grad_accum ? m->cfg.train.grad_accum : 1);
+    float grad_scale = 1.0f / (float)lws_train_accum(&m->cfg.train);
     lws_head_loss_args h = {.losses = m->losses,
                             .dx = with_backward ? g->dnorm_in : none,
                             .dw = with_backward ? m->lm_head->grad : none,

@@ -29,7 +29,7 @@
 #include "model/model_internal.h"
 
 static uint32_t accum_of(const lws_model *m) {
-    return m->cfg.train.grad_accum ? m->cfg.train.grad_accum : 1;
+    return lws_train_accum(&m->cfg.train);
 }
 
 static uint64_t round_up(uint64_t x, uint64_t to) {

@@ -174,7 +174,7 @@ static lws_status finish_reductions(lws_dist_step *s, double backward_done, lws_
 static lws_status accumulate(lws_dist_step *s, const lws_batch_source *src, double *loss,
                              lws_dist_stats *stats) {
     const lws_config *cfg = lws_model_get_config(s->m);
-    uint32_t A = cfg->train.grad_accum ? cfg->train.grad_accum : 1;
+    uint32_t A = lws_train_accum(&cfg->train);
     uint32_t *inputs, *targets;
     lws_model_host_batch(s->m, &inputs, &targets);
     double sum = 0;

@@ -81,7 +81,7 @@ lws_status lws_train_parity_dump(lws_context *ctx, const lws_config *cfg, const 
     LWS_TRY(lws_mkdir_p(dir));
     lws_model *m = NULL;
     LWS_TRY(lws_model_create(ctx, cfg, cfg->train.micro_batch, cfg->train.seq_len, 1, &m));
-    uint32_t A = cfg->train.grad_accum ? cfg->train.grad_accum : 1;
+    uint32_t A = lws_train_accum(&cfg->train);
     size_t N = (size_t)lws_model_batch(m) * lws_model_seq(m);
     uint32_t V = cfg->model.vocab_size;
     uint32_t *inputs = malloc(A * N * 4), *targets = malloc(A * N * 4);

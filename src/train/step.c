@@ -11,7 +11,7 @@
 lws_status lws_train_accumulate(lws_model *m, const lws_batch_source *src,
                                 const lws_stop_flag *stop, double *loss) {
     const lws_config *cfg = lws_model_get_config(m);
-    uint32_t A = cfg->train.grad_accum ? cfg->train.grad_accum : 1;
+    uint32_t A = lws_train_accum(&cfg->train);
     uint32_t *inputs, *targets;
     lws_model_host_batch(m, &inputs, &targets);
     double sum = 0;

@@ -141,9 +141,9 @@ static lws_status choose_run_dir(trainer *t, const char *ckpt) {
     const lws_train_options *opt = t->opt;
     char resumed_run[2048] = "", dir[1024];
     if (ckpt) lws_run_dir_of(opt->resume, resumed_run, sizeof resumed_run);
-    const char *chosen = opt->run_dir            ? opt->run_dir
+    const char *chosen = opt->run_dir          ? opt->run_dir
                          : resumed_run[0] != 0 ? resumed_run
-                                                 : t->cfg.train.out_dir;
+                                               : t->cfg.train.out_dir;
     if (strlen(chosen) >= sizeof dir)
         return lws_fail(LWS_ERR_INVALID, "run directory %.64s...: longer than %zu characters",
                         chosen, sizeof dir - 1);
@@ -240,15 +240,15 @@ static lws_status start(trainer *t) {
 }
 
 /* The log line and progress report of a finished step. */
-static lws_status report_step(trainer *t, const lws_step_result *r, double step_s,
-                              double run_start, uint64_t first_step) {
+static lws_status report_step(trainer *t, const lws_step_result *r, double step_s, double run_start,
+                              uint64_t first_step) {
     const lws_train_config *tc = &t->cfg.train;
     uint32_t L = t->cfg.model.n_layers;
     uint64_t step = t->st.step;
     lws_timing timing = {t->fwd_ms, t->bwd_ms, 0, 0, 0, 0};
     LWS_TRY(lws_model_read_timing(t->m, &timing));
-    double tokens = (double)lws_model_batch(t->m) * lws_model_seq(t->m) *
-                    (tc->grad_accum ? tc->grad_accum : 1) * t->ranks;
+    double tokens =
+        (double)lws_model_batch(t->m) * lws_model_seq(t->m) * lws_train_accum(tc) * t->ranks;
     lws_train_progress p = {.kind = LWS_PROGRESS_STEP,
                             .step = step,
                             .loss = r->loss,
@@ -354,9 +354,8 @@ static lws_status save(trainer *t) {
                                     t->cfg.train.keep_checkpoints, res->checkpoint,
                                     sizeof res->checkpoint));
     t->saved_step = t->st.step;
-    lws_train_progress p = {.kind = LWS_PROGRESS_CHECKPOINT,
-                            .step = t->st.step,
-                            .checkpoint = res->checkpoint};
+    lws_train_progress p = {
+        .kind = LWS_PROGRESS_CHECKPOINT, .step = t->st.step, .checkpoint = res->checkpoint};
     emit(t, &p);
     return LWS_OK;
 }
@@ -410,7 +409,7 @@ static lws_status step_once(trainer *t, const lws_batch_source *src, uint64_t st
  * run for. */
 static lws_status run(trainer *t) {
     const lws_train_config *tc = &t->cfg.train;
-    uint32_t A = tc->grad_accum ? tc->grad_accum : 1;
+    uint32_t A = lws_train_accum(tc);
     uint64_t step_tokens = (uint64_t)lws_model_batch(t->m) * lws_model_seq(t->m) * A * t->ranks;
     double start_s = now_s(), elapsed_before = t->st.elapsed_s;
     uint64_t first_step = t->st.step;
