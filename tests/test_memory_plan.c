@@ -5,6 +5,7 @@
  * the arena's 256-byte alignment, in fp32, bf16 and fp16, the arena's
  * high-water mark after building the model equals the plan's total exactly,
  * and every buffer knows its element type. A plan that does not fit names the limit it breaks. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
@@ -56,6 +57,11 @@ static void check_config(const char *path, uint32_t batch, uint32_t seq, int tra
               "%s %s: buffers carry their element types", path, precision);
         CHECK(m->mem.count >= plan.tensors, "%s: %u entries for %u buffers", path, m->mem.count,
               plan.tensors);
+        /* weight gradients split over k (LWS_MATMUL_SPLIT_K): their partial
+         * sums' scratch is in the plan, and only then */
+        int split = training && getenv("LWS_MATMUL_SPLIT_K") != NULL;
+        CHECK(split == (m->gs.split_k.size > 0), "%s: split-k scratch of %llu bytes (split: %d)",
+              path, (unsigned long long)m->gs.split_k.size, split);
     }
     printf("%-28s %2ux%-3u %-9s %s plan %10llu bytes = high-water %10llu (%u buffers)\n", path,
            batch, seq, training ? "training" : "inference", precision,
@@ -116,6 +122,11 @@ int main(void) {
     check_config("configs/tiny/crown.json", 3, 7, 1, "bf16");
     check_config("configs/tiny/framed.json", 2, 16, 0, "fp16");
     check_config("configs/tiny/crown.json", 16, 128, 1, "fp16");
+    /* as a GPU table splits crown-18l's weight gradients (4 slices of 16 or
+     * more tokens here, on every table) */
+    setenv("LWS_MATMUL_SPLIT_K", "4x16", 1);
+    check_config("configs/tiny/crown.json", 16, 128, 1, "bf16");
+    unsetenv("LWS_MATMUL_SPLIT_K");
     check_refusals();
     return test_finish(NULL);
 }

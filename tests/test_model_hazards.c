@@ -6,7 +6,8 @@
  * hazard checker for every tiny config (post- and pre-norm, tied and untied,
  * both GQA policies, an odd depth), in bf16 and fp16 too (the 16-bit weight
  * copy after the optimizer, the loss scale), with the output head in one
- * chunk and in several, and records no barrier the checker finds unneeded. With one barrier of a
+ * chunk and in several, with weight gradients split over k, and records no barrier the checker
+ * finds unneeded. With one barrier of a
  * real recording left out (LWS_SKIP_BARRIER's context option), inside a layer's forward and inside
  * its backward, the checker refuses the recording naming both operations, their shaders, the
  * buffers and the layer. */
@@ -18,8 +19,8 @@
 #include "model/model.h"
 
 static lws_context *checked_context(uint32_t skip_barrier) {
-    lws_context_options opt = {.validation = -1, .pipeline_cache = -1, .check_hazards = 1,
-                               .skip_barrier = skip_barrier};
+    lws_context_options opt = {
+        .validation = -1, .pipeline_cache = -1, .check_hazards = 1, .skip_barrier = skip_barrier};
     lws_context *ctx = NULL;
     lws_status s = lws_context_create(&opt, &ctx);
     if (s != LWS_OK) {
@@ -79,6 +80,9 @@ static void check_recordings(const char *path, const char *precision, const char
     free(logits);
     if (train) check_whole_step(train, 2);
     unsetenv("LWS_HEAD_CHUNK_ROWS");
+    if (train && getenv("LWS_MATMUL_SPLIT_K"))
+        CHECK(train->gs.split_k.size > 0, "%s: weight gradients split over k have no scratch",
+              path);
     uint64_t total = 0, unneeded = 0;
     lws_context_barrier_stats(ctx, &total, &unneeded);
     CHECK(total > 0 && unneeded == 0,
@@ -119,7 +123,8 @@ static void check_left_out(const lws_config *cfg, uint32_t offset, uint32_t coun
         const char *msg = lws_error_message();
         int refused = s != LWS_OK && test_contains(msg, "hazard");
         if (refused && distinct_shaders(msg) == 2) {
-            CHECK(test_contains(msg, label) && (test_contains(msg, "layers.1.") || test_contains(msg, "grad.")) &&
+            CHECK(test_contains(msg, label) &&
+                      (test_contains(msg, "layers.1.") || test_contains(msg, "grad.")) &&
                       test_contains(msg, "no barrier"),
                   "the refusal names the layer and the buffers: %s", msg);
             printf("barrier %u of %s left out: %s\n", k, label, msg);
@@ -164,6 +169,13 @@ int main(void) {
     check_recordings("configs/tiny/crown.json", "fp32", "8");
     check_recordings("configs/tiny/crown.json", "bf16", "8");
     check_recordings("configs/tiny/framed.json", "fp16", "");
+    /* weight gradients split over k as GPU tables split them (forced here:
+     * slices of 16 of the 33 tokens, the last one shorter), their sums
+     * recorded after the next barrier */
+    setenv("LWS_MATMUL_SPLIT_K", "4x8", 1);
+    check_recordings("configs/tiny/crown.json", "bf16", "8");
+    check_recordings("configs/tiny/framed.json", "fp32", "");
+    unsetenv("LWS_MATMUL_SPLIT_K");
     check_missing_barriers("configs/tiny/crown.json");  /* post-norm */
     check_missing_barriers("configs/tiny/framed.json"); /* pre-norm */
     return test_finish(NULL);

@@ -53,6 +53,10 @@ static void check_forced(void) {
         CHECK(t.attn_lanes_per_row == lanes && own.attn_lanes_per_row == 1,
               "%s: attention lanes per row %u (want %u), the device's own %u", tables[i].name,
               t.attn_lanes_per_row, lanes, own.attn_lanes_per_row);
+        /* Weight gradients split over k on every GPU table, never on lavapipe's. */
+        CHECK(t.mm_split_k_max == 16 && t.mm_split_k_depth == 256 && own.mm_split_k_max == 1,
+              "%s: split over k up to %u slices of %u (the device's own: %u)", tables[i].name,
+              t.mm_split_k_max, t.mm_split_k_depth, own.mm_split_k_max);
         printf("ok   LWS_TUNING=%s: vendor 0x%x, %u KiB, matmul tiles %ux%u\n", tables[i].name,
                seen->vendor_id, seen->max_shared_memory / 1024, t.mm_tile_m, t.mm_tile_n);
         lws_context_destroy(ctx);

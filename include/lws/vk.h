@@ -309,6 +309,33 @@ void lws_cmd_barrier_stats(const lws_cmd *cmd, uint32_t *total, uint32_t *unneed
 /* Dispatches and barriers (lws_cmd_barrier) recorded in cmd so far; the full
  * barrier every command buffer ends with is not among them. */
 void lws_cmd_counts(const lws_cmd *cmd, uint32_t *dispatches, uint32_t *barriers);
+/* Work left to run after the next barrier: a launcher whose last step only
+ * reads what its earlier steps wrote (the sum of a matmul split over k) can
+ * defer that step, so it shares the phase of whatever is recorded after the
+ * caller's next barrier instead of costing a barrier of its own. The caller
+ * of such an op must leave its output alone until a second barrier (the
+ * deferred step writes it after the first). fn(cmd, copy of arg) runs right
+ * after the next lws_cmd_barrier (lws_cmd_end and lws_cmd_settle record one
+ * while work waits); at most LWS_DEFERRED_MAX pieces of up to
+ * LWS_DEFERRED_ARG_BYTES bytes of argument wait at a time. */
+#define LWS_DEFERRED_MAX       16
+#define LWS_DEFERRED_ARG_BYTES 128
+typedef void (*lws_deferred_fn)(lws_cmd *cmd, const void *arg);
+lws_status lws_cmd_defer(lws_cmd *cmd, lws_deferred_fn fn, const void *arg, size_t bytes);
+/* Records barriers until no deferred work waits (none when none does): a
+ * recording that times a region ends it after its deferred work. */
+void lws_cmd_settle(lws_cmd *cmd);
+/* Device memory launchers may use for intermediate results within this
+ * command buffer (the matmul's partial sums over slices of k): a region
+ * taken with lws_cmd_scratch_take(cmd, bytes, barriers) is the taker's until
+ * `barriers` more lws_cmd_barrier calls, then free again (a region written
+ * before one barrier and read by deferred work after it: 2). Regions are
+ * aligned to 256 bytes; take returns 0 when no free range of that size
+ * exists (the launcher then does without), scratch_room the largest one. A
+ * command buffer has no scratch until one is set. */
+void lws_cmd_set_scratch(lws_cmd *cmd, lws_buffer scratch);
+VkDeviceSize lws_cmd_scratch_room(lws_cmd *cmd);
+int lws_cmd_scratch_take(lws_cmd *cmd, VkDeviceSize bytes, uint32_t barriers, lws_buffer *out);
 /* Fill dst (its size rounded up to 4 bytes) / copy bytes; each declares its
  * own accesses. */
 void lws_cmd_fill(lws_cmd *cmd, lws_buffer dst, uint32_t pattern);

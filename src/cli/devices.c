@@ -27,6 +27,19 @@ static void attention_form(const lws_device_caps *c, char *out, size_t n, int *l
                  t.attn_block_q, t.attn_block_kv);
 }
 
+/* Whether the device's table splits weight gradients with few tiles over
+ * k (src/ops/matmul_split.c), and how far. */
+static void split_k_form(const lws_device_caps *c, char *out, size_t n, uint32_t *slices) {
+    lws_tuning t;
+    lws_tuning_for(c, &t);
+    *slices = t.mm_split_k_max;
+    if (t.mm_split_k_max > 1)
+        snprintf(out, n, "split over k below %u workgroups: up to %u slices of at least %u tokens",
+                 t.mm_min_groups, t.mm_split_k_max, t.mm_split_k_depth);
+    else
+        snprintf(out, n, "never split over k (smaller tiles reach %u workgroups)", t.mm_min_groups);
+}
+
 static void api_string(uint32_t v, char *out, size_t n) {
     snprintf(out, n, "%u.%u.%u", VK_API_VERSION_MAJOR(v), VK_API_VERSION_MINOR(v),
              VK_API_VERSION_PATCH(v));
@@ -112,6 +125,10 @@ static void print_table(const lws_device_caps *d, uint32_t n) {
             int lanes;
             attention_form(c, attn, sizeof attn, &lanes);
             printf("  matmul path       %s\n", path);
+            char split[128];
+            uint32_t slices;
+            split_k_form(c, split, sizeof split, &slices);
+            printf("  weight gradients  %s\n", split);
             printf("  attention         %s (shrunk where a kernel needs more shared memory)\n",
                    attn);
         }
@@ -174,6 +191,11 @@ static cJSON *caps_json(const lws_device_caps *c) {
                             : path_api == LWS_COOPMAT_NV ? "coopmat-nv"
                                                          : "portable");
     cJSON_AddStringToObject(o, "matmul_path_detail", path);
+    char split[128];
+    uint32_t slices;
+    split_k_form(c, split, sizeof split, &slices);
+    cJSON_AddNumberToObject(o, "matmul_split_k_max", slices);
+    cJSON_AddStringToObject(o, "matmul_split_k_detail", split);
     char attn[128];
     int lanes;
     attention_form(c, attn, sizeof attn, &lanes);

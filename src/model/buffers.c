@@ -67,6 +67,28 @@ static void describe_layer(lws_model *m, lws_mem_table *t, uint32_t i, lws_dtype
 }
 
 /* The backward's scratch, shared by all layers: sized for the widest. */
+/* Bytes of the weight gradients' partial sums over slices of k in one layer's
+ * backward (ops/matmul_split.c), the largest layer's: dW2 and dWo, and where
+ * the matrix units take the projections one by one (ops/matmul_cat.c) the
+ * other five. A layer's regions are free again when its command buffer ends. */
+static uint64_t split_k_bytes(const lws_model *m) {
+    uint32_t n = m->tokens, d = m->cfg.model.d_model, hd = m->cfg.model.head_dim;
+    int parts = lws_context_coopmat(m->ctx, NULL) != LWS_COOPMAT_NONE;
+    uint64_t most = 0;
+    for (uint32_t i = 0; i < m->cfg.model.n_layers; i++) {
+        const lws_layer_shape *s = &m->cfg.layers[i];
+        uint32_t q = s->q_heads * hd, kv = s->kv_heads * hd, f = s->ffn_dim;
+        uint64_t layer =
+            lws_matmul_split_bytes(m->ctx, d, f, n) + lws_matmul_split_bytes(m->ctx, d, q, n);
+        if (parts)
+            layer += lws_matmul_split_bytes(m->ctx, q, d, n) +
+                     2 * lws_matmul_split_bytes(m->ctx, kv, d, n) +
+                     2 * lws_matmul_split_bytes(m->ctx, f, d, n);
+        if (layer > most) most = layer;
+    }
+    return most;
+}
+
 static void describe_grad_scratch(lws_model *m, lws_mem_table *t, lws_dtype act) {
     lws_grad_scratch *g = &m->gs;
     uint64_t n = m->tokens, d = m->cfg.model.d_model;
@@ -82,6 +104,8 @@ static void describe_grad_scratch(lws_model *m, lws_mem_table *t, lws_dtype act)
     lws_mem_add(t, S, act, n * w.f_max, n * w.f_max, &g->dgate, "grad.dgate");
     lws_mem_add(t, S, act, n * w.f_max, n * w.f_max, &g->dup, "grad.dup");
     lws_mem_add(t, S, LWS_F32, n * w.qh_max, 0, &g->delta, "grad.delta");
+    uint64_t split = split_k_bytes(m);
+    if (split) lws_mem_add(t, S, LWS_F32, split / 4, 0, &g->split_k, "grad.split_k");
 }
 
 /* The RMSNorm backwards' partial sums: the final norm's, or in training the

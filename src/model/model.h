@@ -59,6 +59,9 @@ typedef struct lws_grad_scratch {
     lws_buffer dgate, dup;     /* (N, ffn_max) */
     lws_buffer delta;          /* (batch, q_heads_max, seq) attention backward */
     lws_buffer norm_scratch;   /* RMSNorm backward partial sums: a layer's norms side by side */
+    lws_buffer split_k;        /* the scratch of the layers' backward command buffers: partial sums
+                                  of weight gradients split over k (ops/matmul_split.c); none when
+                                  the tuning never splits */
 } lws_grad_scratch;
 
 struct lws_model {

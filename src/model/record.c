@@ -400,10 +400,14 @@ static lws_status record_layer(lws_model *m, uint32_t i, int backward) {
     *region = lws_cmd_region_begin(c, m->timer, name);
     snprintf(name, sizeof name, "layer %u %s", i, backward ? "backward" : "forward");
     lws_cmd_label(c, name);
-    if (backward)
+    if (backward) {
+        /* weight gradients split over k take their partial sums from here */
+        if (m->gs.split_k.buffer) lws_cmd_set_scratch(c, m->gs.split_k);
         layer_backward(m, c, i);
-    else
+        lws_cmd_settle(c); /* their sums inside the layer's time region */
+    } else {
         layer_forward(m, c, i);
+    }
     lws_cmd_region_end(c, m->timer, *region);
     lws_status s = lws_cmd_end(c);
     if (s != LWS_OK)

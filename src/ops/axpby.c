@@ -14,14 +14,10 @@ lws_status lws_op_axpby(lws_cmd *cmd, lws_buffer out, lws_buffer x, lws_buffer y
     uint64_t bytes = (uint64_t)lws_dtype_bytes(type) * n;
     LWS_OP_REQUIRE(cmd, out.size >= bytes && x.size >= bytes && y.size >= bytes,
                    "axpby: buffers smaller than n = %u elements of %s", n, lws_dtype_name(type));
-    lws_tuning t = lws_tuning_get(lws_cmd_context(cmd));
-    uint32_t spec[1] = {t.elementwise_wg};
     lws_pipeline *pipe;
-    char shader[48];
-    LWS_OP_PIPELINE(cmd, lws_op_shader(shader, sizeof shader, "axpby", type), spec, 1, &pipe);
+    uint32_t groups;
+    LWS_TRY(lws_op_elementwise(cmd, "axpby", type, n, &pipe, &groups));
     axpby_push push = {out.addr, x.addr, y.addr, n, alpha, beta};
-    uint32_t groups = lws_div_up(n, t.elementwise_wg);
-    if (groups > t.max_groups_1d) groups = t.max_groups_1d;
     lws_op_reads(cmd, x, 0, bytes);
     lws_op_reads(cmd, y, 0, bytes);
     lws_op_writes(cmd, out, 0, bytes);

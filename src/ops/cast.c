@@ -24,15 +24,12 @@ lws_status lws_op_cast(lws_cmd *cmd, lws_buffer out, lws_buffer in, uint64_t n) 
     static const char *const names[2][2] = {{"cast_f32_bf16", "cast_f32_f16"},
                                             {"cast_bf16_f32", "cast_f16_f32"}};
     const char *shader = names[widening][(narrowing ? to : from) == LWS_F16];
-    lws_tuning t = lws_tuning_get(lws_cmd_context(cmd));
-    uint32_t spec[1] = {t.elementwise_wg};
     lws_pipeline *pipe;
-    LWS_OP_PIPELINE(cmd, shader, spec, 1, &pipe);
+    uint32_t groups;
+    LWS_TRY(lws_op_elementwise(cmd, shader, LWS_F32, n, &pipe, &groups));
     cast_push push = {out.addr, in.addr, (uint32_t)n};
-    uint32_t groups = lws_div_up(n, t.elementwise_wg);
-    if (groups > t.max_groups_1d) groups = t.max_groups_1d;
     lws_op_reads(cmd, in, 0, in_bytes);
     lws_op_writes(cmd, out, 0, out_bytes);
-    lws_cmd_dispatch(cmd, pipe, &push, sizeof push, groups ? groups : 1, 1, 1);
+    lws_cmd_dispatch(cmd, pipe, &push, sizeof push, groups, 1, 1);
     return LWS_OK;
 }

@@ -60,6 +60,12 @@ lws_status lws_op_require_f32(lws_cmd *cmd, const char *op, const char *names, c
                               uint32_t n);
 /* The shader of `name` for type t: name, name_bf16 or name_f16. */
 const char *lws_op_shader(char *buf, size_t size, const char *name, lws_dtype t);
+/* An element-wise kernel's pipeline (the shader of `name` for type t, as
+ * lws_op_shader names it; workgroups of the tuning's elementwise_wg) and its
+ * grid for n elements: one invocation each, capped at max_groups_1d (the
+ * shaders loop over the rest), at least 1. */
+lws_status lws_op_elementwise(lws_cmd *cmd, const char *name, lws_dtype t, uint64_t n,
+                              lws_pipeline **pipe, uint32_t *groups);
 
 #define LWS_OP_BUFS(...)                                                                           \
     (lws_buffer[]){__VA_ARGS__},                                                                   \

@@ -37,3 +37,14 @@ const char *lws_op_shader(char *buf, size_t size, const char *name, lws_dtype t)
     snprintf(buf, size, "%s%s", name, suffix);
     return buf;
 }
+
+lws_status lws_op_elementwise(lws_cmd *cmd, const char *name, lws_dtype t, uint64_t n,
+                              lws_pipeline **pipe, uint32_t *groups) {
+    lws_tuning tuning = lws_tuning_get(lws_cmd_context(cmd));
+    uint32_t spec[1] = {tuning.elementwise_wg};
+    char shader[48];
+    LWS_OP_PIPELINE(cmd, lws_op_shader(shader, sizeof shader, name, t), spec, 1, pipe);
+    uint64_t wanted = (n + tuning.elementwise_wg - 1) / tuning.elementwise_wg;
+    *groups = wanted > tuning.max_groups_1d ? tuning.max_groups_1d : wanted ? (uint32_t)wanted : 1;
+    return LWS_OK;
+}

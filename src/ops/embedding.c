@@ -64,20 +64,16 @@ lws_status lws_op_embedding_fwd(lws_cmd *cmd, lws_buffer out, lws_buffer table, 
                                 uint32_t n_tokens, uint32_t dim, uint32_t vocab) {
     LWS_TRY(embedding_check(cmd, "embedding_fwd", out, "out", table, "table", tokens, n_tokens, dim,
                             vocab));
-    lws_tuning t = lws_tuning_get(lws_cmd_context(cmd));
-    uint32_t spec[1] = {t.elementwise_wg};
     lws_pipeline *pipe;
-    char shader[48];
-    LWS_OP_PIPELINE(cmd, lws_op_shader(shader, sizeof shader, "embedding", out.dtype), spec, 1,
-                    &pipe);
+    uint32_t groups;
+    LWS_TRY(
+        lws_op_elementwise(cmd, "embedding", out.dtype, (uint64_t)n_tokens * dim, &pipe, &groups));
     embedding_push push = {out.addr, table.addr, tokens.addr, n_tokens, dim, vocab};
-    uint32_t groups = lws_div_up((uint64_t)n_tokens * dim, t.elementwise_wg);
-    if (groups > t.max_groups_1d) groups = t.max_groups_1d;
     /* Which table rows are read depends on the tokens: all of them. */
     lws_op_reads(cmd, tokens, 0, 4ull * n_tokens);
     lws_op_reads(cmd, table, 0, 4ull * vocab * dim);
     lws_op_writes(cmd, out, 0, (uint64_t)lws_dtype_bytes(out.dtype) * n_tokens * dim);
-    lws_cmd_dispatch(cmd, pipe, &push, sizeof push, groups ? groups : 1, 1, 1);
+    lws_cmd_dispatch(cmd, pipe, &push, sizeof push, groups, 1, 1);
     return LWS_OK;
 }
 

@@ -280,13 +280,20 @@ lws_status lws_op_matmul_batched(lws_cmd *cmd, lws_mm_layout layout, lws_buffer 
                                  lws_buffer b, uint32_t m, uint32_t n, uint32_t k, int accumulate,
                                  uint32_t batch, uint64_t stride_c, uint64_t stride_a,
                                  uint64_t stride_b) {
-    /* Matrix units where the context has them and takes the problem. */
     lws_matmul_args args = {layout, c,          a,     b,        m,        n,
                             k,      accumulate, batch, stride_c, stride_a, stride_b};
+    /* A weight gradient with few tiles, in slices of k (ops/matmul_split.c). */
     int handled = 0;
-    lws_status fast = lws_matmul_fast(cmd, &args, &handled);
+    lws_status split = lws_matmul_split_k(cmd, &args, &handled);
+    if (handled || split != LWS_OK) return split;
+    return lws_matmul_whole(cmd, &args);
+}
+
+lws_status lws_matmul_whole(lws_cmd *cmd, const lws_matmul_args *p) {
+    int handled = 0;
+    lws_status fast = lws_matmul_fast(cmd, p, &handled);
     if (handled || fast != LWS_OK) return fast;
-    return lws_matmul_portable(cmd, &args);
+    return lws_matmul_portable(cmd, p);
 }
 
 lws_status lws_matmul_portable(lws_cmd *cmd, const lws_matmul_args *args) {

@@ -131,6 +131,40 @@ typedef struct lws_matmul_args {
     uint64_t stride_c, stride_a, stride_b; /* elements */
 } lws_matmul_args;
 
+/* The problem as one product, never split over k: on the fast path where it
+ * takes the problem, else the portable kernel. */
+lws_status lws_matmul_whole(lws_cmd *cmd, const lws_matmul_args *p);
+
+/* ---- a weight gradient split over k (ops/matmul_split.c) --------------------
+ *
+ * In a command buffer with scratch (lws_cmd_set_scratch), a TN product of one
+ * matrix (batch 1) whose output has fewer workgroups than the tuning's
+ * mm_min_groups, even at its smallest tiles (the fast path's, where it takes
+ * the problem), is cut into slices of k (the tuning's mm_split_k_max at most,
+ * each at least mm_split_k_depth deep): the slices' products write fp32
+ * partial sums into scratch, and their sum in slice order (lws_op_sum_slices)
+ * is added into C after the caller's next barrier (lws_cmd_defer). The caller
+ * leaves C alone until a second barrier; the model's weight gradients are
+ * written once per command buffer. lws_op_matmul_batched does this by itself
+ * where the scratch has room for the partials (fewer slices where it is short). */
+/* out (+)= parts[0] + .. + parts[slices - 1], each [n] in fp32 summed in that
+ * order; out f32, bf16 or f16 (rounded once). */
+lws_status lws_op_sum_slices(lws_cmd *cmd, lws_buffer out, lws_buffer parts, uint32_t slices,
+                             uint32_t n, int accumulate);
+/* The slices p would be cut into on the fast path (fast = 1) or the portable
+ * one; 1: none. */
+uint32_t lws_matmul_split_slices(lws_context *ctx, const lws_matmul_args *p, int fast);
+/* Scratch bytes a TN product of M x N over K may take (either path), for
+ * memory plans; 0 when it is not split. */
+uint64_t lws_matmul_split_bytes(lws_context *ctx, uint32_t m, uint32_t n, uint32_t k);
+/* Records p split when the context's choice and the scratch say so
+ * (*handled = 1), else records nothing. */
+lws_status lws_matmul_split_k(lws_cmd *cmd, const lws_matmul_args *p, int *handled);
+/* The same with the number of slices given (tests); the slices are of
+ * depth ceil(K / slices) rounded up to 16, so fewer when K is short. */
+lws_status lws_matmul_split_with(lws_cmd *cmd, const lws_matmul_args *p, uint32_t slices,
+                                 int *handled);
+
 /* The portable fp32 kernel alone (what lws_op_matmul_batched runs when the
  * fast path does not take the problem). */
 lws_status lws_matmul_portable(lws_cmd *cmd, const lws_matmul_args *p);

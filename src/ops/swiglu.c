@@ -11,12 +11,6 @@ typedef struct swiglu_bwd_push {
     uint32_t n;
 } swiglu_bwd_push;
 
-static uint32_t swiglu_groups(const lws_tuning *t, uint32_t n) {
-    uint32_t groups = lws_div_up(n, t->elementwise_wg);
-    if (groups > t->max_groups_1d) groups = t->max_groups_1d;
-    return groups ? groups : 1;
-}
-
 lws_status lws_op_swiglu_fwd(lws_cmd *cmd, lws_buffer h, lws_buffer a, lws_buffer b, uint32_t n) {
     lws_dtype type;
     LWS_OP_ELEM(cmd, "swiglu_fwd", &type, "h, a, b", h, a, b);
@@ -24,16 +18,14 @@ lws_status lws_op_swiglu_fwd(lws_cmd *cmd, lws_buffer h, lws_buffer a, lws_buffe
     LWS_OP_REQUIRE(cmd, h.size >= bytes && a.size >= bytes && b.size >= bytes,
                    "swiglu_fwd: h, a or b holds fewer than n = %u elements of %s", n,
                    lws_dtype_name(type));
-    lws_tuning t = lws_tuning_get(lws_cmd_context(cmd));
-    uint32_t spec[1] = {t.elementwise_wg};
     lws_pipeline *pipe;
-    char shader[48];
-    LWS_OP_PIPELINE(cmd, lws_op_shader(shader, sizeof shader, "swiglu", type), spec, 1, &pipe);
+    uint32_t groups;
+    LWS_TRY(lws_op_elementwise(cmd, "swiglu", type, n, &pipe, &groups));
     swiglu_push push = {h.addr, a.addr, b.addr, n};
     lws_op_reads(cmd, a, 0, bytes);
     lws_op_reads(cmd, b, 0, bytes);
     lws_op_writes(cmd, h, 0, bytes);
-    lws_cmd_dispatch(cmd, pipe, &push, sizeof push, swiglu_groups(&t, n), 1, 1);
+    lws_cmd_dispatch(cmd, pipe, &push, sizeof push, groups, 1, 1);
     return LWS_OK;
 }
 
@@ -47,17 +39,15 @@ lws_status lws_op_swiglu_bwd(lws_cmd *cmd, lws_buffer da, lws_buffer db, lws_buf
                        b.size >= bytes,
                    "swiglu_bwd: da, db, dh, a or b holds fewer than n = %u elements of %s", n,
                    lws_dtype_name(type));
-    lws_tuning t = lws_tuning_get(lws_cmd_context(cmd));
-    uint32_t spec[1] = {t.elementwise_wg};
     lws_pipeline *pipe;
-    char shader[48];
-    LWS_OP_PIPELINE(cmd, lws_op_shader(shader, sizeof shader, "swiglu_bwd", type), spec, 1, &pipe);
+    uint32_t groups;
+    LWS_TRY(lws_op_elementwise(cmd, "swiglu_bwd", type, n, &pipe, &groups));
     swiglu_bwd_push push = {da.addr, db.addr, dh.addr, a.addr, b.addr, n};
     lws_op_reads(cmd, dh, 0, bytes);
     lws_op_reads(cmd, a, 0, bytes);
     lws_op_reads(cmd, b, 0, bytes);
     lws_op_writes(cmd, da, 0, bytes);
     lws_op_writes(cmd, db, 0, bytes);
-    lws_cmd_dispatch(cmd, pipe, &push, sizeof push, swiglu_groups(&t, n), 1, 1);
+    lws_cmd_dispatch(cmd, pipe, &push, sizeof push, groups, 1, 1);
     return LWS_OK;
 }

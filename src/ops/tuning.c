@@ -35,6 +35,16 @@ void lws_tuning_for(const lws_device_caps *caps, lws_tuning *t) {
     /* A GPU has tens to a hundred and more compute units, each wanting a
      * couple of workgroups in flight. */
     t->mm_min_groups = 128;
+    /* Split over k: a weight gradient dW[M, N] sums over every token of the
+     * micro-batch (K = 8192 at 8 x 1024) but may have few tiles: crown-18l's
+     * dWk [192, 768] is 12 tiles of 128x128, a tenth of an H100's 132
+     * multiprocessors. Such a product is cut into up to 16 slices of at
+     * least 256 tokens, each a batch entry writing fp32 partial sums, summed
+     * in a fixed order after the caller's next barrier (ops/matmul_split.c):
+     * the partials cost 2 x 4 bytes per output per slice against 2 x 256
+     * FLOPs. From this arithmetic, not measured on a GPU. */
+    t->mm_split_k_max = 16;
+    t->mm_split_k_depth = 256;
     if (caps->vendor_id == 0x10005 || !caps->vendor_id) {
         /* lavapipe (CPU): every shared-memory access is a loop over the SIMD
          * lanes (~250 instructions for a vec4) while an FMA is one vector
@@ -53,6 +63,9 @@ void lws_tuning_for(const lws_device_caps *caps, lws_tuning *t) {
         /* lavapipe spreads workgroups over one thread per core; a few per
          * thread balance uneven tiles. */
         t->mm_min_groups = 8;
+        /* Smaller tiles reach 8 workgroups for every model shape; a second
+         * pass over partial sums only costs a CPU. */
+        t->mm_split_k_max = 1;
         /* Rows: one invocation per row, its SIMD lanes on neighbouring rows,
          * no barriers in the sum. Tiny crown step (2048 x 64 rows): RMSNorm
          * forward 30 ms with 1, 47 ms with 8, 284 ms with 128 invocations

@@ -14,6 +14,10 @@ typedef struct lws_tuning {
     uint32_t mm_tile_m, mm_tile_n, mm_tile_k;
     uint32_t mm_wg_x, mm_wg_y; /* invocations; each owns (TILE_M/wg_y) x (TILE_N/wg_x) */
     uint32_t mm_min_groups;    /* tiles shrink (down to 4x4 per invocation) to reach this many */
+    /* TN products (weight gradients) with fewer workgroups than mm_min_groups
+     * at their smallest tiles are cut into up to mm_split_k_max slices of k,
+     * each at least mm_split_k_depth deep (1: never) */
+    uint32_t mm_split_k_max, mm_split_k_depth;
     /* attention: BLOCK_Q query rows x BLOCK_KV key rows per step */
     uint32_t attn_block_q, attn_block_kv;
     uint32_t attn_rows_per_invocation; /* rows each invocation (or lane group) owns */

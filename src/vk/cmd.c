@@ -12,6 +12,20 @@ struct lws_cmd {
     lws_hazards *hz; /* NULL unless the context checks hazards */
     uint32_t barriers, dispatches;
     int counted; /* barrier and dispatch counts added to the context */
+    /* Work left to run after the next barrier (lws_cmd_defer). */
+    struct deferred {
+        lws_deferred_fn fn;
+        uint64_t arg[LWS_DEFERRED_ARG_BYTES / 8];
+    } deferred[LWS_DEFERRED_MAX];
+    uint32_t n_deferred;
+    /* Scratch (lws_cmd_set_scratch): regions in use, each free again once
+     * `phase` reaches its free_at. phase counts lws_cmd_barrier calls. */
+    lws_buffer scratch;
+    struct scratch_region {
+        VkDeviceSize offset, bytes;
+        uint32_t free_at;
+    } regions[LWS_DEFERRED_MAX];
+    uint32_t n_regions, phase;
 };
 
 struct lws_timer {
@@ -146,16 +160,99 @@ void lws_cmd_dispatch(lws_cmd *cmd, lws_pipeline *pipe, const void *push, uint32
             }
 }
 
+/* Records the work deferred to after the barrier just recorded. */
+static void run_deferred(lws_cmd *cmd) {
+    struct deferred work[LWS_DEFERRED_MAX];
+    uint32_t n = cmd->n_deferred;
+    memcpy(work, cmd->deferred, n * sizeof *work);
+    cmd->n_deferred = 0; /* the work may defer more, to the barrier after */
+    for (uint32_t i = 0; i < n; i++) work[i].fn(cmd, work[i].arg);
+}
+
 void lws_cmd_barrier(lws_cmd *cmd) {
+    cmd->phase++;
     /* LWS_SKIP_BARRIER=N: the N-th barrier of the context is left out, so a
      * test can check that the hazard checker notices. */
-    if (++cmd->ctx->barrier_calls == cmd->ctx->skip_barrier) return;
-    full_barrier(cmd->cb);
-    cmd->barriers++;
-    if (!cmd->hz) return;
-    if (cmd->status != LWS_OK) lws_hazards_clear_pending(cmd->hz);
-    lws_status s = lws_hazards_barrier(cmd->hz);
-    if (cmd->status == LWS_OK) lws_cmd_fail(cmd, s);
+    if (++cmd->ctx->barrier_calls != cmd->ctx->skip_barrier) {
+        full_barrier(cmd->cb);
+        cmd->barriers++;
+        if (cmd->hz) {
+            if (cmd->status != LWS_OK) lws_hazards_clear_pending(cmd->hz);
+            lws_status s = lws_hazards_barrier(cmd->hz);
+            if (cmd->status == LWS_OK) lws_cmd_fail(cmd, s);
+        }
+    }
+    run_deferred(cmd);
+}
+
+lws_status lws_cmd_defer(lws_cmd *cmd, lws_deferred_fn fn, const void *arg, size_t bytes) {
+    if (cmd->n_deferred == LWS_DEFERRED_MAX || bytes > LWS_DEFERRED_ARG_BYTES)
+        return lws_cmd_fail(cmd, lws_fail(LWS_ERR_INVALID,
+                                          "lws_cmd_defer: %u pieces of work are waiting for the "
+                                          "next barrier (at most %d), this one of %zu bytes "
+                                          "(at most %d)",
+                                          cmd->n_deferred, LWS_DEFERRED_MAX, bytes,
+                                          LWS_DEFERRED_ARG_BYTES));
+    struct deferred *d = &cmd->deferred[cmd->n_deferred++];
+    d->fn = fn;
+    memcpy(d->arg, arg, bytes);
+    return LWS_OK;
+}
+
+void lws_cmd_settle(lws_cmd *cmd) {
+    while (cmd->n_deferred) lws_cmd_barrier(cmd);
+}
+
+void lws_cmd_set_scratch(lws_cmd *cmd, lws_buffer scratch) {
+    cmd->scratch = scratch;
+    cmd->n_regions = 0;
+}
+
+/* Drops the regions free by now; the rest stay sorted by offset. */
+static void release_regions(lws_cmd *cmd) {
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < cmd->n_regions; i++)
+        if (cmd->regions[i].free_at > cmd->phase) cmd->regions[kept++] = cmd->regions[i];
+    cmd->n_regions = kept;
+}
+
+/* The free gap before region i (i = n_regions: the gap after the last). */
+static void scratch_gap(const lws_cmd *cmd, uint32_t i, VkDeviceSize *start, VkDeviceSize *end) {
+    *start = i ? cmd->regions[i - 1].offset + cmd->regions[i - 1].bytes : 0;
+    *end = i < cmd->n_regions ? cmd->regions[i].offset : cmd->scratch.size;
+}
+
+#define SCRATCH_ALIGN 256
+
+VkDeviceSize lws_cmd_scratch_room(lws_cmd *cmd) {
+    if (!cmd->scratch.buffer || cmd->n_regions == LWS_DEFERRED_MAX) return 0;
+    release_regions(cmd);
+    VkDeviceSize most = 0;
+    for (uint32_t i = 0; i <= cmd->n_regions; i++) {
+        VkDeviceSize start, end;
+        scratch_gap(cmd, i, &start, &end);
+        start = (start + SCRATCH_ALIGN - 1) / SCRATCH_ALIGN * SCRATCH_ALIGN;
+        if (end > start && end - start > most) most = end - start;
+    }
+    return most;
+}
+
+int lws_cmd_scratch_take(lws_cmd *cmd, VkDeviceSize bytes, uint32_t barriers, lws_buffer *out) {
+    if (!cmd->scratch.buffer || !bytes || cmd->n_regions == LWS_DEFERRED_MAX) return 0;
+    release_regions(cmd);
+    for (uint32_t i = 0; i <= cmd->n_regions; i++) {
+        VkDeviceSize start, end;
+        scratch_gap(cmd, i, &start, &end);
+        start = (start + SCRATCH_ALIGN - 1) / SCRATCH_ALIGN * SCRATCH_ALIGN;
+        if (end < start || end - start < bytes) continue;
+        memmove(&cmd->regions[i + 1], &cmd->regions[i],
+                (cmd->n_regions - i) * sizeof cmd->regions[0]);
+        cmd->regions[i] = (struct scratch_region){start, bytes, cmd->phase + barriers};
+        cmd->n_regions++;
+        *out = lws_buffer_slice(cmd->scratch, start, bytes);
+        return 1;
+    }
+    return 0;
 }
 
 void lws_cmd_barrier_stats(const lws_cmd *cmd, uint32_t *total, uint32_t *unneeded) {
@@ -203,6 +300,7 @@ lws_status lws_cmd_fail(lws_cmd *cmd, lws_status s) {
 }
 
 lws_status lws_cmd_end(lws_cmd *cmd) {
+    lws_cmd_settle(cmd);
     if (cmd->hz) {
         if (cmd->status != LWS_OK) lws_hazards_clear_pending(cmd->hz);
         lws_status s = lws_hazards_end(cmd->hz);
