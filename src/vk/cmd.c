@@ -195,7 +195,7 @@ lws_status lws_cmd_defer(lws_cmd *cmd, lws_deferred_fn fn, const void *arg, size
                                           LWS_DEFERRED_ARG_BYTES));
     struct deferred *d = &cmd->deferred[cmd->n_deferred++];
     d->fn = fn;
-    memcpy(d->arg, arg, bytes);
+    if (bytes) memcpy(d->arg, arg, bytes);
     return LWS_OK;
 }
 
