@@ -11,7 +11,7 @@ check "devices names the matmul path" '[[ "$out" == *"matmul path       portable
 json=$("$lws" devices --json)
 check "devices --json has the matmul path" 'echo "$json" | /usr/bin/python3 -c "import json,sys; d=json.load(sys.stdin); assert d[0][\"matmul_path\"] in (\"portable\", \"coopmat-nv\", \"coopmat-khr\") and d[0][\"matmul_path_detail\"]"'
 check "devices names the attention form" '[[ "$out" == *"attention         row form: "* ]]'
-check "devices --json has the attention form" 'echo "$json" | /usr/bin/python3 -c "import json,sys; d=json.load(sys.stdin); assert d[0][\"attention_form\"] == \"row\" and d[0][\"attention_form_detail\"]"'
+check "devices --json has the attention form" 'echo "$json" | /usr/bin/python3 -c "import json,sys; d=json.load(sys.stdin); assert d[0][\"attention_form\"] == \"row\" and d[0][\"attention_forward\"] == \"row\" and d[0][\"attention_form_detail\"]"'
 
 check "devices --json is JSON with a name" 'echo "$json" | /usr/bin/python3 -c "import json,sys; d=json.load(sys.stdin); assert d[0][\"name\"] and d[0][\"subgroup_size\"] > 0"'
 set +e
