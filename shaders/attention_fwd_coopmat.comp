@@ -5,7 +5,9 @@
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
+#if !defined(COOPMAT_EMU)
 #extension GL_KHR_memory_scope_semantics : require
+#endif
 // Causal GQA attention forward on matrix units (cooperative matrices): the
 // math of attention_fwd.comp, one workgroup per (block of B query rows,
 // query head, sequence), walking key/value blocks of B rows with an online
@@ -51,13 +53,16 @@
 // and CK; head_dim = HEAD_DIM_MAX exactly (a multiple of CK and CN), so the
 // fragment loops are unrolled. Shared rows are padded by 16 bytes (aligned
 // for the matrix loads, spread over banks).
-// variants: attention_fwd_cm_nv=COOPMAT_NV attention_fwd_cm_nv_bf16=COOPMAT_NV,ELEM_BF16 attention_fwd_cm_nv_f16=COOPMAT_NV,ELEM_F16
+// Variants: NV and KHR matrix units; and the emulation (attention_fwd_cm_emu,
+// COOPMAT_EMU below), the matrix operations on the SIMT lanes, so that the
+// rest of the kernel runs in the tests on devices without matrix units.
+// variants: attention_fwd_cm_nv=COOPMAT_NV attention_fwd_cm_nv_bf16=COOPMAT_NV,ELEM_BF16 attention_fwd_cm_nv_f16=COOPMAT_NV,ELEM_F16 attention_fwd_cm_emu=COOPMAT_EMU attention_fwd_cm_emu_bf16=COOPMAT_EMU,ELEM_BF16 attention_fwd_cm_emu_f16=COOPMAT_EMU,ELEM_F16
 // variants-if LWS_GLSLANG_KHR_COOPMAT: attention_fwd_cm_khr=COOPMAT_KHR attention_fwd_cm_khr_bf16=COOPMAT_KHR,ELEM_BF16 attention_fwd_cm_khr_f16=COOPMAT_KHR,ELEM_F16
 #include "lws.glsl"
 #include "attention.glsl"
 
-#if defined(COOPMAT_NV) + defined(COOPMAT_KHR) != 1
-#error "attention_fwd_coopmat.comp: define exactly one of COOPMAT_NV, COOPMAT_KHR"
+#if defined(COOPMAT_NV) + defined(COOPMAT_KHR) + defined(COOPMAT_EMU) != 1
+#error "attention_fwd_coopmat.comp: define exactly one of COOPMAT_NV, COOPMAT_KHR, COOPMAT_EMU"
 #endif
 
 // The matrix-unit shape (fp16 x fp16 -> fp32, listed by the device).
@@ -95,7 +100,9 @@ vec4 reg[LOADS];
 #define LOAD(m, arr, at, stride, col_major) coopMatLoadNV(m, arr, at, stride, col_major)
 #define STORE(m, arr, at, stride) coopMatStoreNV(m, arr, at, stride, false)
 #define MULADD(a, b, c) coopMatMulAddNV(a, b, c)
-#else
+#define ZERO_C(m) m = MAT_C(0.0)
+#define MM_UNROLL [[unroll]]
+#elif defined(COOPMAT_KHR)
 #extension GL_KHR_cooperative_matrix : require
 #define MAT_A coopmat<float16_t, gl_ScopeSubgroup, CM, CK, gl_MatrixUseA>
 #define MAT_B coopmat<float16_t, gl_ScopeSubgroup, CK, CN, gl_MatrixUseB>
@@ -106,9 +113,87 @@ vec4 reg[LOADS];
                           : gl_CooperativeMatrixLayoutRowMajor)
 #define STORE(m, arr, at, stride) coopMatStore(m, arr, at, stride, gl_CooperativeMatrixLayoutRowMajor)
 #define MULADD(a, b, c) coopMatMulAdd(a, b, c)
+#define ZERO_C(m) m = MAT_C(0.0)
+#define MM_UNROLL [[unroll]]
+#else
+// COOPMAT_EMU: the matrix operations on the SIMT lanes, so the kernel's data
+// flow (layouts, strides, masks, scaling, the softmax, barriers) runs and is
+// tested on devices without matrix units (the host passes the shape
+// 16x16x16). An operand is where its fp16 elements lie in shared memory
+// (q stays in q_sh, as k_sh is reused); the one accumulator a subgroup uses
+// at a time lives in emu_acc, lane l owning elements l, l + subgroup size,
+// ..., which it alone loads, updates (fp32 sums in k order) and stores.
+// Shared memory beyond the kernel's: q_sh and emu_acc (the host adds them).
+const uint EMU = 16;
+shared float16_t q_sh[B * KV_STRIDE];
+shared float emu_acc[WARPS * EMU * EMU];
+struct EmuOp {
+    uint src; // 0 q_sh, 1 k_sh, 2 v_sh, 3 p_sh
+    uint at, stride;
+    bool col_major;
+};
+#define MAT_A EmuOp
+#define MAT_B EmuOp
+#define MAT_C uint // the subgroup's slot of emu_acc
+// Two levels, so that a macro naming the array (Q_STAGE) is expanded first.
+#define LOAD(m, arr, at, stride, col_major) EMU_LOAD(m, arr, at, stride, col_major)
+#define EMU_LOAD(m, arr, at, stride, col_major) emu_load_##arr(m, at, stride, col_major)
+#define STORE(m, arr, at, stride) EMU_STORE(arr, at, stride)
+#define EMU_STORE(arr, at, stride) emu_store_##arr(at, stride)
+#define ZERO_C(m) m = emu_zero()
+#define MULADD(a, b, c) emu_muladd(a, b)
+// Its loops stay loops: unrolled, it takes minutes to compile on a CPU
+// driver (whose small subgroups make LOADS large).
+#define MM_UNROLL [[dont_unroll]]
+void emu_load_q_sh(out EmuOp m, uint at, uint stride, bool col) { m = EmuOp(0, at, stride, col); }
+void emu_load_k_sh(out EmuOp m, uint at, uint stride, bool col) { m = EmuOp(1, at, stride, col); }
+void emu_load_v_sh(out EmuOp m, uint at, uint stride, bool col) { m = EmuOp(2, at, stride, col); }
+void emu_load_p_sh(out EmuOp m, uint at, uint stride, bool col) { m = EmuOp(3, at, stride, col); }
+float emu_elem(EmuOp m, uint r, uint c) {
+    uint i = m.col_major ? m.at + c * m.stride + r : m.at + r * m.stride + c;
+    if (m.src == 0) return float(q_sh[i]);
+    if (m.src == 1) return float(k_sh[i]);
+    if (m.src == 2) return float(v_sh[i]);
+    return float(p_sh[i]);
+}
+// The subgroup's invocations need not all be active (a driver may run a
+// workgroup in partial subgroups), so the elements are dealt among the
+// active ones, the same way in every call.
+#define EMU_OWN(e)                                                                                 \
+    uint lane_ = subgroupExclusiveAdd(1u), lanes_ = subgroupAdd(1u);                               \
+    for (uint e = lane_; e < EMU * EMU; e += lanes_)
+uint emu_zero() {
+    EMU_OWN(e) emu_acc[gl_SubgroupID * EMU * EMU + e] = 0.0;
+    return 0;
+}
+void emu_load_o_sh(out uint m, uint at, uint stride, bool col) {
+    EMU_OWN(e) emu_acc[gl_SubgroupID * EMU * EMU + e] = o_sh[at + (e / EMU) * stride + e % EMU];
+    m = 0;
+}
+void emu_store_o_sh(uint at, uint stride) {
+    EMU_OWN(e) o_sh[at + (e / EMU) * stride + e % EMU] = emu_acc[gl_SubgroupID * EMU * EMU + e];
+}
+void emu_store_s_sh(uint at, uint stride) {
+    EMU_OWN(e) s_sh[at + (e / EMU) * stride + e % EMU] = emu_acc[gl_SubgroupID * EMU * EMU + e];
+}
+uint emu_muladd(EmuOp a, EmuOp b) {
+    EMU_OWN(e) {
+        float sum = emu_acc[gl_SubgroupID * EMU * EMU + e];
+        for (uint k = 0; k < EMU; k++) sum += emu_elem(a, e / EMU, k) * emu_elem(b, k, e % EMU);
+        emu_acc[gl_SubgroupID * EMU * EMU + e] = sum;
+    }
+    return 0;
+}
 #endif
 
 MAT_A q_frag[D / CK]; // the subgroup's strip of q (CM x D), scaled
+// Where q is staged on its way into q_frag: k_sh (free until the first key
+// block), or q_sh in the emulation, whose operands stay in shared memory.
+#if defined(COOPMAT_EMU)
+#define Q_STAGE q_sh
+#else
+#define Q_STAGE k_sh
+#endif
 
 // fp16 rounding to nearest even on every device (a driver's own conversion
 // may truncate): the rounded value is found in fp32, and converting it is
@@ -120,7 +205,7 @@ float16_t to_f16(float x) { return float16_t(unpackHalf2x16(lws_float_to_f16(x))
 // every subgroup writes its slot, so none is stale.
 void fetch_block(Elem4s src, uint heads, uint head, uint b, uint row0, uint slot) {
     float mx = 0.0;
-    [[unroll]] for (uint i = 0; i < LOADS; i++) {
+    MM_UNROLL for (uint i = 0; i < LOADS; i++) {
         uint e = i * WG + gl_LocalInvocationIndex, r = e / DV4;
         vec4 x = vec4(0.0);
         if (e < B * DV4 && row0 + r < pc.seq)
@@ -147,7 +232,7 @@ float block_scale(uint slot) {
 
 // reg times `scale`, rounded to fp16, into a (B, D) shared tile.
 #define STORE_BLOCK(tile, scale)                                                                   \
-    [[unroll]] for (uint i_ = 0; i_ < LOADS; i_++) {                                               \
+    MM_UNROLL for (uint i_ = 0; i_ < LOADS; i_++) {                                               \
         uint e_ = i_ * WG + gl_LocalInvocationIndex;                                               \
         if (e_ < B * DV4) {                                                                        \
             uint at_ = (e_ / DV4) * KV_STRIDE + (e_ % DV4) * 4;                                    \
@@ -157,9 +242,10 @@ float block_scale(uint slot) {
 
 // S strip (rows row0 .., all B keys) = Q . K^T into s_sh.
 void scores(uint row0) {
-    [[unroll]] for (uint n = 0; n < B / CN; n++) {
-        MAT_C acc = MAT_C(0.0);
-        [[unroll]] for (uint kk = 0; kk < D / CK; kk++) {
+    MM_UNROLL for (uint n = 0; n < B / CN; n++) {
+        MAT_C acc;
+        ZERO_C(acc);
+        MM_UNROLL for (uint kk = 0; kk < D / CK; kk++) {
             MAT_B kf; // element (d, key) at key * KV_STRIDE + d: column-major
             LOAD(kf, k_sh, n * CN * KV_STRIDE + kk * CK, KV_STRIDE, true);
             acc = MULADD(q_frag[kk], kf, acc);
@@ -171,12 +257,12 @@ void scores(uint row0) {
 // o_sh strip (rows row0 .., all D columns) += P . V.
 void accumulate(uint row0) {
     MAT_A pf[B / CK];
-    [[unroll]] for (uint kk = 0; kk < B / CK; kk++)
+    MM_UNROLL for (uint kk = 0; kk < B / CK; kk++)
         LOAD(pf[kk], p_sh, row0 * P_STRIDE + kk * CK, P_STRIDE, false);
-    [[unroll]] for (uint n = 0; n < D / CN; n++) {
+    MM_UNROLL for (uint n = 0; n < D / CN; n++) {
         MAT_C acc;
         LOAD(acc, o_sh, row0 * O_STRIDE + n * CN, O_STRIDE, false);
-        [[unroll]] for (uint kk = 0; kk < B / CK; kk++) {
+        MM_UNROLL for (uint kk = 0; kk < B / CK; kk++) {
             MAT_B vf; // element (key, d) at key * KV_STRIDE + d: row-major
             LOAD(vf, v_sh, kk * CK * KV_STRIDE + n * CN, KV_STRIDE, false);
             acc = MULADD(pf[kk], vf, acc);
@@ -217,11 +303,11 @@ void main() {
     const uint q0 = gl_WorkGroupID.x * B, h = gl_WorkGroupID.y, b = gl_WorkGroupID.z;
     const uint kvh = h / (pc.q_heads / pc.kv_heads);
 
-    // q, scaled and rounded, staged through k_sh into each strip's fragments.
+    // q, scaled and rounded, staged into each strip's fragments.
     fetch_block(pc.q, pc.q_heads, h, b, q0, 0);
     barrier();
     const float sq = block_scale(0), inv_q = 1.0 / sq;
-    STORE_BLOCK(k_sh, sq);
+    STORE_BLOCK(Q_STAGE, sq);
     for (uint e = u; e < B * O_STRIDE; e += WG) o_sh[e] = 0.0;
     for (uint r = u; r < B; r += WG) {
         m_sh[r] = MASKED;
@@ -229,8 +315,8 @@ void main() {
     }
     barrier();
     if (owner)
-        [[unroll]] for (uint kk = 0; kk < D / CK; kk++)
-            LOAD(q_frag[kk], k_sh, row0 * KV_STRIDE + kk * CK, KV_STRIDE, false);
+        MM_UNROLL for (uint kk = 0; kk < D / CK; kk++)
+            LOAD(q_frag[kk], Q_STAGE, row0 * KV_STRIDE + kk * CK, KV_STRIDE, false);
 
     // Keys after the block's last query row are masked for all of its rows;
     // the blocks are aligned, so each row sees at least one key per block.

@@ -6,7 +6,11 @@
  * check at first use and is then used; one that records it with the scale
  * perturbed fails the check, which warns on stderr, keeps the verdict and
  * runs the tuning's form (outputs match the fp64 reference); LWS_ATTENTION
- * parsing and its errors; the plans on made-up devices.
+ * parsing and its errors; the plans on made-up devices. And the kernel's
+ * own data flow with its matrix operations emulated on the SIMT lanes
+ * (lws_attention_fwd_emulated: the same shader, its fp16 roundings, blocks,
+ * masks, scaling, softmax and barriers) against the fp64 reference, with
+ * the kernel's tolerance, at every subgroup size; and it passes the check.
  *
  * Where the device has matrix units: the kernel itself (LWS_ATTENTION=
  * coopmat) against the fp64 reference of tests/test_attention.c at head_dim
@@ -34,6 +38,7 @@
 
 typedef struct shape {
     uint32_t batch, seq, q_heads, kv_heads, head_dim;
+    double qk_std, v_std; /* of the inputs; 0 for 1 */
 } shape;
 
 /* Guard elements on each side of o and lse: NaN before the run and after. */
@@ -75,8 +80,9 @@ static void check_forward(lws_context *ctx, test_rng *rng, shape s, lws_dtype t,
     size_t nkv = (size_t)s.batch * s.seq * s.kv_heads * s.head_dim;
     size_t rows = (size_t)s.batch * s.seq * s.q_heads;
     float scale = (float)(1.0 / sqrt(s.head_dim));
-    float *q = test_random_floats(rng, nq, 1.0), *k = test_random_floats(rng, nkv, 1.0);
-    float *v = test_random_floats(rng, nkv, 1.0);
+    double qk_std = s.qk_std > 0 ? s.qk_std : 1.0, v_std = s.v_std > 0 ? s.v_std : 1.0;
+    float *q = test_random_floats(rng, nq, qk_std), *k = test_random_floats(rng, nkv, qk_std);
+    float *v = test_random_floats(rng, nkv, v_std);
     double vmax = 0;
     for (size_t i = 0; i < nkv; i++) v[i] = test_round(v[i], t), vmax = fmax(vmax, fabs(v[i]));
     for (size_t i = 0; i < nq; i++) q[i] = test_round(q[i], t);
@@ -108,8 +114,8 @@ static void check_forward(lws_context *ctx, test_rng *rng, shape s, lws_dtype t,
     test_download(ctx, lse_all, lse, rows + 2 * GUARD);
 
     char what[192];
-    snprintf(what, sizeof what, "batch=%u seq=%u heads=%u/%u head_dim=%u [%s]", s.batch, s.seq,
-             s.q_heads, s.kv_heads, s.head_dim, lws_dtype_name(t));
+    snprintf(what, sizeof what, "batch=%u seq=%u heads=%u/%u head_dim=%u std %g/%g [%s]", s.batch,
+             s.seq, s.q_heads, s.kv_heads, s.head_dim, qk_std, v_std, lws_dtype_name(t));
     double out_u = test_unit_roundoff(t), o_peak = 0;
     for (size_t i = 0; i < nq; i++) o_peak = fmax(o_peak, fabs(o_ref[i]));
     double o_tol = (o_u > 0 ? o_u * vmax : 0) + 3e-5 + out_u * o_peak;
@@ -261,6 +267,33 @@ static void check_host_logic(lws_context *ctx, test_rng *rng) {
     lws_context_set_attention_verdict(ctx, 0);
 }
 
+/* ---- the kernel's data flow, every device: its matrix operations emulated ---- */
+
+static void check_emulated(lws_context *ctx, test_rng *rng) {
+    const double u = 1.0 / 2048.0;
+    lws_attention_fast_hook(lws_attention_fwd_emulated);
+    setenv("LWS_ATTENTION", "coopmat", 1);
+    /* Three pipelines (each a compile of seconds on lavapipe): head_dim 64
+     * in fp32 (blocks of 32 rows, or 16 where lavapipe's 32 KiB are short),
+     * 128 in bf16 (16), 48 in fp16 (a multiple of 16, not of 32). */
+    const shape shapes[] = {
+        {1, 1, 1, 1, 64}, {2, 77, 4, 2, 64}, {1, 70, 2, 1, 128}, {1, 45, 3, 1, 48}};
+    const lws_dtype types[] = {LWS_F32, LWS_F32, LWS_BF16, LWS_F16};
+    for (int i = 0; i < 4; i++)
+        check_forward(ctx, rng, shapes[i], types[i], 12 * u, 9 * u, 4 * u, 1);
+    /* Magnitudes fp16 cannot hold unscaled (q, k below its normal range,
+     * v beyond 65504): the power-of-two block scaling keeps the errors
+     * relative to the blocks' largest elements. */
+    check_forward(ctx, rng, (shape){1, 40, 2, 1, 64, 1e-6, 1e5}, LWS_F32, 12 * u, 9 * u, 4 * u, 1);
+    /* The check at first use passes it. */
+    unsetenv("LWS_ATTENTION");
+    lws_context_set_attention_verdict(ctx, 0);
+    check_forward(ctx, rng, (shape){1, 50, 2, 1, 64}, LWS_F32, 12 * u, 9 * u, 4 * u, 1);
+    CHECK(lws_context_attention_verdict(ctx) == 1, "the emulated kernel passes the check");
+    lws_attention_fast_hook(NULL);
+    lws_context_set_attention_verdict(ctx, 0);
+}
+
 /* ---- the kernel, where the device has matrix units ---- */
 
 static void check_kernel(lws_context *ctx, test_rng *rng) {
@@ -289,6 +322,7 @@ int main(void) {
     test_rng rng;
     test_rng_seed(&rng, 23);
     check_host_logic(ctx, &rng);
+    check_emulated(ctx, &rng);
     lws_coopmat_shape shape;
     lws_coopmat_api api = lws_context_coopmat(ctx, &shape);
     if (api == LWS_COOPMAT_NONE) {

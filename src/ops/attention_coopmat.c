@@ -59,8 +59,10 @@ static uint32_t cm_shared_bytes(uint32_t block, uint32_t head_dim, uint32_t invo
            4 * block * (head_dim + 4) + 3 * 4 * block + 2 * 4 * invocations;
 }
 
-int lws_attention_cm_plan_for(const lws_device_caps *caps, lws_coopmat_shape s, uint32_t head_dim,
-                              lws_attention_cm_plan *out) {
+/* The plan, with `emulated` the emulation's shared memory added: q's block
+ * in fp16 and one 16 x 16 fp32 accumulator per subgroup. */
+static int plan_for(const lws_device_caps *caps, lws_coopmat_shape s, uint32_t head_dim,
+                    int emulated, lws_attention_cm_plan *out) {
     /* Blocks of 64 rows where they fit (64 KiB of shared memory at head_dim
      * 64), else 32 (41 KiB at head_dim 128: NVIDIA's 48 KiB), else 16; a
      * multiple of every side of the shape. The workgroup is sized for the
@@ -72,6 +74,7 @@ int lws_attention_cm_plan_for(const lws_device_caps *caps, lws_coopmat_shape s, 
         if (block % s.m || block % s.n || block % s.k) continue;
         uint32_t invocations = block / s.m * subgroup;
         uint32_t bytes = cm_shared_bytes(block, head_dim, invocations);
+        if (emulated) bytes += 2 * block * (head_dim + 8) + 4 * (block / s.m) * 256;
         if (bytes > caps->max_shared_memory || invocations > caps->max_workgroup_invocations)
             continue;
         *out = (lws_attention_cm_plan){block, invocations, bytes};
@@ -80,28 +83,46 @@ int lws_attention_cm_plan_for(const lws_device_caps *caps, lws_coopmat_shape s, 
     return 0;
 }
 
-/* Records the forward on the context's matrix units. */
-static lws_status cm_record(lws_cmd *cmd, const lws_attention_fwd_args *p) {
-    lws_context *ctx = lws_cmd_context(cmd);
-    const lws_device_caps *caps = lws_context_caps(ctx);
-    lws_coopmat_shape s;
-    lws_coopmat_api api = lws_context_coopmat(ctx, &s);
+int lws_attention_cm_plan_for(const lws_device_caps *caps, lws_coopmat_shape s, uint32_t head_dim,
+                              lws_attention_cm_plan *out) {
+    return plan_for(caps, s, head_dim, 0, out);
+}
+
+/* Records the forward with the kernel variant `base` (its element type's
+ * suffix added; attention_fwd_cm_emu, the emulation, takes more shared
+ * memory) at matrix shape s. */
+static lws_status cm_record_with(lws_cmd *cmd, const lws_attention_fwd_args *p, const char *base,
+                                 lws_coopmat_shape s) {
+    const lws_device_caps *caps = lws_context_caps(lws_cmd_context(cmd));
     lws_attention_cm_plan plan;
-    LWS_OP_REQUIRE(
-        cmd, api != LWS_COOPMAT_NONE && lws_attention_cm_plan_for(caps, s, p->head_dim, &plan),
-        "attention forward: the matrix-unit form does not take head_dim %u on device "
-        "%s (matrix shape %ux%ux%u, %u bytes of shared memory)",
-        p->head_dim, caps->name, s.m, s.n, s.k, caps->max_shared_memory);
+    int emulated = strcmp(base, "attention_fwd_cm_emu") == 0;
+    LWS_OP_REQUIRE(cmd, plan_for(caps, s, p->head_dim, emulated, &plan),
+                   "attention forward: the matrix-unit form does not take head_dim %u on device "
+                   "%s (matrix shape %ux%ux%u, %u bytes of shared memory)",
+                   p->head_dim, caps->name, s.m, s.n, s.k, caps->max_shared_memory);
     uint32_t spec[7] = {plan.invocations, plan.block, plan.block, p->head_dim, s.m, s.n, s.k};
     char shader[48];
     lws_pipeline *pipe;
-    const char *base = api == LWS_COOPMAT_KHR ? "attention_fwd_cm_khr" : "attention_fwd_cm_nv";
     LWS_OP_PIPELINE(cmd, lws_op_shader(shader, sizeof shader, base, p->o.dtype), spec, 7, &pipe);
     lws_attention_push push = lws_attention_fwd_push(p);
     lws_attention_fwd_declare(cmd, p);
     lws_cmd_dispatch(cmd, pipe, &push, sizeof push, lws_div_up(p->seq, plan.block), p->q_heads,
                      p->batch);
     return LWS_OK;
+}
+
+/* Records the forward on the context's matrix units. */
+static lws_status cm_record(lws_cmd *cmd, const lws_attention_fwd_args *p) {
+    lws_coopmat_shape s;
+    lws_coopmat_api api = lws_context_coopmat(lws_cmd_context(cmd), &s);
+    LWS_OP_REQUIRE(cmd, api != LWS_COOPMAT_NONE, "attention forward: device %s has no matrix units",
+                   lws_context_caps(lws_cmd_context(cmd))->name);
+    return cm_record_with(
+        cmd, p, api == LWS_COOPMAT_KHR ? "attention_fwd_cm_khr" : "attention_fwd_cm_nv", s);
+}
+
+lws_status lws_attention_fwd_emulated(lws_cmd *cmd, const lws_attention_fwd_args *p) {
+    return cm_record_with(cmd, p, "attention_fwd_cm_emu", (lws_coopmat_shape){16, 16, 16});
 }
 
 /* The matrix-unit form of this context: the test hook, else the kernel. */

@@ -370,6 +370,10 @@ typedef struct lws_attention_check {
 } lws_attention_check;
 lws_status lws_attention_verify_with(lws_context *ctx, lws_attention_fwd_fn fast,
                                      const lws_attention_fwd_args *p, lws_attention_check *out);
+/* The matrix-unit kernel with its matrix operations emulated on the SIMT lanes
+ * (attention_fwd_cm_emu, shape 16x16x16: fp16 operands, fp32 sums): the kernel's data
+ * flow on any device, slowly, for the tests (as a stand-in through the hook below). */
+lws_status lws_attention_fwd_emulated(lws_cmd *cmd, const lws_attention_fwd_args *p);
 /* A test hook: with fast set, every context behaves as one with matrix units whose
  * attention forward is `fast` (NULL: back to the devices' own). */
 void lws_attention_fast_hook(lws_attention_fwd_fn fast);
