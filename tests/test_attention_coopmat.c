@@ -290,6 +290,18 @@ static void check_emulated(lws_context *ctx, test_rng *rng) {
     lws_context_set_attention_verdict(ctx, 0);
     check_forward(ctx, rng, (shape){1, 50, 2, 1, 64}, LWS_F32, 12 * u, 9 * u, 4 * u, 1);
     CHECK(lws_context_attention_verdict(ctx) == 1, "the emulated kernel passes the check");
+    /* Its margins at head_dim 128 in bf16 (the check's tensors are its own). */
+    lws_attention_fwd_args a = {0};
+    a.o.dtype = LWS_BF16, a.batch = 1, a.seq = 300, a.q_heads = 4, a.kv_heads = 2;
+    a.head_dim = 128, a.scale = (float)(1.0 / sqrt(128.0));
+    lws_attention_check c;
+    CHECK_OK(lws_attention_verify_with(ctx, lws_attention_fwd_emulated, &a, &c));
+    printf("%s check (emulated, %u tokens): o max |diff| %.3g (allowed %.3g), relative L2 %.3g "
+           "(allowed %.3g), lse max |diff| %.3g (allowed %.3g)\n",
+           c.ok ? "ok  " : "FAIL", c.seq, c.o_max_abs, c.o_tol, c.o_rel_l2, c.o_tol_rel,
+           c.lse_max_abs, c.lse_tol);
+    CHECK(c.ok && c.seq == 128 + 300 % 64,
+          "the check passes the emulated kernel at a cut sequence");
     lws_attention_fast_hook(NULL);
     lws_context_set_attention_verdict(ctx, 0);
 }

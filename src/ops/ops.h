@@ -364,7 +364,7 @@ int lws_attention_cm_plan_for(const lws_device_caps *caps, lws_coopmat_shape sha
  * message). The context's verdict is untouched. */
 typedef struct lws_attention_check {
     uint32_t seq, q_heads, kv_heads, head_dim;
-    double o_max_abs, o_tol, lse_max_abs, lse_tol;
+    double o_max_abs, o_tol, o_rel_l2, o_tol_rel, lse_max_abs, lse_tol;
     int ok;
     char error[256];
 } lws_attention_check;
