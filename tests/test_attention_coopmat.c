@@ -202,7 +202,7 @@ static void check_host_logic(lws_context *ctx, test_rng *rng) {
     test_dir("test_attention_coopmat");
     check_parse();
     check_plans();
-    shape s = {2, 37, 4, 2, 64};
+    shape s = {2, 37, 4, 2, 64, 0, 0};
     lws_attention_fwd_args a = {0};
     a.o = test_output(ctx, 64), a.lse = test_output(ctx, 64), a.q = test_output(ctx, 64);
     a.k = test_output(ctx, 64), a.v = test_output(ctx, 64);
@@ -232,7 +232,7 @@ static void check_host_logic(lws_context *ctx, test_rng *rng) {
     CHECK(test_contains(path, "checked against the tuning's form"), "the path says checked");
     /* ... and in a 16-bit type (the check casts its inputs), at head_dim 128. */
     lws_context_set_attention_verdict(ctx, 0);
-    check_forward(ctx, rng, (shape){1, 70, 2, 1, 128}, LWS_BF16, 0, 0, 1e-5, 1);
+    check_forward(ctx, rng, (shape){1, 70, 2, 1, 128, 0, 0}, LWS_BF16, 0, 0, 1e-5, 1);
     CHECK(lws_context_attention_verdict(ctx) == 1, "a correct stand-in passes the check in bf16");
 
     /* A wrong one fails it: a warning, the verdict kept, the tuning's form. */
@@ -276,8 +276,10 @@ static void check_emulated(lws_context *ctx, test_rng *rng) {
     /* Three pipelines (each a compile of seconds on lavapipe): head_dim 64
      * in fp32 (blocks of 32 rows, or 16 where lavapipe's 32 KiB are short),
      * 128 in bf16 (16), 48 in fp16 (a multiple of 16, not of 32). */
-    const shape shapes[] = {
-        {1, 1, 1, 1, 64}, {2, 77, 4, 2, 64}, {1, 70, 2, 1, 128}, {1, 45, 3, 1, 48}};
+    const shape shapes[] = {{1, 1, 1, 1, 64, 0, 0},
+                            {2, 77, 4, 2, 64, 0, 0},
+                            {1, 70, 2, 1, 128, 0, 0},
+                            {1, 45, 3, 1, 48, 0, 0}};
     const lws_dtype types[] = {LWS_F32, LWS_F32, LWS_BF16, LWS_F16};
     for (int i = 0; i < 4; i++)
         check_forward(ctx, rng, shapes[i], types[i], 12 * u, 9 * u, 4 * u, 1);
@@ -288,7 +290,7 @@ static void check_emulated(lws_context *ctx, test_rng *rng) {
     /* The check at first use passes it. */
     unsetenv("LWS_ATTENTION");
     lws_context_set_attention_verdict(ctx, 0);
-    check_forward(ctx, rng, (shape){1, 50, 2, 1, 64}, LWS_F32, 12 * u, 9 * u, 4 * u, 1);
+    check_forward(ctx, rng, (shape){1, 50, 2, 1, 64, 0, 0}, LWS_F32, 12 * u, 9 * u, 4 * u, 1);
     CHECK(lws_context_attention_verdict(ctx) == 1, "the emulated kernel passes the check");
     /* Its margins at head_dim 128 in bf16 (the check's tensors are its own). */
     lws_attention_fwd_args a = {0};
@@ -310,9 +312,10 @@ static void check_emulated(lws_context *ctx, test_rng *rng) {
 
 static void check_kernel(lws_context *ctx, test_rng *rng) {
     const double u = 1.0 / 2048.0;
-    const shape shapes[] = {{1, 1, 1, 1, 64},   {2, 77, 4, 2, 64},  {1, 150, 6, 2, 128},
-                            {2, 33, 2, 2, 128}, {1, 300, 2, 1, 64}, {1, 45, 3, 1, 32},
-                            {1, 61, 2, 2, 48}};
+    const shape shapes[] = {{1, 1, 1, 1, 64, 0, 0},    {2, 77, 4, 2, 64, 0, 0},
+                            {1, 150, 6, 2, 128, 0, 0}, {2, 33, 2, 2, 128, 0, 0},
+                            {1, 300, 2, 1, 64, 0, 0},  {1, 45, 3, 1, 32, 0, 0},
+                            {1, 61, 2, 2, 48, 0, 0}};
     const lws_dtype types[] = {LWS_F32, LWS_BF16, LWS_F16};
     setenv("LWS_ATTENTION", "coopmat", 1); /* the kernel itself, no fallback */
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
@@ -322,7 +325,7 @@ static void check_kernel(lws_context *ctx, test_rng *rng) {
     /* The check at first use on this device, its verdict and path printed. */
     unsetenv("LWS_ATTENTION");
     lws_context_set_attention_verdict(ctx, 0);
-    check_forward(ctx, rng, (shape){2, 200, 8, 2, 128}, LWS_BF16, 12 * u, 9 * u, 4 * u, 1);
+    check_forward(ctx, rng, (shape){2, 200, 8, 2, 128, 0, 0}, LWS_BF16, 12 * u, 9 * u, 4 * u, 1);
     char path[256];
     lws_attention_path(ctx, 128, path, sizeof path);
     printf("attention path at head_dim 128: %s\n", path);
