@@ -13,7 +13,7 @@ check "devices --json has the matmul path" 'echo "$json" | /usr/bin/python3 -c "
 check "devices names the attention form" '[[ "$out" == *"attention         row form: "* ]]'
 check "devices says lavapipe never splits weight gradients over k" '[[ "$out" == *"weight gradients  never split over k"* ]]'
 check "devices --json has the split over k" 'echo "$json" | /usr/bin/python3 -c "import json,sys; d=json.load(sys.stdin); assert d[0][\"matmul_split_k_max\"] == 1 and d[0][\"matmul_split_k_detail\"]"'
-check "devices --json has the attention form" 'echo "$json" | /usr/bin/python3 -c "import json,sys; d=json.load(sys.stdin); assert d[0][\"attention_form\"] == \"row\" and d[0][\"attention_form_detail\"]"'
+check "devices --json has the attention form" 'echo "$json" | /usr/bin/python3 -c "import json,sys; d=json.load(sys.stdin); assert d[0][\"attention_form\"] == \"row\" and d[0][\"attention_forward\"] == \"row\" and d[0][\"attention_form_detail\"]"'
 
 check "devices --json is JSON with a name" 'echo "$json" | /usr/bin/python3 -c "import json,sys; d=json.load(sys.stdin); assert d[0][\"name\"] and d[0][\"subgroup_size\"] > 0"'
 set +e

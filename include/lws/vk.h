@@ -141,6 +141,10 @@ lws_coopmat_api lws_context_coopmat(const lws_context *ctx, lws_coopmat_shape *s
  * failed check. */
 int lws_context_matmul_verdict(const lws_context *ctx);
 void lws_context_set_matmul_verdict(lws_context *ctx, int verdict);
+/* The same for the matrix-unit attention forward (ops/attention_coopmat.c): 0 not
+ * checked yet, 1 checked and in use, -1 the tuning's form after a failed check. */
+int lws_context_attention_verdict(const lws_context *ctx);
+void lws_context_set_attention_verdict(lws_context *ctx, int verdict);
 
 /* The capability record the kernel tuning sees: the device's own, or with
  * LWS_TUNING=vendor a copy carrying that vendor's id and typical limits

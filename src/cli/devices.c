@@ -7,22 +7,46 @@
 
 #include "cli/cli.h"
 #include "lws/vk.h"
+#include "ops/ops.h"
 #include "ops/tuning.h"
 
 static const char *usage = "lws devices [--json]";
 
 /* The attention kernels' form the device's tuning table picks, with its
  * blocks before the launcher fits them to the shared memory of each kernel
- * and head_dim (src/ops/attention.c). */
-static void attention_form(const lws_device_caps *c, char *out, size_t n, int *lanes) {
+ * and head_dim (src/ops/attention.c); where the device has matrix units that
+ * the matrix-unit forward takes at head_dim 64 or 128, that forward first
+ * (src/ops/attention_coopmat.c). *forward: "coopmat-nv", "coopmat-khr",
+ * "gpu" or "row", the form of the forward at head_dim 64 or 128. */
+static void attention_form(const lws_device_caps *c, char *out, size_t n, int *lanes,
+                           const char **forward) {
     lws_tuning t;
     lws_tuning_for(c, &t);
     *lanes = (int)t.attn_lanes_per_row;
+    *forward = t.attn_lanes_per_row > 1 ? "gpu" : "row";
+    lws_coopmat_shape s;
+    lws_coopmat_api api = lws_coopmat_choose(c, lws_coopmat_built(LWS_COOPMAT_NV),
+                                             lws_coopmat_built(LWS_COOPMAT_KHR), &s, NULL, 0);
+    lws_attention_cm_plan p64 = {0, 0, 0}, p128 = {0, 0, 0};
+    int at64 = api != LWS_COOPMAT_NONE && lws_attention_cm_plan_for(c, s, 64, &p64);
+    int at128 = api != LWS_COOPMAT_NONE && lws_attention_cm_plan_for(c, s, 128, &p128);
+    size_t used = 0;
+    if (at64 || at128) {
+        *forward = api == LWS_COOPMAT_KHR ? "coopmat-khr" : "coopmat-nv";
+        char b64[32] = "none", b128[32] = "none";
+        if (at64) snprintf(b64, sizeof b64, "%u", p64.block);
+        if (at128) snprintf(b128, sizeof b128, "%u", p128.block);
+        int w = snprintf(out, n,
+                         "matrix-unit forward (%s %ux%ux%u, blocks of %s rows at head_dim 64, %s "
+                         "at 128), once checked at first use; backward and other head_dims: ",
+                         api == LWS_COOPMAT_KHR ? "KHR" : "NV", s.m, s.n, s.k, b64, b128);
+        used = w > 0 && (size_t)w < n ? (size_t)w : 0;
+    }
     if (t.attn_lanes_per_row > 1)
-        snprintf(out, n, "GPU form: %u invocations per row, blocks %ux%u", t.attn_lanes_per_row,
-                 t.attn_block_q, t.attn_block_kv);
+        snprintf(out + used, n - used, "GPU form: %u invocations per row, blocks %ux%u",
+                 t.attn_lanes_per_row, t.attn_block_q, t.attn_block_kv);
     else
-        snprintf(out, n, "row form: %u row%s per invocation, blocks %ux%u",
+        snprintf(out + used, n - used, "row form: %u row%s per invocation, blocks %ux%u",
                  t.attn_rows_per_invocation, t.attn_rows_per_invocation == 1 ? "" : "s",
                  t.attn_block_q, t.attn_block_kv);
 }
@@ -121,9 +145,10 @@ static void print_table(const lws_device_caps *d, uint32_t n) {
                       : " (unusable: lws needs int64, buffer device address and scalar block "
                         "layout)");
         if (usable) {
-            char attn[128];
+            char attn[320];
             int lanes;
-            attention_form(c, attn, sizeof attn, &lanes);
+            const char *forward;
+            attention_form(c, attn, sizeof attn, &lanes, &forward);
             printf("  matmul path       %s\n", path);
             char split[128];
             uint32_t slices;
@@ -196,10 +221,12 @@ static cJSON *caps_json(const lws_device_caps *c) {
     split_k_form(c, split, sizeof split, &slices);
     cJSON_AddNumberToObject(o, "matmul_split_k_max", slices);
     cJSON_AddStringToObject(o, "matmul_split_k_detail", split);
-    char attn[128];
+    char attn[320];
     int lanes;
-    attention_form(c, attn, sizeof attn, &lanes);
+    const char *forward;
+    attention_form(c, attn, sizeof attn, &lanes, &forward);
     cJSON_AddStringToObject(o, "attention_form", lanes > 1 ? "gpu" : "row");
+    cJSON_AddStringToObject(o, "attention_forward", forward);
     cJSON_AddStringToObject(o, "attention_form_detail", attn);
     return o;
 }

@@ -6,13 +6,6 @@
 
 #include "ops/common.h"
 
-/* Matches the push-constant block of shaders/common/attention.glsl. */
-typedef struct attention_push {
-    uint64_t q, k, v, o, lse, dout, delta, dq, dk, dv;
-    uint32_t batch, seq, q_heads, kv_heads, head_dim;
-    float scale;
-} attention_push;
-
 /* The kernels. In the row form (lanes = 1) an invocation owns rows of its
  * block: query rows in the forward and dq kernels, key rows in the dk/dv
  * kernel. In the GPU form (lanes > 1, the *_lanes shaders) a group of
@@ -215,33 +208,49 @@ lws_status lws_op_attention_fwd(lws_cmd *cmd, lws_buffer o, lws_buffer lse, lws_
     LWS_TRY(attention_tensor(cmd, what, "k", k, tokens * kv_heads * head_dim));
     LWS_TRY(attention_tensor(cmd, what, "v", v, tokens * kv_heads * head_dim));
 
+    lws_attention_fwd_args args = {o, lse, q, k, v, batch, seq, q_heads, kv_heads, head_dim, scale};
+    int handled = 0;
+    lws_status fast = lws_attention_fast(cmd, &args, &handled);
+    if (handled || fast != LWS_OK) return fast;
+    return lws_attention_fwd_tuned(cmd, &args);
+}
+
+void lws_attention_fwd_declare(lws_cmd *cmd, const lws_attention_fwd_args *p) {
+    uint64_t esize = lws_dtype_bytes(p->o.dtype), tokens = (uint64_t)p->batch * p->seq;
+    uint64_t q_bytes = esize * tokens * p->q_heads * p->head_dim;
+    uint64_t kv_bytes = esize * tokens * p->kv_heads * p->head_dim;
+    lws_op_reads(cmd, p->q, 0, q_bytes);
+    lws_op_reads(cmd, p->k, 0, kv_bytes);
+    lws_op_reads(cmd, p->v, 0, kv_bytes);
+    lws_op_writes(cmd, p->o, 0, q_bytes);
+    lws_op_writes(cmd, p->lse, 0, 4 * tokens * p->q_heads);
+}
+
+lws_attention_push lws_attention_fwd_push(const lws_attention_fwd_args *p) {
+    return (lws_attention_push){.q = p->q.addr,
+                                .k = p->k.addr,
+                                .v = p->v.addr,
+                                .o = p->o.addr,
+                                .lse = p->lse.addr,
+                                .batch = p->batch,
+                                .seq = p->seq,
+                                .q_heads = p->q_heads,
+                                .kv_heads = p->kv_heads,
+                                .head_dim = p->head_dim,
+                                .scale = p->scale};
+}
+
+lws_status lws_attention_fwd_tuned(lws_cmd *cmd, const lws_attention_fwd_args *p) {
     attention_launch launch;
-    LWS_TRY(kernel_launch(cmd, ATTN_FWD, head_dim, &launch));
+    LWS_TRY(kernel_launch(cmd, ATTN_FWD, p->head_dim, &launch));
     lws_pipeline *pipe;
     char shader[48];
-    LWS_OP_PIPELINE(cmd, lws_op_shader(shader, sizeof shader, launch.shader, type), launch.spec,
-                    launch.spec_count, &pipe);
-    attention_push push = {.q = q.addr,
-                           .k = k.addr,
-                           .v = v.addr,
-                           .o = o.addr,
-                           .lse = lse.addr,
-                           .batch = batch,
-                           .seq = seq,
-                           .q_heads = q_heads,
-                           .kv_heads = kv_heads,
-                           .head_dim = head_dim,
-                           .scale = scale};
-    uint64_t esize = lws_dtype_bytes(type);
-    uint64_t q_bytes = esize * tokens * q_heads * head_dim;
-    uint64_t kv_bytes = esize * tokens * kv_heads * head_dim;
-    lws_op_reads(cmd, q, 0, q_bytes);
-    lws_op_reads(cmd, k, 0, kv_bytes);
-    lws_op_reads(cmd, v, 0, kv_bytes);
-    lws_op_writes(cmd, o, 0, q_bytes);
-    lws_op_writes(cmd, lse, 0, 4 * tokens * q_heads);
-    lws_cmd_dispatch(cmd, pipe, &push, sizeof push, lws_div_up(seq, launch.spec[1]), q_heads,
-                     batch);
+    LWS_OP_PIPELINE(cmd, lws_op_shader(shader, sizeof shader, launch.shader, p->o.dtype),
+                    launch.spec, launch.spec_count, &pipe);
+    lws_attention_push push = lws_attention_fwd_push(p);
+    lws_attention_fwd_declare(cmd, p);
+    lws_cmd_dispatch(cmd, pipe, &push, sizeof push, lws_div_up(p->seq, launch.spec[1]), p->q_heads,
+                     p->batch);
     return LWS_OK;
 }
 
@@ -289,22 +298,22 @@ lws_status lws_op_attention_bwd(lws_cmd *cmd, lws_buffer dq, lws_buffer dk, lws_
     LWS_OP_PIPELINE(cmd, lws_op_shader(shader, sizeof shader, dq_launch.shader, type),
                     dq_launch.spec, dq_launch.spec_count, &dq_pipe);
 
-    attention_push push = {.q = q.addr,
-                           .k = k.addr,
-                           .v = v.addr,
-                           .o = o.addr,
-                           .lse = lse.addr,
-                           .dout = dout.addr,
-                           .delta = delta.addr,
-                           .dq = dq.addr,
-                           .dk = dk.addr,
-                           .dv = dv.addr,
-                           .batch = batch,
-                           .seq = seq,
-                           .q_heads = q_heads,
-                           .kv_heads = kv_heads,
-                           .head_dim = head_dim,
-                           .scale = scale};
+    lws_attention_push push = {.q = q.addr,
+                               .k = k.addr,
+                               .v = v.addr,
+                               .o = o.addr,
+                               .lse = lse.addr,
+                               .dout = dout.addr,
+                               .delta = delta.addr,
+                               .dq = dq.addr,
+                               .dk = dk.addr,
+                               .dv = dv.addr,
+                               .batch = batch,
+                               .seq = seq,
+                               .q_heads = q_heads,
+                               .kv_heads = kv_heads,
+                               .head_dim = head_dim,
+                               .scale = scale};
     uint32_t rows = (uint32_t)(tokens * q_heads);
     uint64_t esize = lws_dtype_bytes(type);
     uint64_t q_bytes = esize * q_elems, kv_bytes = esize * kv_elems, row_bytes = 4ull * rows;

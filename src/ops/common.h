@@ -67,6 +67,33 @@ const char *lws_op_shader(char *buf, size_t size, const char *name, lws_dtype t)
 lws_status lws_op_elementwise(lws_cmd *cmd, const char *name, lws_dtype t, uint64_t n,
                               lws_pipeline **pipe, uint32_t *groups);
 
+/* n N(0,1) floats from a splitmix64 stream (Box-Muller), malloc'd; NULL when out of
+ * memory. The random operands of the checks at first use (ops/matmul_coopmat.c,
+ * ops/attention_coopmat.c). */
+float *lws_random_normals(uint64_t seed, size_t n);
+
+/* The first steps of choosing a matrix-unit form (ops/matmul_coopmat.c,
+ * ops/attention_coopmat.c): the mode from the environment variable `var` (an
+ * error naming it, its value and the words allowed when it is none of auto,
+ * portable and coopmat: `kind` says what it chooses), and *go = 1 where the
+ * fast form may run: not for portable, after a failed check (verdict < 0) or
+ * on a device without one (an error in coopmat mode; `what` names the form). */
+lws_status lws_fast_mode(lws_cmd *cmd, const char *var, const char *kind, const char *what,
+                         int verdict, int has_fast, lws_matmul_mode *mode, int *go);
+
+/* The push-constant block of every attention kernel (shaders/common/attention.glsl). */
+typedef struct lws_attention_push {
+    uint64_t q, k, v, o, lse, dout, delta, dq, dk, dv;
+    uint32_t batch, seq, q_heads, kv_heads, head_dim;
+    float scale;
+} lws_attention_push;
+
+/* The forward's push constants (ops/attention.c). */
+lws_attention_push lws_attention_fwd_push(const lws_attention_fwd_args *p);
+/* What the attention forward reads (q, k, v) and writes (o, lse), whichever form runs it
+ * (ops/attention.c). */
+void lws_attention_fwd_declare(lws_cmd *cmd, const lws_attention_fwd_args *p);
+
 #define LWS_OP_BUFS(...)                                                                           \
     (lws_buffer[]){__VA_ARGS__},                                                                   \
         (uint32_t)(sizeof((lws_buffer[]){__VA_ARGS__}) / sizeof(lws_buffer))

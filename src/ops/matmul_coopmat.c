@@ -217,24 +217,34 @@ static lws_status check_at_first_use(lws_context *ctx, lws_matmul_fn fast,
     return LWS_OK;
 }
 
+lws_status lws_fast_mode(lws_cmd *cmd, const char *var, const char *kind, const char *what,
+                         int verdict, int has_fast, lws_matmul_mode *mode, int *go) {
+    lws_context *ctx = lws_cmd_context(cmd);
+    *go = 0;
+    LWS_OP_REQUIRE(cmd, lws_matmul_mode_parse(getenv(var), mode),
+                   "%s = '%s' is not %s: give portable, coopmat or auto", var, getenv(var), kind);
+    if (*mode == LWS_MATMUL_PORTABLE || verdict < 0) return LWS_OK;
+    if (!has_fast) {
+        char why[256];
+        lws_coopmat_choose(lws_context_caps(ctx), lws_coopmat_built(LWS_COOPMAT_NV),
+                           lws_coopmat_built(LWS_COOPMAT_KHR), NULL, why, sizeof why);
+        LWS_OP_REQUIRE(cmd, *mode != LWS_MATMUL_COOPMAT, "%s=coopmat, but device %s has no %s: %s",
+                       var, lws_context_caps(ctx)->name, what, why);
+        return LWS_OK;
+    }
+    *go = 1;
+    return LWS_OK;
+}
+
 lws_status lws_matmul_fast(lws_cmd *cmd, const lws_matmul_args *p, int *handled) {
     *handled = 0;
     lws_context *ctx = lws_cmd_context(cmd);
     lws_matmul_mode mode;
-    LWS_OP_REQUIRE(cmd, lws_matmul_mode_parse(getenv("LWS_MATMUL"), &mode),
-                   "LWS_MATMUL = '%s' is not a matmul path: give portable, coopmat or auto",
-                   getenv("LWS_MATMUL"));
-    if (mode == LWS_MATMUL_PORTABLE || lws_context_matmul_verdict(ctx) < 0) return LWS_OK;
+    int go = 0;
     lws_matmul_fn fast = context_fast(ctx);
-    if (!fast) {
-        char why[256];
-        lws_coopmat_choose(lws_context_caps(ctx), lws_coopmat_built(LWS_COOPMAT_NV),
-                           lws_coopmat_built(LWS_COOPMAT_KHR), NULL, why, sizeof why);
-        LWS_OP_REQUIRE(cmd, mode != LWS_MATMUL_COOPMAT,
-                       "LWS_MATMUL=coopmat, but device %s has no matrix-unit path: %s",
-                       lws_context_caps(ctx)->name, why);
-        return LWS_OK;
-    }
+    LWS_TRY(lws_fast_mode(cmd, "LWS_MATMUL", "a matmul path", "matrix-unit path",
+                          lws_context_matmul_verdict(ctx), fast != NULL, &mode, &go));
+    if (!go) return LWS_OK;
     if (!cm_takes(p)) return LWS_OK;
     if (mode == LWS_MATMUL_AUTO && lws_context_matmul_verdict(ctx) == 0) {
         lws_status s = check_at_first_use(ctx, fast, p);
@@ -276,8 +286,7 @@ void lws_matmul_path(lws_context *ctx, char *out, size_t size) {
 
 /* ---- the check ------------------------------------------------------------- */
 
-/* n N(0,1) floats from a splitmix64 stream (Box-Muller). */
-static float *normals(uint64_t seed, size_t n) {
+float *lws_random_normals(uint64_t seed, size_t n) {
     float *x = malloc(n * sizeof *x);
     if (!x) return NULL;
     uint64_t state = seed;
@@ -329,7 +338,7 @@ static lws_status run_one(lws_context *ctx, lws_matmul_fn fast, const lws_matmul
 static lws_status verify_shape(lws_context *ctx, lws_matmul_fn fast, lws_mm_shape s, uint64_t seed,
                                lws_matmul_check *out) {
     uint64_t c_n = (uint64_t)s.m * s.n, a_n = (uint64_t)s.m * s.k, b_n = (uint64_t)s.n * s.k;
-    float *a = normals(seed, a_n), *b = normals(seed + 1, b_n);
+    float *a = lws_random_normals(seed, a_n), *b = lws_random_normals(seed + 1, b_n);
     float *got = malloc(c_n * sizeof *got), *want = malloc(c_n * sizeof *want);
     lws_status st = a && b && got && want ? LWS_OK
                                           : lws_fail(LWS_ERR_OUT_OF_MEMORY,

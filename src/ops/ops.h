@@ -347,6 +347,73 @@ lws_status lws_op_attention_bwd(lws_cmd *cmd, lws_buffer dq, lws_buffer dk, lws_
                                 uint32_t seq, uint32_t q_heads, uint32_t kv_heads,
                                 uint32_t head_dim, float scale);
 
+/* ---- the matrix-unit attention forward (ops/attention_coopmat.c) ---------------------
+ *
+ * Three forms of the forward: the row form (CPUs), the GPU form (the *_lanes kernels, the
+ * vendor tables' choice) and, where the context has matrix units, the matrix-unit form
+ * (shaders/attention_fwd_coopmat.comp: Q.K^T and P.V on fp16 matrix units with fp32
+ * accumulation, the softmax in fp32). All three write o and lse alike; the backward always
+ * runs the tuning's kernels. LWS_ATTENTION chooses the forward:
+ *   auto      (default) the matrix-unit form where head_dim is a multiple of the matrix
+ *             shape's k and n and its tiles fit shared memory, once a check at first use
+ *             has found it within tolerance of the tuning's form; else the tuning's form
+ *   portable  the tuning's form (row or GPU form) everywhere
+ *   coopmat   the matrix-unit form without the check (where it takes the head_dim); an
+ *             error on a device without matrix units */
+typedef enum lws_attention_mode {
+    LWS_ATTENTION_AUTO,
+    LWS_ATTENTION_PORTABLE,
+    LWS_ATTENTION_COOPMAT,
+} lws_attention_mode;
+/* "auto" (or NULL, ""), "portable", "coopmat"; 0 for anything else. */
+int lws_attention_mode_parse(const char *text, lws_attention_mode *out);
+
+/* One forward, as the arguments of lws_op_attention_fwd. */
+typedef struct lws_attention_fwd_args {
+    lws_buffer o, lse, q, k, v;
+    uint32_t batch, seq, q_heads, kv_heads, head_dim;
+    float scale;
+} lws_attention_fwd_args;
+typedef lws_status (*lws_attention_fwd_fn)(lws_cmd *cmd, const lws_attention_fwd_args *p);
+/* The tuning's form alone (row or GPU form), arguments already checked. */
+lws_status lws_attention_fwd_tuned(lws_cmd *cmd, const lws_attention_fwd_args *p);
+/* Records p on the matrix-unit form when the context uses it (*handled = 1), else leaves it
+ * to the tuning's form; the first forward in auto mode runs the check at first use. */
+lws_status lws_attention_fast(lws_cmd *cmd, const lws_attention_fwd_args *p, int *handled);
+
+/* The matrix-unit form's plan at a head_dim: blocks of `block` query and key rows, one
+ * subgroup per `shape.m` query rows, and its shared memory. 0 where the form does not take
+ * the head_dim on this device (not a multiple of the shape's k and n, or no block fits).
+ * Pure (devices.c passes capability records). */
+typedef struct lws_attention_cm_plan {
+    uint32_t block, invocations, shared_bytes;
+} lws_attention_cm_plan;
+int lws_attention_cm_plan_for(const lws_device_caps *caps, lws_coopmat_shape shape,
+                              uint32_t head_dim, lws_attention_cm_plan *out);
+
+/* The check: random N(0,1) q, k, v of the forward's heads, head_dim and element type, a
+ * cut-down sequence (at most 191 tokens, the same remainder modulo 64) and two sequences,
+ * through `fast` and the tuning's form; o and lse compared with the tolerances derived in
+ * ops/attention_coopmat.c. A fast form that fails to run fails the check (error holds the
+ * message). The context's verdict is untouched. */
+typedef struct lws_attention_check {
+    uint32_t seq, q_heads, kv_heads, head_dim;
+    double o_max_abs, o_tol, o_rel_l2, o_tol_rel, lse_max_abs, lse_tol;
+    int ok;
+    char error[256];
+} lws_attention_check;
+lws_status lws_attention_verify_with(lws_context *ctx, lws_attention_fwd_fn fast,
+                                     const lws_attention_fwd_args *p, lws_attention_check *out);
+/* The matrix-unit kernel with its matrix operations emulated on the SIMT lanes
+ * (attention_fwd_cm_emu, shape 16x16x16: fp16 operands, fp32 sums): the kernel's data
+ * flow on any device, slowly, for the tests (as a stand-in through the hook below). */
+lws_status lws_attention_fwd_emulated(lws_cmd *cmd, const lws_attention_fwd_args *p);
+/* A test hook: with fast set, every context behaves as one with matrix units whose
+ * attention forward is `fast` (NULL: back to the devices' own). */
+void lws_attention_fast_hook(lws_attention_fwd_fn fast);
+/* One line: the attention forward this context uses at head_dim now, and why. */
+void lws_attention_path(lws_context *ctx, uint32_t head_dim, char *out, size_t size);
+
 /* ---- SwiGLU (ops/swiglu.c) ------------------------------------------------- */
 
 /* h = silu(a) * b elementwise over n. */

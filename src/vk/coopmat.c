@@ -251,3 +251,10 @@ int lws_context_matmul_verdict(const lws_context *ctx) {
 void lws_context_set_matmul_verdict(lws_context *ctx, int verdict) {
     ctx->matmul_verdict = verdict;
 }
+
+int lws_context_attention_verdict(const lws_context *ctx) {
+    return ctx->attention_verdict;
+}
+void lws_context_set_attention_verdict(lws_context *ctx, int verdict) {
+    ctx->attention_verdict = verdict;
+}

@@ -5,7 +5,7 @@
 #include "lws/vk.h"
 
 #define LWS_MAX_BLOCKS 64
-#define LWS_ALIGN 256
+#define LWS_ALIGN      256
 
 typedef struct lws_block {
     VkDeviceMemory memory;
@@ -77,6 +77,7 @@ struct lws_context {
     lws_coopmat_api coopmat_api;
     lws_coopmat_shape coopmat_shape;
     int matmul_verdict;
+    int attention_verdict; /* the matrix-unit attention forward's (ops/attention_coopmat.c) */
 
     /* LWS_TUNING: the capability record the tuning sees, and its name. */
     lws_device_caps tuning_caps;
