@@ -35,8 +35,8 @@
 //      step as in the other forms.
 // At the end o = O / l is written in the storage type and lse = m + log(l).
 //
-// Range. fp16 holds 2^-24 .. 65504; q, k and v are activations of any
-// magnitude (RMS-normed q and k are moderate, but nothing here relies on
+// Range. fp16 holds 2^-24 .. 65504; q, k and v are activations of wide
+// range (RMS-normed q and k are moderate, but nothing here relies on
 // it). As in matmul_coopmat.comp each block of q (once), k and v (per key
 // block) is scaled by the power of two that brings its largest magnitude to
 // [2^14, 2^15) before rounding, so every element is rounded relative to its
@@ -45,7 +45,10 @@
 // in units of the current v block's scale and rescaled by the ratio of two
 // scales (exact) when it changes; the scales are limited to 2^-60 .. 2^60
 // so that ratio stays finite in fp32 (a block with largest magnitude below
-// 2^-74 is rounded in fp16's subnormal range: irrelevant at that size).
+// 2^-74 is rounded in fp16's subnormal range: irrelevant at that size;
+// one above about 2^75 would overflow fp16 even scaled, and v blocks whose
+// magnitudes differ by more than about 2^100 would overflow O's rescale:
+// far beyond any activation).
 // P is in [0, 1] and needs no scaling: a probability below 2^-14 is rounded
 // to a multiple of 2^-24 against a row sum of at least 1.
 //

@@ -220,6 +220,15 @@ static void scratch_regions(lws_context *ctx) {
     lws_cmd_barrier(cmd);
     CHECK(lws_cmd_scratch_room(cmd) == 1024, "room after two barriers: %llu",
           (unsigned long long)lws_cmd_scratch_room(cmd));
+    /* all 16 regions held (of 256 bytes each, aligned), then free again
+     * after their barrier */
+    lws_cmd_set_scratch(cmd, test_output(ctx, 2048)); /* 8192 bytes */
+    for (int i = 0; i < 16; i++) CHECK(lws_cmd_scratch_take(cmd, 16, 1, &r3), "region %d of 16", i);
+    CHECK(!lws_cmd_scratch_take(cmd, 16, 1, &r3) && lws_cmd_scratch_room(cmd) == 0,
+          "a 17th region while 16 are held");
+    lws_cmd_barrier(cmd);
+    CHECK(lws_cmd_scratch_room(cmd) == 8192, "room after the 16 regions' barrier: %llu",
+          (unsigned long long)lws_cmd_scratch_room(cmd));
     CHECK_OK(lws_cmd_end(cmd));
     lws_cmd_destroy(cmd);
     lws_arena_reset(ctx, mark);
@@ -250,6 +259,20 @@ static void refusals(lws_context *ctx) {
     s.parts = test_output(ctx, 32);
     s.out = lws_buffer_slice(s.parts, 64, 64);
     test_expect_refused(ctx, "sum_slices into its parts", record_sum, &s, "overlaps the parts");
+    /* what the whole product would refuse, refused when it would be split */
+    job bad = {.a = test_output_as(ctx, 160 * 24, LWS_BF16),
+               .b = test_output_as(ctx, 160 * 20, LWS_BF16),
+               .c = test_output_as(ctx, 24 * 20, LWS_F16),
+               .scratch = test_output(ctx, 8192),
+               .m = 24,
+               .n = 20,
+               .k = 160};
+    test_expect_refused(ctx, "a split product into f16 from bf16", record, &bad,
+                        "C be of their type or f32");
+    bad.a = test_output(ctx, 160 * 24);
+    bad.b = test_output(ctx, 160 * 20);
+    bad.c = lws_buffer_slice(bad.a, 0, 4 * 24 * 20);
+    test_expect_refused(ctx, "a split product into its own A", record, &bad, "C overlaps A or B");
     setenv("LWS_MATMUL_SPLIT_K", "4y16", 1);
     job j = {.a = test_output(ctx, 64),
              .b = test_output(ctx, 64),

@@ -17,6 +17,7 @@
 
 #include "harness.h"
 #include "model/model.h"
+#include "ops/ops.h"
 
 static lws_context *checked_context(uint32_t skip_barrier) {
     lws_context_options opt = {
@@ -175,6 +176,13 @@ int main(void) {
     setenv("LWS_MATMUL_SPLIT_K", "4x8", 1);
     check_recordings("configs/tiny/crown.json", "bf16", "8");
     check_recordings("configs/tiny/framed.json", "fp32", "");
+    /* and as on matrix units, which take the fused projections one by one
+     * (a stand-in fast path: the portable kernel), so that up to three
+     * splits share a phase and a layer's last product is a split */
+    lws_matmul_fast_hook(lws_matmul_portable);
+    check_recordings("configs/tiny/crown.json", "fp32", "");
+    check_recordings("configs/tiny/framed.json", "bf16", "");
+    lws_matmul_fast_hook(NULL);
     unsetenv("LWS_MATMUL_SPLIT_K");
     check_missing_barriers("configs/tiny/crown.json");  /* post-norm */
     check_missing_barriers("configs/tiny/framed.json"); /* pre-norm */

@@ -326,16 +326,19 @@ void lws_cmd_counts(const lws_cmd *cmd, uint32_t *dispatches, uint32_t *barriers
 #define LWS_DEFERRED_ARG_BYTES 128
 typedef void (*lws_deferred_fn)(lws_cmd *cmd, const void *arg);
 lws_status lws_cmd_defer(lws_cmd *cmd, lws_deferred_fn fn, const void *arg, size_t bytes);
-/* Records barriers until no deferred work waits (none when none does): a
- * recording that times a region ends it after its deferred work. */
+/* Records barriers until no deferred work waits (none when none does):
+ * before the end of a timed region that should hold its deferred work (the
+ * model's layer regions do; a per-op region does not, so a deferred sum is
+ * timed with whatever op follows it). */
 void lws_cmd_settle(lws_cmd *cmd);
 /* Device memory launchers may use for intermediate results within this
  * command buffer (the matmul's partial sums over slices of k): a region
  * taken with lws_cmd_scratch_take(cmd, bytes, barriers) is the taker's until
  * `barriers` more lws_cmd_barrier calls, then free again (a region written
  * before one barrier and read by deferred work after it: 2). Regions are
- * aligned to 256 bytes; take returns 0 when no free range of that size
- * exists (the launcher then does without), scratch_room the largest one. A
+ * aligned to 256 bytes, at most 16 held at once; take returns 0 when no free
+ * range of that size exists (the launcher then does without), scratch_room
+ * the largest one. A
  * command buffer has no scratch until one is set. */
 void lws_cmd_set_scratch(lws_cmd *cmd, lws_buffer scratch);
 VkDeviceSize lws_cmd_scratch_room(lws_cmd *cmd);

@@ -52,16 +52,16 @@ static void attention_form(const lws_device_caps *c, char *out, size_t n, int *l
 }
 
 /* Whether the device's table splits weight gradients with few tiles over
- * k (src/ops/matmul_split.c), and how far. */
-static void split_k_form(const lws_device_caps *c, char *out, size_t n, uint32_t *slices) {
+ * k (src/ops/matmul_split.c), and how far: the most slices (1: never). */
+static uint32_t split_k_form(const lws_device_caps *c, char *out, size_t n) {
     lws_tuning t;
     lws_tuning_for(c, &t);
-    *slices = t.mm_split_k_max;
     if (t.mm_split_k_max > 1)
         snprintf(out, n, "split over k below %u workgroups: up to %u slices of at least %u tokens",
                  t.mm_min_groups, t.mm_split_k_max, t.mm_split_k_depth);
     else
         snprintf(out, n, "never split over k (smaller tiles reach %u workgroups)", t.mm_min_groups);
+    return t.mm_split_k_max;
 }
 
 static void api_string(uint32_t v, char *out, size_t n) {
@@ -151,8 +151,7 @@ static void print_table(const lws_device_caps *d, uint32_t n) {
             attention_form(c, attn, sizeof attn, &lanes, &forward);
             printf("  matmul path       %s\n", path);
             char split[128];
-            uint32_t slices;
-            split_k_form(c, split, sizeof split, &slices);
+            split_k_form(c, split, sizeof split);
             printf("  weight gradients  %s\n", split);
             printf("  attention         %s (shrunk where a kernel needs more shared memory)\n",
                    attn);
@@ -217,9 +216,7 @@ static cJSON *caps_json(const lws_device_caps *c) {
                                                          : "portable");
     cJSON_AddStringToObject(o, "matmul_path_detail", path);
     char split[128];
-    uint32_t slices;
-    split_k_form(c, split, sizeof split, &slices);
-    cJSON_AddNumberToObject(o, "matmul_split_k_max", slices);
+    cJSON_AddNumberToObject(o, "matmul_split_k_max", split_k_form(c, split, sizeof split));
     cJSON_AddStringToObject(o, "matmul_split_k_detail", split);
     char attn[320];
     int lanes;

@@ -66,14 +66,13 @@ static void describe_layer(lws_model *m, lws_mem_table *t, uint32_t i, lws_dtype
     lws_mem_add(t, A, LWS_F32, n, 0, &a->ffn_rstd, "layers.%u.ffn_rstd", i);
 }
 
-/* The backward's scratch, shared by all layers: sized for the widest. */
 /* Bytes of the weight gradients' partial sums over slices of k in one layer's
  * backward (ops/matmul_split.c), the largest layer's: dW2 and dWo, and where
  * the matrix units take the projections one by one (ops/matmul_cat.c) the
  * other five. A layer's regions are free again when its command buffer ends. */
 static uint64_t split_k_bytes(const lws_model *m) {
     uint32_t n = m->tokens, d = m->cfg.model.d_model, hd = m->cfg.model.head_dim;
-    int parts = lws_context_coopmat(m->ctx, NULL) != LWS_COOPMAT_NONE;
+    int parts = lws_matmul_fast_possible(m->ctx);
     uint64_t most = 0;
     for (uint32_t i = 0; i < m->cfg.model.n_layers; i++) {
         const lws_layer_shape *s = &m->cfg.layers[i];
@@ -89,6 +88,7 @@ static uint64_t split_k_bytes(const lws_model *m) {
     return most;
 }
 
+/* The backward's scratch, shared by all layers: sized for the widest. */
 static void describe_grad_scratch(lws_model *m, lws_mem_table *t, lws_dtype act) {
     lws_grad_scratch *g = &m->gs;
     uint64_t n = m->tokens, d = m->cfg.model.d_model;

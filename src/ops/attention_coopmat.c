@@ -24,7 +24,9 @@
  * the errors above average out (the emulated kernel measures 0.4 u max |v|
  * at most and 0.7u relative L2 against fp64, tests/test_attention_select.c).
  * A lost or repeated block, a wrong mask or scale fail the first bounds;
- * bf16-like rounding (2^-8, ~5u relative L2) the last. */
+ * bf16-like rounding (2^-8, ~5u relative L2) the last where o is fp32 or
+ * fp16 — with bf16 storage the bound (3u + 2^-8) is looser than that, so
+ * there only the max bounds guard against it. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

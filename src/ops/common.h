@@ -41,6 +41,10 @@ void lws_mm_tile(const lws_tuning *t, uint32_t m, uint32_t n, uint32_t batch, ui
 /* The most elements one matrix of a dispatch may have (as
  * lws_matmul_max_elements); 0 when LWS_MATMUL_MAX_ELEMS is not a size. */
 int lws_mm_max_elements_env(uint64_t *out);
+/* Fails the command buffer unless a matmul problem's arguments hold (the
+ * checks and messages of lws_matmul_portable): for launchers that record it
+ * another way (in slices of k, ops/matmul_split.c). */
+lws_status lws_matmul_check_args(lws_cmd *cmd, const lws_matmul_args *args);
 /* Whether the first x_bytes of x and the first y_bytes of y share memory. */
 int lws_buffers_overlap(lws_buffer x, uint64_t x_bytes, lws_buffer y, uint64_t y_bytes);
 

@@ -296,11 +296,12 @@ lws_status lws_matmul_whole(lws_cmd *cmd, const lws_matmul_args *p) {
     return lws_matmul_portable(cmd, p);
 }
 
-lws_status lws_matmul_portable(lws_cmd *cmd, const lws_matmul_args *args) {
+/* The problem's arguments (layout, shape, strides, types, sizes, overlap,
+ * LWS_MATMUL_MAX_ELEMS) checked, and p filled for them. */
+static lws_status check_problem(lws_cmd *cmd, const lws_matmul_args *args, mm_problem *out) {
     lws_mm_layout layout = args->layout;
     lws_buffer c = args->c, a = args->a, b = args->b;
     uint32_t m = args->m, n = args->n, k = args->k, batch = args->batch;
-    int accumulate = args->accumulate;
     uint64_t stride_c = args->stride_c, stride_a = args->stride_a, stride_b = args->stride_b;
     LWS_OP_REQUIRE(cmd, (unsigned)layout <= LWS_MM_TN,
                    "matmul: layout %d is not one of LWS_MM_NT, LWS_MM_NN, LWS_MM_TN", (int)layout);
@@ -333,9 +334,24 @@ lws_status lws_matmul_portable(lws_cmd *cmd, const lws_matmul_args *args) {
     LWS_OP_REQUIRE(cmd, lws_mm_max_elements_env(&p.limit),
                    "LWS_MATMUL_MAX_ELEMS = '%s' is not a matrix size: give 1 .. %llu elements",
                    getenv("LWS_MATMUL_MAX_ELEMS"), (unsigned long long)SHADER_MAX_ELEMS);
+    *out = p;
+    return LWS_OK;
+}
+
+lws_status lws_matmul_check_args(lws_cmd *cmd, const lws_matmul_args *args) {
+    mm_problem p;
+    return check_problem(cmd, args, &p);
+}
+
+lws_status lws_matmul_portable(lws_cmd *cmd, const lws_matmul_args *args) {
+    mm_problem p;
+    LWS_TRY(check_problem(cmd, args, &p));
+    uint32_t m = args->m, n = args->n, k = args->k, batch = args->batch;
+    uint64_t c_elems = (uint64_t)m * n, a_elems = (uint64_t)m * k, b_elems = (uint64_t)n * k;
     LWS_TRY(lws_mm_tuning(cmd, &p.t, &p.tile_k));
 
-    mm_piece whole = {0, 0, 0, m, n, k, batch, stride_c, stride_a, stride_b, accumulate};
+    uint64_t stride_c = args->stride_c, stride_a = args->stride_a, stride_b = args->stride_b;
+    mm_piece whole = {0, 0, 0, m, n, k, batch, stride_c, stride_a, stride_b, args->accumulate};
     if (c_elems <= p.limit && a_elems <= p.limit && b_elems <= p.limit)
         return dispatch_piece(cmd, &p, whole);
     /* Some matrix is over the limit: each batch entry on its own, in pieces. */

@@ -255,6 +255,13 @@ lws_status lws_matmul_fast(lws_cmd *cmd, const lws_matmul_args *p, int *handled)
     return fast(cmd, p);
 }
 
+int lws_matmul_fast_possible(lws_context *ctx) {
+    lws_matmul_mode mode;
+    if (!lws_matmul_mode_parse(getenv("LWS_MATMUL"), &mode) || mode == LWS_MATMUL_PORTABLE)
+        return 0;
+    return lws_context_matmul_verdict(ctx) >= 0 && context_fast(ctx) != NULL;
+}
+
 int lws_matmul_fast_takes(lws_context *ctx, const lws_matmul_args *p) {
     lws_matmul_mode mode;
     if (!lws_matmul_mode_parse(getenv("LWS_MATMUL"), &mode)) return 1; /* it reports the error */

@@ -110,7 +110,7 @@ uint32_t lws_matmul_split_slices(lws_context *ctx, const lws_matmul_args *p, int
 uint64_t lws_matmul_split_bytes(lws_context *ctx, uint32_t m, uint32_t n, uint32_t k) {
     lws_matmul_args p = {.layout = LWS_MM_TN, .m = m, .n = n, .k = k, .batch = 1};
     uint32_t slices = lws_matmul_split_slices(ctx, &p, 0);
-    if (lws_context_coopmat(ctx, NULL) != LWS_COOPMAT_NONE) {
+    if (lws_matmul_fast_possible(ctx)) {
         uint32_t fast = lws_matmul_split_slices(ctx, &p, 1);
         if (fast > slices) slices = fast;
     }
@@ -126,6 +126,8 @@ typedef struct deferred_sum {
     uint32_t slices, n;
     int accumulate;
 } deferred_sum;
+_Static_assert(sizeof(deferred_sum) <= LWS_DEFERRED_ARG_BYTES,
+               "the sum's arguments fit lws_cmd_defer's");
 
 static void record_sum(lws_cmd *cmd, const void *arg) {
     const deferred_sum *s = arg;
@@ -137,12 +139,16 @@ lws_status lws_matmul_split_with(lws_cmd *cmd, const lws_matmul_args *p, uint32_
                                  int *handled) {
     *handled = 0;
     if (slices < 2 || p->layout != LWS_MM_TN || p->batch != 1 || p->k < slices) return LWS_OK;
+    /* as the whole product would be checked: the products write into scratch */
+    LWS_TRY(lws_matmul_check_args(cmd, p));
     uint32_t depth = slice_depth(p->k, slices);
     uint32_t whole = p->k / depth, rest = p->k - whole * depth;
     slices = whole + (rest > 0);
     uint64_t mn = (uint64_t)p->m * p->n;
     lws_buffer parts;
-    if (slices < 2 || !lws_cmd_scratch_take(cmd, 4 * slices * mn, 2, &parts)) return LWS_OK;
+    if (slices < 2 || slices * mn >= (1ull << 32) ||
+        !lws_cmd_scratch_take(cmd, 4 * slices * mn, 2, &parts))
+        return LWS_OK;
     parts.dtype = LWS_F32;
     /* Slice s: rows s*depth.. of A [K, M] and B [K, N] into parts[s]. */
     lws_matmul_args slice = {LWS_MM_TN,
@@ -159,13 +165,9 @@ lws_status lws_matmul_split_with(lws_cmd *cmd, const lws_matmul_args *p, uint32_
                              (uint64_t)depth * p->n};
     LWS_TRY(lws_matmul_whole(cmd, &slice));
     if (rest) {
+        /* (lws_matmul_check_args found room for all K rows of A and B) */
         uint64_t at_a = (uint64_t)lws_dtype_bytes(p->a.dtype) * whole * depth * p->m,
                  at_b = (uint64_t)lws_dtype_bytes(p->b.dtype) * whole * depth * p->n;
-        LWS_OP_REQUIRE(cmd, p->a.size >= at_a && p->b.size >= at_b,
-                       "matmul TN M=%u N=%u K=%u: A (%llu bytes) or B (%llu bytes) is shorter "
-                       "than K rows",
-                       p->m, p->n, p->k, (unsigned long long)p->a.size,
-                       (unsigned long long)p->b.size);
         slice.c = lws_buffer_slice(parts, 4 * whole * mn, 4 * mn);
         slice.a = lws_buffer_slice(p->a, at_a, p->a.size - at_a);
         slice.b = lws_buffer_slice(p->b, at_b, p->b.size - at_b);

@@ -220,6 +220,10 @@ void lws_matmul_fast_hook(lws_matmul_fn fast);
  * than leave it to the portable matmul; in auto mode before the check at
  * first use, 1 for a problem the check would decide. Records nothing. */
 int lws_matmul_fast_takes(lws_context *ctx, const lws_matmul_args *p);
+/* Whether this context's matmuls may still take the fast path: it has one
+ * (or a test's), LWS_MATMUL does not say portable and no check has failed
+ * (memory plans: the fused products then run part by part). */
+int lws_matmul_fast_possible(lws_context *ctx);
 /* One line: the matmul path this context uses now and why. */
 void lws_matmul_path(lws_context *ctx, char *out, size_t size);
 

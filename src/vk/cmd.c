@@ -4,6 +4,9 @@
 
 #include "vk/internal.h"
 
+/* Scratch regions a command buffer holds at once (lws_cmd_scratch_take). */
+#define SCRATCH_REGIONS 16
+
 struct lws_cmd {
     lws_context *ctx;
     VkCommandBuffer cb;
@@ -24,7 +27,7 @@ struct lws_cmd {
     struct scratch_region {
         VkDeviceSize offset, bytes;
         uint32_t free_at;
-    } regions[LWS_DEFERRED_MAX];
+    } regions[SCRATCH_REGIONS];
     uint32_t n_regions, phase;
 };
 
@@ -225,8 +228,8 @@ static void scratch_gap(const lws_cmd *cmd, uint32_t i, VkDeviceSize *start, VkD
 #define SCRATCH_ALIGN 256
 
 VkDeviceSize lws_cmd_scratch_room(lws_cmd *cmd) {
-    if (!cmd->scratch.buffer || cmd->n_regions == LWS_DEFERRED_MAX) return 0;
     release_regions(cmd);
+    if (!cmd->scratch.buffer || cmd->n_regions == SCRATCH_REGIONS) return 0;
     VkDeviceSize most = 0;
     for (uint32_t i = 0; i <= cmd->n_regions; i++) {
         VkDeviceSize start, end;
@@ -238,8 +241,8 @@ VkDeviceSize lws_cmd_scratch_room(lws_cmd *cmd) {
 }
 
 int lws_cmd_scratch_take(lws_cmd *cmd, VkDeviceSize bytes, uint32_t barriers, lws_buffer *out) {
-    if (!cmd->scratch.buffer || !bytes || cmd->n_regions == LWS_DEFERRED_MAX) return 0;
     release_regions(cmd);
+    if (!cmd->scratch.buffer || !bytes || cmd->n_regions == SCRATCH_REGIONS) return 0;
     for (uint32_t i = 0; i <= cmd->n_regions; i++) {
         VkDeviceSize start, end;
         scratch_gap(cmd, i, &start, &end);
