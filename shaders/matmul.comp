@@ -305,14 +305,14 @@ void swiglu_store(uint at, float g, float u) {
     float gs = stored(g);
     ELEM_STORE(Elems(pc.c[0]), at, g);
     ELEM_STORE(Elems(pc.c[1]), at, u);
-    ELEM_STORE(Elems(pc.c[2]), at, gs * swiglu_sigmoid(gs) * stored(u));
+    ELEM_STORE(Elems(pc.c[2]), at, swiglu_forward(gs, stored(u)));
 }
 void swiglu_store4(uint at, vec4 g, vec4 u) {
     uint64_t off = ELEM_BYTES * uint64_t(at);
     vec4 h;
     [[unroll]] for (uint e = 0; e < 4; e++) {
         float gs = stored(g[e]);
-        h[e] = gs * swiglu_sigmoid(gs) * stored(u[e]);
+        h[e] = swiglu_forward(gs, stored(u[e]));
     }
     ELEM4_STORE(Elem4s(pc.c[0] + off), 0, g);
     ELEM4_STORE(Elem4s(pc.c[1] + off), 0, u);

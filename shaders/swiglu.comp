@@ -20,6 +20,6 @@ void main() {
     uint stride = gl_NumWorkGroups.x * gl_WorkGroupSize.x;
     for (uint i = gl_GlobalInvocationID.x; i < pc.n; i += stride) {
         float a = ELEM_LOAD(pc.a, i);
-        ELEM_STORE(pc.h, i, a * swiglu_sigmoid(a) * ELEM_LOAD(pc.b, i));
+        ELEM_STORE(pc.h, i, swiglu_forward(a, ELEM_LOAD(pc.b, i)));
     }
 }

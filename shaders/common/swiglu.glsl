@@ -7,6 +7,12 @@ float swiglu_sigmoid(float a) {
     return a >= 0.0 ? s : e * s;
 }
 
+// SwiGLU at one element: h = silu(a) * b = a sigmoid(a) b (swiglu.comp, and
+// matmul.comp's SWIGLU epilogue).
+float swiglu_forward(float a, float b) {
+    return a * swiglu_sigmoid(a) * b;
+}
+
 // SwiGLU's backward at one element of h = silu(a) * b, s = sigmoid(a):
 //   da = dh * b * silu'(a),  silu'(a) = s + a s (1 - s) = s (1 + a (1 - s))
 //   db = dh * silu(a)

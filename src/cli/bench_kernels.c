@@ -124,19 +124,19 @@ static int add_fused(kernel_list *l, int layer, const char *w, uint32_t N, uint3
     uint32_t total = 0;
     for (uint32_t p = 0; p < parts; p++) total += out[p];
     const uint32_t shapes[3][3] = {{N, total, in}, {N, in, total}, {total, in, N}};
-    for (int i = swiglu ? -1 : 0; i < 3; i++) {
-        if (i == 0 && swiglu) continue; /* the forward is the SwiGLU one */
-        kernel *e = add(l, i < 0 ? K_MATMUL_SWIGLU : K_MATMUL_CAT, layer);
+    for (int i = 0; i < 3; i++) {
+        int sw = swiglu && i == 0; /* the forward with SwiGLU in its epilogue */
+        kernel *e = add(l, sw ? K_MATMUL_SWIGLU : K_MATMUL_CAT, layer);
         if (!e) return 0;
-        e->layout = i <= 0 ? LWS_MM_NT : i == 1 ? LWS_MM_NN : LWS_MM_TN;
-        const uint32_t *sh = shapes[i < 0 ? 0 : i];
-        e->m = sh[0], e->n = i < 0 ? out[0] : sh[1], e->k = sh[2];
+        e->layout = i == 0 ? LWS_MM_NT : i == 1 ? LWS_MM_NN : LWS_MM_TN;
+        const uint32_t *sh = shapes[i];
+        e->m = sh[0], e->n = sw ? out[0] : sh[1], e->k = sh[2];
         e->parts = parts;
         for (uint32_t p = 0; p < parts; p++) e->part[p] = out[p];
         e->flops = 2.0 * sh[0] * sh[1] * sh[2];
         static const char *const what[] = {"fwd", "dx", "dW"};
         char name[48];
-        snprintf(name, sizeof name, "%s %s", w, i < 0 ? "fwd" : what[i]);
+        snprintf(name, sizeof name, "%s %s", w, what[i]);
         snprintf(e->label, sizeof e->label, "%-13s %s %ux%ux%u", name, layout_name(e->layout),
                  sh[0], sh[1], sh[2]);
     }

@@ -152,8 +152,7 @@ typedef struct cat_dispatch {
     cat_push push;
     lws_buffer a[3], b[3], c[3];
     uint64_t a_elems[3], b_elems[3], c_elems[3];
-    uint32_t na, nb, nc, eab, ec;
-    uint32_t vec4;      /* whether every size and part start is a multiple of 4 */
+    uint32_t na, nb, nc;
     uint32_t tile_cols; /* output columns of the GEMM (SwiGLU: gate and up) */
     int swiglu;
 } cat_dispatch;
@@ -163,21 +162,24 @@ static lws_status dispatch(lws_cmd *cmd, cat_dispatch *d) {
     uint32_t tile_k, tile_m, tile_n;
     LWS_TRY(lws_mm_tuning(cmd, &t, &tile_k));
     lws_mm_tile(&t, d->push.m, d->tile_cols, 1, &tile_m, &tile_n);
-    /* The four-wide path: groups of 4 never straddle a part or a matrix edge,
-     * and every matrix is aligned to 4 elements. */
-    uint32_t vec4 = d->vec4;
+    /* The four-wide path: groups of 4 never straddle a part or a matrix edge
+     * (every size and part start a multiple of 4), and every matrix is
+     * aligned to 4 elements. */
+    const cat_push *q = &d->push;
+    uint32_t eab = lws_dtype_bytes(d->a[0].dtype), ec = lws_dtype_bytes(d->c[0].dtype);
+    uint32_t vec4 = (q->m | q->n | q->k | q->start1 | q->start2) % 4 == 0;
     for (uint32_t i = 0; i < 3; i++) {
-        if (i < d->na) vec4 &= (d->push.a[i] = d->a[i].addr) % (4 * d->eab) == 0;
-        if (i < d->nb) vec4 &= (d->push.b[i] = d->b[i].addr) % (4 * d->eab) == 0;
-        if (i < d->nc) vec4 &= (d->push.c[i] = d->c[i].addr) % (4 * d->ec) == 0;
+        if (i < d->na) vec4 &= (d->push.a[i] = d->a[i].addr) % (4 * eab) == 0;
+        if (i < d->nb) vec4 &= (d->push.b[i] = d->b[i].addr) % (4 * eab) == 0;
+        if (i < d->nc) vec4 &= (d->push.c[i] = d->c[i].addr) % (4 * ec) == 0;
     }
     uint32_t spec[7] = {t.mm_wg_x, t.mm_wg_y, 1, tile_m, tile_n, tile_k, vec4};
     lws_pipeline *pipe;
     LWS_OP_PIPELINE(cmd, d->shader, spec, 7, &pipe);
-    declare(cmd, d->a, d->a_elems, d->na, d->eab, 0);
-    declare(cmd, d->b, d->b_elems, d->nb, d->eab, 0);
-    if (d->push.accumulate) declare(cmd, d->c, d->c_elems, d->nc, d->ec, 0);
-    declare(cmd, d->c, d->c_elems, d->nc, d->ec, 1);
+    declare(cmd, d->a, d->a_elems, d->na, eab, 0);
+    declare(cmd, d->b, d->b_elems, d->nb, eab, 0);
+    if (d->push.accumulate) declare(cmd, d->c, d->c_elems, d->nc, ec, 0);
+    declare(cmd, d->c, d->c_elems, d->nc, ec, 1);
     /* SwiGLU: a workgroup's TILE_N columns are TILE_N/2 gate and up pairs. */
     uint32_t groups_x =
         d->swiglu ? lws_div_up(d->push.n, tile_n / 2) : lws_div_up(d->push.n, tile_n);
@@ -189,19 +191,17 @@ static lws_status dispatch(lws_cmd *cmd, cat_dispatch *d) {
 /* The fused dispatch of a checked problem. */
 static lws_status dispatch_cat(lws_cmd *cmd, const lws_mm_cat *p) {
     lws_mm_layout l = p->layout;
-    cat_dispatch d = {.eab = lws_dtype_bytes(p->a[0].dtype), .ec = lws_dtype_bytes(p->c[0].dtype)};
+    cat_dispatch d = {0};
     char base[32];
     lws_op_shader(base, sizeof base, cat_shaders[l], p->a[0].dtype);
     snprintf(d.shader, sizeof d.shader, "%s%s", base, p->c[0].dtype != p->a[0].dtype ? "_c32" : "");
     d.na = spans(l, 'a') ? p->parts : 1;
     d.nb = spans(l, 'b') ? p->parts : 1;
     d.nc = spans(l, 'c') ? p->parts : 1;
-    d.vec4 = p->m % 4 == 0 && p->n % 4 == 0 && p->k % 4 == 0;
     uint32_t start = 0, starts[3];
     for (uint32_t i = 0; i < 3; i++) {
         starts[i] = start;
         if (i < p->parts) start += p->size[i];
-        if (i < p->parts) d.vec4 &= p->size[i] % 4 == 0;
     }
     for (uint32_t i = 0; i < p->parts; i++) {
         lws_matmul_args r = part_args(p, i);
@@ -271,9 +271,6 @@ lws_status lws_op_matmul_swiglu(lws_cmd *cmd, lws_buffer gate, lws_buffer up, lw
                       .na = 1,
                       .nb = 2,
                       .nc = 3,
-                      .eab = lws_dtype_bytes(a.dtype),
-                      .ec = lws_dtype_bytes(a.dtype),
-                      .vec4 = m % 4 == 0 && f % 4 == 0 && k % 4 == 0,
                       .tile_cols = 2 * f,
                       .swiglu = 1};
     lws_op_shader(d.shader, sizeof d.shader, "matmul_nt_swiglu", a.dtype);
@@ -337,9 +334,6 @@ lws_status lws_op_matmul_swiglu_bwd(lws_cmd *cmd, lws_buffer dgate, lws_buffer d
                       .na = 3,
                       .nb = 1,
                       .nc = 2,
-                      .eab = lws_dtype_bytes(dy.dtype),
-                      .ec = lws_dtype_bytes(dy.dtype),
-                      .vec4 = m % 4 == 0 && f % 4 == 0 && k % 4 == 0,
                       .tile_cols = f};
     lws_op_shader(d.shader, sizeof d.shader, "matmul_nn_swiglu_bwd", dy.dtype);
     /* One part: K ends it (shaders/matmul.comp's SWIGLU_BWD). */

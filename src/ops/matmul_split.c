@@ -73,8 +73,9 @@ static int split_env(lws_tuning *t) {
 static uint64_t groups_of(lws_context *ctx, const lws_tuning *t, uint32_t m, uint32_t n, int fast) {
     uint32_t tile_m = 4 * t->mm_wg_y, tile_n = 4 * t->mm_wg_x;
     if (fast) {
-        lws_coopmat_shape shape = {16, 16, 16};
-        if (lws_context_coopmat(ctx, &shape) == LWS_COOPMAT_NONE) shape.m = shape.n = shape.k = 16;
+        lws_coopmat_shape shape; /* a test's stand-in fast path: the common 16x16x16 */
+        if (lws_context_coopmat(ctx, &shape) == LWS_COOPMAT_NONE)
+            shape = (lws_coopmat_shape){16, 16, 16};
         lws_coopmat_tiles tiles;
         if (lws_coopmat_tiles_for(lws_context_caps(ctx), shape, m, n, &tiles) != LWS_OK)
             return UINT64_MAX; /* the fast path will not take it */

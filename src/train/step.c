@@ -55,8 +55,7 @@ lws_status lws_train_update(lws_model *m, uint64_t step, double lr, double *grad
  * of a longer accumulation); once submitted a group runs to its end. */
 static lws_status whole_step(lws_model *m, const lws_batch_source *src, uint64_t step,
                              const lws_stop_flag *stop, lws_step_result *out) {
-    uint32_t A = lws_model_get_config(m)->train.grad_accum;
-    if (A == 0) A = 1;
+    uint32_t A = lws_train_accum(&lws_model_get_config(m)->train);
     for (uint32_t a = 0; a < A; a++) {
         uint32_t *inputs, *targets;
         LWS_TRY(lws_model_step_batch(m, a, &inputs, &targets));

@@ -219,23 +219,24 @@ static void release_regions(lws_cmd *cmd) {
     cmd->n_regions = kept;
 }
 
-/* The free gap before region i (i = n_regions: the gap after the last). */
-static void scratch_gap(const lws_cmd *cmd, uint32_t i, VkDeviceSize *start, VkDeviceSize *end) {
-    *start = i ? cmd->regions[i - 1].offset + cmd->regions[i - 1].bytes : 0;
-    *end = i < cmd->n_regions ? cmd->regions[i].offset : cmd->scratch.size;
-}
-
 #define SCRATCH_ALIGN 256
+
+/* Bytes free before region i (i = n_regions: after the last), from an
+ * aligned *start. */
+static VkDeviceSize scratch_gap(const lws_cmd *cmd, uint32_t i, VkDeviceSize *start) {
+    VkDeviceSize from = i ? cmd->regions[i - 1].offset + cmd->regions[i - 1].bytes : 0;
+    VkDeviceSize end = i < cmd->n_regions ? cmd->regions[i].offset : cmd->scratch.size;
+    *start = (from + SCRATCH_ALIGN - 1) / SCRATCH_ALIGN * SCRATCH_ALIGN;
+    return end > *start ? end - *start : 0;
+}
 
 VkDeviceSize lws_cmd_scratch_room(lws_cmd *cmd) {
     release_regions(cmd);
     if (!cmd->scratch.buffer || cmd->n_regions == SCRATCH_REGIONS) return 0;
-    VkDeviceSize most = 0;
+    VkDeviceSize most = 0, start;
     for (uint32_t i = 0; i <= cmd->n_regions; i++) {
-        VkDeviceSize start, end;
-        scratch_gap(cmd, i, &start, &end);
-        start = (start + SCRATCH_ALIGN - 1) / SCRATCH_ALIGN * SCRATCH_ALIGN;
-        if (end > start && end - start > most) most = end - start;
+        VkDeviceSize gap = scratch_gap(cmd, i, &start);
+        if (gap > most) most = gap;
     }
     return most;
 }
@@ -244,10 +245,8 @@ int lws_cmd_scratch_take(lws_cmd *cmd, VkDeviceSize bytes, uint32_t barriers, lw
     release_regions(cmd);
     if (!cmd->scratch.buffer || !bytes || cmd->n_regions == SCRATCH_REGIONS) return 0;
     for (uint32_t i = 0; i <= cmd->n_regions; i++) {
-        VkDeviceSize start, end;
-        scratch_gap(cmd, i, &start, &end);
-        start = (start + SCRATCH_ALIGN - 1) / SCRATCH_ALIGN * SCRATCH_ALIGN;
-        if (end < start || end - start < bytes) continue;
+        VkDeviceSize start;
+        if (scratch_gap(cmd, i, &start) < bytes) continue;
         memmove(&cmd->regions[i + 1], &cmd->regions[i],
                 (cmd->n_regions - i) * sizeof cmd->regions[0]);
         cmd->regions[i] = (struct scratch_region){start, bytes, cmd->phase + barriers};
